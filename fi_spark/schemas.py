@@ -1,0 +1,112 @@
+"""Every table's schema and key, in one place.
+
+A `TableSpec` names a table (the same string is its folder under `<output>/tables/` and its MLflow
+metric prefix), its Spark schema, and its key columns: writes are idempotent on the key (see
+fi_spark.tables), and stages check their input against the spec on entry.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql.types import (
+    ArrayType,
+    DoubleType,
+    FloatType,
+    IntegerType,
+    LongType,
+    MapType,
+    StringType,
+    StructField,
+    StructType,
+)
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    schema: StructType
+    key: tuple[str, ...]
+
+    @property
+    def columns(self) -> list[str]:
+        return [f.name for f in self.schema.fields]
+
+
+def _s(*fields: tuple[str, object, bool]) -> StructType:
+    return StructType([StructField(name, dtype, nullable) for name, dtype, nullable in fields])  # type: ignore[arg-type]
+
+
+# ---- prepare_corpus
+DOCUMENTS = TableSpec(
+    "documents",
+    _s(
+        ("doc_id", StringType(), False),
+        ("source_id", StringType(), True),  # the id given in the input, when there was one
+        ("url", StringType(), True),
+        ("text", StringType(), False),  # normalized text
+        ("text_hash", StringType(), False),  # sha256 of the normalized text (exact-dedup key)
+        ("n_chars", IntegerType(), False),
+        ("n_words", IntegerType(), False),
+        ("metadata", MapType(StringType(), StringType()), True),
+        ("input_file", StringType(), True),
+    ),
+    key=("doc_id",),
+)
+
+CHUNKS = TableSpec(
+    "chunks",
+    _s(
+        ("chunk_id", StringType(), False),
+        ("doc_id", StringType(), False),
+        ("ordinal", IntegerType(), False),
+        ("char_start", IntegerType(), False),
+        ("char_end", IntegerType(), False),
+        ("text", StringType(), False),
+        ("n_tokens", IntegerType(), False),
+    ),
+    key=("chunk_id",),
+)
+
+DUPLICATES = TableSpec(
+    "duplicates",
+    _s(
+        ("doc_id", StringType(), False),
+        ("kept_id", StringType(), False),
+        ("method", StringType(), False),  # exact | minhash
+        ("similarity", DoubleType(), True),
+    ),
+    key=("doc_id",),
+)
+
+DOC_REJECTS = TableSpec(
+    "doc_rejects",
+    _s(
+        ("doc_id", StringType(), False),
+        ("reason", StringType(), False),  # machine-readable, see fi_spark.text.quality.REASONS
+        ("detail", StringType(), True),
+        ("input_file", StringType(), True),
+        ("raw_excerpt", StringType(), True),  # first characters of the offending input, for a person to look at
+    ),
+    key=("doc_id", "reason"),
+)
+
+ALL_TABLES: dict[str, TableSpec] = {t.name: t for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS)}
+
+__all__ = [
+    "ALL_TABLES",
+    "CHUNKS",
+    "DOCUMENTS",
+    "DOC_REJECTS",
+    "DUPLICATES",
+    "TableSpec",
+    "ArrayType",
+    "DoubleType",
+    "FloatType",
+    "IntegerType",
+    "LongType",
+    "MapType",
+    "StringType",
+    "StructField",
+    "StructType",
+]

