@@ -91,7 +91,31 @@ DOC_REJECTS = TableSpec(
     key=("doc_id", "reason"),
 )
 
-ALL_TABLES: dict[str, TableSpec] = {t.name: t for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS)}
+# ---- llm (fi_spark.llm): the request ledger shared by every generation stage
+LLM_RESPONSES = TableSpec(
+    "llm_responses",
+    _s(
+        ("request_id", StringType(), False),  # sha256 of (model, messages/prompt, sampling params, schema, stage)
+        ("stage", StringType(), False),
+        ("model", StringType(), False),
+        ("content", StringType(), True),  # raw model text
+        ("parsed", StringType(), True),  # schema-valid answer as canonical JSON (with a response schema)
+        ("error_reason", StringType(), True),  # null = ok; else a final reason (fi_spark.llm.types.FINAL_REASONS)
+        ("error", StringType(), True),
+        ("finish_reason", StringType(), True),
+        ("prompt_tokens", LongType(), True),
+        ("completion_tokens", LongType(), True),
+        ("latency_ms", DoubleType(), True),  # the answering attempt
+        ("total_ms", DoubleType(), True),  # all attempts, backoff waits included
+        ("attempts", IntegerType(), False),
+        ("retry_causes", ArrayType(StringType()), True),
+        ("endpoint", StringType(), True),
+        ("finished_at_ms", LongType(), False),
+    ),
+    key=("request_id",),
+)
+
+ALL_TABLES: dict[str, TableSpec] = {t.name: t for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, LLM_RESPONSES)}
 
 __all__ = [
     "ALL_TABLES",
@@ -99,6 +123,7 @@ __all__ = [
     "DOCUMENTS",
     "DOC_REJECTS",
     "DUPLICATES",
+    "LLM_RESPONSES",
     "TableSpec",
     "ArrayType",
     "DoubleType",
