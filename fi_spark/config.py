@@ -270,6 +270,87 @@ class MatchConfig(_Section):
     partitions: int | None = Field(default=None, ge=1, description="repartition the input to this many tasks")
 
 
+# --------------------------------------------------------------------------- instantiate, judge, export, report
+class DecontamConfig(_Section):
+    """Drop pairs sharing a long n-gram with evaluation sets (fi_spark.generate.decontam); off when no paths."""
+
+    eval_paths: list[str] = Field(
+        default_factory=list, description="evaluation files (jsonl/json/parquet/csv/txt, local or s3://); empty = off"
+    )
+    text_fields: list[str] = Field(
+        default_factory=list, description="columns holding eval text; empty = every string column"
+    )
+    ngram: int = Field(default=13, ge=3, description="overlap length in word tokens (GPT-3 used 13)")
+    min_tokens: int = Field(default=8, ge=1, description="eval items shorter than this are ignored")
+    check: list[Literal["instruction", "answer"]] = Field(default_factory=lambda: ["instruction", "answer"])
+    max_ngrams: int = Field(default=50_000_000, ge=1, description="refuse eval sets with more distinct n-grams")
+
+
+class InstantiateConfig(_Section):
+    """instantiate: fill template slots from the matched text, write a grounded answer (fi_spark.generate)."""
+
+    prompt: str = Field(default="instantiate.v1", description="prompt under conf/prompts/ or a YAML path")
+    max_tokens: int | None = Field(default=None, ge=1, description="override of llm.max_tokens")
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_source_chars: int = Field(default=3000, ge=100, description="source text is cut to this many characters")
+    min_grounding: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="share of answer tokens excerpted verbatim (the paper: 80%)"
+    )
+    grounding_min_span: int = Field(default=5, ge=1, description="an excerpt is at least this many word tokens")
+    min_answer_tokens: int = Field(default=3, ge=1, description="shorter answers are rejected (answer_too_short)")
+    partitions: int | None = Field(default=None, ge=1, description="repartition matches to this many tasks")
+
+
+class JudgeConfig(_Section):
+    """judge: rubric score + rationale per pair, kept in `judged`; the final view keeps score >= threshold."""
+
+    prompt: str = Field(default="judge.v1", description="prompt under conf/prompts/ or a YAML path")
+    max_tokens: int | None = Field(default=None, ge=1)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    scale_min: int = Field(default=1, description="lowest rubric score")
+    scale_max: int = Field(default=5, description="highest rubric score")
+    threshold: float = Field(default=3.0, description="pairs scoring below this are left out of the final view")
+    max_source_chars: int = Field(default=3000, ge=100)
+    max_rationale_chars: int = Field(default=600, ge=20, description="longer rationales are cut when stored")
+
+    @model_validator(mode="after")
+    def _scale(self) -> JudgeConfig:
+        if self.scale_min >= self.scale_max:
+            raise ValueError(f"judge.scale_min ({self.scale_min}) must be below judge.scale_max ({self.scale_max})")
+        if not self.scale_min <= self.threshold <= self.scale_max:
+            raise ValueError(
+                f"judge.threshold ({self.threshold}) must lie within the scale [{self.scale_min}, {self.scale_max}]"
+            )
+        return self
+
+
+class ExportConfig(_Section):
+    """export: chat-format Parquet / JSONL shards, dataset card, per-shard token counts (fi_spark.export)."""
+
+    location: str | None = Field(default=None, description="default: <output>/export")
+    formats: list[Literal["parquet", "jsonl"]] = Field(default_factory=lambda: ["parquet", "jsonl"], min_length=1)
+    rows_per_shard: int = Field(default=50_000, ge=1)
+    validation_fraction: float = Field(
+        default=0.0, ge=0.0, lt=1.0, description="share of pairs in a validation split, chosen by id hash; 0 = none"
+    )
+    split_salt: str = Field(default="fi-spark", description="changing it draws a different (still deterministic) split")
+    system_prompt: str | None = Field(default=None, description="optional system turn before the user turn")
+    tokenizer: str = Field(default="minilm", description="counts tokens per shard; same choices as prepare.tokenizer")
+    dataset_name: str = "fi-spark-instructions"
+    licenses: dict[str, str] = Field(
+        default_factory=dict, description="input source (a documents.metadata 'source' value or file name) -> license"
+    )
+
+
+class ReportConfig(_Section):
+    """report: HTML run report with PNG plots, built from small aggregations of the tables (fi_spark.report)."""
+
+    location: str | None = Field(default=None, description="default: <output>/report")
+    top_templates: int = Field(default=20, ge=1, description="templates named in the usage plot")
+    sample_pairs: int = Field(default=5, ge=0, description="example pairs shown in the report")
+    bins: int = Field(default=30, ge=5, description="histogram bins")
+
+
 class Config(_Section):
     """The whole resolved configuration of a run."""
 
@@ -283,10 +364,67 @@ class Config(_Section):
     embed: EmbedConfig = Field(default_factory=EmbedConfig)
     index: IndexConfig = Field(default_factory=IndexConfig)
     match: MatchConfig = Field(default_factory=MatchConfig)
+    decontam: DecontamConfig = Field(default_factory=DecontamConfig)
+    instantiate: InstantiateConfig = Field(default_factory=InstantiateConfig)
+    judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    export: ExportConfig = Field(default_factory=ExportConfig)
+    report: ReportConfig = Field(default_factory=ReportConfig)
 
     def to_flat_dict(self) -> dict[str, Any]:
         """`section.key -> value`, the shape MLflow params and logs want."""
         return _flatten(self.model_dump(mode="json"))
+
+
+# --------------------------------------------------------------------------- prompts (conf/prompts/*.yaml)
+class PromptExample(_Section):
+    """One few-shot example: the values the user template is formatted with, and the JSON answer."""
+
+    input: dict[str, Any]
+    output: dict[str, Any]
+
+
+class PromptSpec(_Section):
+    """A versioned prompt file. `user` is a `str.format` template; `version_tag` names it in lineage columns."""
+
+    name: str
+    version: str
+    system: str = ""
+    user: str
+    examples: list[PromptExample] = Field(default_factory=list)
+    notes: str = ""
+    path: str = Field(default="", description="where it was loaded from (set by load_prompt)")
+
+    @property
+    def version_tag(self) -> str:
+        """`name.version+<8 hex of the content>`: an edit without a version bump still shows in lineage."""
+        import hashlib
+        import json
+
+        body = self.model_dump(mode="json", exclude={"path"})
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:8]
+        return f"{self.name}.{self.version}+{digest}"
+
+
+def load_prompt(ref: str) -> PromptSpec:
+    """A prompt by name (`instantiate.v1` -> conf/prompts/instantiate.v1.yaml in conf_dirs()) or YAML path."""
+    candidate = Path(ref)
+    if candidate.suffix in (".yaml", ".yml"):
+        paths = [candidate]
+    else:
+        paths = [d / "prompts" / f"{ref}.yaml" for d in conf_dirs()]
+    path = next((p for p in paths if p.is_file()), None)
+    if path is None:
+        raise ConfigError(f"prompt {ref!r}: not found (looked in {', '.join(str(p) for p in paths)})")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: the top level must be a mapping (name, version, system, user, examples)")
+        return PromptSpec.model_validate({**data, "path": str(path)})
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in exc.errors())
+        raise ConfigError(f"{path}: invalid prompt file: {problems}") from None
 
 
 # --------------------------------------------------------------------------- loading
