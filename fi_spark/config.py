@@ -182,7 +182,7 @@ class TemplatesConfig(_Section):
     )
     max_tokens: int | None = Field(default=None, ge=1, description="override of llm.max_tokens for genericize")
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
-    min_chars: int = Field(default=10, ge=1, description="template length bounds (characters)")
+    min_chars: int = Field(default=15, ge=1, description="template length bounds (characters, tags included)")
     max_chars: int = Field(default=1000, ge=1)
     min_slots: int = Field(default=1, ge=0)
     max_slots: int = Field(default=10, ge=1)

@@ -1,0 +1,27 @@
+"""Instruction templates: `<fi>` slot parsing, validation, near-duplicate merging, genericize prompts.
+
+Pure Python (no pyspark): the genericize and build_index stages call these inside Spark UDFs.
+"""
+
+from fi_spark.templates.merge import representative_order, template_id, template_key
+from fi_spark.templates.prompts import GenericizePrompt, load_prompt, parse_answer
+from fi_spark.templates.tags import ParsedTemplate, Slot, TagProblem, parse_template
+from fi_spark.templates.validate import REASONS, Verdict, leftover_specifics, query_specifics, validate_template
+
+__all__ = [
+    "REASONS",
+    "GenericizePrompt",
+    "ParsedTemplate",
+    "Slot",
+    "TagProblem",
+    "Verdict",
+    "leftover_specifics",
+    "load_prompt",
+    "parse_answer",
+    "parse_template",
+    "query_specifics",
+    "representative_order",
+    "template_id",
+    "template_key",
+    "validate_template",
+]

@@ -1,0 +1,134 @@
+"""Template validation: one verdict per template, with a machine-readable reason when it fails.
+
+The paper kept ~18M of 21.4M raw templates; these checks are the filter. They run on the
+genericizer's output and on imported template banks alike (one rule set, `TemplatesConfig`).
+The first failing check in `REASONS` order is the reason; the detail names the offending part,
+so a person reading `template_rejects` sees why without re-running anything.
+
+"Leftover specifics" is the check that catches a genericizer that copied the query instead of
+abstracting it: tokens of the query that look specific (numbers, capitalized words that do not
+start a sentence, quoted spans, URLs/emails, mixed-case words such as iPhone) must not survive
+in the template's text outside slots. It is a heuristic, so it can be switched off or given
+a tolerance in config (`templates.check_leftover_specifics`, `templates.max_leftover_specifics`).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from fi_spark.config import TemplatesConfig
+from fi_spark.templates.tags import ParsedTemplate, parse_template
+
+# Checked in this order; the first failure is the row's reason.
+REASONS = {
+    "empty_template": "the model returned no template text",
+    "malformed_tags": "unbalanced, nested or broken <fi> tags",
+    "empty_slot": "a slot without a description",
+    "too_few_slots": "fewer slots than templates.min_slots (a template must abstract something)",
+    "too_many_slots": "more slots than templates.max_slots",
+    "slot_too_long": "a slot description longer than templates.max_slot_chars (copied content)",
+    "template_too_short": "template shorter than templates.min_chars",
+    "template_too_long": "template longer than templates.max_chars",
+    "leftover_specifics": "query specifics copied outside slots where a slot was expected",
+    "missing_description": "no compatible document description",
+    "description_too_short": "description shorter than templates.min_description_chars",
+    "description_too_long": "description longer than templates.max_description_chars",
+}
+
+_WORD = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]", re.UNICODE)
+_SENTENCE_END = re.compile(r"[.!?:;\n]\s*$")
+_QUOTED = re.compile(r"\"([^\"\n]{2,80})\"|“([^”\n]{2,80})”")
+_URL_OR_EMAIL = re.compile(r"https?://\S+|www\.\S+|\b[\w.+-]+@[\w-]+\.[\w.]+\b")
+_ALWAYS_CAPITALIZED = {"I", "I'm", "I've", "I'd", "I'll", "OK"}
+
+
+@dataclass(frozen=True)
+class Verdict:
+    ok: bool
+    reason: str | None = None
+    detail: str | None = None
+    parsed: ParsedTemplate | None = None
+
+    @staticmethod
+    def reject(reason: str, detail: str, parsed: ParsedTemplate | None = None) -> Verdict:
+        assert reason in REASONS, reason
+        return Verdict(False, reason, detail[:500], parsed)
+
+
+def validate_template(
+    template: str | None,
+    description: str | None,
+    cfg: TemplatesConfig,
+    query: str | None = None,
+) -> Verdict:
+    """Check a template (and its compatible document description) against the rules in `cfg`.
+
+    `query` is the original query the template was made from; without it (imported banks) the
+    leftover-specifics check is skipped.
+    """
+    if not isinstance(template, str) or not template.strip():
+        return Verdict.reject("empty_template", "template is empty")
+    parsed = parse_template(template)
+    structural = [p for p in parsed.problems if p.kind != "empty_slot"]
+    if structural:
+        detail = "; ".join(f"{p.kind} at {p.position}: {p.detail!r}" for p in structural[:5])
+        return Verdict.reject("malformed_tags", detail, parsed)
+    if any(p.kind == "empty_slot" for p in parsed.problems):
+        return Verdict.reject("empty_slot", f"{len(parsed.problems)} empty slot(s)", parsed)
+    n_slots = len(parsed.slots)
+    if n_slots < cfg.min_slots:
+        return Verdict.reject("too_few_slots", f"{n_slots} slot(s), need at least {cfg.min_slots}", parsed)
+    if n_slots > cfg.max_slots:
+        return Verdict.reject("too_many_slots", f"{n_slots} slots, at most {cfg.max_slots}", parsed)
+    long_slots = [s.description for s in parsed.slots if len(s.description) > cfg.max_slot_chars]
+    if long_slots:
+        return Verdict.reject("slot_too_long", f"{len(long_slots[0])} chars: {long_slots[0][:80]!r}", parsed)
+    canonical = parsed.canonical()
+    if len(canonical) < cfg.min_chars:
+        return Verdict.reject("template_too_short", f"{len(canonical)} < {cfg.min_chars} chars", parsed)
+    if len(canonical) > cfg.max_chars:
+        return Verdict.reject("template_too_long", f"{len(canonical)} > {cfg.max_chars} chars", parsed)
+    if cfg.check_leftover_specifics and query:
+        leftovers = leftover_specifics(query, parsed)
+        if len(leftovers) > cfg.max_leftover_specifics:
+            return Verdict.reject("leftover_specifics", "kept: " + ", ".join(repr(t) for t in leftovers[:10]), parsed)
+    desc = (description or "").strip()
+    if not desc:
+        return Verdict.reject("missing_description", "compatible document description is empty", parsed)
+    if len(desc) < cfg.min_description_chars:
+        return Verdict.reject("description_too_short", f"{len(desc)} < {cfg.min_description_chars} chars", parsed)
+    if len(desc) > cfg.max_description_chars:
+        return Verdict.reject("description_too_long", f"{len(desc)} > {cfg.max_description_chars} chars", parsed)
+    return Verdict(True, parsed=parsed)
+
+
+def query_specifics(query: str) -> list[str]:
+    """Tokens of `query` that name something concrete, in order of appearance, without repeats."""
+    found: list[str] = []
+    for match in _URL_OR_EMAIL.finditer(query):
+        found.append(match.group(0).rstrip(".,;:!?)"))
+    for match in _QUOTED.finditer(query):
+        found.append((match.group(1) or match.group(2)).strip())
+    for match in _WORD.finditer(query):
+        word = match.group(0)
+        if word in _ALWAYS_CAPITALIZED or (len(word) == 1 and word.isalpha()):
+            continue
+        has_digit = any(c.isdigit() for c in word)
+        inner_upper = any(c.isupper() for c in word[1:]) and any(c.islower() for c in word)
+        capitalized = word[0].isupper() and not _starts_sentence(query, match.start())
+        if has_digit or inner_upper or capitalized or (word.isupper() and len(word) > 1):
+            found.append(word)
+    seen: set[str] = set()
+    return [t for t in found if not (t in seen or seen.add(t))]  # type: ignore[func-returns-value]
+
+
+def leftover_specifics(query: str, parsed: ParsedTemplate) -> list[str]:
+    """Specifics of `query` that still appear, as whole words, in the template outside its slots."""
+    literal = parsed.literal_text()
+    return [t for t in query_specifics(query) if re.search(rf"(?<!\w){re.escape(t)}(?!\w)", literal)]
+
+
+def _starts_sentence(text: str, pos: int) -> bool:
+    before = text[:pos]
+    return not before.strip() or bool(_SENTENCE_END.search(before)) or before.rstrip().endswith(('"', "“", "(", "-"))

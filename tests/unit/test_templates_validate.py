@@ -1,0 +1,91 @@
+"""Template validation: each reject reason, leftover query specifics, and the config knobs."""
+
+from __future__ import annotations
+
+import pytest
+
+from fi_spark.config import TemplatesConfig
+from fi_spark.templates import REASONS, query_specifics, validate_template
+
+CFG = TemplatesConfig()
+DESC = "An encyclopedia article about a country that names its capital city."
+
+
+def reason(template: str | None, desc: str | None = DESC, query: str | None = None, cfg: TemplatesConfig = CFG) -> str:
+    verdict = validate_template(template, desc, cfg, query=query)
+    return "ok" if verdict.ok else str(verdict.reason)
+
+
+def test_good_template_passes() -> None:
+    """A slotted template that dropped the query's specifics is accepted."""
+    assert reason("What is the capital of <fi>a country</fi>?", query="What is the capital of Yugoslavia ?") == "ok"
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        (None, "empty_template"),
+        ("  ", "empty_template"),
+        ("What is the capital of <fi>a country?", "malformed_tags"),
+        ("What is the capital of <fi> </fi>?", "empty_slot"),
+        ("What is the capital of France?", "too_few_slots"),
+        ("<fi>a</fi>" * 11, "too_many_slots"),
+        ("Summarize <fi>" + "x" * 151 + "</fi>", "slot_too_long"),
+        ("<fi>q</fi>?", "template_too_short"),
+        ("Explain <fi>a topic</fi> " + "in detail " * 120, "template_too_long"),
+    ],
+)
+def test_template_reasons(template: str | None, expected: str) -> None:
+    """Each structural rule has its own machine-readable reason."""
+    assert expected in REASONS
+    assert reason(template) == expected
+
+
+@pytest.mark.parametrize(
+    ("desc", "expected"),
+    [
+        (None, "missing_description"),
+        ("", "missing_description"),
+        ("A page.", "description_too_short"),
+        ("x" * 1501, "description_too_long"),
+    ],
+)
+def test_description_reasons(desc: str | None, expected: str) -> None:
+    """The compatible document description is required and bounded."""
+    assert reason("What is the capital of <fi>a country</fi>?", desc) == expected
+
+
+def test_leftover_specifics_rejected_with_detail() -> None:
+    """A template that kept a proper noun from the query outside slots is rejected, naming it."""
+    verdict = validate_template(
+        "What is the capital of Yugoslavia, a <fi>country</fi>?", DESC, CFG, query="What is the capital of Yugoslavia ?"
+    )
+    assert verdict.reason == "leftover_specifics"
+    assert "'Yugoslavia'" in str(verdict.detail)
+
+
+def test_leftover_inside_a_slot_is_fine() -> None:
+    """Specifics that appear inside a slot description are not leftovers."""
+    query = "How tall is the Eiffel Tower?"
+    assert reason("How tall is <fi>a landmark such as the Eiffel Tower</fi>?", query=query) == "ok"
+
+
+def test_leftover_check_is_configurable() -> None:
+    """Switching the check off, or tolerating one leftover, accepts the same template."""
+    template, query = "Write a Python function that <fi>does a task</fi>.", "Write a Python function that sorts a list."
+    assert reason(template, query=query) == "leftover_specifics"
+    assert reason(template, query=query, cfg=TemplatesConfig(check_leftover_specifics=False)) == "ok"
+    assert reason(template, query=query, cfg=TemplatesConfig(max_leftover_specifics=1)) == "ok"
+
+
+def test_query_specifics() -> None:
+    """Numbers, mid-sentence capitals, quotes, urls and mixed case count; sentence starts and 'I' do not."""
+    query = 'What did I pay for 3 iPhone cases at Best Buy? Check "summer sale" on https://example.com/x.'
+    found = query_specifics(query)
+    assert found == ["https://example.com/x", "summer sale", "3", "iPhone", "Best", "Buy"]
+    assert "What" not in found and "I" not in found and "Check" not in found
+
+
+def test_bank_templates_skip_the_query_check() -> None:
+    """Imported templates have no query; only structure and lengths are checked."""
+    assert reason("What is the capital of Yugoslavia, a <fi>country</fi>?", query=None) == "ok"
