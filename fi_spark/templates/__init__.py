@@ -4,19 +4,19 @@ Pure Python (no pyspark): the genericize and build_index stages call these insid
 """
 
 from fi_spark.templates.merge import representative_order, template_id, template_key
-from fi_spark.templates.prompts import GenericizePrompt, load_prompt, parse_answer
+from fi_spark.templates.prompts import GenericizeAnswer, check_genericize_prompt, parse_answer
 from fi_spark.templates.tags import ParsedTemplate, Slot, TagProblem, parse_template
 from fi_spark.templates.validate import REASONS, Verdict, leftover_specifics, query_specifics, validate_template
 
 __all__ = [
     "REASONS",
-    "GenericizePrompt",
+    "GenericizeAnswer",
     "ParsedTemplate",
     "Slot",
     "TagProblem",
     "Verdict",
+    "check_genericize_prompt",
     "leftover_specifics",
-    "load_prompt",
     "parse_answer",
     "parse_template",
     "query_specifics",

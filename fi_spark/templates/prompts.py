@@ -1,101 +1,53 @@
-"""Genericize prompts: versioned YAML files -> chat messages, and model answers -> template fields.
+"""Genericize answers: the JSON schema the model must follow, and answer -> template fields.
 
-A prompt file (conf/prompts/genericize.v1.yaml) holds the system text, few-shot examples, the
-user turn with a `{query}` placeholder and the JSON schema the answer must match. It is data,
-not run configuration: `templates.prompt` in the config only names which file to use, so users
-on a cluster can point at their own file (or a dedicated genericizer model's format) without
-touching code. The prompt's content hash is recorded with each template (`prompt_version`), and
-because the LLM layer hashes the messages into the request id, editing a prompt never reuses
-stale answers.
+The prompt text itself is a versioned file (conf/prompts/genericize.v1.yaml) in the project's one
+prompt format (fi_spark.config.PromptSpec, loaded by fi_spark.config.load_prompt); `templates.prompt`
+names which file a run uses, so a cluster can point at a dedicated genericizer's format without code
+changes. The answer schema stays in code because validation and the `templates` table depend on its
+field names; it is sent as structured output, and its `pattern` makes a constrained decoder emit at
+least one `<fi>` slot (honoured by vLLM, see DESIGN.md).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-from pathlib import Path
-from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from fi_spark.config import ConfigError, conf_dirs
+from fi_spark.config import ConfigError, PromptSpec
+
+SLOT_PATTERN = r"^[^<]*(<fi>[^<]{1,200}</fi>[^<]*)+$"
 
 
-class PromptExample(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+class GenericizeAnswer(BaseModel):
+    """What the genericizer returns for one query."""
 
-    query: str
-    template: str
-    compatible_document_description: str
+    model_config = ConfigDict(extra="forbid")
 
-
-class GenericizePrompt(BaseModel):
-    """One versioned genericizer prompt (see conf/prompts/genericize.v1.yaml)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    name: str
-    version: int
-    system: str
-    user: str = Field(description="user turn; must contain {query}")
-    examples: list[PromptExample] = Field(default_factory=list)
-    response_schema: dict[str, Any]
-
-    @property
-    def label(self) -> str:
-        """`genericize.v1@<hash8>`: stable name plus a content hash, stored with every template."""
-        digest = hashlib.sha256(self.model_dump_json().encode()).hexdigest()[:8]
-        return f"{self.name}.v{self.version}@{digest}"
-
-    def messages(self, query: str) -> list[dict[str, str]]:
-        """Chat messages for one query: system, few-shot pairs, then the query."""
-        msgs = [{"role": "system", "content": self.system.strip()}]
-        for ex in self.examples:
-            answer = {"template": ex.template, "compatible_document_description": ex.compatible_document_description}
-            msgs.append({"role": "user", "content": self._user(ex.query)})
-            msgs.append({"role": "assistant", "content": json.dumps(answer, ensure_ascii=False)})
-        msgs.append({"role": "user", "content": self._user(query)})
-        return msgs
-
-    def _user(self, query: str) -> str:
-        # str.replace, not str.format: queries and prompts contain braces of their own.
-        return self.user.replace("{query}", query).strip()
+    template: str = Field(pattern=SLOT_PATTERN, max_length=2000)
+    compatible_document_description: str = Field(min_length=1, max_length=2000)
 
 
-def find_prompt(name: str) -> Path:
-    """A prompt is a YAML path or a name looked up as prompts/<name>.yaml in the config folders."""
-    candidate = Path(name).expanduser()
-    if candidate.suffix in (".yaml", ".yml"):
-        if candidate.is_file():
-            return candidate
-        raise ConfigError(f"templates.prompt: file not found: {name}")
-    for folder in conf_dirs():
-        path = folder / "prompts" / f"{name}.yaml"
-        if path.is_file():
-            return path
-    known = sorted({p.stem for d in conf_dirs() if (d / "prompts").is_dir() for p in (d / "prompts").glob("*.yaml")})
-    raise ConfigError(f"templates.prompt: no prompt named {name!r}; choose from {', '.join(known) or '(none found)'}")
+def check_genericize_prompt(spec: PromptSpec) -> None:
+    """A genericize prompt formats only `{query}`; its examples must carry the answer's two fields."""
+    from string import Formatter
 
-
-def load_prompt(name: str) -> GenericizePrompt:
-    """Load and check a prompt file; any problem is one ConfigError naming the file."""
-    path = find_prompt(name)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        prompt = GenericizePrompt.model_validate(data)
-    except (yaml.YAMLError, ValueError) as exc:
-        raise ConfigError(f"{path}: not a valid genericize prompt: {exc}") from None
-    if "{query}" not in prompt.user:
-        raise ConfigError(f"{path}: the user turn must contain {{query}}")
-    return prompt
+    fields = {f for _, f, _, _ in Formatter().parse(spec.user) if f}
+    if fields != {"query"}:
+        raise ConfigError(f"prompt {spec.path or spec.name}: `user` must use exactly {{query}}, found {sorted(fields)}")
+    for i, ex in enumerate(spec.examples):
+        if set(ex.input) != {"query"} or set(ex.output) != set(GenericizeAnswer.model_fields):
+            raise ConfigError(
+                f"prompt {spec.path or spec.name}: example {i} needs input.query and output "
+                f"{sorted(GenericizeAnswer.model_fields)}"
+            )
 
 
 def parse_answer(parsed_json: str | None) -> tuple[str | None, str | None, str | None]:
     """A schema-valid answer (JSON text from the LLM layer) -> (template, description, problem).
 
     The LLM layer already validated the JSON against the schema; this still guards against an
-    answer of the wrong shape (another prompt's schema, a bank row) and returns a reason instead
+    answer of another shape (another prompt's schema, a bank row) and returns a problem instead
     of raising.
     """
     if parsed_json is None:

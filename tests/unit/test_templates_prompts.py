@@ -1,37 +1,41 @@
-"""Genericize prompt files: loading, message building, answer parsing."""
+"""Genericize prompt file, answer schema and answer parsing."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from fi_spark.config import ConfigError
-from fi_spark.templates import load_prompt, parse_answer, parse_template
-
-
-def test_bundled_prompt_loads_and_builds_messages() -> None:
-    """genericize.v1 has few-shot pairs whose templates are themselves valid, and ends with the query."""
-    prompt = load_prompt("genericize.v1")
-    msgs = prompt.messages("What is {the} capital of Peru?")
-    assert msgs[0]["role"] == "system"
-    assert [m["role"] for m in msgs[1:-1]] == ["user", "assistant"] * len(prompt.examples)
-    assert msgs[-1] == {"role": "user", "content": "Query: What is {the} capital of Peru?"}
-    for ex in prompt.examples:
-        assert parse_template(ex.template).ok and parse_template(ex.template).slots
-    assert prompt.label.startswith("genericize.v1@")
-    assert prompt.response_schema["required"] == ["template", "compatible_document_description"]
+from fi_spark.config import ConfigError, PromptSpec, load_prompt
+from fi_spark.templates import GenericizeAnswer, check_genericize_prompt, parse_answer, parse_template
 
 
-def test_prompt_errors_name_the_file(tmp_path: Path) -> None:
-    """Unknown names list the choices; a prompt without {query} is refused."""
-    with pytest.raises(ConfigError, match="choose from .*genericize.v1"):
-        load_prompt("nope.v9")
-    bad = tmp_path / "bad.yaml"
-    bad.write_text("name: g\nversion: 1\nsystem: s\nuser: no placeholder\nresponse_schema: {}\n")
-    with pytest.raises(ConfigError, match="must contain"):
-        load_prompt(str(bad))
+def test_bundled_prompt_is_valid_and_its_examples_pass_the_schema() -> None:
+    """genericize.v1 formats {query}; every few-shot answer is itself a schema-valid, well-formed template."""
+    spec = load_prompt("genericize.v1")
+    check_genericize_prompt(spec)
+    assert spec.examples
+    for ex in spec.examples:
+        answer = GenericizeAnswer.model_validate(ex.output)
+        assert parse_template(answer.template).ok
+
+
+def test_prompt_with_other_placeholders_is_refused() -> None:
+    """A prompt asking for values the stage does not provide fails at load time, naming the problem."""
+    spec = PromptSpec(name="g", version="v9", user="Q: {query} in {language}")
+    with pytest.raises(ConfigError, match="must use exactly"):
+        check_genericize_prompt(spec)
+
+
+@pytest.mark.parametrize(
+    "template",
+    ["What is the capital of France?", "Tell me <fi>x", "<fi></fi> empty", "<fi>a <fi>b</fi></fi>"],
+)
+def test_schema_pattern_refuses_templates_without_a_clean_slot(template: str) -> None:
+    """The structured-output pattern demands at least one non-empty, non-nested <fi> slot."""
+    with pytest.raises(ValidationError):
+        GenericizeAnswer(template=template, compatible_document_description="d")
 
 
 @pytest.mark.parametrize(
