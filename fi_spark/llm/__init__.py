@@ -24,7 +24,8 @@ Public interface (small on purpose; stages need nothing else)::
                   #   requests_per_s, tokens_per_s
 
 Columns of `run.results`:
-- `content`: the raw text the model returned (null on error).
+- `content`: the raw text the model returned; null on error, except for content errors (`schema_invalid`,
+  `not_json`, `truncated_output`), where it is kept so a person can see what the model said.
 - `parsed`: with `response_schema`, the schema-valid answer as a canonical JSON string (parse it with
   `json.loads` or `from_json`); null on error or without a schema.
 - `error_reason`: null when the row succeeded, else a machine-readable reason, one of

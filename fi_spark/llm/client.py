@@ -1,0 +1,222 @@
+"""The async client: many requests in flight over several OpenAI-compatible endpoints, never raising per row.
+
+Transport: `httpx.AsyncClient`, not `openai.AsyncOpenAI(max_retries=0)`. We need the raw status, the
+`Retry-After` header and the raw body of every attempt (to tell a truncated or non-JSON body from a
+schema failure), our own retry loop, and no per-response pydantic model building; the openai client
+would be one more layer to switch off (its retries, its exception mapping, its parsing) while httpx
+is what it uses underneath anyway. One httpx client per event loop, i.e. per Spark partition.
+
+Concurrency: an `asyncio.Semaphore(concurrency)` bounds HTTP attempts in flight; `stream()` keeps
+up to `4 * concurrency` requests admitted, so requests sleeping in backoff do not leave the server idle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import Counter
+from collections.abc import AsyncIterator, Iterable
+
+import httpx
+
+from fi_spark.config import LLMConfig
+from fi_spark.llm.adapter import Adapter, BadBody, BadContent
+from fi_spark.llm.policy import (
+    EndpointPool,
+    TokenBudget,
+    backoff_delay,
+    estimate_prompt_tokens,
+    parse_retry_after,
+)
+from fi_spark.llm.types import LLMRequest, LLMResult
+
+WINDOW_FACTOR = 4  # requests admitted per HTTP slot (see module docstring)
+CONTENT_REASONS = ("schema_invalid", "not_json", "truncated_output")
+
+
+class LLMClient:
+    """Use as `async with LLMClient(cfg, endpoints, adapter) as client: results = await client.complete_all(reqs)`."""
+
+    def __init__(
+        self,
+        cfg: LLMConfig,
+        endpoints: list[str],
+        adapter: Adapter,
+        *,
+        api_key: str | None = None,
+        budget: TokenBudget | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.cfg = cfg
+        self.adapter = adapter
+        self.pool = EndpointPool.of(endpoints, cfg.breaker_failures, cfg.breaker_reset_s)
+        self.budget = budget or TokenBudget(cfg.token_budget)
+        self.rng = rng or random.Random()
+        self.http_calls = 0
+        self.retries: Counter[str] = Counter()
+        self._api_key = api_key
+        self._slots: asyncio.Semaphore | None = None
+        self._http: httpx.AsyncClient | None = None
+
+    async def __aenter__(self) -> LLMClient:  # noqa: PYI034 - typing.Self needs 3.11, we support 3.10
+        self._slots = asyncio.Semaphore(self.cfg.concurrency)
+        headers = {"Content-Type": "application/json"}
+        if self._api_key:
+            headers["Authorization"] = f"Bearer {self._api_key}"
+        self._http = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(self.cfg.request_timeout_s, connect=self.cfg.connect_timeout_s),
+            limits=httpx.Limits(max_connections=self.cfg.concurrency, max_keepalive_connections=self.cfg.concurrency),
+        )
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+
+    async def complete_all(self, requests: Iterable[LLMRequest]) -> list[LLMResult]:
+        return [r async for r in self.stream(requests)]
+
+    async def stream(self, requests: Iterable[LLMRequest]) -> AsyncIterator[LLMResult]:
+        """Results in completion order; pulls the next request only when a window place frees up."""
+        it = iter(requests)
+        window = self.cfg.concurrency * WINDOW_FACTOR
+        pending: set[asyncio.Task[LLMResult]] = set()
+        exhausted = False
+        while True:
+            while not exhausted and len(pending) < window:
+                req = next(it, None)
+                if req is None:
+                    exhausted = True
+                else:
+                    pending.add(asyncio.ensure_future(self.complete(req)))
+            if not pending:
+                return
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                yield task.result()
+
+    async def complete(self, req: LLMRequest) -> LLMResult:
+        """One request to a final result; every failure mode ends in `error_reason`, nothing is raised."""
+        assert self._http is not None and self._slots is not None, "use LLMClient inside `async with`"
+        res = LLMResult(request_id=req.id, key=req.key)
+        start = time.monotonic()
+        deadline = start + self.cfg.request_deadline_s
+        try:
+            body = self.adapter.body(req)
+        except ValueError as exc:
+            return _fail(res, "bad_request", str(exc), start)
+        reserve = estimate_prompt_tokens(len(body)) + self.adapter.sampling.max_tokens
+        transport_failures = content_failures = 0
+        last_detail = ""
+        while True:
+            if not self.budget.reserve(reserve):
+                return _fail(res, "budget_exhausted", f"token budget {self.budget.limit} reached", start)
+            tokens_before = res.prompt_tokens + res.completion_tokens
+            kind, cause, detail, wait = await self._attempt(res, body, deadline)
+            self.budget.settle(reserve, res.prompt_tokens + res.completion_tokens - tokens_before)
+            if kind == "ok":
+                res.total_ms = (time.monotonic() - start) * 1000
+                return res
+            if kind == "final":
+                return _fail(res, cause, detail, start)
+            if kind == "unavailable":
+                return _fail(res, "endpoints_unavailable", detail, start)
+            res.retry_causes.append(cause)
+            self.retries[cause] += 1
+            last_detail = f"{cause}: {detail}"
+            if kind == "content":
+                content_failures += 1
+                if content_failures > self.cfg.schema_retries:
+                    return _fail(res, cause, detail, start)
+                continue  # the server is fine; ask again at once
+            transport_failures += 1
+            if transport_failures >= self.cfg.max_attempts:
+                reason = "bad_response" if cause == "bad_body" else "retries_exhausted"
+                return _fail(res, reason, f"{res.attempts} attempts, last {last_detail}", start)
+            delay = (
+                wait
+                if wait is not None
+                else backoff_delay(transport_failures, self.cfg.backoff_base_s, self.cfg.backoff_max_s, self.rng)
+            )
+            if time.monotonic() + delay > deadline:
+                return _fail(res, "retries_exhausted", f"deadline reached, last {last_detail}", start)
+            await asyncio.sleep(delay)
+
+    async def _attempt(self, res: LLMResult, body: bytes, deadline: float) -> tuple[str, str, str, float | None]:
+        """One HTTP attempt -> (kind, cause, detail, wait): kind is ok | final | content | retry | unavailable."""
+        assert self._http is not None and self._slots is not None
+        async with self._slots:
+            ep = self.pool.acquire(time.monotonic())
+            while ep is None:
+                now = time.monotonic()
+                if now >= deadline:
+                    return "unavailable", "", "no endpoint admitted a request before the deadline", None
+                await asyncio.sleep(min(self.pool.wait_hint(now), deadline - now))
+                ep = self.pool.acquire(time.monotonic())
+            res.attempts += 1
+            res.endpoint = ep.url
+            self.http_calls += 1
+            t0 = time.monotonic()
+            try:
+                resp = await self._http.post(
+                    ep.url + self.adapter.path, content=body, headers={"X-Request-Id": res.request_id}
+                )
+                payload = resp.content
+            except httpx.TimeoutException as exc:
+                self.pool.release(ep, time.monotonic(), "failure")
+                return "retry", "timeout", type(exc).__name__, None
+            except httpx.ConnectError as exc:
+                self.pool.release(ep, time.monotonic(), "failure")
+                return "retry", "connect", str(exc)[:200] or type(exc).__name__, None
+            except (httpx.TransportError, httpx.DecodingError) as exc:  # RemoteProtocolError, ReadError, ...
+                self.pool.release(ep, time.monotonic(), "failure")
+                return "retry", "disconnect", str(exc)[:200] or type(exc).__name__, None
+            finally:
+                res.latency_ms = (time.monotonic() - t0) * 1000
+        return self._judge(res, ep, resp.status_code, resp.headers, payload)
+
+    def _judge(self, res: LLMResult, ep, status: int, headers, payload: bytes) -> tuple[str, str, str, float | None]:  # type: ignore[no-untyped-def]
+        now = time.monotonic()
+        if status == 200:
+            try:
+                completion = self.adapter.parse(payload)
+            except BadBody as exc:
+                self.pool.release(ep, now, "failure")
+                return "retry", "bad_body", str(exc), None
+            self.pool.release(ep, now, "ok")
+            res.prompt_tokens += completion.prompt_tokens
+            res.completion_tokens += completion.completion_tokens
+            res.finish_reason = completion.finish_reason
+            res.content = completion.content
+            try:
+                self.adapter.check_content(completion)
+            except BadContent as exc:
+                kind = "final" if exc.reason == "truncated_output" else "content"
+                return kind, exc.reason, exc.detail, None
+            res.parsed = completion.parsed
+            return "ok", "", "", None
+        wait = parse_retry_after(headers.get("retry-after"))
+        if wait is not None:
+            wait = min(wait, self.cfg.max_retry_after_s) + self.rng.uniform(0, min(1.0, self.cfg.backoff_base_s))
+        if status == 429:
+            self.pool.release(ep, now, "throttled", wait)
+            return "retry", "http_429", _excerpt(payload), wait
+        if status >= 500 or status == 408:
+            self.pool.release(ep, now, "failure", wait)
+            return "retry", "http_5xx", f"HTTP {status}: {_excerpt(payload)}", wait
+        self.pool.release(ep, now, "ok")
+        return "final", "http_400" if status == 400 else "http_4xx", f"HTTP {status}: {_excerpt(payload)}", None
+
+
+def _fail(res: LLMResult, reason: str, detail: str, start: float) -> LLMResult:
+    res.error_reason, res.error, res.parsed = reason, detail[:500], None
+    if reason not in CONTENT_REASONS:  # keep what the model said when the content itself was the problem
+        res.content = None
+    res.total_ms = (time.monotonic() - start) * 1000
+    return res
+
+
+def _excerpt(payload: bytes) -> str:
+    return payload[:200].decode("utf-8", "replace")

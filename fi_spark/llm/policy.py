@@ -1,0 +1,171 @@
+"""Retry timing, circuit breakers, endpoint choice and the token budget -- small, clock-injected pieces.
+
+Retry rule: exponential backoff with *full jitter* (sleep uniform(0, min(cap, base * 2**(n-1)))), the
+variant that spreads a burst of failed clients best (AWS architecture blog, "Exponential Backoff And
+Jitter"). When the server says `Retry-After`, that wins (capped), plus a little jitter so a throttled
+batch does not come back in one wave; the whole endpoint is paused that long, not just the one request.
+
+Breaker rule (per endpoint): `failures` consecutive connection errors / timeouts / 5xx open it; it then
+rests `reset_s`, lets one probe through (half-open), closes on the probe's success and re-opens with a
+doubled rest (capped at 8x) on its failure. 429 is not a failure: the server is alive and asked us to
+slow down, which `Retry-After` handles.
+
+Endpoint choice: least outstanding requests among endpoints whose breaker admits a request and that
+are not paused; ties go round-robin. With equal servers this fills each one's batch evenly; a slow or
+dead server accumulates outstanding requests or an open breaker and stops receiving new ones.
+
+Everything takes `now` (a monotonic clock value) as an argument, so unit tests drive time by hand.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from dataclasses import dataclass, field
+
+
+def backoff_delay(attempt: int, base: float, cap: float, rng: random.Random) -> float:
+    """Full-jitter delay before retry number `attempt` (1 = first retry)."""
+    return rng.uniform(0.0, min(cap, base * (2 ** max(0, attempt - 1))))
+
+
+def parse_retry_after(value: str | None, now_epoch: float | None = None) -> float | None:
+    """Seconds to wait from a Retry-After header: delta-seconds (fractions accepted) or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    now_epoch = time.time() if now_epoch is None else now_epoch
+    return max(0.0, when.timestamp() - now_epoch)
+
+
+@dataclass
+class CircuitBreaker:
+    failures: int = 5
+    reset_s: float = 10.0
+    state: str = "closed"  # closed | open | half_open
+    consecutive: int = 0
+    open_until: float = 0.0
+    rest_s: float = 0.0
+    probe_in_flight: bool = False
+    times_opened: int = 0
+
+    def admits(self, now: float) -> bool:
+        """Whether a request may be sent now (a pure check; `dispatched` records the send)."""
+        if self.state == "closed":
+            return True
+        if self.state == "open":
+            return now >= self.open_until
+        return not self.probe_in_flight
+
+    def dispatched(self, now: float) -> None:
+        if self.state == "open" and now >= self.open_until:
+            self.state = "half_open"
+        if self.state == "half_open":
+            self.probe_in_flight = True
+
+    def succeeded(self) -> None:
+        self.state, self.consecutive, self.probe_in_flight, self.rest_s = "closed", 0, False, 0.0
+
+    def failed(self, now: float) -> None:
+        self.consecutive += 1
+        if self.state == "half_open" or (self.state == "closed" and self.consecutive >= self.failures):
+            self.rest_s = min(self.reset_s * 8, self.rest_s * 2 if self.rest_s else self.reset_s)
+            self.state, self.open_until, self.probe_in_flight = "open", now + self.rest_s, False
+            self.times_opened += 1
+
+    def ready_at(self) -> float:
+        return self.open_until if self.state == "open" else 0.0
+
+
+@dataclass
+class Endpoint:
+    url: str
+    breaker: CircuitBreaker
+    outstanding: int = 0
+    paused_until: float = 0.0  # set by Retry-After
+    sent: int = 0
+
+    def available(self, now: float) -> bool:
+        return now >= self.paused_until and self.breaker.admits(now)
+
+
+@dataclass
+class EndpointPool:
+    endpoints: list[Endpoint]
+    _turn: int = 0
+
+    @classmethod
+    def of(cls, urls: list[str], failures: int, reset_s: float) -> EndpointPool:
+        if not urls:
+            raise ValueError("EndpointPool needs at least one endpoint URL")
+        return cls([Endpoint(u.rstrip("/"), CircuitBreaker(failures, reset_s)) for u in urls])
+
+    def acquire(self, now: float) -> Endpoint | None:
+        """The least-loaded available endpoint (marked as used), or None when none is available now."""
+        n = len(self.endpoints)
+        best: Endpoint | None = None
+        for i in range(n):
+            ep = self.endpoints[(self._turn + i) % n]
+            if ep.available(now) and (best is None or ep.outstanding < best.outstanding):
+                best = ep
+        if best is None:
+            return None
+        self._turn = (self._turn + 1) % n
+        best.breaker.dispatched(now)
+        best.outstanding += 1
+        best.sent += 1
+        return best
+
+    def release(self, ep: Endpoint, now: float, outcome: str, retry_after: float | None = None) -> None:
+        """outcome: ok | failure (breaker counts it) | throttled (429: pause, no breaker count)."""
+        ep.outstanding -= 1
+        if retry_after:
+            ep.paused_until = max(ep.paused_until, now + retry_after)
+        if outcome == "ok":
+            ep.breaker.succeeded()
+        elif outcome == "failure":
+            ep.breaker.failed(now)
+        elif ep.breaker.state == "half_open":  # a throttled probe says nothing about health: let another probe go
+            ep.breaker.probe_in_flight = False
+
+    def wait_hint(self, now: float) -> float:
+        """Seconds until some endpoint may become available (at least a short poll interval)."""
+        soonest = min(max(ep.paused_until, ep.breaker.ready_at()) for ep in self.endpoints)
+        return min(1.0, max(0.01, soonest - now))
+
+
+@dataclass
+class TokenBudget:
+    """A cap on tokens (prompt + completion) spent by one client. Each attempt reserves its worst case
+    (estimated prompt + max_tokens) before it is sent, so in-flight requests can never overshoot the cap;
+    the reservation is replaced by the real usage when the answer arrives."""
+
+    limit: int | None
+    spent: int = 0
+    reserved: int = 0
+    refused: int = field(default=0)
+
+    def reserve(self, tokens: int) -> bool:
+        if self.limit is not None and self.spent + self.reserved + tokens > self.limit:
+            self.refused += 1
+            return False
+        self.reserved += tokens
+        return True
+
+    def settle(self, reserved: int, used: int) -> None:
+        self.reserved -= reserved
+        self.spent += used
+
+
+def estimate_prompt_tokens(text_chars: int) -> int:
+    """A generous prompt-token estimate (about 3 characters per token for English) for budget reservations."""
+    return text_chars // 3 + 8
