@@ -282,7 +282,7 @@ class DecontamConfig(_Section):
     )
     ngram: int = Field(default=13, ge=3, description="overlap length in word tokens (GPT-3 used 13)")
     min_tokens: int = Field(default=8, ge=1, description="eval items shorter than this are ignored")
-    check: list[Literal["instruction", "answer"]] = Field(default_factory=lambda: ["instruction", "answer"])
+    check: tuple[Literal["instruction", "answer"], ...] = Field(default=("instruction", "answer"), min_length=1)
     max_ngrams: int = Field(default=50_000_000, ge=1, description="refuse eval sets with more distinct n-grams")
 
 
@@ -328,7 +328,7 @@ class ExportConfig(_Section):
     """export: chat-format Parquet / JSONL shards, dataset card, per-shard token counts (fi_spark.export)."""
 
     location: str | None = Field(default=None, description="default: <output>/export")
-    formats: list[Literal["parquet", "jsonl"]] = Field(default_factory=lambda: ["parquet", "jsonl"], min_length=1)
+    formats: tuple[Literal["parquet", "jsonl"], ...] = Field(default=("parquet", "jsonl"), min_length=1)
     rows_per_shard: int = Field(default=50_000, ge=1)
     validation_fraction: float = Field(
         default=0.0, ge=0.0, lt=1.0, description="share of pairs in a validation split, chosen by id hash; 0 = none"

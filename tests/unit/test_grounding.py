@@ -93,7 +93,7 @@ def test_one_document_measures_many_answers():
 def test_matches_brute_force_on_random_texts():
     """The sweep agrees with a direct per-token definition on random token sequences."""
     rng = random.Random(7)
-    vocab = ["w%d" % i for i in range(6)]
+    vocab = [f"w{i}" for i in range(6)]
     for _ in range(300):
         doc = [rng.choice(vocab) for _ in range(rng.randint(0, 40))]
         ans = [rng.choice(vocab) for _ in range(rng.randint(5, 25))]

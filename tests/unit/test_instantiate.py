@@ -1,0 +1,138 @@
+"""Instantiate prompt building and answer checks (fi_spark.generate.instantiate)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from fi_spark.config import ConfigError, PromptSpec, load_prompt
+from fi_spark.generate.instantiate import (
+    InstantiateRules,
+    Instantiation,
+    build_messages,
+    check_prompt,
+    evaluate_instantiation,
+    slot_list,
+)
+
+SOURCE = (
+    "Qantas maintenance workers will decide by secret ballot whether to accept the airline's offer of an "
+    "incentive payment from company profits. Unions will advise members to reject the offer because it "
+    "includes a wage freeze."
+)
+TEMPLATE = "Why are <fi>a group of workers</fi> being advised to reject <fi>an offer</fi>?"
+RULES = InstantiateRules(min_grounding=0.8, min_span=5, min_answer_tokens=3, max_source_chars=3000)
+
+
+def answer(instruction: str, text: str, slots: list | None = None) -> str:
+    return json.dumps({"slots": slots or [], "instruction": instruction, "answer": text})
+
+
+def test_shipped_prompt_builds_system_examples_and_request():
+    """instantiate.v1 renders: system, one example pair (with its slot list), then the real request."""
+    spec = load_prompt("instantiate.v1")
+    check_prompt(spec)
+    msgs = build_messages(spec, TEMPLATE, SOURCE, 3000)
+    assert [m["role"] for m in msgs] == ["system", "user", "assistant", "user"]
+    assert "1. a seasonal weather pattern\n2. a region or country" in msgs[1]["content"]
+    assert Instantiation.model_validate_json(msgs[2]["content"]).instruction.startswith("What causes")
+    last = msgs[-1]["content"]
+    assert TEMPLATE in last and "1. a group of workers\n2. an offer" in last and SOURCE in last
+    assert spec.version_tag.startswith("instantiate.v1+") and len(spec.version_tag) == len("instantiate.v1+") + 8
+
+
+def test_source_is_cut_at_a_word_boundary():
+    """A long source is cut to max_source_chars without splitting a word."""
+    spec = load_prompt("instantiate.v1")
+    msgs = build_messages(spec, TEMPLATE, SOURCE, 100)
+    document = msgs[-1]["content"].split('"""')[1].strip()
+    assert len(document) <= 100 and SOURCE.startswith(document) and SOURCE[len(document)] == " "
+
+
+def test_slot_list_numbers_descriptions():
+    """The {slots} value lists slot descriptions in template order."""
+    assert slot_list(TEMPLATE) == "1. a group of workers\n2. an offer"
+    assert slot_list("no slots here") == "(no slots)"
+
+
+def test_grounded_pair_passes_with_measures():
+    """A filled instruction and an excerpted answer pass, with grounding and slot values recorded."""
+    parsed = answer(
+        "Why are Qantas maintenance workers being advised to reject the incentive payment offer?",
+        "Unions will advise members to reject the offer because it includes a wage freeze.",
+        [{"slot": "a group of workers", "value": "Qantas maintenance workers"}],
+    )
+    check = evaluate_instantiation(parsed, SOURCE, RULES)
+    assert check.reason is None
+    assert check.grounding == 1.0 and check.answer_tokens == 14 and check.longest_excerpt == 14
+    assert check.slot_values == [{"slot": "a group of workers", "value": "Qantas maintenance workers"}]
+
+
+@pytest.mark.parametrize(
+    ("parsed", "reason", "detail_part"),
+    [
+        (None, "unparseable", "expected an object"),
+        ('{"answer": "x"}', "unparseable", "expected an object"),
+        ("[1, 2]", "unparseable", "expected an object"),
+        (answer("   ", "Unions will advise members."), "empty_instruction", "empty"),
+        (answer("Why are <fi>a group of workers</fi> upset?", "Unions will advise"), "unfilled_slots", "<fi>"),
+        (answer("Why are the workers upset </fi>?", "Unions will advise"), "unfilled_slots", "<fi>"),
+        (answer("Why are the <fi workers upset?", "Unions will advise"), "unfilled_slots", "<fi>"),
+        (answer("Why?", " ... "), "empty_answer", "no word tokens"),
+        (answer("Why?", "Wage freeze."), "answer_too_short", "2 tokens < min_answer_tokens 3"),
+        (
+            answer("Why?", "Because management wants to keep costs low and unions always complain about pay."),
+            "ungrounded",
+            "grounding 0.000 < 0.80 (0/13 tokens in excerpts of >= 5)",
+        ),
+    ],
+)
+def test_each_check_rejects_with_reason_and_detail(parsed, reason, detail_part):
+    """Every failing check yields its own reason and a detail with the measured value."""
+    check = evaluate_instantiation(parsed, SOURCE, RULES)
+    assert check.reason == reason
+    assert detail_part in (check.detail or "")
+
+
+def test_partly_grounded_answer_reports_measured_value():
+    """An answer half excerpted fails at 0.8 and passes at 0.5, with the same measured grounding."""
+    text = "Unions will advise members to reject the offer, which they think is quite unfair to them."
+    # excerpt: unions will advise members to reject the offer (8) + 8 own words -> 8/16
+    strict = evaluate_instantiation(answer("Why reject?", text), SOURCE, RULES)
+    assert strict.reason == "ungrounded" and strict.grounding == pytest.approx(8 / 16)
+    lenient = evaluate_instantiation(answer("Why reject?", text), SOURCE, InstantiateRules(min_grounding=0.5))
+    assert lenient.reason is None and lenient.grounding == pytest.approx(8 / 16)
+
+
+def test_grounding_uses_only_the_text_the_model_saw():
+    """An excerpt from beyond max_source_chars does not count as copied."""
+    parsed = answer("Why reject?", "Unions will advise members to reject the offer because it includes a wage freeze.")
+    cut = InstantiateRules(max_source_chars=150)
+    assert evaluate_instantiation(parsed, SOURCE, cut).reason == "ungrounded"
+
+
+def test_prompt_with_unknown_placeholder_fails_at_load(tmp_path):
+    """A prompt file asking for a value the stage does not provide is a ConfigError naming it."""
+    path = tmp_path / "bad.yaml"
+    path.write_text("name: instantiate\nversion: v9\nuser: 'Fill {template} using {context}'\n")
+    spec = load_prompt(str(path))
+    with pytest.raises(ConfigError, match="context"):
+        check_prompt(spec)
+
+
+def test_prompt_file_errors_are_config_errors(tmp_path):
+    """Missing prompts and unknown keys in a prompt file are reported with the path."""
+    with pytest.raises(ConfigError, match="not found"):
+        load_prompt("instantiate.v999")
+    path = tmp_path / "p.yaml"
+    path.write_text("name: x\nversion: v1\nuser: hi\ntemperature: 3\n")
+    with pytest.raises(ConfigError, match="temperature"):
+        load_prompt(str(path))
+
+
+def test_version_tag_changes_with_content():
+    """Editing a prompt without bumping its version still changes its lineage tag."""
+    a = PromptSpec(name="judge", version="v1", user="Rate {answer}")
+    b = PromptSpec(name="judge", version="v1", user="Rate this: {answer}")
+    assert a.version_tag != b.version_tag and a.version_tag.startswith("judge.v1+")
