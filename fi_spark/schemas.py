@@ -111,11 +111,18 @@ LLM_RESPONSES = TableSpec(
         ("retry_causes", ArrayType(StringType()), True),
         ("endpoint", StringType(), True),
         ("finished_at_ms", LongType(), False),
+        ("run_id", StringType(), False),  # the `complete` call that sent it
     ),
     key=("request_id",),
 )
 
-ALL_TABLES: dict[str, TableSpec] = {t.name: t for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, LLM_RESPONSES)}
+# Transient failures (retries exhausted, budget, endpoints down): kept per run for telemetry and for the
+# results of that run, but not in the ledger, so the next run sends these requests again.
+LLM_FAILURES = TableSpec("llm_failures", LLM_RESPONSES.schema, key=("request_id", "run_id"))
+
+ALL_TABLES: dict[str, TableSpec] = {
+    t.name: t for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, LLM_RESPONSES, LLM_FAILURES)
+}
 
 __all__ = [
     "ALL_TABLES",
@@ -123,6 +130,7 @@ __all__ = [
     "DOCUMENTS",
     "DOC_REJECTS",
     "DUPLICATES",
+    "LLM_FAILURES",
     "LLM_RESPONSES",
     "TableSpec",
     "ArrayType",
