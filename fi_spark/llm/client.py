@@ -13,6 +13,7 @@ up to `4 * concurrency` requests admitted, so requests sleeping in backoff do no
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from collections import Counter
@@ -60,6 +61,9 @@ class LLMClient:
         self._http: httpx.AsyncClient | None = None
 
     async def __aenter__(self) -> LLMClient:  # noqa: PYI034 - typing.Self needs 3.11, we support 3.10
+        httpx_log = logging.getLogger("httpx")
+        if httpx_log.level == logging.NOTSET:  # httpx logs every request at INFO: millions of lines in a job log
+            httpx_log.setLevel(logging.WARNING)
         self._slots = asyncio.Semaphore(self.cfg.concurrency)
         headers = {"Content-Type": "application/json"}
         if self._api_key:
