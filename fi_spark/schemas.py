@@ -120,8 +120,70 @@ LLM_RESPONSES = TableSpec(
 # results of that run, but not in the ledger, so the next run sends these requests again.
 LLM_FAILURES = TableSpec("llm_failures", LLM_RESPONSES.schema, key=("request_id", "run_id"))
 
+# ---- instantiate / judge (fi_spark.generate): one pair per match, one verdict per pair
+SLOT_VALUES = ArrayType(StructType([StructField("slot", StringType()), StructField("value", StringType())]))
+
+PAIRS = TableSpec(
+    "pairs",
+    _s(
+        ("pair_id", StringType(), False),  # sha256 of (doc_id, chunk_id, template_id): one pair per match
+        ("doc_id", StringType(), False),
+        ("chunk_id", StringType(), True),  # the matched chunk / region whose text the model saw
+        ("template_id", StringType(), False),
+        ("instruction", StringType(), False),
+        ("answer", StringType(), False),
+        ("slot_values", SLOT_VALUES, True),
+        ("grounding", DoubleType(), False),  # excerpt coverage (fi_spark.generate.grounding)
+        ("answer_tokens", IntegerType(), False),  # word tokens of the answer, as grounding counts them
+        ("longest_excerpt", IntegerType(), False),
+        ("match_score", DoubleType(), True),
+        ("match_rank", IntegerType(), True),
+        ("model", StringType(), False),
+        ("prompt_version", StringType(), False),  # PromptSpec.version_tag
+        ("request_id", StringType(), False),  # -> llm_responses
+    ),
+    key=("pair_id",),
+)
+
+PAIR_REJECTS = TableSpec(
+    "pair_rejects",
+    _s(
+        ("pair_id", StringType(), False),
+        ("doc_id", StringType(), False),
+        ("chunk_id", StringType(), True),
+        ("template_id", StringType(), False),
+        ("reason", StringType(), False),  # fi_spark.generate.instantiate.REJECT_REASONS, contaminated, llm_<reason>
+        ("detail", StringType(), True),  # with the measured value (grounding, overlapping n-gram, ...)
+        ("grounding", DoubleType(), True),
+        ("instruction", StringType(), True),
+        ("answer", StringType(), True),
+        ("model", StringType(), False),
+        ("prompt_version", StringType(), False),
+        ("request_id", StringType(), True),
+    ),
+    key=("pair_id", "reason"),
+)
+
+JUDGED = TableSpec(
+    "judged",
+    _s(
+        ("pair_id", StringType(), False),
+        ("score", IntegerType(), True),  # null when no usable verdict came back (see error_reason)
+        ("rationale", StringType(), True),
+        ("error_reason", StringType(), True),  # judge_unparseable, judge_score_out_of_range, llm_<final reason>
+        ("detail", StringType(), True),
+        ("scale_min", IntegerType(), False),
+        ("scale_max", IntegerType(), False),
+        ("model", StringType(), False),
+        ("prompt_version", StringType(), False),
+        ("request_id", StringType(), False),
+    ),
+    key=("pair_id",),
+)
+
 ALL_TABLES: dict[str, TableSpec] = {
-    t.name: t for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, LLM_RESPONSES, LLM_FAILURES)
+    t.name: t
+    for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, LLM_RESPONSES, LLM_FAILURES, PAIRS, PAIR_REJECTS, JUDGED)
 }
 
 __all__ = [
@@ -130,8 +192,11 @@ __all__ = [
     "DOCUMENTS",
     "DOC_REJECTS",
     "DUPLICATES",
+    "JUDGED",
     "LLM_FAILURES",
     "LLM_RESPONSES",
+    "PAIRS",
+    "PAIR_REJECTS",
     "TableSpec",
     "ArrayType",
     "DoubleType",
