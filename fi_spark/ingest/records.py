@@ -1,0 +1,83 @@
+"""Turning one raw input record (a JSON line) into a clean document row, or a reason why not.
+
+Pure Python, no Spark: ``classify_record`` is applied per row inside mapInPandas by prepare_corpus,
+and is tested on its own. Parquet input is first turned into the same JSON form, so both formats
+share one set of rules and one set of reject reasons (fi_spark.text.quality.REASONS).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fi_spark.text.normalize import count_words, normalize_text, text_hash
+from fi_spark.text.quality import QualityThresholds, check_quality
+
+EXCERPT_CHARS = 200
+_REPLACEMENT = "\ufffd"
+
+
+@dataclass
+class Classified:
+    """One input record after parsing, normalization and the basic checks."""
+
+    source_id: str | None = None
+    url: str | None = None
+    text: str | None = None
+    text_hash: str | None = None  # of the normalized text; None when there is no usable text
+    raw_hash: str = ""  # of the raw record, to order otherwise identical rows deterministically
+    n_chars: int = 0
+    n_words: int = 0
+    metadata: dict[str, str] | None = None
+    reason: str | None = None
+    detail: str | None = None
+    raw_excerpt: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def classify_record(raw: str, thresholds: QualityThresholds) -> Classified:
+    """Parse a JSON line with ``text`` (required), ``id``, ``url``, ``metadata`` (optional) and check it."""
+    out = Classified(raw_hash=text_hash(raw))
+    if _REPLACEMENT in raw:
+        # The reader decoded the bytes as UTF-8 and replaced undecodable bytes with U+FFFD.
+        return _reject(out, raw, "invalid_encoding", f"{raw.count(_REPLACEMENT)} undecodable byte sequence(s)")
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return _reject(out, raw, "malformed_json", str(exc)[:200])
+    if not isinstance(record, dict):
+        return _reject(out, raw, "not_an_object", f"a JSON {type(record).__name__}")
+    out.source_id = _as_id(record.get("id"))
+    out.url = record.get("url") if isinstance(record.get("url"), str) else None
+    out.metadata = _as_metadata(record.get("metadata"))
+    if "text" not in record or record["text"] is None:
+        return _reject(out, raw, "missing_text", f"keys: {sorted(record)[:10]}")
+    if not isinstance(record["text"], str):
+        return _reject(out, raw, "text_not_string", f"text is a {type(record['text']).__name__}")
+    text = normalize_text(record["text"])
+    out.text, out.n_chars, out.n_words = text, len(text), count_words(text)
+    failed = check_quality(text, out.n_words, thresholds)
+    if failed:
+        out.text = None  # rejected texts are not kept (a 5 MB document must not travel further)
+        return _reject(out, raw, *failed)
+    out.text_hash = text_hash(text)
+    return out
+
+
+def _reject(out: Classified, raw: str, reason: str, detail: str) -> Classified:
+    out.reason, out.detail, out.raw_excerpt = reason, detail, raw[:EXCERPT_CHARS]
+    return out
+
+
+def _as_id(value: Any) -> str | None:
+    if value is None or isinstance(value, (dict, list)):
+        return None
+    text = str(value).strip()
+    return text or None
+
+
+def _as_metadata(value: Any) -> dict[str, str] | None:
+    if not isinstance(value, dict):
+        return None
+    return {str(k): v if isinstance(v, str) else json.dumps(v, ensure_ascii=False) for k, v in value.items()}

@@ -1,0 +1,54 @@
+"""Opening and closing a run: engine, table store and stage context, and tracking each stage.
+
+The CLI, the jobs and notebooks all go through ``open_run`` so a run looks the same whichever
+entry point started it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from fi_spark.config import Config
+from fi_spark.engine import start_engine
+from fi_spark.stages.base import StageContext, StageResult
+from fi_spark.tables import TableStore, is_remote, resolve_format
+from fi_spark.tracking import Tracker
+
+log = logging.getLogger("fi_spark")
+
+
+@contextmanager
+def open_run(config: Config, output: str) -> Iterator[tuple[StageContext, Tracker]]:
+    """Start the engine, resolve the table format, open tracking; stop the engine on the way out."""
+    if not is_remote(output):
+        output = os.path.abspath(output)
+        os.makedirs(output, exist_ok=True)
+    log.info("resolved configuration:\n%s", "\n".join(f"  {k} = {v}" for k, v in config.to_flat_dict().items()))
+    tracker = Tracker(config, output)
+    engine = start_engine(config.engine)
+    try:
+        fmt = resolve_format(config.tables, engine.caps)
+        store = TableStore(engine.spark, output, fmt)
+        work_dir = os.path.join(output, "_work") if not is_remote(output) else tempfile.mkdtemp(prefix="fi-spark-")
+        os.makedirs(work_dir, exist_ok=True)
+        ctx = StageContext(engine.spark, engine, config, store, output, log, work_dir)
+        log.info("output %s (tables as %s)", output, fmt)
+        yield ctx, tracker
+    finally:
+        engine.stop()
+
+
+def run_stage(tracker: Tracker, name: str, fn: Callable[[], StageResult]) -> StageResult:
+    """Run one stage inside its own (nested, when a pipeline run is active) MLflow run and log its result."""
+    log.info("stage %s: starting", name)
+    with tracker.run(name, nested=True, tags={"fi_spark.stage": name}):
+        result = fn()
+        tracker.log_result(result)
+    log.info("stage %s", result.summary())
+    for table, added in sorted(result.tables.items()):
+        log.info("  table %-14s +%d rows", table, added)
+    return result

@@ -1,0 +1,84 @@
+"""The contract every stage follows.
+
+A stage is a module ``fi_spark/stages/<name>.py`` with ``run(ctx, ...) -> StageResult``. It reads
+its inputs through ``ctx.store``, transforms DataFrame -> DataFrame, writes through ``ctx.store`` and
+returns counts. It never talks to MLflow: the job / pipeline layer logs the result (fi_spark.tracking),
+so the library stays testable without a tracking server.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+    from fi_spark.config import Config
+    from fi_spark.engine import Engine
+    from fi_spark.tables import TableStore
+
+
+@dataclass
+class StageContext:
+    spark: SparkSession
+    engine: Engine
+    config: Config
+    store: TableStore
+    output: str  # the run's output root (local folder or s3:// prefix)
+    log: logging.Logger = field(default_factory=lambda: logging.getLogger("fi_spark"))
+    work_dir: str | None = None  # a local scratch folder for artifacts (plots, index files) before upload
+
+
+class AccountingError(RuntimeError):
+    """rows_in != rows_out + rejected: some rows were lost or double counted."""
+
+
+@dataclass
+class StageResult:
+    stage: str
+    rows_in: int
+    rows_out: int
+    rejected: dict[str, int] = field(default_factory=dict)  # reason -> rows
+    metrics: dict[str, float] = field(default_factory=dict)  # extra numbers for MLflow
+    artifacts: dict[str, str] = field(default_factory=dict)  # name -> local file to log
+    tables: dict[str, int] = field(default_factory=dict)  # table -> rows added by this run
+    seconds: float = 0.0
+
+    @property
+    def rows_rejected(self) -> int:
+        return sum(self.rejected.values())
+
+    @property
+    def accounting_ok(self) -> bool:
+        return self.rows_in == self.rows_out + self.rows_rejected
+
+    def check_accounting(self) -> None:
+        if not self.accounting_ok:
+            raise AccountingError(
+                f"{self.stage}: rows in {self.rows_in} != out {self.rows_out} + rejected {self.rows_rejected} "
+                f"({self.rejected})"
+            )
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{k}={v}" for k, v in sorted(self.rejected.items())) or "none"
+        rate = self.rows_in / self.seconds if self.seconds else 0.0
+        return (
+            f"{self.stage}: in={self.rows_in} out={self.rows_out} rejected={self.rows_rejected} ({reasons}) "
+            f"in {self.seconds:.1f}s ({rate:.1f} rows/s)"
+        )
+
+    def as_metrics(self) -> dict[str, float]:
+        """Flat numeric metrics for MLflow: rows_in/out/rejected, rejected.<reason>, seconds, rows_per_s, extra."""
+        out: dict[str, float] = {
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "rows_rejected": self.rows_rejected,
+            "seconds": round(self.seconds, 3),
+            "rows_per_s": round(self.rows_in / self.seconds, 3) if self.seconds else 0.0,
+        }
+        out.update({f"rejected.{reason}": n for reason, n in self.rejected.items()})
+        out.update({f"added.{table}": n for table, n in self.tables.items()})
+        out.update(self.metrics)
+        return out

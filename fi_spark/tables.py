@@ -1,0 +1,121 @@
+"""Reading and writing stage tables: Delta by default, Parquet where the engine has no Delta.
+
+Tables live under ``<output>/tables/<name>`` (a local folder or an ``s3://`` prefix). Writes are
+idempotent on the table's key (fi_spark.schemas): ``write`` anti-joins the incoming rows against the
+keys already stored and appends only the new ones, so a re-run of a stage on the same input adds no
+rows and a resumed stage adds only what is missing. Anti-join-then-append was chosen over Delta
+MERGE because it behaves the same on Delta and Parquet, and both engines run it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from fi_spark.config import ConfigError, TablesConfig
+from fi_spark.engine import Capabilities
+from fi_spark.schemas import TableSpec
+
+log = logging.getLogger(__name__)
+
+
+def resolve_format(cfg: TablesConfig, caps: Capabilities) -> str:
+    """`auto` -> delta where the engine has it; an explicit `delta` on an engine without it is an error."""
+    if cfg.format == "auto":
+        return "delta" if caps.delta else "parquet"
+    if cfg.format == "delta" and not caps.delta:
+        raise ConfigError(
+            f"tables.format=delta, but the {caps.mode} engine has no Delta support (the delta-spark jars are "
+            "missing); use tables.format=parquet or auto, or start Spark with delta-spark configured"
+        )
+    return cfg.format
+
+
+def join_path(root: str, *parts: str) -> str:
+    """Join path parts for local folders and URIs (s3://bucket/prefix) alike."""
+    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
+
+
+def is_remote(path: str) -> bool:
+    return "://" in path and not path.startswith("file://")
+
+
+@dataclass
+class TableStore:
+    spark: SparkSession
+    root: str  # the run's output folder; tables go under <root>/tables/
+    fmt: str  # "delta" | "parquet"
+
+    def path(self, spec: TableSpec) -> str:
+        return join_path(self.root, "tables", spec.name)
+
+    def exists(self, spec: TableSpec) -> bool:
+        path = self.path(spec)
+        if not is_remote(path):
+            marker = "_delta_log" if self.fmt == "delta" else ""
+            return os.path.isdir(os.path.join(path, marker)) and any(
+                not name.startswith(".") for name in os.listdir(path)
+            )
+        try:
+            self.spark.read.format(self.fmt).load(path).schema  # noqa: B018 - forces analysis
+            return True
+        except Exception:  # noqa: BLE001 - "path does not exist" has engine-specific exception types
+            return False
+
+    def read(self, spec: TableSpec) -> DataFrame:
+        """The table, or an empty frame with its schema when nothing was written yet."""
+        if not self.exists(spec):
+            return self.spark.createDataFrame([], spec.schema)
+        return self.spark.read.format(self.fmt).load(self.path(spec))
+
+    def count(self, spec: TableSpec) -> int:
+        return self.read(spec).count() if self.exists(spec) else 0
+
+    def write(self, df: DataFrame, spec: TableSpec) -> int:
+        """Append the rows of ``df`` whose key is not stored yet; return how many were added."""
+        df = conform(df, spec)
+        path = self.path(spec)
+        if self.exists(spec):
+            before = self.count(spec)
+            stored_keys = self.read(spec).select(*spec.key)
+            df = df.join(stored_keys, on=list(spec.key), how="left_anti")
+        else:
+            before = 0
+        df.write.format(self.fmt).mode("append").save(path)
+        added = self.count(spec) - before
+        log.info("table %s: +%d rows (%s, %s)", spec.name, added, self.fmt, path)
+        return added
+
+    def materialize(self, df: DataFrame, name: str) -> DataFrame:
+        """Write an intermediate frame to ``<output>/_work/<name>`` (Parquet, overwritten) and read it back.
+
+        Used instead of ``cache()``, which Sail treats as a no-op: a frame used by several writes is then
+        computed once on every engine, and the scratch copy can be inspected after a failed run.
+        """
+        path = join_path(self.root, "_work", name)
+        df.write.mode("overwrite").parquet(path)
+        return self.spark.read.parquet(path)
+
+    def replace(self, df: DataFrame, spec: TableSpec) -> int:
+        """Overwrite the whole table (for small derived tables that are recomputed from their inputs)."""
+        conform(df, spec).write.format(self.fmt).mode("overwrite").save(self.path(spec))
+        return self.count(spec)
+
+
+def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
+    """Select the spec's columns in order with the spec's types; a missing column is a programming error."""
+    missing = [c for c in spec.columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"table {spec.name}: the frame lacks columns {missing} (has {df.columns})")
+    return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.schema.fields])
+
+
+def check_input(df: DataFrame, spec: TableSpec) -> None:
+    """Stage-entry check: every column of the spec is present (extra columns are allowed)."""
+    missing = [c for c in spec.columns if c not in df.columns]
+    if missing:
+        raise ValueError(f"input table {spec.name} lacks columns {missing}; was it written by an older version?")
