@@ -10,10 +10,10 @@ Behaviour, all deterministic given the request:
 - latency: uniform in `latency_ms`, drawn from a hash of (request id, attempt number);
 - capacity: at most `capacity` requests are "on the GPU" at once; the rest queue, as in vLLM's
   scheduler, so throughput is capped at capacity / mean latency;
-- faults: an attempt is faulty when hash(seed, request id, attempt number) < `fault_rate`; its kind is
-  drawn from `fault_kinds`: 429 (+ Retry-After), 500, 503, timeout (sits on the request for `hang_s`),
+- faults: an attempt is faulty when hash(seed, request id, attempt number) < `fault_rate` (or when it is
+  one of the first `fault_first_attempts` of its request); its kind is drawn from `fault_kinds`: 429 (+ Retry-After), 500, 503, timeout (sits on the request for `hang_s`),
   drop (closes without answering), truncate (promises a body, sends half), not_json (an HTML 200),
-  bad_content (a 200 whose content is not valid for the schema);
+  bad_content (a 200 whose content is not valid for the schema), and, only when asked for, 400;
 - answers: with a `response_format` json_schema (or vLLM `structured_outputs.json`), a minimal valid
   instance of the schema; otherwise an echo of the last user message;
 - counters: HTTP requests per request id (the `X-Request-Id` header, else a hash of the body).
@@ -37,6 +37,7 @@ from typing import Any
 from fi_spark.llm.schema_instance import minimal_instance
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "drop", "truncate", "not_json", "bad_content")
+ALL_FAULT_KINDS = (*FAULT_KINDS, "400")  # a 400 is final (never retried), so it is not injected by default
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class ServerSettings:
     latency_ms: tuple[float, float] = (0.0, 0.0)
     capacity: int = 0  # 0 = unlimited
     fault_rate: float = 0.0
+    fault_first_attempts: int = 0  # additionally, the first N attempts of every request are faulty
     fault_kinds: tuple[str, ...] = FAULT_KINDS
     retry_after_s: float = 1.0
     hang_s: float = 30.0
@@ -51,9 +53,9 @@ class ServerSettings:
     model: str = "test-model"
 
     def __post_init__(self) -> None:
-        unknown = set(self.fault_kinds) - set(FAULT_KINDS)
+        unknown = set(self.fault_kinds) - set(ALL_FAULT_KINDS)
         if unknown:
-            raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {', '.join(FAULT_KINDS)}")
+            raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {', '.join(ALL_FAULT_KINDS)}")
 
 
 def _unit(*parts: object) -> float:
@@ -202,14 +204,15 @@ class TestServer:
             self.stats.per_request[rid] += 1
             self.stats.requests += 1
         fault = None
-        if s.fault_rate and s.fault_kinds and _unit(s.seed, rid, attempt, "fault") < s.fault_rate:
+        faulty = attempt < s.fault_first_attempts or _unit(s.seed, rid, attempt, "fault") < s.fault_rate
+        if s.fault_kinds and faulty:
             fault = s.fault_kinds[int(_unit(s.seed, rid, attempt, "kind") * len(s.fault_kinds))]
         self._count(fault or "ok")
         try:
             req = json.loads(body)
         except ValueError:
             return await _send(writer, 400, b'{"error": {"message": "body is not JSON"}}')
-        if fault in ("429", "500", "503"):
+        if fault in ("400", "429", "500", "503"):
             extra = {"Retry-After": f"{s.retry_after_s:g}"} if fault in ("429", "503") else {}
             return await _send(writer, int(fault), b'{"error": {"message": "injected"}}', extra)
         if fault == "drop":
@@ -301,6 +304,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--latency-ms", default="0,0", help="min,max uniform latency")
     ap.add_argument("--fault-rate", type=float, default=0.0)
     ap.add_argument("--fault-kinds", default=",".join(FAULT_KINDS))
+    ap.add_argument("--fault-first-attempts", type=int, default=0)
     ap.add_argument("--retry-after-s", type=float, default=1.0)
     ap.add_argument("--hang-s", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
@@ -311,6 +315,7 @@ def main(argv: list[str] | None = None) -> None:
         latency_ms=(lo, hi),
         capacity=args.capacity,
         fault_rate=args.fault_rate,
+        fault_first_attempts=args.fault_first_attempts,
         fault_kinds=tuple(k for k in args.fault_kinds.split(",") if k),
         retry_after_s=args.retry_after_s,
         hang_s=args.hang_s,

@@ -1,0 +1,218 @@
+"""The async client against the fault-injecting test server: retries, Retry-After, breaker, bounds, budget."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from collections import Counter
+
+import pytest
+
+from fi_spark.config import LLMConfig
+from fi_spark.llm.adapter import Adapter
+from fi_spark.llm.client import LLMClient
+from fi_spark.llm.testserver import FAULT_KINDS, ServerSettings, TestServer
+from fi_spark.llm.types import LLMRequest, LLMResult, Sampling, request_id
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+FAST = {
+    "request_timeout_s": 0.5,
+    "connect_timeout_s": 0.5,
+    "backoff_base_s": 0.01,
+    "backoff_max_s": 0.05,
+    "breaker_reset_s": 0.05,
+    "max_retry_after_s": 1.0,
+}
+
+
+def _requests(n: int, adapter: Adapter, stage: str = "t") -> list[LLMRequest]:
+    out = []
+    for i in range(n):
+        msgs = [{"role": "user", "content": f"question {i}"}]
+        rid = request_id(model=adapter.model, stage=stage, params=adapter.id_params(), messages=msgs)
+        out.append(LLMRequest(id=rid, messages=msgs, key=str(i)))
+    return out
+
+
+def _run(
+    cfg: LLMConfig, urls: list[str], reqs: list[LLMRequest], adapter: Adapter
+) -> tuple[list[LLMResult], LLMClient]:
+    async def go() -> tuple[list[LLMResult], LLMClient]:
+        async with LLMClient(cfg, urls, adapter) as client:
+            return await client.complete_all(reqs), client
+
+    return asyncio.run(go())
+
+
+def _adapter(schema: dict | None = SCHEMA) -> Adapter:
+    return Adapter(model="test-model", sampling=Sampling(max_tokens=16, seed=0), response_schema=schema)
+
+
+def _dead_url() -> str:
+    with socket.socket() as s:  # a port nobody listens on: connection refused
+        s.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+def test_clean_run_sends_each_request_once() -> None:
+    """Without faults every request succeeds with one HTTP call, identified by its request id."""
+    ad = _adapter()
+    reqs = _requests(40, ad)
+    with TestServer(ServerSettings(latency_ms=(1, 5))) as srv:
+        results, client = _run(LLMConfig(concurrency=8, **FAST), [srv.url], reqs, ad)
+        stats = srv.snapshot()
+    assert all(r.ok and r.parsed and r.attempts == 1 for r in results)
+    assert stats["per_request"] == {r.id: 1 for r in reqs}
+    assert client.http_calls == 40 and not client.retries
+    assert {r.key for r in results} == {str(i) for i in range(40)}
+    assert all(r.prompt_tokens > 0 and r.completion_tokens > 0 and r.endpoint == srv.url for r in results)
+
+
+@pytest.mark.parametrize(
+    ("kind", "cause"),
+    [
+        ("429", "http_429"),
+        ("500", "http_5xx"),
+        ("503", "http_5xx"),
+        ("timeout", "timeout"),
+        ("drop", "disconnect"),
+        ("truncate", "disconnect"),
+        ("not_json", "bad_body"),
+        ("bad_content", "not_json"),
+    ],
+)
+def test_each_fault_is_retried_with_its_cause(kind: str, cause: str) -> None:
+    """One injected fault on the first attempt is retried, recorded by cause, and the row succeeds."""
+    ad = _adapter()
+    reqs = _requests(6, ad)
+    settings = ServerSettings(fault_kinds=(kind,), fault_first_attempts=1, retry_after_s=0.05, hang_s=2.0)
+    with TestServer(settings) as srv:
+        results, client = _run(LLMConfig(concurrency=4, breaker_failures=100, **FAST), [srv.url], reqs, ad)
+        stats = srv.snapshot()
+    assert all(r.ok for r in results), [(r.error_reason, r.error) for r in results]
+    assert all(r.retry_causes == [cause] and r.attempts == 2 for r in results)
+    assert client.retries == Counter({cause: 6})
+    assert set(stats["per_request"].values()) == {2}
+
+
+def test_persistent_faults_end_in_reasoned_errors() -> None:
+    """A request that always fails ends with retries_exhausted after max_attempts HTTP calls, never raising."""
+    ad = _adapter()
+    reqs = _requests(5, ad)
+    with TestServer(ServerSettings(fault_kinds=("503",), fault_rate=1.0, retry_after_s=0.0)) as srv:
+        results, _ = _run(LLMConfig(concurrency=4, max_attempts=3, breaker_failures=100, **FAST), [srv.url], reqs, ad)
+        stats = srv.snapshot()
+    assert {r.error_reason for r in results} == {"retries_exhausted"}
+    assert all(r.attempts == 3 and "http_5xx" in (r.error or "") and r.content is None for r in results)
+    assert set(stats["per_request"].values()) == {3}
+
+
+def test_garbled_content_retried_boundedly_then_rejected() -> None:
+    """Non-schema content is retried schema_retries times, then the row fails with not_json."""
+    ad = _adapter()
+    reqs = _requests(3, ad)
+    with TestServer(ServerSettings(fault_kinds=("bad_content",), fault_rate=1.0)) as srv:
+        results, _ = _run(LLMConfig(concurrency=4, schema_retries=2, **FAST), [srv.url], reqs, ad)
+        stats = srv.snapshot()
+    assert {r.error_reason for r in results} == {"not_json"}
+    assert set(stats["per_request"].values()) == {3}
+    assert all(r.content is not None for r in results)  # kept so a person can see what the model said
+
+
+def test_http_400_is_final_and_not_retried() -> None:
+    """A 400 means the request itself is wrong: one call, final http_400 error."""
+    ad = _adapter()
+    with TestServer(ServerSettings(fault_kinds=("400",), fault_rate=1.0)) as srv:
+        results, _ = _run(LLMConfig(**FAST), [srv.url], _requests(3, ad), ad)
+        stats = srv.snapshot()
+    assert {r.error_reason for r in results} == {"http_400"}
+    assert all(r.final and r.attempts == 1 for r in results)
+    assert stats["requests"] == 3
+
+
+def test_retry_after_is_honoured() -> None:
+    """After a 429 with Retry-After the request waits at least that long before its retry."""
+    ad = _adapter()
+    with TestServer(ServerSettings(fault_kinds=("429",), fault_first_attempts=1, retry_after_s=0.4)) as srv:
+        t0 = time.monotonic()
+        results, _ = _run(LLMConfig(**FAST), [srv.url], _requests(4, ad), ad)
+        elapsed = time.monotonic() - t0
+    assert all(r.ok and r.retry_causes == ["http_429"] for r in results)
+    assert elapsed >= 0.4
+    assert all(r.total_ms >= 400 for r in results)
+
+
+def test_breaker_stops_hammering_a_dead_endpoint() -> None:
+    """With one dead and one live endpoint all rows succeed and the dead one gets only a few attempts."""
+    ad = _adapter()
+    reqs = _requests(60, ad)
+    cfg = LLMConfig(concurrency=4, breaker_failures=3, **{**FAST, "breaker_reset_s": 30.0})
+    with TestServer(ServerSettings(latency_ms=(2, 5))) as srv:
+        results, client = _run(cfg, [_dead_url(), srv.url], reqs, ad)
+    assert all(r.ok and r.endpoint == srv.url for r in results)
+    dead = client.pool.endpoints[0]
+    assert dead.breaker.state == "open"
+    assert dead.sent <= 3 + cfg.concurrency  # the failures that opened it, plus those already in flight
+    assert client.retries["connect"] == dead.sent
+
+
+def test_all_endpoints_down_gives_reasoned_errors_quickly() -> None:
+    """No live endpoint: every row ends with a reason within the request deadline, nothing raises."""
+    ad = _adapter()
+    cfg = LLMConfig(concurrency=4, max_attempts=3, request_deadline_s=3.0, **FAST)
+    t0 = time.monotonic()
+    results, _ = _run(cfg, [_dead_url()], _requests(8, ad), ad)
+    assert time.monotonic() - t0 < 10
+    assert {r.error_reason for r in results} <= {"retries_exhausted", "endpoints_unavailable"}
+    assert all(not r.final for r in results)  # transient: a later run tries again
+
+
+def test_concurrency_bound_holds() -> None:
+    """The server never sees more requests in flight than llm.concurrency."""
+    ad = _adapter()
+    with TestServer(ServerSettings(latency_ms=(20, 40))) as srv:
+        _run(LLMConfig(concurrency=6, **FAST), [srv.url], _requests(60, ad), ad)
+        stats = srv.snapshot()
+    assert 4 <= stats["max_in_flight"] <= 6
+
+
+def test_requests_spread_over_endpoints() -> None:
+    """Two equal endpoints share the load (least outstanding)."""
+    ad = _adapter()
+    with TestServer(ServerSettings(latency_ms=(5, 10))) as a, TestServer(ServerSettings(latency_ms=(5, 10))) as b:
+        results, _ = _run(LLMConfig(concurrency=8, **FAST), [a.url, b.url], _requests(80, ad), ad)
+        sa, sb = a.snapshot()["requests"], b.snapshot()["requests"]
+    assert sa + sb == 80 and min(sa, sb) >= 25
+    assert all(r.ok for r in results)
+
+
+def test_token_budget_stops_cleanly() -> None:
+    """Once the budget is spent the remaining rows fail with budget_exhausted without an HTTP call."""
+    ad = _adapter()
+    reqs = _requests(30, ad)
+    cfg = LLMConfig(concurrency=2, token_budget=400, **FAST)
+    with TestServer(ServerSettings()) as srv:
+        results, client = _run(cfg, [srv.url], reqs, ad)
+        stats = srv.snapshot()
+    ok = [r for r in results if r.ok]
+    stopped = [r for r in results if r.error_reason == "budget_exhausted"]
+    assert ok and stopped and len(ok) + len(stopped) == 30
+    assert all(r.attempts == 0 for r in stopped)
+    assert stats["requests"] == len(ok)
+    assert client.budget.spent == sum(r.prompt_tokens + r.completion_tokens for r in ok) <= 400
+
+
+def test_mixed_faults_every_row_accounted() -> None:
+    """20% faults of every kind: each row ends ok or with a reason, and retries are counted per cause."""
+    ad = _adapter()
+    reqs = _requests(150, ad)
+    settings = ServerSettings(latency_ms=(1, 5), fault_rate=0.2, fault_kinds=FAULT_KINDS, retry_after_s=0.05, hang_s=2)
+    with TestServer(settings) as srv:
+        results, client = _run(LLMConfig(concurrency=16, max_attempts=8, **FAST), [srv.url], reqs, ad)
+        stats = srv.snapshot()
+    assert len(results) == 150 and {r.id for r in reqs} == {r.request_id for r in results}
+    assert all(r.ok or r.error_reason for r in results)
+    assert sum(1 for r in results if r.ok) >= 140
+    assert sum(client.retries.values()) == sum(len(r.retry_causes) for r in results) > 0
+    assert stats["requests"] == client.http_calls == sum(r.attempts for r in results)
