@@ -40,8 +40,9 @@ What `complete` guarantees:
 - The ledger table `llm_responses` (fi_spark.schemas.LLM_RESPONSES, keyed by request_id) keeps every
   final answer. Requests already in it are never sent again: a re-run with a warm ledger makes zero HTTP
   calls. Workers journal finished answers to small parquet files while they run, so a killed job loses at
-  most the requests that were in flight; the next run folds the journal into the ledger first (dedup by
-  request_id), so each request is in the ledger exactly once.
+  most, per task, the requests in flight plus the answers not yet flushed (`llm.journal_flush_rows` /
+  `llm.journal_flush_s`); the next run folds the journal into the ledger first (dedup by request_id), so
+  each request is in the ledger exactly once.
 - HTTP work runs eagerly inside `complete` (one Spark action; each partition keeps
   `config.llm.concurrency` requests in flight with asyncio), spread over `config.llm.endpoints` with
   retries (exponential backoff with full jitter, Retry-After honoured), a circuit breaker per endpoint,

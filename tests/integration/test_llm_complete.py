@@ -1,0 +1,137 @@
+"""`fi_spark.llm.complete` on embedded Spark against the fault-injecting server: faults, ledger, exactly-once."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from fi_spark.config import Config, EngineConfig, LLMConfig
+from fi_spark.llm import complete
+from fi_spark.llm.testserver import FAULT_KINDS, ServerSettings, TestServer
+from fi_spark.llm.types import ERROR_REASONS
+from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES
+from fi_spark.stages.base import StageContext
+from fi_spark.tables import TableStore
+
+SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
+FAST = {
+    "request_timeout_s": 1.0,
+    "connect_timeout_s": 1.0,
+    "backoff_base_s": 0.02,
+    "backoff_max_s": 0.2,
+    "breaker_reset_s": 0.1,
+    "max_retry_after_s": 1.0,
+}
+
+
+def make_ctx(spark: SparkSession, out: Path, url: str, **llm: object) -> StageContext:
+    cfg = Config(
+        engine=EngineConfig(shuffle_partitions=2),
+        llm=LLMConfig(endpoints=[url], model="test-model", **{**FAST, **llm}),  # type: ignore[arg-type]
+    )
+    store = TableStore(spark, str(out), "delta")
+    return StageContext(spark=spark, engine=None, config=cfg, store=store, output=str(out), log=logging.getLogger("t"))  # type: ignore[arg-type]
+
+
+def requests_frame(spark: SparkSession, n: int, distinct: int) -> object:
+    rows = [(f"k{i:03d}", json.dumps([{"role": "user", "content": f"question {i % distinct}"}])) for i in range(n)]
+    rows.append(("bad", "this is not a JSON message list"))
+    return spark.createDataFrame(rows, "key string, messages string")
+
+
+def test_faults_of_every_kind_every_row_answered_once(spark: SparkSession, tmp_path: Path) -> None:
+    """20% faults of every kind: every row gets an answer or a reasoned error, retries counted, no duplicates."""
+    settings = ServerSettings(latency_ms=(2, 10), fault_rate=0.2, fault_kinds=FAULT_KINDS, retry_after_s=0.05, hang_s=3)
+    with TestServer(settings) as srv:
+        ctx = make_ctx(spark, tmp_path, srv.url, concurrency=8, max_attempts=8)
+        df = requests_frame(spark, 120, distinct=100)
+        run = complete(ctx, df, stage="faults", response_schema=SCHEMA)
+        rows = run.results.collect()
+        stats = srv.snapshot()
+
+    assert sorted(r["key"] for r in rows) == sorted([f"k{i:03d}" for i in range(120)] + ["bad"])
+    for r in rows:
+        if r["error_reason"] is None:
+            assert json.loads(r["parsed"])["answer"] and r["content"] is not None
+        else:
+            assert r["error_reason"] in ERROR_REASONS and r["error"], r
+    by_key = {r["key"]: r for r in rows}
+    assert by_key["bad"]["error_reason"] == "bad_request"
+    assert by_key["k000"]["request_id"] == by_key["k100"]["request_id"]  # same question, one request
+    assert sum(1 for r in rows if r["error_reason"] is None) >= 110
+
+    faults = sum(n for outcome, n in stats["outcomes"].items() if outcome != "ok")
+    assert faults > 0
+    assert run.metrics["retries"] == faults  # every injected fault was seen and counted once
+    assert run.metrics["http_calls"] == stats["requests"]
+    assert run.metrics["requests"] == 101  # 100 distinct questions + the bad row, each sent once
+    assert len(stats["per_request"]) == 100  # the bad row never reached the server
+
+    ledger = ctx.store.read(LLM_RESPONSES)
+    failures = ctx.store.read(LLM_FAILURES)
+    assert ledger.count() + failures.count() == 101
+    assert ledger.select("request_id").distinct().count() == ledger.count()
+
+
+def test_warm_ledger_makes_no_http_calls(spark: SparkSession, tmp_path: Path) -> None:
+    """A re-run answers everything from the ledger: zero HTTP calls, same answers, all marked cached."""
+    with TestServer(ServerSettings(latency_ms=(1, 3))) as srv:
+        ctx = make_ctx(spark, tmp_path, srv.url)
+        df = requests_frame(spark, 30, distinct=30)
+        first = {
+            r["key"]: r["parsed"] for r in complete(ctx, df, stage="warm", response_schema=SCHEMA).results.collect()
+        }
+        sent = srv.snapshot()["requests"]
+        again = complete(ctx, df, stage="warm", response_schema=SCHEMA)
+        rows = again.results.collect()
+        assert srv.snapshot()["requests"] == sent == 30
+    assert {r["key"]: r["parsed"] for r in rows} == first
+    assert all(r["cached"] for r in rows)
+    assert again.metrics["http_calls"] == 0 and again.metrics["cached"] == 31
+
+
+def test_new_stage_or_params_are_new_requests(spark: SparkSession, tmp_path: Path) -> None:
+    """The same prompt under another stage or max_tokens is a different request id and is sent."""
+    with TestServer(ServerSettings()) as srv:
+        ctx = make_ctx(spark, tmp_path, srv.url)
+        df = requests_frame(spark, 5, distinct=5)
+        a = {r["key"]: r["request_id"] for r in complete(ctx, df, stage="s1").results.collect()}
+        b = {r["key"]: r["request_id"] for r in complete(ctx, df, stage="s2").results.collect()}
+        c = {r["key"]: r["request_id"] for r in complete(ctx, df, stage="s1", max_tokens=7).results.collect()}
+        assert srv.snapshot()["requests"] == 15
+    assert not (set(a.values()) & set(b.values())) and not (set(a.values()) & set(c.values()))
+
+
+def test_transient_failures_are_sent_again_next_run(spark: SparkSession, tmp_path: Path) -> None:
+    """Rows that failed transiently (server down) are not in the ledger and succeed on the next run."""
+    ctx_down = None
+    with TestServer(ServerSettings(fault_kinds=("503",), fault_rate=1.0, retry_after_s=0)) as down:
+        ctx_down = make_ctx(spark, tmp_path, down.url, max_attempts=2, breaker_failures=100)
+        df = requests_frame(spark, 10, distinct=10)
+        failed = complete(ctx_down, df, stage="flaky").results.collect()
+    assert {r["error_reason"] for r in failed if r["key"] != "bad"} == {"retries_exhausted"}
+    assert ctx_down.store.read(LLM_RESPONSES).count() == 1  # only the (final) bad_request row
+    with TestServer(ServerSettings()) as up:
+        ctx_up = make_ctx(spark, tmp_path, up.url)
+        ok = complete(ctx_up, df, stage="flaky").results.collect()
+        assert up.snapshot()["requests"] == 10
+    assert all(r["error_reason"] is None for r in ok if r["key"] != "bad")
+    assert ctx_up.store.read(LLM_FAILURES).count() == 10  # the first run's failures stay as history
+
+
+@pytest.mark.parametrize("budget", [600])
+def test_token_budget_keeps_what_was_done(spark: SparkSession, tmp_path: Path, budget: int) -> None:
+    """With a small token budget some rows are answered, the rest are budget_exhausted and sent by a later run."""
+    with TestServer(ServerSettings()) as srv:
+        ctx = make_ctx(spark, tmp_path, srv.url, token_budget=budget, concurrency=2, max_tokens=16)
+        df = requests_frame(spark, 40, distinct=40)
+        rows = complete(ctx, df, stage="budget", response_schema=SCHEMA).results.collect()
+        ok = [r for r in rows if r["error_reason"] is None]
+        cut = [r for r in rows if r["error_reason"] == "budget_exhausted"]
+        assert ok and cut and len(ok) + len(cut) == 40
+        assert sum(r["prompt_tokens"] + r["completion_tokens"] for r in ok) <= budget
+        assert srv.snapshot()["requests"] == len(ok)
