@@ -351,6 +351,88 @@ class ReportConfig(_Section):
     bins: int = Field(default=30, ge=5, description="histogram bins")
 
 
+# --------------------------------------------------------------------------- web input & near-dedup (prepare_corpus)
+class WebConfig(_Section):
+    """WARC/WET input (fi_spark.ingest.warc) and web quality filters (fi_spark.text.web_quality).
+
+    ``filters`` switches families on; each threshold mirrors a field of WebQualityThresholds (defaults as
+    DataTrove's Gopher / C4 / FineWeb filters). Off by default: paragraph-sized documents (books, news
+    snippets) fail Gopher's 50-word minimum, so turn them on for crawled pages.
+    """
+
+    extractor: Literal["trafilatura", "resiliparse"] = Field(
+        default="trafilatura", description="HTML main-text extractor (quality vs ~10x speed; see ingest/html.py)"
+    )
+    max_html_bytes: int = Field(default=2_000_000, ge=1, description="larger pages are rejected (warc_too_large)")
+    filters: list[Literal["gopher_quality", "gopher_repetition", "c4", "fineweb"]] = Field(default_factory=list)
+    clean_c4_lines: bool = Field(default=False, description="drop C4 boilerplate lines before the checks")
+    gopher_min_words: int = Field(default=50, ge=0)
+    gopher_max_words: int = Field(default=100_000, ge=1)
+    gopher_min_mean_word_length: float = Field(default=3.0, ge=0)
+    gopher_max_mean_word_length: float = Field(default=10.0, ge=0)
+    gopher_max_symbol_word_ratio: float = Field(default=0.1, ge=0)
+    gopher_max_bullet_lines_ratio: float = Field(default=0.9, ge=0, le=1)
+    gopher_max_ellipsis_lines_ratio: float = Field(default=0.3, ge=0, le=1)
+    gopher_min_alpha_words_ratio: float = Field(default=0.8, ge=0, le=1)
+    gopher_min_stop_words: int = Field(default=0, ge=0, description="English stop words required; 0 = off")
+    gopher_max_dup_line_ratio: float = Field(default=0.3, ge=0, le=1)
+    gopher_max_dup_para_ratio: float = Field(default=0.3, ge=0, le=1)
+    gopher_max_dup_line_char_ratio: float = Field(default=0.2, ge=0, le=1)
+    gopher_max_dup_para_char_ratio: float = Field(default=0.2, ge=0, le=1)
+    gopher_top_ngram_ratios: dict[int, float] = Field(default_factory=lambda: {2: 0.20, 3: 0.18, 4: 0.16})
+    gopher_dup_ngram_ratios: dict[int, float] = Field(
+        default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10}
+    )
+    c4_min_sentences: int = Field(default=0, ge=0, description="C4 used 5; 0 = off")
+    c4_min_words_per_line: int = Field(default=3, ge=0)
+    fineweb_min_line_punct_ratio: float = Field(default=0.12, ge=0, le=1)
+    fineweb_max_short_line_ratio: float = Field(default=0.67, ge=0, le=1)
+    fineweb_short_line_chars: int = Field(default=30, ge=0)
+    fineweb_max_char_dup_ratio: float = Field(default=0.01, ge=0, le=1)
+    fineweb_max_newline_word_ratio: float = Field(default=0.3, ge=0)
+
+    @model_validator(mode="after")
+    def _ngram_sizes(self) -> WebConfig:
+        for name in ("gopher_top_ngram_ratios", "gopher_dup_ngram_ratios"):
+            if any(not 1 <= n <= 64 for n in getattr(self, name)):
+                raise ValueError(f"web.{name}: n-gram sizes must be between 1 and 64")
+        return self
+
+
+class NearDedupConfig(_Section):
+    """MinHash LSH near-duplicate removal in prepare_corpus (fi_spark.dedup), after exact dedup."""
+
+    enabled: bool = False
+    threshold: float = Field(default=0.8, gt=0, lt=1, description="Jaccard similarity of shingle sets")
+    num_perm: int = Field(default=112, ge=2, le=1024)
+    shingle: Literal["word", "char"] = "word"
+    ngram: int = Field(default=5, ge=1, le=64, description="words (or characters) per shingle")
+    bands: int | None = Field(default=None, ge=1, description="with rows; both unset = derived from threshold")
+    rows: int | None = Field(default=None, ge=1)
+    recall_weight: float = Field(
+        default=0.8, gt=0, lt=1, description="false-negative weight when deriving bands/rows (fp weight = 1 - it)"
+    )
+    verify: Literal["none", "signature", "exact"] = Field(
+        default="signature", description="check candidate pairs: estimated Jaccard, exact shingle Jaccard, or not"
+    )
+    survivor: Literal["smallest_id", "longest", "best_quality"] = "smallest_id"
+    short_docs: Literal["whole", "skip"] = Field(
+        default="whole", description="docs with fewer tokens than ngram: one whole-text shingle, or not deduped"
+    )
+    seed: int = 42
+    max_iterations: int = Field(default=40, ge=1, description="connected-components rounds before giving up")
+
+    @model_validator(mode="after")
+    def _bands_rows(self) -> NearDedupConfig:
+        if (self.bands is None) != (self.rows is None):
+            raise ValueError("near_dedup.bands and near_dedup.rows: set both, or neither to derive them")
+        if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
+            raise ValueError(
+                f"near_dedup.bands x rows ({self.bands} x {self.rows}) exceeds num_perm ({self.num_perm})"
+            )
+        return self
+
+
 class Config(_Section):
     """The whole resolved configuration of a run."""
 
@@ -369,6 +451,8 @@ class Config(_Section):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     export: ExportConfig = Field(default_factory=ExportConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
 
     def to_flat_dict(self) -> dict[str, Any]:
         """`section.key -> value`, the shape MLflow params and logs want."""

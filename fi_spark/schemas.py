@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pyspark.sql.types import (
     ArrayType,
+    BooleanType,
     DoubleType,
     FloatType,
     IntegerType,
@@ -89,6 +90,18 @@ DOC_REJECTS = TableSpec(
         ("raw_excerpt", StringType(), True),  # first characters of the offending input, for a person to look at
     ),
     key=("doc_id", "reason"),
+)
+
+# Near-duplicate clusters (fi_spark.dedup.near_dedup): one row per member of every cluster of 2+ documents.
+DUP_CLUSTERS = TableSpec(
+    "dup_clusters",
+    _s(
+        ("cluster_id", StringType(), False),  # the smallest doc_id of the cluster (stable across runs)
+        ("doc_id", StringType(), False),
+        ("kept", BooleanType(), False),  # the cluster's survivor (near_dedup.survivor rule)
+        ("similarity", DoubleType(), True),  # estimated Jaccard to the survivor (1.0 for the survivor)
+    ),
+    key=("doc_id",),
 )
 
 # ---- llm (fi_spark.llm): the request ledger shared by every generation stage
@@ -183,7 +196,7 @@ JUDGED = TableSpec(
 
 ALL_TABLES: dict[str, TableSpec] = {
     t.name: t
-    for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, LLM_RESPONSES, LLM_FAILURES, PAIRS, PAIR_REJECTS, JUDGED)
+    for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, DUP_CLUSTERS, LLM_RESPONSES, LLM_FAILURES, PAIRS, PAIR_REJECTS, JUDGED)
 }
 
 __all__ = [
@@ -192,6 +205,7 @@ __all__ = [
     "DOCUMENTS",
     "DOC_REJECTS",
     "DUPLICATES",
+    "DUP_CLUSTERS",
     "JUDGED",
     "LLM_FAILURES",
     "LLM_RESPONSES",
