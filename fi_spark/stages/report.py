@@ -1,0 +1,32 @@
+"""Stage `report`: the run's HTML report with PNG plots, built from small aggregations of its tables.
+
+Reads every stage table that exists under the output folder (missing ones are named in the report),
+writes `<output>/report/report.html` + `*.png` (or `report.location`), and returns the files as
+artifacts so the pipeline logs them to its MLflow run. It writes no table: rows in = rows out = 0.
+"""
+
+from __future__ import annotations
+
+import time
+
+from fi_spark.report import build_report
+from fi_spark.stages.base import StageContext, StageResult
+
+STAGE = "report"
+
+
+def run(ctx: StageContext) -> StageResult:
+    started = time.time()
+    files = build_report(ctx.store, ctx.config, ctx.output, ctx.work_dir)
+    ctx.log.info("report written to %s (%d plots)", files.location, len(files.plots))
+    artifacts = {"report/report.html": files.html}
+    artifacts.update({f"report/{name}.png": path for name, path in files.plots.items()})
+    funnel = {f"funnel.{r.unit}.{r.step}": float(r.rows) for r in files.data.funnel}
+    return StageResult(
+        stage=STAGE,
+        rows_in=0,
+        rows_out=0,
+        metrics={"plots": float(len(files.plots)), **funnel},
+        artifacts=artifacts,
+        seconds=time.time() - started,
+    )
