@@ -138,7 +138,12 @@ def check_gopher_quality(text: str, t: WebQualityThresholds) -> Verdict:
 
 def check_gopher_repetition(text: str, t: WebQualityThresholds) -> Verdict:
     for unit, parts, max_ratio, max_char_ratio in (
-        ("paragraphs", _PARAGRAPH_SPLIT.split(text.strip()), t.gopher_max_dup_para_ratio, t.gopher_max_dup_para_char_ratio),
+        (
+            "paragraphs",
+            _PARAGRAPH_SPLIT.split(text.strip()),
+            t.gopher_max_dup_para_ratio,
+            t.gopher_max_dup_para_char_ratio,
+        ),
         ("lines", text.split("\n"), t.gopher_max_dup_line_ratio, t.gopher_max_dup_line_char_ratio),
     ):
         parts = [p for p in parts if p.strip()]
@@ -153,14 +158,16 @@ def check_gopher_repetition(text: str, t: WebQualityThresholds) -> Verdict:
     words = text.split()
     if not words:
         return None
-    ids = word_ids(words)
     lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
+    sizes = [n for n, _ in t.gopher_top_ngram_ratios + t.gopher_dup_ngram_ratios]
+    keys = ngram_keys(word_ids(words), sizes)
+    empty = np.zeros(0, dtype=np.uint64)
     for n, max_ratio in t.gopher_top_ngram_ratios:
-        ratio = top_ngram_char_ratio(ids, lengths, n)
+        ratio = top_ngram_char_ratio(keys.get(n, empty), lengths, n)
         if ratio > max_ratio:
             return "gopher_top_ngram", f"top {n}-gram covers {ratio:.2f} of characters > {max_ratio}"
     for n, max_ratio in t.gopher_dup_ngram_ratios:
-        ratio = dup_ngram_char_ratio(ids, lengths, n)
+        ratio = dup_ngram_char_ratio(keys.get(n, empty), lengths, n)
         if ratio > max_ratio:
             return "gopher_dup_ngrams", f"duplicated {n}-grams cover {ratio:.2f} of characters > {max_ratio}"
     return None
@@ -200,6 +207,23 @@ def check_fineweb(text: str, t: WebQualityThresholds) -> Verdict:
     return None
 
 
+def quality_score(text: str) -> float:
+    """A 0..1 score for choosing the survivor of a near-duplicate cluster (``near_dedup.survivor=best_quality``).
+
+    Mean of three shares that the filters above also use: lines ending in punctuation (prose, not
+    menus), words containing a letter, and characters outside duplicated lines. Deterministic and cheap.
+    """
+    lines = [line.strip() for line in text.split("\n") if line.strip()]
+    words = text.split()
+    if not lines or not words:
+        return 0.0
+    punct = sum(1 for line in lines if line.endswith(_TERMINAL)) / len(lines)
+    alpha = sum(1 for w in words if _HAS_ALPHA.search(w)) / len(words)
+    total = sum(len(line) for line in lines)
+    unique = 1.0 - _duplicates(lines)[1] / total
+    return round((punct + alpha + unique) / 3.0, 6)
+
+
 def clean_c4_lines(text: str, t: WebQualityThresholds) -> str:
     """C4's line filter: drop lines with boilerplate phrases or fewer than ``c4_min_words_per_line`` words."""
     kept = []
@@ -236,25 +260,35 @@ def word_ids(words: list[str]) -> np.ndarray:
     return pd.factorize(pd.Series(words, dtype=object), sort=False)[0].astype(np.uint64)
 
 
-def _ngram_keys(ids: np.ndarray, n: int) -> np.ndarray:
-    """One 64-bit key per word n-gram (position-weighted sum of word ids with odd multipliers, wrapping)."""
-    keys = np.zeros(len(ids) - n + 1, dtype=np.uint64)
-    for k in range(n):
-        keys += (ids[k : len(ids) - n + 1 + k] + np.uint64(1)) * _MULTIPLIERS[k]
-    return keys
+def ngram_keys(ids: np.ndarray, sizes: list[int]) -> dict[int, np.ndarray]:
+    """64-bit key per word n-gram for each n in ``sizes``: position-weighted sums of word ids with random
+    odd multipliers (wrapping), built incrementally so all sizes cost one multiply-add per word and size."""
+    out: dict[int, np.ndarray] = {}
+    keys = (ids + np.uint64(1)) * _MULTIPLIERS[0]
+    for n in range(2, max(sizes, default=0) + 1):
+        if len(ids) < n:
+            break
+        keys = keys[: len(ids) - n + 1] + (ids[n - 1 :] + np.uint64(1)) * _MULTIPLIERS[n - 1]
+        if n in sizes:
+            out[n] = keys
+    if 1 in sizes:
+        out[1] = (ids + np.uint64(1)) * _MULTIPLIERS[0]
+    return out
 
 
-_MULTIPLIERS = np.random.Generator(np.random.PCG64(7)).integers(0, 2**63, size=64, dtype=np.uint64) * np.uint64(2) + np.uint64(1)
+_MULTIPLIERS = np.random.Generator(np.random.PCG64(7)).integers(0, 2**63, size=64, dtype=np.uint64) * np.uint64(
+    2
+) + np.uint64(1)
 
 
-def top_ngram_char_ratio(ids: np.ndarray, lengths: np.ndarray, n: int) -> float:
+def top_ngram_char_ratio(keys: np.ndarray, lengths: np.ndarray, n: int) -> float:
     """Characters of the most frequent word n-gram times its count / all word characters (0 if none repeats).
 
     Ties go to the n-gram that occurs first, as with ``Counter.most_common``.
     """
-    if len(ids) < n:
+    if len(keys) == 0:
         return 0.0
-    _, first, counts = np.unique(_ngram_keys(ids, n), return_index=True, return_counts=True)
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
     best = counts.max()
     if best < 2:
         return 0.0
@@ -262,18 +296,18 @@ def top_ngram_char_ratio(ids: np.ndarray, lengths: np.ndarray, n: int) -> float:
     return float(lengths[start : start + n].sum() * best / lengths.sum())
 
 
-def dup_ngram_char_ratio(ids: np.ndarray, lengths: np.ndarray, n: int) -> float:
+def dup_ngram_char_ratio(keys: np.ndarray, lengths: np.ndarray, n: int) -> float:
     """Characters of words covered by an n-gram seen earlier in the text / all word characters.
 
     A word is counted once even when several duplicated n-grams cover it (Gopher's definition).
     """
-    if len(ids) < n:
+    if len(keys) == 0:
         return 0.0
-    _, first, inverse = np.unique(_ngram_keys(ids, n), return_index=True, return_inverse=True)
+    _, first, inverse = np.unique(keys, return_index=True, return_inverse=True)
     dup_starts = np.flatnonzero(first[inverse] != np.arange(len(inverse)))
     if len(dup_starts) == 0:
         return 0.0
-    cover = np.zeros(len(ids) + 1, dtype=np.int64)
+    cover = np.zeros(len(lengths) + 1, dtype=np.int64)
     np.add.at(cover, dup_starts, 1)
     np.add.at(cover, dup_starts + n, -1)
     covered = np.cumsum(cover[:-1]) > 0
