@@ -152,9 +152,9 @@ def template_usage(t: Tables, top_k: int) -> TemplateUsage | None:
     templates = t.get("templates", "template_id", "template")
     if templates is not None:
         top_rows = top_rows.join(templates.select("template_id", "template"), "template_id", "left")
+    top_rows_list = [r.asDict() for r in top_rows.collect()]
     top = sorted(
-        ((r["template"] if r.get("template") else r["template_id"], int(r["count"])) for r in top_rows.collect()),
-        key=lambda kv: -kv[1],
+        ((r.get("template") or r["template_id"], int(r["count"])) for r in top_rows_list), key=lambda kv: -kv[1]
     )
     hist = sorted(
         (int(r["count"]), int(r["n"])) for r in per_template.groupBy("count").agg(F.count("*").alias("n")).collect()

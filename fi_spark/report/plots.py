@@ -53,6 +53,7 @@ def _label_bars(ax: plt.Axes, bars, values: list[int], total: int | None = None)
         text = f"{value:,}" + (f" ({value / total:.0%})" if total else "")
         ax.text(bar.get_width() + top * 0.01, bar.get_y() + bar.get_height() / 2, text, va="center", fontsize=8)
     ax.set_xlim(0, top * 1.25 if top else 1)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
 def plot_funnel(rows: list[FunnelRow], path: str) -> str | None:
@@ -163,6 +164,7 @@ def plot_template_usage(usage: TemplateUsage | None, path: str) -> str | None:
     left.barh(range(len(top)), [n for _, n in top], color=BAR)
     left.set_yticks(range(len(top)), [_short(t, 55) for t, _ in top], fontsize=7)
     left.set_xlabel("matched documents")
+    left.xaxis.set_major_locator(MaxNLocator(integer=True))
     left.set_title(f"Most used templates (top {len(top)} of {usage.used:,} used)")
     left.spines[["top", "right"]].set_visible(False)
     xs, ys = [0.0], [0.0]

@@ -41,51 +41,44 @@ def batch(rows: list[tuple[str, int, int, str]]) -> pa.RecordBatch:
     )
 
 
-def test_writer_writes_one_file_per_shard_and_format(tmp_path):
-    """Sorted batches become named Parquet and JSONL shards with rows, tokens and bytes per file."""
-    writer = ShardWriter(str(tmp_path), ["parquet", "jsonl"], "minilm")
-    batches = [
-        batch([("train", 0, 2, "a"), ("train", 0, 2, "b")]),
-        batch([("train", 0, 2, "c"), ("train", 1, 2, "d")]),  # shard 0 continues across batches
-        batch([("validation", 0, 1, "e")]),
+RECORDS = pa.schema([f for f in SCHEMA if f.name not in ("split", "shard", "shards")])
+
+
+def test_writer_writes_one_file_per_format_with_stats(tmp_path):
+    """A shard's rows become named Parquet and JSONL files, sorted by id, with rows, tokens and bytes."""
+    writer = ShardWriter(str(tmp_path), ["parquet", "jsonl"], "minilm", RECORDS)
+    frame = batch([("train", 1, 3, "c"), ("train", 1, 3, "a"), ("train", 1, 3, "b")]).to_pandas()
+    stats = writer.write_frame(frame).to_dict("records")
+    assert [(s["file"], s["rows"], s["format"]) for s in stats] == [
+        ("data/train-00001-of-00003.parquet", 3, "parquet"),
+        ("data/train-00001-of-00003.jsonl", 3, "jsonl"),
     ]
-    stats = pa.Table.from_batches(list(writer.write(batches))).to_pylist()
-    files = {(s["file"], s["rows"]) for s in stats}
-    assert files == {
-        ("data/train-00000-of-00002.parquet", 3),
-        ("data/train-00000-of-00002.jsonl", 3),
-        ("data/train-00001-of-00002.parquet", 1),
-        ("data/train-00001-of-00002.jsonl", 1),
-        ("data/validation-00000-of-00001.parquet", 1),
-        ("data/validation-00000-of-00001.jsonl", 1),
-    }
-    table = pq.read_table(tmp_path / "data/train-00000-of-00002.parquet")
+    table = pq.read_table(tmp_path / "data/train-00001-of-00003.parquet")
     assert table.column_names == ["id", "messages", "grounding"]
     assert table.column("id").to_pylist() == ["a", "b", "c"]
-    lines = (tmp_path / "data/train-00000-of-00002.jsonl").read_text().splitlines()
+    lines = (tmp_path / "data/train-00001-of-00003.jsonl").read_text().splitlines()
     assert json.loads(lines[0]) == {
         "id": "a",
         "messages": [{"role": "user", "content": "Question a?"}, {"role": "assistant", "content": "Answer number a."}],
         "grounding": 0.9,
     }
-    expected_tokens = count_tokens(["Question a?", "Answer number a.", "Question b?", "Answer number b."], "minilm")
-    expected_tokens += count_tokens(["Question c?", "Answer number c."], "minilm")
-    first = next(s for s in stats if s["file"].endswith("train-00000-of-00002.parquet"))
-    assert first["tokens"] == expected_tokens > 0
-    assert first["bytes"] == (tmp_path / "data/train-00000-of-00002.parquet").stat().st_size
+    contents = [t for pid in "abc" for t in (f"Question {pid}?", f"Answer number {pid}.")]
+    assert stats[0]["tokens"] == stats[1]["tokens"] == count_tokens(contents, "minilm") > 0
+    assert stats[0]["bytes"] == (tmp_path / "data/train-00001-of-00003.parquet").stat().st_size
+    assert stats[1]["bytes"] == (tmp_path / "data/train-00001-of-00003.jsonl").stat().st_size
 
 
 def test_writer_with_no_rows_writes_nothing(tmp_path):
-    """An empty task yields no statistics and no files."""
-    writer = ShardWriter(str(tmp_path), ["jsonl"], "minilm")
-    assert list(writer.write([batch([])])) == []
+    """An empty group yields no statistics and no files."""
+    writer = ShardWriter(str(tmp_path), ["jsonl"], "minilm", RECORDS)
+    assert writer.write_frame(batch([]).to_pandas()).empty
     assert not (tmp_path / "data").exists()
 
 
 def test_unknown_format_is_refused():
     """A format other than parquet/jsonl is a clear error."""
     with pytest.raises(ValueError, match="choose from"):
-        ShardWriter("/tmp/x", ["csv"], "minilm")
+        ShardWriter("/tmp/x", ["csv"], "minilm", RECORDS)
 
 
 def test_split_is_deterministic_and_close_to_fraction():

@@ -1,0 +1,93 @@
+"""Lineage: every pair joined back to its document, chunk, dedup cluster, template/query, match, grounding,
+judge verdict, models and prompt versions -- and the final set, which is that view above the judge threshold.
+
+Tables written by other stages are joined by name with left joins, so a pair never disappears from the
+view because an upstream table lacks a row or a column; the lineage test checks that every final pair
+does find its document, chunk, template and verdict. Optional upstream columns (a template's source
+query, a near-dup cluster) appear when the upstream table has them.
+"""
+
+from __future__ import annotations
+
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+
+from fi_spark.schemas import CHUNKS, DOCUMENTS, DUPLICATES, JUDGED, PAIRS
+from fi_spark.stages.base import StageContext
+from fi_spark.stages.sources import named_table
+
+QUERY_COLUMNS = ("query_id", "query_ids", "source_query_id")  # whichever the templates table carries
+
+LINEAGE_COLUMNS = {
+    "doc_id": "source document (documents.doc_id)",
+    "source": "input the document came from (documents.metadata['source'], else its input file)",
+    "source_url": "the document's URL, when the input had one",
+    "chunk_id": "the matched chunk whose text the pair was made from (chunks.chunk_id)",
+    "dedup_cluster": "near-duplicate cluster of the document (dup_clusters), else the document itself",
+    "duplicates_dropped": "input documents dropped as duplicates of this document",
+    "template_id": "instruction template (templates.template_id)",
+    "template": "the template text with its `<fi>` slots",
+    "match_score": "similarity of the template's document description and the document (match)",
+    "match_rank": "rank of the template among the document's matches",
+    "grounding": "share of answer tokens inside verbatim excerpts of the source",
+    "judge_score": "the judge's rubric score",
+    "judge_rationale": "the judge's short rationale",
+    "instantiate_model": "model that wrote the instruction and answer",
+    "instantiate_prompt": "instantiate prompt version (name.version+content hash)",
+    "judge_model": "model that judged the pair",
+    "judge_prompt": "judge prompt version",
+}
+
+
+def pair_lineage(ctx: StageContext) -> DataFrame:
+    """Every pair with its lineage columns (judge columns null for pairs not judged yet)."""
+    pairs = ctx.store.read(PAIRS)
+    judged = ctx.store.read(JUDGED).select(
+        "pair_id",
+        F.col("score").alias("judge_score"),
+        F.col("rationale").alias("judge_rationale"),
+        F.col("error_reason").alias("judge_error"),
+        F.col("model").alias("judge_model"),
+        F.col("prompt_version").alias("judge_prompt"),
+        F.col("request_id").alias("judge_request_id"),
+    )
+    docs = ctx.store.read(DOCUMENTS).select(
+        "doc_id",
+        F.coalesce(F.col("metadata").getItem("source"), F.col("input_file"), F.lit("unknown")).alias("source"),
+        F.col("url").alias("source_url"),
+    )
+    chunks = ctx.store.read(CHUNKS).select("chunk_id", F.col("ordinal").alias("chunk_ordinal"))
+    dropped = (
+        ctx.store.read(DUPLICATES)
+        .groupBy(F.col("kept_id").alias("doc_id"))
+        .agg(F.count("*").alias("duplicates_dropped"))
+    )
+    view = (
+        pairs.withColumnRenamed("model", "instantiate_model")
+        .withColumnRenamed("prompt_version", "instantiate_prompt")
+        .withColumnRenamed("request_id", "instantiate_request_id")
+        .join(judged, "pair_id", "left")
+        .join(docs, "doc_id", "left")
+        .join(chunks, "chunk_id", "left")
+        .join(dropped, "doc_id", "left")
+        .withColumn("duplicates_dropped", F.coalesce("duplicates_dropped", F.lit(0)))
+    )
+    clusters = named_table(ctx, "dup_clusters")
+    if clusters is not None and {"cluster_id", "doc_id"} <= set(clusters.columns):
+        view = view.join(clusters.select("doc_id", F.col("cluster_id").alias("_cluster")), "doc_id", "left")
+        view = view.withColumn("dedup_cluster", F.coalesce("_cluster", "doc_id")).drop("_cluster")
+    else:
+        view = view.withColumn("dedup_cluster", F.col("doc_id"))
+    templates = named_table(ctx, "templates")
+    if templates is not None and "template_id" in templates.columns:
+        keep = ["template_id"] + [c for c in ("template", *QUERY_COLUMNS) if c in templates.columns]
+        view = view.join(templates.select(*keep), "template_id", "left")
+    if "template" not in view.columns:
+        view = view.withColumn("template", F.lit(None).cast("string"))
+    return view
+
+
+def final_pairs(ctx: StageContext, threshold: float | None = None) -> DataFrame:
+    """Pairs whose judge score is at or above `threshold` (default: judge.threshold), with lineage."""
+    cut = ctx.config.judge.threshold if threshold is None else threshold
+    return pair_lineage(ctx).where(F.col("judge_score") >= F.lit(cut))

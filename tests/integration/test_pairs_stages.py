@@ -1,0 +1,273 @@
+"""instantiate -> judge -> export -> report on a handful of rows, against a scripted OpenAI-compatible server.
+
+The server is the LLM layer's test server with scripted answers (a grounded answer for most documents,
+an invented one for the Danube document, leftover <fi> tags for one template, varied judge scores), so
+every check and reject reason is exercised with known outcomes. One module-scoped run; each test
+checks one property of it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+from pyspark.sql import functions as F
+from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
+
+from fi_spark.config import load_config
+from fi_spark.llm.testserver import TestServer
+from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, LLM_RESPONSES, PAIR_REJECTS, PAIRS, TableSpec
+from fi_spark.stages import export, instantiate, judge, prepare_corpus
+from fi_spark.stages import report as report_stage
+from fi_spark.stages.base import StageContext
+from fi_spark.stages.lineage import final_pairs
+from fi_spark.tables import TableStore, resolve_format
+
+DOCS = [
+    (
+        "wiki-1",
+        (
+            "Agriculture is the cultivation of land and breeding of animals and plants to provide food. It was "
+            "the key development in the rise of sedentary human civilization, creating food surpluses in cities."
+        ),
+    ),
+    (
+        "wiki-2",
+        (
+            "The Eiffel Tower is a wrought-iron lattice tower on the Champ de Mars in Paris, France. It is named "
+            "after the engineer Gustave Eiffel, whose company designed and built the tower between 1887 and 1889."
+        ),
+    ),
+    (
+        "news-1",
+        (
+            "Qantas maintenance workers will decide by secret ballot whether to accept the airline's offer of "
+            "an incentive payment. Unions will advise members to reject the offer because it includes a wage freeze."
+        ),
+    ),
+    (
+        "news-2",
+        (
+            "The Danube is Europe's second-longest river, flowing through ten countries into the Black Sea. It "
+            "has been an important trade route for centuries and links many capital cities along its banks."
+        ),
+    ),
+]
+TEMPLATES = [
+    ("t-why", "Why is <fi>a topic</fi> important?", "an article explaining why something matters", "q-1"),
+    ("t-what", "What is <fi>a thing</fi> known for?", "an encyclopedia entry describing a thing", "q-2"),
+    ("t-broken", "KEEP_TAGS explain <fi>a subject</fi>", "any text", "q-3"),
+]
+TEMPLATE_SPEC = TableSpec(
+    "templates",
+    StructType(
+        [StructField(n, StringType(), False) for n in ("template_id", "template", "compatible_document_description")]
+        + [StructField("query_id", StringType(), True)]
+    ),
+    key=("template_id",),
+)
+MATCH_SPEC = TableSpec(
+    "matches",
+    StructType(
+        [
+            StructField("doc_id", StringType(), False),
+            StructField("chunk_id", StringType(), True),
+            StructField("template_id", StringType(), False),
+            StructField("score", DoubleType(), False),
+            StructField("rank", IntegerType(), False),
+        ]
+    ),
+    key=("doc_id", "template_id"),
+)
+
+
+def judge_score(instruction: str) -> int:
+    """The scripted judge's score: 1..5 from a hash of the instruction."""
+    return hashlib.sha256(instruction.encode()).digest()[0] % 5 + 1
+
+
+class ScriptedServer(TestServer):
+    """The LLM test server, answering instantiate and judge requests from the prompt text."""
+
+    def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
+        out = super()._answer(chat, req, rid, bad)
+        props = (((req.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}).get("properties")
+        if bad or not props:
+            return out
+        last = str(req["messages"][-1]["content"])
+        if "instruction" in props and "answer" in props:
+            content = self._instantiate(last)
+        else:
+            instruction = re.search(r"INSTRUCTION: (.*)", last).group(1)  # type: ignore[union-attr]
+            content = {"rationale": "scripted", "score": judge_score(instruction)}
+        out["choices"][0]["message"]["content"] = json.dumps(content)
+        return out
+
+    @staticmethod
+    def _instantiate(prompt: str) -> dict[str, Any]:
+        template = re.search(r"TEMPLATE: (.*)", prompt).group(1)  # type: ignore[union-attr]
+        document = prompt.split('"""')[1].strip()
+        words = document.split()
+        instruction = template if "KEEP_TAGS" in template else re.sub(r"<fi>.*?</fi>", " ".join(words[:2]), template)
+        if "Danube" in document:
+            answer = "Rivers are long and wet, and nobody really knows why they keep on flowing."
+        else:
+            answer = document.split(". ")[0] + "."
+        return {"slots": [{"slot": "x", "value": " ".join(words[:2])}], "instruction": instruction, "answer": answer}
+
+
+@pytest.fixture(scope="module")
+def server():
+    with ScriptedServer() as srv:
+        yield srv
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("pairs")
+
+
+def make_ctx(engine, output: Path, server: ScriptedServer, overrides: list[str] = ()) -> StageContext:
+    config = load_config(
+        "local",
+        [
+            "tracking.enabled=false",
+            f"llm.endpoints=[{server.url}]",
+            "llm.model=test-model",
+            "export.rows_per_shard=2",
+            "export.validation_fraction=0.3",
+            "export.licenses={documents.jsonl: CC BY-SA 3.0}",
+            *overrides,
+        ],
+    )
+    store = TableStore(engine.spark, str(output), resolve_format(config.tables, engine.caps))
+    return StageContext(engine.spark, engine, config, store, str(output), logging.getLogger("test"), str(output))
+
+
+@pytest.fixture(scope="module")
+def ran(_embedded, run_dir, server):
+    """prepare_corpus -> (templates, matches written here) -> instantiate -> judge -> export, once."""
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"  # as the function-scoped embedded_engine fixture does
+    ctx = make_ctx(_embedded, run_dir, server)
+    docs = run_dir / "documents.jsonl"
+    docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in DOCS))
+    prepare_corpus.run(ctx, str(docs))
+    spark = ctx.spark
+    ctx.store.write(spark.createDataFrame(TEMPLATES, TEMPLATE_SPEC.schema), TEMPLATE_SPEC)
+    first_chunks = ctx.store.read(CHUNKS).where(F.col("ordinal") == 0).select("doc_id", "chunk_id")
+    pairs_wanted = [
+        (d, t, 0.5 + i / 100, rank) for i, (d, _) in enumerate(DOCS) for rank, (t, *_) in enumerate(TEMPLATES)
+    ]
+    wanted = spark.createDataFrame(pairs_wanted, "doc_id string, template_id string, score double, rank int")
+    ctx.store.write(wanted.join(first_chunks, "doc_id"), MATCH_SPEC)
+    results = {
+        "instantiate": instantiate.run(ctx),
+        "judge": judge.run(ctx),
+        "export": export.run(ctx),
+    }
+    calls = server.snapshot()["requests"]
+    return ctx, results, calls
+
+
+def test_instantiate_accounts_for_every_match_with_reasons(ran):
+    """12 matches -> 6 pairs + 4 unfilled_slots (t-broken) + 2 ungrounded (the Danube answers), with details."""
+    ctx, results, _ = ran
+    res = results["instantiate"]
+    assert (res.rows_in, res.rows_out) == (12, 6)
+    assert res.rejected == {"unfilled_slots": 4, "ungrounded": 2}
+    rejects = {(r["template_id"], r["reason"]) for r in ctx.store.read(PAIR_REJECTS).collect()}
+    assert rejects == {("t-broken", "unfilled_slots")} | {("t-why", "ungrounded"), ("t-what", "ungrounded")}
+    ungrounded = ctx.store.read(PAIR_REJECTS).where(F.col("reason") == "ungrounded").first()
+    assert ungrounded["grounding"] == 0.0 and ungrounded["detail"].startswith("grounding 0.000 < 0.80")
+    pairs = ctx.store.read(PAIRS)
+    assert pairs.where(F.col("grounding") < 0.8).count() == 0
+    assert pairs.where(F.col("instruction").contains("<fi>")).count() == 0
+    assert {r["prompt_version"][:15] for r in pairs.collect()} == {"instantiate.v1+"}
+    assert {r["model"] for r in pairs.collect()} == {"test-model"}
+
+
+def test_judge_threshold_change_needs_no_new_requests(ran, embedded_engine, run_dir, server):
+    """Judged rows keep scores; another threshold changes the final set, and re-running judge sends nothing."""
+    ctx, results, calls = ran
+    scores = [r["score"] for r in ctx.store.read(JUDGED).collect()]
+    assert len(scores) == 6 and all(1 <= s <= 5 for s in scores)
+    expected = {t: sum(s >= t for s in scores) for t in (1, 3, 5)}
+    assert results["judge"].rows_out == expected[3]
+    for threshold, n in expected.items():
+        strict = make_ctx(embedded_engine, run_dir, server, [f"judge.threshold={threshold}"])
+        assert final_pairs(strict).count() == n
+        again = judge.run(strict)
+        assert (again.rows_in, again.tables) == (0, {})
+    assert server.snapshot()["requests"] == calls
+
+
+def test_rerun_makes_no_llm_calls_and_adds_no_rows(ran, embedded_engine, run_dir, server):
+    """instantiate and judge again: zero HTTP requests, zero rows added to any table."""
+    _, _, calls = ran
+    ctx = make_ctx(embedded_engine, run_dir, server)
+    before = {spec.name: ctx.store.count(spec) for spec in (PAIRS, PAIR_REJECTS, JUDGED, LLM_RESPONSES)}
+    assert instantiate.run(ctx).rows_in == 0
+    assert judge.run(ctx).rows_in == 0
+    after = {spec.name: ctx.store.count(spec) for spec in (PAIRS, PAIR_REJECTS, JUDGED, LLM_RESPONSES)}
+    assert after == before
+    assert server.snapshot()["requests"] == calls
+
+
+def test_export_round_trip(ran, run_dir):
+    """Parquet and JSONL shards read back with the chat schema, the final rows, split and stats agree."""
+    ctx, results, _ = ran
+    final_ids = {r["pair_id"] for r in final_pairs(ctx).select("pair_id").collect()}
+    data = run_dir / "export" / "data"
+    parquet = sorted(data.glob("*.parquet"))
+    jsonl = sorted(data.glob("*.jsonl"))
+    assert [p.stem for p in parquet] == [p.stem for p in jsonl]
+    table = pq.read_table([str(p) for p in parquet]) if parquet else None
+    assert table is not None and set(table.column("id").to_pylist()) == final_ids
+    assert table.schema.field("messages").type.value_type.names == ["role", "content"]
+    lines = [json.loads(line) for p in jsonl for line in p.read_text().splitlines()]
+    assert {row["id"] for row in lines} == final_ids and len(lines) == len(final_ids)
+    assert all([m["role"] for m in row["messages"]] == ["user", "assistant"] for row in lines)
+    stats = json.loads((run_dir / "export" / "stats.json").read_text())
+    assert stats["rows"] == len(final_ids) == results["export"].rows_out
+    assert sum(s["rows"] for s in stats["shards"] if s["format"] == "parquet") == len(final_ids)
+    for s in stats["shards"]:
+        assert (run_dir / "export" / s["file"]).stat().st_size == s["bytes"]
+        assert s["tokens"] > 0 and re.match(rf"data/{s['split']}-\d{{5}}-of-\d{{5}}\.(parquet|jsonl)$", s["file"])
+    card = (run_dir / "export" / "README.md").read_text()
+    assert f"{len(final_ids):,} instruction/answer pairs" in card and "CC BY-SA 3.0" in card
+
+
+def test_lineage_is_complete(ran):
+    """Every final pair joins to its document, chunk, template, match score, grounding and verdict."""
+    ctx, _, _ = ran
+    final = final_pairs(ctx)
+    n = final.count()
+    assert n > 0
+    docs = ctx.store.read(DOCUMENTS).select("doc_id")
+    chunks = ctx.store.read(CHUNKS).select("chunk_id")
+    assert final.join(docs, "doc_id").count() == n
+    assert final.join(chunks, "chunk_id").count() == n
+    required = [
+        "template", "query_id", "match_score", "match_rank", "grounding", "judge_score", "judge_rationale",
+        "instantiate_model", "judge_model", "instantiate_prompt", "judge_prompt", "dedup_cluster", "source",
+    ]  # fmt: skip
+    for column in required:
+        assert final.where(F.col(column).isNull()).count() == 0, column
+
+
+def test_report_shows_all_stages(ran, embedded_engine, run_dir, server):
+    """The report finds every table, draws the pair plots and its funnel matches the tables."""
+    ctx = make_ctx(embedded_engine, run_dir, server)
+    result = report_stage.run(ctx)
+    assert {"report/grounding.png", "report/judge.png", "report/llm.png", "report/funnel.png"} <= set(result.artifacts)
+    assert result.metrics["funnel.pairs.candidates (matches)"] == 12
+    assert result.metrics["funnel.pairs.instantiated, passed checks"] == 6
+    page = (run_dir / "report" / "report.html").read_text()
+    assert "ungrounded" in page and "unfilled_slots" in page
