@@ -151,12 +151,9 @@ def make_ctx(engine, output: Path, server: ScriptedServer, overrides: list[str] 
     return StageContext(engine.spark, engine, config, store, str(output), logging.getLogger("test"), str(output))
 
 
-@pytest.fixture(scope="module")
-def ran(_embedded, run_dir, server):
-    """prepare_corpus -> (templates, matches written here) -> instantiate -> judge -> export, once."""
-    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"  # as the function-scoped embedded_engine fixture does
-    ctx = make_ctx(_embedded, run_dir, server)
-    docs = run_dir / "documents.jsonl"
+def write_inputs(ctx: StageContext, folder: Path) -> None:
+    """Documents through prepare_corpus; templates and matches (every document x every template) written directly."""
+    docs = folder / "documents.jsonl"
     docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in DOCS))
     prepare_corpus.run(ctx, str(docs))
     spark = ctx.spark
@@ -167,6 +164,14 @@ def ran(_embedded, run_dir, server):
     ]
     wanted = spark.createDataFrame(pairs_wanted, "doc_id string, template_id string, score double, rank int")
     ctx.store.write(wanted.join(first_chunks, "doc_id"), MATCH_SPEC)
+
+
+@pytest.fixture(scope="module")
+def ran(_embedded, run_dir, server):
+    """prepare_corpus -> (templates, matches written here) -> instantiate -> judge -> export, once."""
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"  # as the function-scoped embedded_engine fixture does
+    ctx = make_ctx(_embedded, run_dir, server)
+    write_inputs(ctx, run_dir)
     results = {
         "instantiate": instantiate.run(ctx),
         "judge": judge.run(ctx),
@@ -271,3 +276,22 @@ def test_report_shows_all_stages(ran, embedded_engine, run_dir, server):
     assert result.metrics["funnel.pairs.instantiated, passed checks"] == 6
     page = (run_dir / "report" / "report.html").read_text()
     assert "ungrounded" in page and "unfilled_slots" in page
+
+
+def test_decontamination_rejects_overlapping_pairs(embedded_engine, server, tmp_path):
+    """With an eval set sharing a 13-gram with the Eiffel answer, those pairs become `contaminated` rejects."""
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text(
+        json.dumps({"question": "Where is the Eiffel Tower?", "context": DOCS[1][1]}) + "\n"
+        + json.dumps({"question": "Unrelated question about astronomy and the moons of Jupiter and Saturn?"}) + "\n"
+    )  # fmt: skip
+    ctx = make_ctx(embedded_engine, tmp_path / "out", server, [f"decontam.eval_paths=[{evals}]"])
+    write_inputs(ctx, tmp_path)
+    result = instantiate.run(ctx)
+    assert result.rejected == {"unfilled_slots": 4, "ungrounded": 2, "contaminated": 2}
+    assert result.rows_out == 4
+    rejects = ctx.store.read(PAIR_REJECTS).where(F.col("reason") == "contaminated").collect()
+    assert {r["doc_id"] for r in rejects} == {"wiki-2"}
+    assert all(r["detail"].startswith("instruction shares 13-gram") or "answer shares 13-gram" in r["detail"]
+               for r in rejects)  # fmt: skip
+    assert all(str(evals) in r["detail"] for r in rejects)
