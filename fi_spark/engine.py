@@ -108,8 +108,14 @@ def _local(cfg: EngineConfig, app_name: str) -> Engine:
     # Workers must run this interpreter (the virtualenv's), or they import a Python without our packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    builder = SparkSession.builder.master(cfg.local_master).appName(app_name)
+    # A Spark Connect session started earlier in this process (e.g. embedded) flags the process as
+    # "connect mode"; a classic session must not inherit that flag.
+    os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
+    # local[*] never needs the network: bind the driver to loopback.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    builder = SparkSession.builder.master(cfg.local_master).appName(app_name).config("spark.api.mode", "classic")
     builder = builder.config("spark.ui.showConsoleProgress", "false").config("spark.ui.enabled", "false")
+    builder = builder.config("spark.driver.bindAddress", "127.0.0.1").config("spark.driver.host", "127.0.0.1")
     for key, value in cfg.spark_conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fi_spark.engine import Capabilities
+from fi_spark.ingest.splits import read_lines
 from fi_spark.tables import is_remote
 
 MAX_FILES_TO_LABEL = 256  # per-file reads (to record input_file) up to this many files, then one read
@@ -51,9 +52,12 @@ def detect_format(path: str, files: list[str] | None) -> str:
 
 
 def read_documents(spark: SparkSession, path: str, caps: Capabilities) -> DataFrame:
-    """Rows of (value, input_file) for every record under ``path`` (local path, glob or s3:// URI)."""
+    """Rows of (value: JSON text as string or UTF-8 bytes, input_file) for every record under ``path``."""
     files = None if is_remote(path) else list_input_files(path)
     fmt = detect_format(path, files)
+    if fmt == "jsonl" and files is not None and caps.udfs_in_driver_process:
+        # Embedded Sail: its text reader fails a whole read on one bad byte; read ranges in Python instead.
+        return read_lines(spark, files)
     if files is not None and len(files) <= MAX_FILES_TO_LABEL and not caps.spark_context:
         # Sail has no input_file_name(): read file by file and label each (few files, cheap unions).
         frames = [_read_one(spark, f, fmt).withColumn("input_file", F.lit(f)) for f in files]
@@ -73,4 +77,6 @@ def _read_one(spark: SparkSession, path: str, fmt: str) -> DataFrame:
             raise InputError(f"{path}: Parquet input needs a `text` column; it has {df.columns}")
         # One JSON form for every format: the record parser then applies the same rules to both.
         return df.select(F.to_json(F.struct(*[F.col(c) for c in df.columns])).alias("value"))
-    return spark.read.text(path).select("value")
+    # As raw bytes: the JVM passes invalid UTF-8 through, and Arrow would fail converting it to a Python str;
+    # the record parser decodes with replacement characters and rejects the record (invalid_encoding).
+    return spark.read.text(path).select(F.col("value").cast("binary").alias("value"))

@@ -2,7 +2,7 @@
 
 Steps: read (JSONL / Parquet) -> parse, normalize and check each record (mapInPandas over the pure
 fi_spark.ingest.records) -> derive ids -> reject repeated ids -> exact dedup on the normalized-text
-hash (survivor: the smallest doc_id, also against documents stored by earlier runs) -> write ->
+hash (survivor: a document stored by an earlier run, else the smallest doc_id) -> write ->
 chunk the kept documents (mapInPandas over fi_spark.text.chunking).
 
 Every input record ends in exactly one of: documents (kept), duplicates, doc_rejects. The counts come
@@ -75,17 +75,22 @@ def classify(raw: DataFrame, cfg: PrepareConfig) -> DataFrame:
         max_line_repeat_ratio=cfg.max_line_repeat_ratio,
     )
 
+    columns = [c.split(" ")[0] for c in CLASSIFIED_DDL.split(", ")]
+    blank_row = dict.fromkeys(columns)
+
     def classify_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
         for batch in batches:
             rows = []
             for value, input_file in zip(batch["value"], batch["input_file"]):
+                if isinstance(value, (bytes, bytearray)):
+                    value = bytes(value).decode("utf-8", errors="replace")
                 if value is None or not value.strip():
-                    rows.append({"blank": True, "raw_hash": "", "input_file": input_file})
+                    rows.append({**blank_row, "blank": True, "raw_hash": "", "input_file": input_file})
                     continue
                 row = asdict(classify_record(value, thresholds))
                 row.pop("extra")
                 rows.append({**row, "input_file": input_file, "blank": False})
-            yield pd.DataFrame(rows, columns=[c.split(" ")[0] for c in CLASSIFIED_DDL.split(", ")])
+            yield pd.DataFrame(rows, columns=columns, dtype=object)
 
     return assign_ids(raw.mapInPandas(classify_batches, CLASSIFIED_DDL))
 
@@ -115,10 +120,15 @@ def decide(classified: DataFrame, stored: DataFrame) -> DataFrame:
         )
         .withColumn("reason", F.when(ok & (F.col("id_rank") > 1), F.lit("duplicate_id")).otherwise(F.col("reason")))
     )
-    # Survivor of each exact-duplicate group: the smallest doc_id, counting documents of earlier runs too.
-    candidates = df.filter(F.col("reason").isNull()).select("text_hash", "doc_id").unionByName(stored)
-    survivors = candidates.groupBy("text_hash").agg(F.min("doc_id").alias("kept_id"))
-    df = df.join(survivors, on="text_hash", how="left")
+    # Survivor of each exact-duplicate group: a document stored by an earlier run if there is one (published
+    # rows are never replaced), else the smallest doc_id of this run.
+    run_min = df.filter(F.col("reason").isNull()).groupBy("text_hash").agg(F.min("doc_id").alias("run_kept"))
+    stored_min = stored.groupBy("text_hash").agg(F.min("doc_id").alias("stored_kept"))
+    df = (
+        df.join(run_min, on="text_hash", how="left")
+        .join(stored_min, on="text_hash", how="left")
+        .withColumn("kept_id", F.coalesce("stored_kept", "run_kept"))
+    )
     status = (
         F.when(F.col("reason").isNotNull(), "rejected")
         .when(F.col("kept_id") == F.col("doc_id"), "kept")

@@ -64,8 +64,8 @@ def chunk_offsets(
         if end >= n:
             break
         window_lo = max(end - overlap, start + 1)
-        aligned = next((b for b in range(window_lo, end + 1) if opens[b]), None) if overlap else None
-        start = aligned if aligned is not None else max(end - overlap, start + 1)
+        aligned = next((b for b in range(window_lo, end) if opens[b]), None) if overlap else None
+        start = aligned if aligned is not None else (max(end - overlap, start + 1) if overlap else end)
     return ranges
 
 
