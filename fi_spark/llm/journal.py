@@ -56,7 +56,7 @@ def _fs(path: str) -> tuple[pafs.FileSystem, str]:
 
 
 def to_table(results: Iterable[LLMResult], *, stage: str, model: str, run_id: str) -> pa.Table:
-    now = int(time.time() * 1000)
+    now = int(time.time() * 1000)  # for results built outside the client
     rows = [
         {
             "request_id": r.request_id,
@@ -74,7 +74,7 @@ def to_table(results: Iterable[LLMResult], *, stage: str, model: str, run_id: st
             "attempts": r.attempts,
             "retry_causes": list(r.retry_causes),
             "endpoint": r.endpoint,
-            "finished_at_ms": now,
+            "finished_at_ms": r.finished_at_ms or now,
             "run_id": run_id,
         }
         for r in results

@@ -3,7 +3,12 @@
 Retry rule: exponential backoff with *full jitter* (sleep uniform(0, min(cap, base * 2**(n-1)))), the
 variant that spreads a burst of failed clients best (AWS architecture blog, "Exponential Backoff And
 Jitter"). When the server says `Retry-After`, that wins (capped), plus a little jitter so a throttled
-batch does not come back in one wave; the whole endpoint is paused that long, not just the one request.
+batch does not come back in one wave. It delays that request, not the whole endpoint: pausing a server
+for one throttled request idles it (measured: with 2.5% of attempts answered 429/503 + `Retry-After: 1`,
+bench/llm_client.py at 2 tasks reached 25% of capacity with endpoint-wide pauses, 66% without, same
+transport); under real overload every throttled request waits, so the
+load drops anyway, and a dead endpoint is the circuit breaker's job. (`EndpointPool.release` still
+takes `retry_after` for callers that want an endpoint-wide pause.)
 
 Breaker rule (per endpoint): `failures` consecutive connection errors / timeouts / 5xx open it; it then
 rests `reset_s`, lets one probe through (half-open), closes on the probe's success and re-opens with a

@@ -112,6 +112,7 @@ class LLMResult:
     retry_causes: list[str] = field(default_factory=list)
     endpoint: str | None = None
     key: str | None = None
+    finished_at_ms: int = 0  # wall clock (epoch ms) when the result was final
 
     @property
     def ok(self) -> bool:
