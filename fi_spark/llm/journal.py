@@ -86,8 +86,7 @@ class JournalWriter:
     """Buffers results of one task and writes them out in small atomic parquet files."""
 
     def __init__(self, run_dir: str, *, stage: str, model: str, run_id: str, flush_rows: int, flush_s: float):
-        self.fs, self.dir = _fs(run_dir)
-        self.fs.create_dir(self.dir, recursive=True)
+        self.fs, self.dir = _fs(run_dir)  # created at the first flush: a task with nothing to send leaves no trace
         self.stage, self.model, self.run_id = stage, model, run_id
         self.flush_rows, self.flush_s = flush_rows, flush_s
         self.task = uuid.uuid4().hex[:12]
@@ -106,6 +105,8 @@ class JournalWriter:
         if not self.buffer:
             return
         table = to_table(self.buffer, stage=self.stage, model=self.model, run_id=self.run_id)
+        if self.files == 0:
+            self.fs.create_dir(self.dir, recursive=True)
         name = f"part-{self.task}-{self.files:05d}.parquet"
         final = f"{self.dir}/{name}"
         if isinstance(self.fs, pafs.LocalFileSystem):

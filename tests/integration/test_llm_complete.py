@@ -135,3 +135,17 @@ def test_token_budget_keeps_what_was_done(spark: SparkSession, tmp_path: Path, b
         assert ok and cut and len(ok) + len(cut) == 40
         assert sum(r["prompt_tokens"] + r["completion_tokens"] for r in ok) <= budget
         assert srv.snapshot()["requests"] == len(ok)
+
+
+def test_complete_on_each_engine(any_engine, make_ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """The same call works on Sail (Delta) and classic local Spark (Parquet, separate Python workers)."""
+    with TestServer(ServerSettings(latency_ms=(1, 3))) as srv:
+        overrides = [f"llm.endpoints=['{srv.url}']", "llm.model=test-model", "engine.shuffle_partitions=2"]
+        ctx = make_ctx(any_engine, overrides, output=tmp_path / any_engine.caps.mode)
+        df = requests_frame(ctx.spark, 12, distinct=12)
+        rows = complete(ctx, df, stage="engines", response_schema=SCHEMA).results.collect()
+        assert srv.snapshot()["requests"] == 12
+    assert sorted((r["key"], r["error_reason"]) for r in rows) == sorted(
+        [(f"k{i:03d}", None) for i in range(12)] + [("bad", "bad_request")]
+    )
+    assert ctx.store.read(LLM_RESPONSES).count() == 13
