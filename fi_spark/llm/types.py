@@ -28,6 +28,7 @@ TRANSIENT_REASONS = (
     "endpoints_unavailable",  # every endpoint's circuit breaker stayed open until the request deadline
     "budget_exhausted",  # the token budget ran out before this request was sent
     "bad_response",  # the HTTP body was not a usable completion on every attempt
+    "no_result",  # no answer was recorded for the request (a lost task); never expected, sent again next run
 )
 ERROR_REASONS = FINAL_REASONS + TRANSIENT_REASONS
 
