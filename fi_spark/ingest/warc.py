@@ -117,7 +117,7 @@ def warc_json_lines(
 
 def is_warc_path(path: str) -> bool:
     name = path.lower()
-    return name.endswith((".warc", ".warc.gz", ".wet", ".wet.gz", ".warc.wet.gz", ".arc", ".arc.gz"))
+    return name.endswith((".warc", ".warc.gz", ".wet", ".wet.gz", ".wat", ".wat.gz", ".arc", ".arc.gz"))
 
 
 def _decode(body: bytes, content_type: str | None) -> str:

@@ -23,6 +23,7 @@ from fi_spark.config import PrepareConfig
 from fi_spark.ingest.documents import read_documents
 from fi_spark.ingest.records import classify_record
 from fi_spark.schemas import CHUNKS, DOC_REJECTS, DOCUMENTS, DUPLICATES
+from fi_spark.stages import prepare_web
 from fi_spark.stages.base import StageContext, StageResult
 from fi_spark.text.chunking import chunk_text
 from fi_spark.text.normalize import text_hash
@@ -42,16 +43,20 @@ def run(ctx: StageContext, documents: str) -> StageResult:
     started = time.monotonic()
     cfg = ctx.config.prepare
     ctx.log.info("%s: reading %s", STAGE, documents)
-    raw = read_documents(ctx.spark, documents, ctx.engine.caps)
+    raw = prepare_web.read_web_input(ctx, documents)  # WARC/WET input (issue 7); None for JSONL / Parquet
+    if raw is None:
+        raw = read_documents(ctx.spark, documents, ctx.engine.caps)
     if cfg.partitions:
         raw = raw.repartition(cfg.partitions)
-    classified = classify(raw, cfg)
+    classified = prepare_web.filter_web(classify(raw, cfg), ctx.config.web)
     stored = ctx.store.read(DOCUMENTS).select("doc_id", "text_hash")
     decided = ctx.store.materialize(decide(classified, stored), f"{STAGE}/decided")
+    decided, web_metrics, web_added = prepare_web.near_dedup_step(ctx, decided)  # no-op unless near_dedup.enabled
     counts = {(r["status"], r["reason"]): r["count"] for r in decided.groupBy("status", "reason").count().collect()}
     ctx.log.info("%s: classified %d records", STAGE, sum(counts.values()))
     kept = decided.filter(F.col("status") == "kept")
     added = {
+        **web_added,
         DOCUMENTS.name: ctx.store.write(kept, DOCUMENTS),
         DUPLICATES.name: ctx.store.write(duplicate_rows(decided), DUPLICATES),
         DOC_REJECTS.name: ctx.store.write(reject_rows(decided), DOC_REJECTS),
@@ -62,7 +67,9 @@ def run(ctx: StageContext, documents: str) -> StageResult:
     chunk_stats = ctx.store.read(CHUNKS).join(kept.select("doc_id"), "doc_id", "left_semi").agg(
         F.count("*").alias("n"), F.avg("n_tokens").alias("avg_tokens"), F.max("n_tokens").alias("max_tokens")
     ).collect()[0]
-    return _result(counts, added, chunk_stats, time.monotonic() - started)
+    result = _result(counts, added, chunk_stats, time.monotonic() - started)
+    result.metrics.update({**web_metrics, **prepare_web.web_reject_metrics(counts)})
+    return result
 
 
 def classify(raw: DataFrame, cfg: PrepareConfig) -> DataFrame:
@@ -141,7 +148,7 @@ def decide(classified: DataFrame, stored: DataFrame) -> DataFrame:
 
 def duplicate_rows(decided: DataFrame) -> DataFrame:
     return decided.filter(F.col("status") == "duplicate").select(
-        "doc_id", "kept_id", F.lit("exact").alias("method"), F.lit(1.0).alias("similarity")
+        "doc_id", "kept_id", F.col("dup_method").alias("method"), F.col("dup_similarity").alias("similarity")
     )
 
 
@@ -181,18 +188,24 @@ def chunk_documents(docs: DataFrame, cfg: PrepareConfig) -> DataFrame:
 def _result(counts: dict, added: dict[str, int], chunk_stats, seconds: float) -> StageResult:
     kept = sum(n for (status, _), n in counts.items() if status == "kept")
     duplicates = sum(n for (status, _), n in counts.items() if status == "duplicate")
+    near = counts.get(("duplicate", "near_duplicate"), 0)  # MinHash near-duplicates (prepare_web)
     rejected = {reason: n for (status, reason), n in counts.items() if status == "rejected"}
     rows_in = kept + duplicates + sum(rejected.values())
     result = StageResult(
         stage=STAGE,
         rows_in=rows_in,
         rows_out=kept,
-        rejected={**rejected, **({"duplicate_exact": duplicates} if duplicates else {})},
+        rejected={
+            **rejected,
+            **({"duplicate_exact": duplicates - near} if duplicates - near else {}),
+            **({"duplicate_near": near} if near else {}),
+        },
         tables=added,
         seconds=seconds,
         metrics={
             "documents_kept": kept,
-            "duplicates_exact": duplicates,
+            "duplicates_exact": duplicates - near,
+            "duplicates_near": near,
             "dedup_rate": round(duplicates / rows_in, 6) if rows_in else 0.0,
             "chunks": int(chunk_stats["n"] or 0),
             "chunk_tokens_avg": float(chunk_stats["avg_tokens"] or 0.0),

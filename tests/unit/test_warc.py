@@ -81,7 +81,9 @@ def test_json_lines_have_the_jsonl_input_shape():
 
 
 def test_warc_paths_are_recognized():
-    assert is_warc_path("s3://b/CC-MAIN-x.warc.gz") and is_warc_path("a/b.warc.wet.gz")
+    assert (
+        is_warc_path("s3://b/CC-MAIN-x.warc.gz") and is_warc_path("a/b.warc.wet.gz") and is_warc_path("c.warc.wat.gz")
+    )
     assert not is_warc_path("docs.jsonl.gz") and not is_warc_path("warc_notes.txt")
 
 
