@@ -410,10 +410,13 @@ class NearDedupConfig(_Section):
     bands: int | None = Field(default=None, ge=1, description="with rows; both unset = derived from threshold")
     rows: int | None = Field(default=None, ge=1)
     recall_weight: float = Field(
-        default=0.8, gt=0, lt=1, description="false-negative weight when deriving bands/rows (fp weight = 1 - it)"
+        default=0.95,
+        gt=0,
+        lt=1,
+        description="false-negative weight when deriving bands/rows (fp weight = 1 - it); 0.95 -> 14x8 at 0.8/112",
     )
     verify: Literal["none", "signature", "exact"] = Field(
-        default="signature", description="check candidate pairs: estimated Jaccard, exact shingle Jaccard, or not"
+        default="exact", description="check candidate pairs: exact shingle Jaccard, estimated Jaccard, or not"
     )
     survivor: Literal["smallest_id", "longest", "best_quality"] = "smallest_id"
     short_docs: Literal["whole", "skip"] = Field(

@@ -99,7 +99,7 @@ DUP_CLUSTERS = TableSpec(
         ("cluster_id", StringType(), False),  # the smallest doc_id of the cluster (stable across runs)
         ("doc_id", StringType(), False),
         ("kept", BooleanType(), False),  # the cluster's survivor (near_dedup.survivor rule)
-        ("similarity", DoubleType(), True),  # estimated Jaccard to the survivor (1.0 for the survivor)
+        ("similarity", DoubleType(), True),  # Jaccard to the survivor (exact or estimated: near_dedup.verify)
     ),
     key=("doc_id",),
 )

@@ -12,7 +12,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from fi_spark.config import NearDedupConfig
 from fi_spark.dedup.components import ComponentsDidNotConverge, connected_components, parquet_checkpoint
-from fi_spark.dedup.minhash import estimated_jaccard
+from fi_spark.dedup.minhash import estimated_jaccard, jaccard
 from fi_spark.dedup.near_dedup import hasher_for, near_dedup
 
 
@@ -36,7 +36,7 @@ DOCS = [
     ("s2", "green apple pie"),
     ("e0", ""),
 ]
-CFG = NearDedupConfig(enabled=True, threshold=0.8)
+CFG = NearDedupConfig(enabled=True, threshold=0.8, verify="signature")  # estimated similarity: literal below
 
 
 @pytest.fixture(autouse=True)
@@ -97,7 +97,7 @@ def test_clusters_duplicates_and_kept_documents_on_both_engines(any_engine, tmp_
     assert sorted(r.doc_id for r in result.kept.collect()) == ["a0", "b0", "c0", "c1", "e0", "s0", "s2"]
     statuses = {r.doc_id: r.status for r in result.signatures.collect()}
     assert statuses["e0"] == "empty" and statuses["s0"] == "short" and statuses["a0"] == "ok"
-    assert (result.bands, result.rows) == (11, 10)
+    assert (result.bands, result.rows) == (14, 8)
 
 
 def test_results_do_not_depend_on_partitioning(spark, tmp_path):
@@ -133,6 +133,17 @@ def test_exact_verification_and_no_verification_agree_here(spark, tmp_path):
         cfg = NearDedupConfig(enabled=True, verify=verify)
         dups = sorted(r.doc_id for r in _run(spark, tmp_path / verify, cfg).duplicates.collect())
         assert dups == ["a1", "a2", "b1", "s1"], verify
+
+
+def test_exact_verification_reports_exact_similarity(spark, tmp_path):
+    """With verify='exact' (the default) dup_clusters.similarity is the exact shingle Jaccard to the survivor."""
+    cfg = NearDedupConfig(enabled=True)
+    texts, hasher = dict(DOCS), hasher_for(cfg)
+    got = {r.doc_id: r.similarity for r in _run(spark, tmp_path, cfg).clusters.collect()}
+    survivor = {"a1": "a0", "a2": "a0", "b1": "b0", "s1": "s0"}
+    for doc, kept in survivor.items():
+        assert got[doc] == jaccard(hasher.shingle_ids(texts[doc]), hasher.shingle_ids(texts[kept]))
+    assert got["a0"] == got["b0"] == got["s0"] == 1.0
 
 
 def test_documents_stored_by_earlier_runs_always_survive(spark, tmp_path):
