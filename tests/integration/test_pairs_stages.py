@@ -295,3 +295,18 @@ def test_decontamination_rejects_overlapping_pairs(embedded_engine, server, tmp_
     assert all(r["detail"].startswith("instruction shares 13-gram") or "answer shares 13-gram" in r["detail"]
                for r in rejects)  # fmt: skip
     assert all(str(evals) in r["detail"] for r in rejects)
+
+
+@pytest.mark.slow
+def test_chain_on_classic_spark(local_engine, server, tmp_path):
+    """The same chain on classic PySpark (Parquet tables): same accounting, shards read back in full."""
+    ctx = make_ctx(local_engine, tmp_path / "out", server)
+    write_inputs(ctx, tmp_path)
+    inst = instantiate.run(ctx)
+    assert (inst.rows_in, inst.rows_out, inst.rejected) == (12, 6, {"unfilled_slots": 4, "ungrounded": 2})
+    judged = judge.run(ctx)
+    assert judged.rows_in == 6
+    exported = export.run(ctx)
+    assert exported.rows_out == judged.rows_out == final_pairs(ctx).count()
+    files = sorted((tmp_path / "out" / "export" / "data").glob("*.parquet"))
+    assert pq.read_table([str(f) for f in files]).num_rows == exported.rows_out
