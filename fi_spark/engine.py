@@ -95,7 +95,8 @@ def _embedded(cfg: EngineConfig, app_name: str) -> Engine:
     server = SparkConnectServer("127.0.0.1", 0)
     server.start(background=True)
     host, port = server.listening_address
-    spark = SparkSession.builder.remote(f"sc://{host}:{port}").appName(app_name).getOrCreate()
+    # create(), not getOrCreate(): another Connect session in this process must not be reused (and stopped).
+    spark = SparkSession.builder.remote(f"sc://{host}:{port}").appName(app_name).create()
     log.info("embedded Sail server listening on %s:%s", host, port)
     engine = Engine(spark, Capabilities("embedded", delta=True, spark_context=False, artifacts=False,
                                         udfs_in_driver_process=True))
