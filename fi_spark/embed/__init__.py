@@ -1,0 +1,1 @@
+"""Embeddings: sentence-transformers encoders loaded once per process (encoder), coverage pooling (pooling)."""

@@ -1,0 +1,225 @@
+"""Versioned index artifacts: save, find, load (once per process), local folders or s3://.
+
+An artifact is a folder `<root>/<version>/` holding
+    index.faiss     the FAISS index (row i = template ids[i])
+    ids.txt         template ids, one per line, in index order
+    manifest.json   version, kind, factory, n, dim, embedding model, recall@k, build params
+and `<root>/LATEST` names the newest version. The version is a content hash of the index bytes
+and the id map, so the same templates and settings give the same version and a re-run writes
+nothing new; any change gives a new folder, and older artifacts stay loadable.
+
+Workers load an artifact through `load_artifact(uri)`, which caches it per process keyed by
+version: a Spark worker process handles many tasks and batches but reads and deserializes the
+index once. Remote artifacts are downloaded once per machine into `cache_dir/<version>/`
+(written to a temp folder and renamed, so concurrent processes never read a half-written file);
+local files are memory-mapped where the index type allows it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+import numpy.typing as npt
+
+INDEX_FILE, IDS_FILE, MANIFEST_FILE, LATEST_FILE = "index.faiss", "ids.txt", "manifest.json", "LATEST"
+FILES = (INDEX_FILE, IDS_FILE, MANIFEST_FILE)
+
+
+@dataclass(frozen=True)
+class IndexArtifact:
+    """Where a saved index lives and what it is (the manifest)."""
+
+    uri: str  # the version folder, local path or s3://bucket/prefix/<version>
+    version: str
+    manifest: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+@dataclass
+class LoadedIndex:
+    index: faiss.Index
+    ids: npt.NDArray[np.str_]
+    manifest: dict[str, Any]
+
+
+def index_version(index_bytes: bytes, ids: list[str]) -> str:
+    """Content hash of the serialized index and its id map (16 hex digits)."""
+    h = hashlib.sha256(index_bytes)
+    h.update(b"\0ids\0")
+    h.update("\n".join(ids).encode("utf-8"))
+    return h.hexdigest()[:16]
+
+
+def serialize(index: faiss.Index) -> bytes:
+    return faiss.serialize_index(index).tobytes()  # type: ignore[no-any-return]
+
+
+def deserialize(data: bytes) -> faiss.Index:
+    return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
+
+
+def save_artifact(index: faiss.Index, ids: list[str], manifest: dict[str, Any], root: str) -> IndexArtifact:
+    """Write the artifact under `root` (local or s3://) unless that version exists; update LATEST."""
+    if len(ids) != index.ntotal:
+        raise ValueError(f"id map has {len(ids)} ids but the index holds {index.ntotal} vectors")
+    if any("\n" in i for i in ids):
+        raise ValueError("template ids must not contain newlines")
+    data = serialize(index)
+    version = index_version(data, ids)
+    full = {**manifest, "version": version, "n": int(index.ntotal), "dim": int(index.d), "bytes": len(data)}
+    uri = _join(root, version)
+    if not _exists(_join(uri, MANIFEST_FILE)):
+        with tempfile.TemporaryDirectory(prefix="fi-index-") as tmp:
+            Path(tmp, INDEX_FILE).write_bytes(data)
+            Path(tmp, IDS_FILE).write_text("\n".join(ids), encoding="utf-8")
+            Path(tmp, MANIFEST_FILE).write_text(json.dumps(full, indent=2, sort_keys=True), encoding="utf-8")
+            _upload_folder(tmp, uri)  # the manifest goes last: its presence marks a complete artifact
+    else:
+        full = json.loads(_read_bytes(_join(uri, MANIFEST_FILE)))
+    _write_bytes(_join(root, LATEST_FILE), version.encode())
+    return IndexArtifact(uri, version, full)
+
+
+def latest_artifact(root: str) -> IndexArtifact:
+    """The artifact LATEST points at, or a clear error when build_index has not run."""
+    latest = _join(root, LATEST_FILE)
+    if not _exists(latest):
+        raise FileNotFoundError(f"no index under {root}: run the build_index stage first")
+    version = _read_bytes(latest).decode().strip()
+    uri = _join(root, version)
+    return IndexArtifact(uri, version, json.loads(_read_bytes(_join(uri, MANIFEST_FILE))))
+
+
+# --------------------------------------------------------------------------- per-process loading
+_LOADED: dict[str, LoadedIndex] = {}
+_LOCK = threading.Lock()
+
+
+def load_cached(version: str, loader: Callable[[], LoadedIndex]) -> LoadedIndex:
+    """The index for `version` from the per-process cache, calling `loader` only on the first request."""
+    hit = _LOADED.get(version)
+    if hit is not None:
+        return hit
+    with _LOCK:
+        if version not in _LOADED:
+            _LOADED[version] = loader()
+        return _LOADED[version]
+
+
+def load_artifact(uri: str, version: str, cache_dir: str = "~/.cache/fi-spark/index") -> LoadedIndex:
+    """The artifact at `uri` (local or s3://), loaded at most once per process."""
+    return load_cached(version, lambda: load_folder(local_copy(uri, version, cache_dir)))
+
+
+def local_copy(uri: str, version: str, cache_dir: str) -> str:
+    """A local folder with the artifact: `uri` itself, or a once-per-machine download of an s3:// artifact."""
+    return uri if not _is_remote(uri) else _download(uri, version, cache_dir)
+
+
+def load_folder(folder: str) -> LoadedIndex:
+    """Read an artifact folder from local disk, memory-mapping the index where FAISS supports it."""
+    path = os.path.join(folder, INDEX_FILE)
+    try:
+        index = faiss.read_index(path, faiss.IO_FLAG_MMAP | faiss.IO_FLAG_READ_ONLY)
+    except RuntimeError:  # index types without mmap support are read into memory
+        index = faiss.read_index(path)
+    ids = np.array(Path(folder, IDS_FILE).read_text(encoding="utf-8").split("\n"), dtype=object)
+    manifest = json.loads(Path(folder, MANIFEST_FILE).read_text(encoding="utf-8"))
+    if len(ids) != index.ntotal:
+        raise RuntimeError(f"index artifact {folder} is inconsistent: {len(ids)} ids for {index.ntotal} vectors")
+    return LoadedIndex(index, ids, manifest)
+
+
+def clear_cache() -> None:
+    """Forget loaded indexes (tests; a long-lived process switching banks)."""
+    with _LOCK:
+        _LOADED.clear()
+
+
+# --------------------------------------------------------------------------- local / s3 file helpers
+def _is_remote(path: str) -> bool:
+    return path.startswith(("s3://", "s3a://"))
+
+
+def _join(root: str, name: str) -> str:
+    return f"{root.rstrip('/')}/{name}" if _is_remote(root) else os.path.join(os.path.expanduser(root), name)
+
+
+def _split_s3(uri: str) -> tuple[str, str]:
+    bucket, _, key = uri.split("://", 1)[1].partition("/")
+    return bucket, key
+
+
+def _s3() -> Any:
+    import boto3  # type: ignore[import-untyped]  # lazily: only s3:// artifacts need it
+
+    return boto3.client("s3")
+
+
+def _exists(path: str) -> bool:
+    if not _is_remote(path):
+        return os.path.exists(path)
+    bucket, key = _split_s3(path)
+    return bool(_s3().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
+
+
+def _read_bytes(path: str) -> bytes:
+    if not _is_remote(path):
+        return Path(path).read_bytes()
+    bucket, key = _split_s3(path)
+    return _s3().get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
+
+
+def _write_bytes(path: str, data: bytes) -> None:
+    if _is_remote(path):
+        bucket, key = _split_s3(path)
+        _s3().put_object(Bucket=bucket, Key=key, Body=data)
+        return
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    tmp = f"{path}.tmp{os.getpid()}"
+    Path(tmp).write_bytes(data)
+    os.replace(tmp, path)
+
+
+def _upload_folder(local: str, dest: str) -> None:
+    if _is_remote(dest):
+        client = _s3()
+        bucket, prefix = _split_s3(dest)
+        for name in FILES:
+            client.upload_file(os.path.join(local, name), bucket, f"{prefix.rstrip('/')}/{name}")
+        return
+    tmp = f"{dest}.tmp{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(local, tmp)
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.rename(tmp, dest)
+    except OSError:  # another process finished the same version first
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _download(uri: str, version: str, cache_dir: str) -> str:
+    folder = os.path.join(os.path.expanduser(cache_dir), version)
+    if os.path.exists(os.path.join(folder, MANIFEST_FILE)):
+        return folder
+    os.makedirs(os.path.dirname(folder), exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f"{version}.", dir=os.path.dirname(folder))
+    client = _s3()
+    bucket, prefix = _split_s3(uri)
+    for name in FILES:
+        client.download_file(bucket, f"{prefix.rstrip('/')}/{name}", os.path.join(tmp, name))
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # another process on this machine won the race
+        shutil.rmtree(tmp, ignore_errors=True)
+    return folder

@@ -1,0 +1,143 @@
+"""Getting the template index to the workers: one handle, four strategies.
+
+`ship_index(spark, caps, artifact, cfg)` returns an `IndexHandle`, a small picklable object the
+match stage closes over in its mapInPandas function; on the worker, `handle.load()` returns the
+index through the per-process cache (fi_spark.index.artifact), so each worker process
+deserializes or memory-maps it once whatever the number of tasks and batches.
+
+| strategy  | how                                                   | when (`index.distribute=auto`)             |
+|-----------|-------------------------------------------------------|--------------------------------------------|
+| broadcast | `sparkContext.broadcast((bytes, ids, manifest))`       | classic Spark, index <= broadcast_max_mb   |
+| addfile   | `sparkContext.addFile(folder, recursive=True)`         | classic Spark, larger indexes              |
+| artifacts | `spark.addArtifacts(files, file=True)` + SparkFiles    | Spark Connect servers that support it      |
+| path      | workers read the artifact folder (shared disk / s3)   | Sail (UDFs run in-process) and the rest    |
+
+This is the only module that touches `sparkContext`, and only when the engine reports one.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fi_spark.config import ConfigError, IndexConfig
+from fi_spark.index.artifact import (
+    FILES,
+    IDS_FILE,
+    INDEX_FILE,
+    MANIFEST_FILE,
+    IndexArtifact,
+    LoadedIndex,
+    deserialize,
+    load_artifact,
+    load_cached,
+    load_folder,
+    local_copy,
+)
+from fi_spark.index.build import configure_search
+
+STRATEGIES = ("broadcast", "addfile", "artifacts", "path")
+
+
+@dataclass(frozen=True)
+class IndexHandle:
+    """What a worker needs to obtain the index; pickled into the UDF closure."""
+
+    version: str
+    strategy: str
+    uri: str  # the artifact folder (path strategy) or its basename (addfile / artifacts)
+    cfg: IndexConfig
+    broadcast: Any = None  # pyspark Broadcast of (index bytes, ids, manifest)
+
+    def load(self) -> LoadedIndex:
+        """The index for this version, loaded at most once per worker process."""
+        if self.strategy == "broadcast":
+            loaded = load_cached(self.version, self._from_broadcast)
+        elif self.strategy == "path":
+            loaded = load_artifact(self.uri, self.version, self.cfg.cache_dir)
+        else:
+            loaded = load_cached(self.version, self._from_spark_files)
+        configure_search(loaded.index, self.cfg)
+        return loaded
+
+    def _from_broadcast(self) -> LoadedIndex:
+        data, ids, manifest = self.broadcast.value
+        return LoadedIndex(deserialize(data), np.array(ids, dtype=object), manifest)
+
+    def _from_spark_files(self) -> LoadedIndex:
+        from pyspark import SparkFiles
+
+        if self.strategy == "addfile":
+            return load_folder(SparkFiles.get(self.uri))
+        folder = tempfile.mkdtemp(prefix=f"fi-index-{self.version}-")  # artifacts arrive as flat files
+        for name in FILES:
+            os.symlink(os.path.abspath(_spark_file(f"{self.version}.{name}")), os.path.join(folder, name))
+        return load_folder(folder)
+
+
+def choose_strategy(caps: Any, size_bytes: int, cfg: IndexConfig) -> str:
+    """Pick a strategy from the engine's capabilities (fi_spark.engine.Capabilities) and the index size."""
+    if cfg.distribute != "auto":
+        wanted = cfg.distribute
+        if wanted in ("broadcast", "addfile") and not caps.spark_context:
+            raise ConfigError(f"index.distribute={wanted} needs a classic Spark session (sparkContext); use auto")
+        if wanted == "artifacts" and not caps.artifacts:
+            raise ConfigError("index.distribute=artifacts: this engine does not support spark.addArtifacts; use auto")
+        return wanted
+    if caps.spark_context:
+        return "broadcast" if size_bytes <= cfg.broadcast_max_mb * 1024 * 1024 else "addfile"
+    if caps.artifacts:
+        return "artifacts"
+    return "path"
+
+
+def ship_index(spark: Any, caps: Any, artifact: IndexArtifact, cfg: IndexConfig) -> IndexHandle:
+    """Make the artifact available to workers and return the handle they load it with."""
+    size = int(artifact.manifest.get("bytes", 0))
+    strategy = choose_strategy(caps, size, cfg)
+    if strategy == "path":
+        return IndexHandle(artifact.version, strategy, artifact.uri, cfg)
+    local = local_copy(artifact.uri, artifact.version, cfg.cache_dir)
+    if strategy == "broadcast":
+        loaded = load_folder(local)
+        data = Path(local, INDEX_FILE).read_bytes()
+        value = (data, [str(i) for i in loaded.ids], loaded.manifest)
+        return IndexHandle(artifact.version, strategy, artifact.uri, cfg, spark.sparkContext.broadcast(value))
+    if strategy == "addfile":
+        shipped = _renamed_copy(local, artifact.version, flat=False)
+        spark.sparkContext.addFile(shipped, recursive=True)
+        return IndexHandle(artifact.version, strategy, os.path.basename(shipped), cfg)
+    shipped = _renamed_copy(local, artifact.version, flat=True)
+    spark.addArtifacts(*[os.path.join(shipped, f"{artifact.version}.{name}") for name in FILES], file=True)
+    return IndexHandle(artifact.version, strategy, artifact.version, cfg)
+
+
+def _spark_file(name: str) -> str:
+    """Where a file added with addArtifacts(file=True) landed: the SparkFiles root, or the UDF's cwd."""
+    from pyspark import SparkFiles
+
+    candidates = [name]
+    try:
+        candidates.insert(0, SparkFiles.get(name))
+    except (RuntimeError, AttributeError, TypeError) as exc:  # Connect workers may have no SparkFiles root
+        candidates.append(f"(SparkFiles unavailable: {exc})")
+    for path in candidates:
+        if os.path.exists(path):
+            return path
+    raise FileNotFoundError(f"index file {name} was not shipped to this worker (spark.addArtifacts): {candidates}")
+
+
+def _renamed_copy(folder: str, version: str, flat: bool) -> str:
+    """Copy the artifact so shipped names are unique per version (SparkFiles is one flat namespace)."""
+    root = tempfile.mkdtemp(prefix="fi-ship-")
+    dest = root if flat else os.path.join(root, f"fi-index-{version}")
+    os.makedirs(dest, exist_ok=True)
+    for name in (INDEX_FILE, IDS_FILE, MANIFEST_FILE):
+        shutil.copy2(os.path.join(folder, name), os.path.join(dest, f"{version}.{name}" if flat else name))
+    return dest
