@@ -34,7 +34,7 @@ def _cell(value: object) -> str:
     if isinstance(value, int):
         return f'<td class="n">{value:,}</td>'
     if isinstance(value, float):
-        return f'<td class="n">{value:,.3g}</td>' if abs(value) < 1e4 else f'<td class="n">{value:,.0f}</td>'
+        return f'<td class="n">{value:.3g}</td>' if abs(value) < 1e3 else f'<td class="n">{value:,.0f}</td>'
     return f"<td>{_esc(value)}</td>"
 
 

@@ -7,6 +7,8 @@ artifacts so the pipeline logs them to its MLflow run. It writes no table: rows 
 
 from __future__ import annotations
 
+import os
+import re
 import time
 
 from fi_spark.report import build_report
@@ -19,9 +21,8 @@ def run(ctx: StageContext) -> StageResult:
     started = time.time()
     files = build_report(ctx.store, ctx.config, ctx.output, ctx.work_dir)
     ctx.log.info("report written to %s (%d plots)", files.location, len(files.plots))
-    artifacts = {"report/report.html": files.html}
-    artifacts.update({f"report/{name}.png": path for name, path in files.plots.items()})
-    funnel = {f"funnel.{r.unit}.{r.step}": float(r.rows) for r in files.data.funnel}
+    artifacts = {"report": os.path.dirname(files.html)}  # a folder: logged as the run's report/ artifact dir
+    funnel = {f"funnel.{r.unit}.{_slug(r.step)}": float(r.rows) for r in files.data.funnel}
     return StageResult(
         stage=STAGE,
         rows_in=0,
@@ -30,3 +31,8 @@ def run(ctx: StageContext) -> StageResult:
         artifacts=artifacts,
         seconds=time.time() - started,
     )
+
+
+def _slug(text: str) -> str:
+    """A metric-name-safe form of a funnel step ('score >= 3' -> 'score_3'): MLflow allows few symbols."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_")
