@@ -51,7 +51,9 @@ def _common(parser: argparse.ArgumentParser, output_required: bool = True) -> No
 
 
 def _config_args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--profile", default="local", help="config profile name in conf/ or a YAML path (default: local)")
+    parser.add_argument(
+        "--profile", default="local", help="config profile name in conf/ or a YAML path (default: local)"
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -85,8 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--documents", default=sample_path("documents.jsonl"), help="documents: JSONL(.gz) / Parquet file, folder or glob")
-    p.add_argument("--queries", default=sample_path("queries.jsonl"), help="queries: JSONL / Parquet / CSV with a text column")
+    p.add_argument(
+        "--documents",
+        default=sample_path("documents.jsonl"),
+        help="documents: JSONL(.gz) / Parquet file, folder or glob",
+    )
+    p.add_argument(
+        "--queries", default=sample_path("queries.jsonl"), help="queries: JSONL / Parquet / CSV with a text column"
+    )
     _common(p, output_required=False)
     p.set_defaults(handler=_cmd_pipeline)
 

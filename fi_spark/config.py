@@ -87,7 +87,8 @@ class PrepareConfig(_Section):
     def _overlap_below_size(self) -> PrepareConfig:
         if self.chunk_overlap >= self.chunk_tokens:
             raise ValueError(
-                f"prepare.chunk_overlap ({self.chunk_overlap}) must be smaller than prepare.chunk_tokens ({self.chunk_tokens})"
+                f"prepare.chunk_overlap ({self.chunk_overlap}) must be smaller than "
+                f"prepare.chunk_tokens ({self.chunk_tokens})"
             )
         if self.min_chars > self.max_chars:
             raise ValueError("prepare.min_chars must not exceed prepare.max_chars")
@@ -430,9 +431,7 @@ class NearDedupConfig(_Section):
         if (self.bands is None) != (self.rows is None):
             raise ValueError("near_dedup.bands and near_dedup.rows: set both, or neither to derive them")
         if self.bands is not None and self.rows is not None and self.bands * self.rows > self.num_perm:
-            raise ValueError(
-                f"near_dedup.bands x rows ({self.bands} x {self.rows}) exceeds num_perm ({self.num_perm})"
-            )
+            raise ValueError(f"near_dedup.bands x rows ({self.bands} x {self.rows}) exceeds num_perm ({self.num_perm})")
         return self
 
 

@@ -98,8 +98,9 @@ def _embedded(cfg: EngineConfig, app_name: str) -> Engine:
     # create(), not getOrCreate(): another Connect session in this process must not be reused (and stopped).
     spark = SparkSession.builder.remote(f"sc://{host}:{port}").appName(app_name).create()
     log.info("embedded Sail server listening on %s:%s", host, port)
-    engine = Engine(spark, Capabilities("embedded", delta=True, spark_context=False, artifacts=False,
-                                        udfs_in_driver_process=True))
+    engine = Engine(
+        spark, Capabilities("embedded", delta=True, spark_context=False, artifacts=False, udfs_in_driver_process=True)
+    )
     engine._stoppers += [spark.stop, server.stop]
     atexit.register(engine.stop)
     return engine

@@ -74,4 +74,3 @@ def read_lines(spark: SparkSession, files: list[str], split_bytes: int = SPLIT_B
                     yield pd.DataFrame({"value": buffer, "input_file": path})
 
     return plan.mapInPandas(read_batches, "value string, input_file string")
-

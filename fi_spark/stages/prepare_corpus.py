@@ -64,9 +64,12 @@ def run(ctx: StageContext, documents: str) -> StageResult:
     ctx.log.info("%s: chunking kept documents (%d tokens, overlap %d)", STAGE, cfg.chunk_tokens, cfg.chunk_overlap)
     chunks = chunk_documents(kept.select("doc_id", "text"), cfg)
     added[CHUNKS.name] = ctx.store.write(chunks, CHUNKS)
-    chunk_stats = ctx.store.read(CHUNKS).join(kept.select("doc_id"), "doc_id", "left_semi").agg(
-        F.count("*").alias("n"), F.avg("n_tokens").alias("avg_tokens"), F.max("n_tokens").alias("max_tokens")
-    ).collect()[0]
+    chunk_stats = (
+        ctx.store.read(CHUNKS)
+        .join(kept.select("doc_id"), "doc_id", "left_semi")
+        .agg(F.count("*").alias("n"), F.avg("n_tokens").alias("avg_tokens"), F.max("n_tokens").alias("max_tokens"))
+        .collect()[0]
+    )
     result = _result(counts, added, chunk_stats, time.monotonic() - started)
     result.metrics.update({**web_metrics, **prepare_web.web_reject_metrics(counts)})
     return result
@@ -122,8 +125,9 @@ def decide(classified: DataFrame, stored: DataFrame) -> DataFrame:
         .withColumn("first_hash", F.first("text_hash").over(by_id))
         .withColumn(
             "detail",
-            F.when(ok & (F.col("id_rank") > 1), F.concat(F.lit("kept the copy with text hash "), "first_hash"))
-            .otherwise(F.col("detail")),
+            F.when(
+                ok & (F.col("id_rank") > 1), F.concat(F.lit("kept the copy with text hash "), "first_hash")
+            ).otherwise(F.col("detail")),
         )
         .withColumn("reason", F.when(ok & (F.col("id_rank") > 1), F.lit("duplicate_id")).otherwise(F.col("reason")))
     )

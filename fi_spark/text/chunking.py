@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import bisect
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 # A sentence starts after . ! ? (optionally followed by closing quotes/brackets) and whitespace,
 # or after a line break (headings, list items, paragraphs).

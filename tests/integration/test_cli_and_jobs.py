@@ -82,15 +82,43 @@ def test_spark_submit_runs_the_job(tmp_path):
     assert spark_submit, "pyspark ships spark-submit next to the interpreter"
     docs = tmp_path / "docs.jsonl"
     docs.write_text(
-        "\n".join(json.dumps({"id": f"d{i}", "text": f"Document {i} is about the history of rivers and mountains."})
-                  for i in range(20)) + "\n" + "{not json\n"
+        "\n".join(
+            json.dumps({"id": f"d{i}", "text": f"Document {i} is about the history of rivers and mountains."})
+            for i in range(20)
+        )
+        + "\n"
+        + "{not json\n"
     )
-    env = {**ENV, "PYSPARK_PYTHON": sys.executable, "PYSPARK_DRIVER_PYTHON": sys.executable, "SPARK_LOCAL_IP": "127.0.0.1"}
+    env = {
+        **ENV,
+        "PYSPARK_PYTHON": sys.executable,
+        "PYSPARK_DRIVER_PYTHON": sys.executable,
+        "SPARK_LOCAL_IP": "127.0.0.1",
+    }
     out = subprocess.run(
-        [spark_submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", str(REPO / "jobs" / "prepare_corpus.py"),
-         "--documents", str(docs), "--output", str(tmp_path / "o"), "--set", "prepare.min_chars=20",
-         "--set", "prepare.min_words=5", "--set", "tracking.enabled=false"],
-        capture_output=True, text=True, timeout=600, env={**env, "PYTHONPATH": str(REPO)}, cwd=REPO,
+        [
+            spark_submit,
+            "--master",
+            "local[2]",
+            "--conf",
+            "spark.ui.enabled=false",
+            str(REPO / "jobs" / "prepare_corpus.py"),
+            "--documents",
+            str(docs),
+            "--output",
+            str(tmp_path / "o"),
+            "--set",
+            "prepare.min_chars=20",
+            "--set",
+            "prepare.min_words=5",
+            "--set",
+            "tracking.enabled=false",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**env, "PYTHONPATH": str(REPO)},
+        cwd=REPO,
     )
     # spark-submit's Python runner merges the driver's stderr into its stdout
     ours = "\n".join(line for line in (out.stdout + out.stderr).splitlines() if line[:8].count(":") == 2)

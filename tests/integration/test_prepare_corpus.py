@@ -26,7 +26,9 @@ def write_bad_input(folder: Path) -> Path:
     path = folder / "docs.jsonl"
     lines = [
         json.dumps({"id": "a", "text": A, "url": "https://example.org/a", "metadata": {"lang": "en"}}).encode(),
-        json.dumps({"id": "b", "text": "\ufeff " + A.replace(" ", "\u00a0 ", 3) + " \t"}).encode(),  # same once normalized
+        json.dumps(
+            {"id": "b", "text": "\ufeff " + A.replace(" ", "\u00a0 ", 3) + " \t"}
+        ).encode(),  # same once normalized
         b'{"id": "broken", "text": "no closing quote}',
         b'{"id": "latin1", "text": "caf\xe9 cr\xe8me is a French phrase used in many menus around the world"}',
         json.dumps({"id": "empty", "text": " \n\t "}).encode(),
@@ -63,19 +65,28 @@ def test_bad_input_is_accounted_for_and_rerun_adds_nothing(any_engine, make_ctx,
     assert reasons == sorted(
         ["malformed_json", "invalid_encoding", "empty_text", "too_long", "missing_text", "duplicate_id"]
     )
-    assert ("empty", "empty_text") in rejects and ("huge", "too_long") in rejects and ("notext", "missing_text") in rejects
+    assert (
+        ("empty", "empty_text") in rejects and ("huge", "too_long") in rejects and ("notext", "missing_text") in rejects
+    )
     assert ("c", "duplicate_id") in rejects
     detail = ctx.store.read(DOC_REJECTS).filter(F.col("reason") == "too_long").first()["detail"]
     assert "max_chars" in detail
 
     assert result.rows_in == 11 and result.rows_out == 3
     assert result.rejected == {
-        "malformed_json": 1, "invalid_encoding": 1, "empty_text": 1, "too_long": 1, "missing_text": 1,
-        "duplicate_id": 1, "duplicate_exact": 2,
+        "malformed_json": 1,
+        "invalid_encoding": 1,
+        "empty_text": 1,
+        "too_long": 1,
+        "missing_text": 1,
+        "duplicate_id": 1,
+        "duplicate_exact": 2,
     }
     assert result.accounting_ok
     kept_doc = ctx.store.read(DOCUMENTS).filter(F.col("doc_id") == "a").first()
-    assert kept_doc["text"] == A and kept_doc["url"] == "https://example.org/a" and kept_doc["metadata"] == {"lang": "en"}
+    assert (
+        kept_doc["text"] == A and kept_doc["url"] == "https://example.org/a" and kept_doc["metadata"] == {"lang": "en"}
+    )
 
     n_chunks = ctx.store.count(CHUNKS)
     assert n_chunks >= 3
