@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from pyspark.sql.types import (
     ArrayType,
+    BinaryType,
     BooleanType,
     DoubleType,
     FloatType,
@@ -194,9 +195,107 @@ JUDGED = TableSpec(
     key=("pair_id",),
 )
 
+# ---- ingest_queries / genericize / import_templates / build_index / match (fi_spark.templates, embed, index)
+QUERIES = TableSpec(
+    "queries",
+    _s(
+        ("query_id", StringType(), False),  # "q-" + 24 hex of sha256 of the normalized text (exact-dedup key)
+        ("text", StringType(), False),  # normalized query text
+        ("source_id", StringType(), True),  # the id given in the input, when there was one
+        ("source", StringType(), True),
+        ("n_chars", IntegerType(), False),
+        ("input_file", StringType(), True),
+    ),
+    key=("query_id",),
+)
+
+QUERY_REJECTS = TableSpec(
+    "query_rejects",
+    _s(
+        ("reject_id", StringType(), False),  # sha256 of (input_file, raw record) + occurrence
+        ("query_id", StringType(), True),  # for duplicates: the query that was kept
+        ("reason", StringType(), False),  # fi_spark.stages.ingest_queries.REASONS
+        ("detail", StringType(), True),
+        ("source_id", StringType(), True),
+        ("input_file", StringType(), True),
+        ("raw_excerpt", StringType(), True),
+    ),
+    key=("reject_id",),
+)
+
+TEMPLATES = TableSpec(
+    "templates",
+    _s(
+        ("template_id", StringType(), False),  # 16 hex of sha256 of the template key (skeleton when merging)
+        ("template", StringType(), False),  # canonical text with <fi>slot</fi> tags
+        ("slots", ArrayType(StringType()), False),  # slot descriptions in order
+        ("n_slots", IntegerType(), False),
+        ("compatible_doc_description", StringType(), False),
+        ("source_query_ids", ArrayType(StringType()), False),  # queries merged into this template (empty: bank)
+        ("origin", StringType(), False),  # genericize:<prompt version tag> | bank:<file>
+        ("model", StringType(), True),  # the genericizer model (null for banks)
+    ),
+    key=("template_id",),
+)
+
+TEMPLATE_REJECTS = TableSpec(
+    "template_rejects",
+    _s(
+        ("source_key", StringType(), False),  # query_id (genericize) or bank row id (import)
+        ("reason", StringType(), False),  # fi_spark.templates.REASONS or llm_<reason>
+        ("detail", StringType(), True),
+        ("template", StringType(), True),  # what the model (or bank) gave, for a person to look at
+        ("compatible_doc_description", StringType(), True),
+        ("query", StringType(), True),
+        ("origin", StringType(), False),
+        ("request_id", StringType(), True),  # -> llm_responses
+    ),
+    key=("source_key",),
+)
+
+TEMPLATE_VECTORS = TableSpec(
+    "template_vectors",
+    _s(
+        ("template_id", StringType(), False),
+        ("model", StringType(), False),  # embed.model: vectors of different encoders never mix
+        ("vector", BinaryType(), False),  # float32 little-endian, unit length
+        ("dim", IntegerType(), False),
+    ),
+    key=("template_id", "model"),
+)
+
+MATCHES = TableSpec(
+    "matches",
+    _s(
+        ("doc_id", StringType(), False),
+        ("template_id", StringType(), False),
+        ("chunk_id", StringType(), True),  # the chunk the matching vector centres on (the text to instantiate)
+        ("char_start", IntegerType(), True),  # that chunk's span in the document
+        ("char_end", IntegerType(), True),
+        ("region", IntegerType(), False),  # 0 = whole-document vector, 1..N = Gaussian region
+        ("centre", FloatType(), False),  # region centre as a fraction of the document
+        ("score", FloatType(), False),  # inner product of unit vectors (cosine)
+        ("rank", IntegerType(), False),  # 1 = the document's best template after the caps
+        ("index_version", StringType(), False),
+    ),
+    key=("doc_id", "template_id"),
+)
+
+MATCH_REJECTS = TableSpec(
+    "match_rejects",
+    _s(
+        ("doc_id", StringType(), False),
+        ("reason", StringType(), False),  # fi_spark.stages.match.REASONS
+        ("detail", StringType(), True),
+        ("index_version", StringType(), False),
+    ),
+    key=("doc_id",),
+)
+
 ALL_TABLES: dict[str, TableSpec] = {
     t.name: t
-    for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, DUP_CLUSTERS, LLM_RESPONSES, LLM_FAILURES, PAIRS, PAIR_REJECTS, JUDGED)
+    for t in (DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, DUP_CLUSTERS, LLM_RESPONSES, LLM_FAILURES, PAIRS, PAIR_REJECTS, JUDGED,
+              QUERIES, QUERY_REJECTS, TEMPLATES, TEMPLATE_REJECTS, TEMPLATE_VECTORS, MATCHES, MATCH_REJECTS)
 }
 
 __all__ = [
@@ -209,6 +308,13 @@ __all__ = [
     "JUDGED",
     "LLM_FAILURES",
     "LLM_RESPONSES",
+    "MATCHES",
+    "MATCH_REJECTS",
+    "QUERIES",
+    "QUERY_REJECTS",
+    "TEMPLATES",
+    "TEMPLATE_REJECTS",
+    "TEMPLATE_VECTORS",
     "PAIRS",
     "PAIR_REJECTS",
     "TableSpec",
