@@ -1,0 +1,56 @@
+"""instantiate and judge against the real local vLLM CPU server (SmolLM2-135M-Instruct).
+
+A 135M model writes poor pairs: this test does not judge content. It checks the machinery with a real
+model: every match ends as a pair or a reject with a known reason, every verdict is on the scale or
+carries a reason, and a re-run is answered from the ledger with no HTTP call. Marked `llm` (the first
+run on a machine installs and converts the model; see fi_spark.llm.local_server).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import pytest
+from pairs_inputs import write_inputs  # a helper module beside this file
+from pyspark.sql import functions as F
+
+from fi_spark.config import load_config
+from fi_spark.generate.instantiate import REJECT_REASONS
+from fi_spark.llm.types import FINAL_REASONS
+from fi_spark.schemas import JUDGED, PAIR_REJECTS, PAIRS
+from fi_spark.stages import instantiate, judge
+from fi_spark.stages.base import StageContext
+from fi_spark.tables import TableStore, resolve_format
+
+pytestmark = pytest.mark.llm
+
+KNOWN = {*REJECT_REASONS, "missing_source", *(f"llm_{r}" for r in FINAL_REASONS)}
+
+
+def test_pairs_with_the_real_model(embedded_engine, tmp_path: Path) -> None:
+    """12 matches through the real model: full accounting, known reasons, scores on the scale, warm re-run."""
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    config = load_config("local", ["tracking.enabled=false", "instantiate.max_source_chars=1200"])
+    out = tmp_path / "out"
+    store = TableStore(embedded_engine.spark, str(out), resolve_format(config.tables, embedded_engine.caps))
+    ctx = StageContext(
+        embedded_engine.spark, embedded_engine, config, store, str(out), logging.getLogger("t"), str(out)
+    )
+    write_inputs(ctx, tmp_path)
+
+    first = instantiate.run(ctx)
+    assert first.rows_in == 12 and first.accounting_ok
+    assert set(first.rejected) <= KNOWN, first.rejected
+    assert store.count(PAIRS) + store.count(PAIR_REJECTS) == 12
+    assert store.read(PAIR_REJECTS).where(F.col("detail").isNull()).count() == 0
+
+    verdicts = judge.run(ctx)
+    assert verdicts.rows_in == store.count(PAIRS) == store.count(JUDGED)
+    bad = store.read(JUDGED).where(F.col("score").isNull() & F.col("error_reason").isNull()).count()
+    assert bad == 0
+    assert store.read(JUDGED).where((F.col("score") < 1) | (F.col("score") > 5)).count() == 0
+
+    again = instantiate.run(ctx)
+    assert again.rows_in == 0 and again.tables == {}
