@@ -120,7 +120,7 @@ def test_min_span_must_be_positive():
 
 
 def test_speed_on_long_document():
-    """A 20k-token document and a 300-token answer are measured in well under a second (linear, not |doc| x |answer|)."""
+    """A 20k-token document and a 300-token answer take well under a second (linear, not |doc| x |answer|)."""
     rng = random.Random(1)
     words = [f"word{rng.randint(0, 5000)}" for _ in range(20_000)]
     doc = " ".join(words)
