@@ -5,8 +5,9 @@ An artifact is a folder `<root>/<version>/` holding
     ids.txt         template ids, one per line, in index order
     manifest.json   version, kind, factory, n, dim, embedding model, recall@k, build params
 and `<root>/LATEST` names the newest version. The version is a content hash of the index bytes
-and the id map, so the same templates and settings give the same version and a re-run writes
-nothing new; any change gives a new folder, and older artifacts stay loadable.
+of the inputs (template ids, vectors, build settings), so the same templates and settings give the
+same version and a re-run builds and writes nothing; any change gives a new folder, and older
+artifacts stay loadable.
 
 Workers load an artifact through `load_artifact(uri)`, which caches it per process keyed by
 version: a Spark worker process handles many tasks and batches but reads and deserializes the
@@ -52,11 +53,18 @@ class LoadedIndex:
     manifest: dict[str, Any]
 
 
-def index_version(index_bytes: bytes, ids: list[str]) -> str:
-    """Content hash of the serialized index and its id map (16 hex digits)."""
-    h = hashlib.sha256(index_bytes)
+def artifact_version(ids: list[str], vectors: npt.NDArray[np.float32], params: dict[str, Any]) -> str:
+    """Content hash (16 hex digits) of what determines an index: template ids, their vectors, build params.
+
+    Hashing the inputs rather than the index bytes makes the version known before building, so a
+    re-run with unchanged templates and settings finds the artifact and builds nothing (multi-threaded
+    HNSW construction is not bit-reproducible, its inputs are).
+    """
+    h = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode("utf-8"))
     h.update(b"\0ids\0")
     h.update("\n".join(ids).encode("utf-8"))
+    h.update(b"\0vectors\0")
+    h.update(np.ascontiguousarray(vectors, dtype="<f4").tobytes())
     return h.hexdigest()[:16]
 
 
@@ -68,26 +76,40 @@ def deserialize(data: bytes) -> faiss.Index:
     return faiss.deserialize_index(np.frombuffer(data, dtype=np.uint8))
 
 
-def save_artifact(index: faiss.Index, ids: list[str], manifest: dict[str, Any], root: str) -> IndexArtifact:
-    """Write the artifact under `root` (local or s3://) unless that version exists; update LATEST."""
+def find_artifact(root: str, version: str) -> IndexArtifact | None:
+    """The complete artifact `version` under `root`, or None (a folder without manifest is incomplete)."""
+    uri = _join(root, version)
+    manifest = _join(uri, MANIFEST_FILE)
+    if not _exists(manifest):
+        return None
+    return IndexArtifact(uri, version, json.loads(_read_bytes(manifest)))
+
+
+def save_artifact(
+    index: faiss.Index, ids: list[str], manifest: dict[str, Any], root: str, version: str
+) -> IndexArtifact:
+    """Write the artifact `version` under `root` (local or s3://) unless it exists; point LATEST at it."""
     if len(ids) != index.ntotal:
         raise ValueError(f"id map has {len(ids)} ids but the index holds {index.ntotal} vectors")
     if any("\n" in i for i in ids):
         raise ValueError("template ids must not contain newlines")
-    data = serialize(index)
-    version = index_version(data, ids)
-    full = {**manifest, "version": version, "n": int(index.ntotal), "dim": int(index.d), "bytes": len(data)}
-    uri = _join(root, version)
-    if not _exists(_join(uri, MANIFEST_FILE)):
+    found = find_artifact(root, version)
+    if found is None:
+        data = serialize(index)
+        full = {**manifest, "version": version, "n": int(index.ntotal), "dim": int(index.d), "bytes": len(data)}
+        uri = _join(root, version)
         with tempfile.TemporaryDirectory(prefix="fi-index-") as tmp:
             Path(tmp, INDEX_FILE).write_bytes(data)
             Path(tmp, IDS_FILE).write_text("\n".join(ids), encoding="utf-8")
             Path(tmp, MANIFEST_FILE).write_text(json.dumps(full, indent=2, sort_keys=True), encoding="utf-8")
             _upload_folder(tmp, uri)  # the manifest goes last: its presence marks a complete artifact
-    else:
-        full = json.loads(_read_bytes(_join(uri, MANIFEST_FILE)))
+        found = IndexArtifact(uri, version, full)
+    set_latest(root, version)
+    return found
+
+
+def set_latest(root: str, version: str) -> None:
     _write_bytes(_join(root, LATEST_FILE), version.encode())
-    return IndexArtifact(uri, version, full)
 
 
 def latest_artifact(root: str) -> IndexArtifact:
