@@ -160,7 +160,7 @@ def _has_spark_context(spark: SparkSession) -> bool:
 def _jvm_has_delta(spark: SparkSession) -> bool:
     """Delta needs both the jars on the classpath and the session extension configured."""
     try:
-        jvm = spark.sparkContext._jvm  # type: ignore[attr-defined]
+        jvm: Any = spark.sparkContext._jvm  # type: ignore[attr-defined]
         jvm.java.lang.Class.forName("io.delta.sql.DeltaSparkSessionExtension")
     except Exception:  # noqa: BLE001 - class not found means no Delta jars
         return False

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import gzip
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
@@ -61,7 +61,7 @@ def read_lines(spark: SparkSession, files: list[str], split_bytes: int = SPLIT_B
     splits = plan_splits(files, split_bytes)
     plan = spark.createDataFrame(splits, "path string, start long, end long").repartition(max(1, len(splits)))
 
-    def read_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def read_batches(batches: Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
         for batch in batches:
             for path, start, end in zip(batch["path"], batch["start"], batch["end"]):
                 buffer: list[str] = []

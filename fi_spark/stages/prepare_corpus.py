@@ -12,7 +12,7 @@ from one small aggregation over the classified frame and are checked: read = kep
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import asdict
 
 import pandas as pd
@@ -88,7 +88,7 @@ def classify(raw: DataFrame, cfg: PrepareConfig) -> DataFrame:
     columns = [c.split(" ")[0] for c in CLASSIFIED_DDL.split(", ")]
     blank_row = dict.fromkeys(columns)
 
-    def classify_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def classify_batches(batches: Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
         for batch in batches:
             rows = []
             for value, input_file in zip(batch["value"], batch["input_file"]):
@@ -167,7 +167,7 @@ def chunk_documents(docs: DataFrame, cfg: PrepareConfig) -> DataFrame:
     max_tokens, overlap, tokenizer_name = cfg.chunk_tokens, cfg.chunk_overlap, cfg.tokenizer
     columns = CHUNKS.columns
 
-    def chunk_batches(batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    def chunk_batches(batches: Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
         tokenizer = load_tokenizer(tokenizer_name)
         for batch in batches:
             rows = []

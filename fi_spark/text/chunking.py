@@ -13,19 +13,11 @@ import bisect
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any
 
 # A sentence starts after . ! ? (optionally followed by closing quotes/brackets) and whitespace,
 # or after a line break (headings, list items, paragraphs).
 _SENTENCE_BREAK = re.compile(r"(?<=[.!?\u2026])[\"'\u201d\u2019)\]]*\s+|\n+")
-
-
-class _Encoding(Protocol):
-    offsets: Sequence[tuple[int, int]]
-
-
-class _Tokenizer(Protocol):
-    def encode(self, text: str, add_special_tokens: bool = ...) -> _Encoding: ...
 
 
 @dataclass(frozen=True)
@@ -70,8 +62,12 @@ def chunk_offsets(
     return ranges
 
 
-def chunk_text(text: str, tokenizer: _Tokenizer, max_tokens: int, overlap: int) -> list[Chunk]:
-    """Split ``text`` into chunks of at most ``max_tokens`` tokens (see module docstring)."""
+def chunk_text(text: str, tokenizer: Any, max_tokens: int, overlap: int) -> list[Chunk]:
+    """Split ``text`` into chunks of at most ``max_tokens`` tokens (see module docstring).
+
+    ``tokenizer`` is a Hugging Face ``tokenizers.Tokenizer`` (anything whose ``encode(text,
+    add_special_tokens=False)`` returns an object with character ``offsets``).
+    """
     if not text:
         return []
     offsets = tokenizer.encode(text, add_special_tokens=False).offsets
