@@ -367,6 +367,10 @@ class WebConfig(_Section):
     max_html_bytes: int = Field(default=2_000_000, ge=1, description="larger pages are rejected (warc_too_large)")
     filters: list[Literal["gopher_quality", "gopher_repetition", "c4", "fineweb"]] = Field(default_factory=list)
     clean_c4_lines: bool = Field(default=False, description="drop C4 boilerplate lines before the checks")
+    languages: list[str] = Field(
+        default_factory=list, description="keep only these ISO 639-1 languages (py3langid); empty = no filter"
+    )
+    language_min_score: float = Field(default=0.5, ge=0, le=1, description="minimum language probability")
     gopher_min_words: int = Field(default=50, ge=0)
     gopher_max_words: int = Field(default=100_000, ge=1)
     gopher_min_mean_word_length: float = Field(default=3.0, ge=0)

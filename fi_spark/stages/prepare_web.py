@@ -6,7 +6,7 @@ Three calls from fi_spark.stages.prepare_corpus, each a no-op unless its config 
   pages that cannot become documents arrive with empty text and a ``warc_status`` in their metadata.
 - ``filter_web`` -- maps those statuses to reject reasons (warc_http_status, warc_not_text,
   warc_too_large, html_no_main_text) and runs the ``web.filters`` families (Gopher, C4, FineWeb) on
-  documents still accepted, optionally after C4 line cleaning.
+  documents still accepted, optionally after C4 line cleaning, and the ``web.languages`` filter.
 - ``near_dedup_step`` -- after exact dedup: kept documents that are near-duplicates (of each other or of
   documents stored by earlier runs) become status ``duplicate`` with reason ``near_duplicate``,
   method ``minhash`` and their estimated similarity; writes ``dup_clusters``; returns metrics
@@ -29,6 +29,7 @@ from fi_spark.ingest.warc import WARC_REASONS, is_warc_path, warc_json_lines
 from fi_spark.schemas import DOCUMENTS, DUP_CLUSTERS
 from fi_spark.stages.base import StageContext
 from fi_spark.tables import is_remote
+from fi_spark.text.language import check_language
 from fi_spark.text.normalize import count_words, text_hash
 from fi_spark.text.web_quality import WEB_REASONS, WebQualityThresholds, check_web_quality, clean_c4_lines
 
@@ -102,7 +103,9 @@ _CHECKED = StructType(
 )
 
 
-def check_texts(texts: pd.Series, t: WebQualityThresholds) -> pd.DataFrame:
+def check_texts(
+    texts: pd.Series, t: WebQualityThresholds, languages: tuple[str, ...] = (), min_score: float = 0.0
+) -> pd.DataFrame:
     """Per text: cleaned text + its hash/counts, or a web reject reason + detail (pure; runs in a pandas UDF)."""
     out: list[tuple] = []
     for text in texts:
@@ -114,6 +117,8 @@ def check_texts(texts: pd.Series, t: WebQualityThresholds) -> pd.DataFrame:
             out.append((None, None, None, None, "empty_after_cleaning", f"{len(text)} characters before cleaning"))
             continue
         verdict = check_web_quality(cleaned, t)
+        if verdict is None and languages:
+            verdict = check_language(cleaned, languages, min_score)
         if verdict is not None:
             out.append((None, None, None, None, verdict[0], verdict[1]))
         elif cleaned is text:
@@ -131,12 +136,13 @@ def filter_web(classified: DataFrame, web: WebConfig) -> DataFrame:
     df = classified.withColumn("reason", F.when(warc_failed, mapping[status]).otherwise(F.col("reason"))).withColumn(
         "detail", F.when(warc_failed, F.col("metadata").getItem("warc_detail")).otherwise(F.col("detail"))
     )
-    if not web.filters and not web.clean_c4_lines:
+    if not web.filters and not web.clean_c4_lines and not web.languages:
         return df
     thresholds = thresholds_from(web)
+    languages, min_score = tuple(web.languages), web.language_min_score
 
     def check(texts: pd.Series) -> pd.DataFrame:
-        return check_texts(texts, thresholds)
+        return check_texts(texts, thresholds, languages, min_score)
 
     udf = F.pandas_udf(check, _CHECKED)  # type: ignore[call-overload]
     ok = F.col("reason").isNull() & F.col("text").isNotNull()

@@ -41,6 +41,7 @@ WEB_REASONS = {
     "fineweb_char_dup": "too many characters in duplicated lines",
     "fineweb_list_ratio": "too many newlines per word (lists, menus)",
     "empty_after_cleaning": "nothing left after line-level boilerplate removal",
+    "language": "not in web.languages, or identified with too low a probability (fi_spark.text.language)",
 }
 
 STOP_WORDS = frozenset({"the", "be", "to", "of", "and", "that", "have", "with"})

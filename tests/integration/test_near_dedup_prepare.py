@@ -129,7 +129,7 @@ def test_warc_input_with_filters_and_near_dedup(on_engine, make_ctx, tmp_path):
 
 
 def test_jsonl_near_duplicates_and_web_filter_rejects(spark, embedded_engine, make_ctx, tmp_path):
-    """JSONL input: a near-copy is removed (method minhash), a repetitive page is rejected with its reason."""
+    """JSONL input: a near-copy is removed (method minhash); a repetitive page and a German one are rejects."""
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     text = " ".join(SENTENCES)
     lines = [
@@ -137,18 +137,26 @@ def test_jsonl_near_duplicates_and_web_filter_rejects(spark, embedded_engine, ma
         {"id": "t2", "text": text.replace("nineteenth", "eighteenth")},
         {"id": "g1", "text": " ".join(OTHER)},
         {"id": "spam", "text": "\n".join(["Buy cheap shoes online today at our store"] * 8 + OTHER)},
+        {
+            "id": "de",
+            "text": "Die Stadt am Fluss wuchs im neunzehnten Jahrhundert langsam, als die Kaufleute ihre "
+            "Lagerhäuser näher an den neuen Bahnhof verlegten. Die meisten Familien hatten kleine Gärten.",
+        },
     ]
     path = tmp_path / "docs.jsonl"
     path.write_text("\n".join(json.dumps(x) for x in lines) + "\n", encoding="utf-8")
-    ctx = make_ctx(embedded_engine, ["near_dedup.enabled=true", "web.filters=[gopher_repetition]"])
+    ctx = make_ctx(
+        embedded_engine, ["near_dedup.enabled=true", "web.filters=[gopher_repetition]", "web.languages=[en]"]
+    )
     result = prepare_corpus.run(ctx, str(path))
     assert _ids(ctx.store.read(DOCUMENTS)) == ["g1", "t1"]
-    assert [(r.doc_id, r.reason) for r in ctx.store.read(DOC_REJECTS).collect()] == [("spam", "gopher_dup_lines")]
+    rejects = sorted((r.doc_id, r.reason) for r in ctx.store.read(DOC_REJECTS).collect())
+    assert rejects == [("de", "language"), ("spam", "gopher_dup_lines")]
     assertDataFrameEqual(
         ctx.store.read(DUPLICATES).select("doc_id", "kept_id", "method"),
         [Row(doc_id="t2", kept_id="t1", method="minhash")],
     )
-    assert result.rejected == {"gopher_dup_lines": 1, "duplicate_near": 1}
+    assert result.rejected == {"gopher_dup_lines": 1, "language": 1, "duplicate_near": 1}
 
 
 def test_real_crawl_files(spark, embedded_engine, make_ctx, shared_data, tmp_path):

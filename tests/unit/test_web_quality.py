@@ -152,3 +152,47 @@ def test_clean_c4_lines_drops_boilerplate_and_short_lines():
     cleaned = clean_c4_lines(page, T)
     assert "cookies" not in cleaned and "JavaScript" not in cleaned and "Home" not in cleaned
     assert cleaned.startswith("The river town")
+
+
+def test_every_threshold_is_configurable():
+    """Each WebQualityThresholds field is reachable from config.WebConfig (prepare_web.thresholds_from)."""
+    from fi_spark.config import WebConfig
+    from fi_spark.stages.prepare_web import thresholds_from
+
+    web = WebConfig(
+        filters=["c4", "fineweb"], gopher_min_words=7, fineweb_short_line_chars=12, gopher_top_ngram_ratios={3: 0.5}
+    )
+    t = thresholds_from(web)
+    assert (t.enable_c4, t.enable_fineweb, t.enable_gopher_quality, t.enable_gopher_repetition) == (
+        True, True, False, False,
+    )  # fmt: skip
+    assert (t.gopher_min_words, t.fineweb_short_line_chars, t.gopher_top_ngram_ratios) == (7, 12, ((3, 0.5),))
+    threshold_fields = {f for f in WebQualityThresholds.__dataclass_fields__ if not f.startswith(("enable_", "clean_"))}
+    assert threshold_fields <= set(WebConfig.model_fields)
+
+
+def test_check_texts_cleans_hashes_and_rejects():
+    """The pandas-UDF body: unchanged rows pass as nulls, cleaned rows get a new hash, failures a reason."""
+    import pandas as pd
+
+    from fi_spark.stages.prepare_web import check_texts
+    from fi_spark.text.normalize import text_hash
+
+    t = WebQualityThresholds(clean_c4_lines=True)
+    page = "This site uses cookies.\n" + PROSE
+    out = check_texts(pd.Series([PROSE, page, None, "Home\nMenu"]), t)
+    assert out.iloc[0]["text"] == PROSE and out.iloc[0]["reason"] is None
+    assert out.iloc[1]["text"] == PROSE and out.iloc[1]["text_hash"] == text_hash(PROSE)
+    assert out.iloc[2].isna().all()
+    assert out.iloc[3]["reason"] == "empty_after_cleaning"
+
+
+def test_language_filter_keeps_allowed_languages():
+    """py3langid's shipped model: English prose passes an 'en' filter, German prose is rejected with the language."""
+    from fi_spark.text.language import check_language, detect_language
+
+    german = "Die Stadt am Fluss wuchs im neunzehnten Jahrhundert langsam, als die Kaufleute ihre Lager verlegten."
+    assert detect_language(PROSE)[0] == "en"
+    assert check_language(PROSE, ("en",), 0.5) is None
+    verdict = check_language(german, ("en", "fr"), 0.5)
+    assert verdict is not None and verdict[0] == "language" and "detected de" in verdict[1]
