@@ -1,0 +1,126 @@
+"""Document vectors inside a Spark partition: chunk (or token) embeddings -> coverage-pooled vectors.
+
+The match stage repartitions chunks by doc_id, so every chunk of a document sits in one partition,
+and sorts them by (doc_id, ordinal). mapInPandas then hands us Arrow batches that may cut a
+document in two; `complete_documents` carries the tail of each batch over to the next, so every
+document is pooled from all its chunks while the encoder still sees large batches (throughput
+comes from batching across documents, not from per-document calls). Chunks of one document must
+arrive contiguously; if an engine ever breaks that, we stop with an error instead of silently
+pooling half a document twice.
+
+For each pooled vector we also name the chunk it stands for, the text the instantiator will see:
+for region j the chunk nearest its centre (the largest Gaussian weight), for the global vector the
+chunk most similar to it (the most representative chunk).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+
+from fi_spark.config import EmbedConfig
+from fi_spark.embed.encoder import encode, encode_tokens
+from fi_spark.embed.pooling import gaussian_coverage_pool
+
+
+@dataclass
+class DocVectors:
+    """Pooled vectors of a batch of documents, one entry per vector."""
+
+    doc_ids: list[str] = field(default_factory=list)
+    regions: list[int] = field(default_factory=list)
+    centres: list[float] = field(default_factory=list)
+    chunk_ids: list[str | None] = field(default_factory=list)
+    char_starts: list[int | None] = field(default_factory=list)
+    char_ends: list[int | None] = field(default_factory=list)
+    vectors: list[npt.NDArray[np.float32]] = field(default_factory=list)
+
+    def matrix(self, dim: int) -> npt.NDArray[np.float32]:
+        return np.vstack(self.vectors).astype(np.float32) if self.vectors else np.zeros((0, dim), dtype=np.float32)
+
+    def __len__(self) -> int:
+        return len(self.doc_ids)
+
+
+def complete_documents(batches: Iterable[pd.DataFrame], key: str = "doc_id") -> Iterator[pd.DataFrame]:
+    """Re-cut a stream of row batches so no document is split across yielded frames."""
+    carry: pd.DataFrame | None = None
+    done: set[str] = set()
+    for batch in batches:
+        if carry is not None and len(carry):
+            batch = pd.concat([carry, batch], ignore_index=True)
+        if not len(batch):
+            continue
+        ids = batch[key]
+        runs = int((ids != ids.shift()).sum())
+        if runs != ids.nunique() or not done.isdisjoint(ids.unique().tolist()):
+            raise RuntimeError(
+                f"rows of one {key} arrived non-contiguously in a partition; the input must be "
+                f"repartitioned by {key} and sorted within partitions"
+            )
+        last = ids.iloc[-1]
+        tail = (ids == last).to_numpy()
+        carry = batch[tail]
+        head = batch[~tail]
+        if len(head):
+            done.update(head[key].unique().tolist())
+            yield head.reset_index(drop=True)
+    if carry is not None and len(carry):
+        yield carry.reset_index(drop=True)
+
+
+def pool_chunks(chunks: pd.DataFrame, model: Any, cfg: EmbedConfig) -> DocVectors:
+    """Chunks of complete documents (doc_id, chunk_id, ordinal, char_start, char_end, text, n_tokens) -> vectors."""
+    out = DocVectors()
+    if not len(chunks):
+        return out
+    chunks = chunks.sort_values(["doc_id", "ordinal"], kind="stable").reset_index(drop=True)
+    emb = encode(model, chunks["text"].astype(str).tolist(), cfg.batch_size)
+    starts = chunks["char_start"].to_numpy(dtype=np.float64)
+    ends = chunks["char_end"].to_numpy(dtype=np.float64)
+    tokens = chunks["n_tokens"].to_numpy(dtype=np.float64)
+    doc_ids = chunks["doc_id"].to_numpy()
+    bounds = np.append(np.flatnonzero(np.r_[True, doc_ids[1:] != doc_ids[:-1]]), len(chunks))
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        doc_len = max(float(ends[lo:hi].max()), 1.0)
+        positions = (starts[lo:hi] + ends[lo:hi]) / 2.0 / doc_len
+        vecs, centres = gaussian_coverage_pool(
+            emb[lo:hi], cfg.regions, cfg.sigma, cfg.alpha, positions, tokens[lo:hi], cfg.min_units_for_regions
+        )
+        best_global = int(np.argmax(emb[lo:hi] @ vecs[0]))
+        for r in range(len(vecs)):
+            pick = lo + (best_global if r == 0 else int(np.argmin(np.abs(positions - centres[r]))))
+            out.doc_ids.append(str(chunks.at[lo, "doc_id"]))
+            out.regions.append(r)
+            out.centres.append(float(centres[r]))
+            out.chunk_ids.append(str(chunks.at[pick, "chunk_id"]))
+            out.char_starts.append(int(starts[pick]))
+            out.char_ends.append(int(ends[pick]))
+            out.vectors.append(vecs[r])
+    return out
+
+
+def pool_tokens(docs: pd.DataFrame, model: Any, cfg: EmbedConfig) -> DocVectors:
+    """Documents (doc_id, text) -> vectors pooled over token embeddings (within the encoder's window)."""
+    out = DocVectors()
+    if not len(docs):
+        return out
+    token_sets = encode_tokens(model, docs["text"].astype(str).tolist(), cfg.batch_size)
+    for doc_id, tokens in zip(docs["doc_id"].astype(str), token_sets, strict=True):
+        vecs, centres = gaussian_coverage_pool(
+            tokens, cfg.regions, cfg.sigma, cfg.alpha, min_units_for_regions=cfg.min_units_for_regions
+        )
+        for r in range(len(vecs)):
+            out.doc_ids.append(doc_id)
+            out.regions.append(r)
+            out.centres.append(float(centres[r]))
+            out.chunk_ids.append(None)
+            out.char_starts.append(None)
+            out.char_ends.append(None)
+            out.vectors.append(vecs[r])
+    return out

@@ -1,0 +1,83 @@
+"""The per-partition half of matching: document re-cutting, chunk pooling, top-k candidates per document."""
+
+from __future__ import annotations
+
+import faiss
+import numpy as np
+import pandas as pd
+import pytest
+
+from fi_spark.config import EmbedConfig, IndexConfig
+from fi_spark.embed.documents import complete_documents, pool_chunks
+from fi_spark.index.artifact import LoadedIndex
+from fi_spark.index.build import build_index
+from fi_spark.index.candidates import CANDIDATE_COLUMNS, top_candidates
+
+faiss.omp_set_num_threads(1)
+
+
+class WordAxisEncoder:
+    """Test double: a text's vector has 1.0 on the axis of each known word it contains (then normalized)."""
+
+    words = ["cake", "oven", "goal", "match", "tax", "zzz"]
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return len(self.words)
+
+    def encode(self, texts: list[str], **_: object) -> np.ndarray:
+        out = np.array([[1.0 if w in t else 0.0 for w in self.words] for t in texts], dtype=np.float32) + 1e-3
+        return out / np.linalg.norm(out, axis=1, keepdims=True)
+
+
+def chunks(rows: list[tuple[str, int, str]]) -> pd.DataFrame:
+    frame = pd.DataFrame(rows, columns=["doc_id", "ordinal", "text"])
+    frame["chunk_id"] = frame["doc_id"] + "-" + frame["ordinal"].astype(str)
+    frame["char_start"] = frame["ordinal"] * 100
+    frame["char_end"] = frame["char_start"] + 100
+    frame["n_tokens"] = 20
+    return frame
+
+
+def test_complete_documents_carries_split_documents_over() -> None:
+    """A document cut by a batch boundary comes out whole, in the next frame."""
+    batches = [chunks([("a", 0, "x"), ("b", 0, "x"), ("b", 1, "x")]), chunks([("b", 2, "x"), ("c", 0, "x")])]
+    frames = list(complete_documents(iter(batches)))
+    assert [f["doc_id"].tolist() for f in frames] == [["a"], ["b", "b", "b"], ["c"]]
+
+
+def test_complete_documents_refuses_interleaved_input() -> None:
+    """Chunks of a document that reappear after it was emitted are an error, not a silent split."""
+    batches = [chunks([("a", 0, "x"), ("b", 0, "x")]), chunks([("a", 1, "x"), ("c", 0, "x")])]
+    with pytest.raises(RuntimeError, match="non-contiguously"):
+        list(complete_documents(iter(batches)))
+
+
+def test_pool_chunks_names_the_chunk_behind_each_vector() -> None:
+    """Region vectors point at the chunk nearest their centre; the global vector at the most typical chunk."""
+    cfg = EmbedConfig(regions=4, sigma=0.1, alpha=1.0)
+    frame = chunks([("d", 0, "cake oven"), ("d", 1, "cake"), ("d", 2, "goal match"), ("d", 3, "goal")])
+    dv = pool_chunks(frame.sample(frac=1.0, random_state=1), WordAxisEncoder(), cfg)  # order within doc restored
+    assert dv.doc_ids == ["d"] * 5 and dv.regions == [0, 1, 2, 3, 4]
+    assert dv.centres == [0.5, 0.125, 0.375, 0.625, 0.875]
+    assert dv.chunk_ids[1:] == ["d-0", "d-1", "d-2", "d-3"]  # chunk midpoints are .125 .375 .625 .875
+    assert dv.char_starts[1:] == [0, 100, 200, 300]
+    matrix = dv.matrix(6)
+    assert matrix[1].argmax() == 0 and matrix[3].argmax() == 2  # region 1 is about cake, region 3 about goal
+
+
+def test_top_candidates_dedupes_caps_and_marks_unmatched_docs() -> None:
+    """Best score per (doc, template) over regions, min_score filter, top_k per doc, marker row when none."""
+    enc = WordAxisEncoder()
+    bank = enc.encode(["cake oven", "goal match", "tax"])
+    loaded = LoadedIndex(build_index(bank, IndexConfig()), np.array(["t-bake", "t-sport", "t-tax"], dtype=object), {})
+    cfg = EmbedConfig(regions=2, sigma=0.1, alpha=1.0)
+    frame = chunks([("d1", 0, "cake oven"), ("d1", 1, "goal match"), ("d2", 0, "zzz")])
+    dv = pool_chunks(frame, enc, cfg)
+    out = top_candidates(dv, loaded, top_k=2, min_score=0.5)
+    assert list(out.columns) == CANDIDATE_COLUMNS
+    d1 = out[out["doc_id"] == "d1"].sort_values("template_id")
+    assert d1["template_id"].tolist() == ["t-bake", "t-sport"]
+    assert d1["region"].tolist() == [1, 2] and d1["chunk_id"].tolist() == ["d1-0", "d1-1"]
+    assert (d1["score"] > 0.99).all()
+    d2 = out[out["doc_id"] == "d2"]
+    assert d2["template_id"].isna().all() and len(d2) == 1 and float(d2["score"].iloc[0]) < 0.5
