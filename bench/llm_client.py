@@ -49,8 +49,23 @@ from fi_spark.tables import TableStore
 
 
 def start_server(capacity: int, latency: str, fault_rate: float) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, "-m", "fi_spark.llm.testserver", "--capacity", str(capacity), "--latency-ms", latency,
-           "--fault-rate", str(fault_rate), "--retry-after-s", "1", "--hang-s", "30", "--max-seconds", "1800"]  # fmt: skip
+    cmd = [
+        sys.executable,
+        "-m",
+        "fi_spark.llm.testserver",
+        "--capacity",
+        str(capacity),
+        "--latency-ms",
+        latency,
+        "--fault-rate",
+        str(fault_rate),
+        "--retry-after-s",
+        "1",
+        "--hang-s",
+        "30",
+        "--max-seconds",
+        "1800",
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     assert proc.stdout is not None
     line = proc.stdout.readline().strip()
@@ -67,8 +82,16 @@ def rows(spark, n: int, tag: str):  # type: ignore[no-untyped-def]
 def run_async(engine, url: str, n: int, tasks: int, capacity: int) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
     out = tempfile.mkdtemp(prefix="bench-llm-")
     per_task = math.ceil(capacity * 1.5 / tasks)
-    llm = LLMConfig(endpoints=[url], model="test-model", concurrency=per_task, partitions=tasks, request_timeout_s=3,
-                    backoff_base_s=0.2, backoff_max_s=2, max_attempts=8)  # fmt: skip
+    llm = LLMConfig(
+        endpoints=[url],
+        model="test-model",
+        concurrency=per_task,
+        partitions=tasks,
+        request_timeout_s=3,
+        backoff_base_s=0.2,
+        backoff_max_s=2,
+        max_attempts=8,
+    )
     cfg = Config(engine=EngineConfig(shuffle_partitions=tasks), llm=llm)
     ctx = StageContext(engine.spark, engine, cfg, TableStore(engine.spark, out, "delta"), out, logging.getLogger("b"))
     run = complete(ctx, rows(engine.spark, n, f"a{tasks}-"), stage="bench")
@@ -108,8 +131,12 @@ def local_model_tokens_per_s(streams: int, max_tokens: int) -> float | None:
     with ls.local_server(cfg) as url:
 
         async def one(client: httpx.AsyncClient, i: int) -> int:
-            body = {"model": cfg.served_model_name, "max_tokens": max_tokens, "temperature": 0.0,
-                    "messages": [{"role": "user", "content": f"Write a short paragraph about topic number {i}."}]}  # fmt: skip
+            body = {
+                "model": cfg.served_model_name,
+                "max_tokens": max_tokens,
+                "temperature": 0.0,
+                "messages": [{"role": "user", "content": f"Write a short paragraph about topic number {i}."}],
+            }
             r = await client.post(url + "/chat/completions", json=body, timeout=300)
             return int(r.json()["usage"]["completion_tokens"])
 
@@ -122,8 +149,10 @@ def local_model_tokens_per_s(streams: int, max_tokens: int) -> float | None:
 
         single = asyncio.run(measure(1))
         batched = asyncio.run(measure(streams))
-    print(f"local model ({cfg.served_model_name}, vLLM CPU): {single:.1f} tok/s single stream, "
-          f"{batched:.1f} tok/s with {streams} streams")  # fmt: skip
+    print(
+        f"local model ({cfg.served_model_name}, vLLM CPU): {single:.1f} tok/s single stream, "
+        f"{batched:.1f} tok/s with {streams} streams"
+    )
     return batched
 
 
@@ -153,14 +182,20 @@ def main() -> None:
     finally:
         engine.stop()
         server.terminate()
-    print(f"\nserver: {args.capacity} slots, {args.latency_ms} ms, {args.fault_rate:.0%} faults "
-          f"-> capacity {capacity_rps:.0f} req/s")  # fmt: skip
-    print(f"{'tasks':>5} | {'async rows':>10} {'s':>6} {'run/s':>7} {'% cap':>6} {'steady/s':>8} {'% cap':>6} | "
-          f"{'naive rows':>10} {'s':>6} {'req/s':>7} {'% cap':>6} | {'async/naive':>11}")  # fmt: skip
+    print(
+        f"\nserver: {args.capacity} slots, {args.latency_ms} ms, {args.fault_rate:.0%} faults "
+        f"-> capacity {capacity_rps:.0f} req/s"
+    )
+    print(
+        f"{'tasks':>5} | {'async rows':>10} {'s':>6} {'run/s':>7} {'% cap':>6} {'steady/s':>8} {'% cap':>6} | "
+        f"{'naive rows':>10} {'s':>6} {'req/s':>7} {'% cap':>6} | {'async/naive':>11}"
+    )
     for tasks, a_ok, a_s, a_rps, steady, n_ok, n_s, n_rps in table:
-        print(f"{tasks:>5} | {a_ok:>10} {a_s:>6.1f} {a_rps:>7.1f} {a_rps / capacity_rps:>6.1%} {steady:>8.1f} "
-              f"{steady / capacity_rps:>6.1%} | {n_ok:>10} {n_s:>6.1f} {n_rps:>7.2f} {n_rps / capacity_rps:>6.1%} | "
-              f"{a_rps / n_rps:>10.0f}x")  # fmt: skip
+        print(
+            f"{tasks:>5} | {a_ok:>10} {a_s:>6.1f} {a_rps:>7.1f} {a_rps / capacity_rps:>6.1%} {steady:>8.1f} "
+            f"{steady / capacity_rps:>6.1%} | {n_ok:>10} {n_s:>6.1f} {n_rps:>7.2f} {n_rps / capacity_rps:>6.1%} | "
+            f"{a_rps / n_rps:>10.0f}x"
+        )
     tok_s = None if args.no_local_model else local_model_tokens_per_s(streams=8, max_tokens=64)
     best_async = max(r[4] for r in table) / capacity_rps
     best_naive = max(r[7] for r in table) / capacity_rps

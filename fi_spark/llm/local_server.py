@@ -53,7 +53,9 @@ dist, name, out = sys.argv[1], sys.argv[2], sys.argv[3]
 gguf = next(f for f in md.files(dist) if f.name == name).locate()
 folder, fname = str(gguf.parent), gguf.name
 loaded = AutoModelForCausalLM.from_pretrained(folder, gguf_file=fname, dtype=torch.float32)
-fresh = LlamaForCausalLM(loaded.config)
+config = loaded.config
+config.__dict__.pop("quantization_config", None)  # else vLLM takes the safetensors for a GGUF checkpoint
+fresh = LlamaForCausalLM(config)
 missing, unexpected = fresh.load_state_dict(loaded.state_dict(), strict=False)
 assert not unexpected and all("lm_head" in k for k in missing), (missing, unexpected)
 fresh.tie_weights()

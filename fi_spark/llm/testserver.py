@@ -11,9 +11,10 @@ Behaviour, all deterministic given the request:
 - capacity: at most `capacity` requests are "on the GPU" at once; the rest queue, as in vLLM's
   scheduler, so throughput is capped at capacity / mean latency;
 - faults: an attempt is faulty when hash(seed, request id, attempt number) < `fault_rate` (or when it is
-  one of the first `fault_first_attempts` of its request); its kind is drawn from `fault_kinds`: 429 (+ Retry-After), 500, 503, timeout (sits on the request for `hang_s`),
-  drop (closes without answering), truncate (promises a body, sends half), not_json (an HTML 200),
-  bad_content (a 200 whose content is not valid for the schema), and, only when asked for, 400;
+  one of the first `fault_first_attempts` of its request); its kind is drawn from `fault_kinds`:
+  429 (+ Retry-After), 500, 503, timeout (sits on the request for `hang_s`), drop (closes without
+  answering), truncate (promises a body, sends half), not_json (an HTML 200), bad_content (a 200 whose
+  content is not valid for the schema), and, only when asked for, 400;
 - answers: with a `response_format` json_schema (or vLLM `structured_outputs.json`), a minimal valid
   instance of the schema; otherwise an echo of the last user message;
 - counters: HTTP requests per request id (the `X-Request-Id` header, else a hash of the body).

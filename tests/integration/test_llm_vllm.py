@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Iterator
 from pathlib import Path
 
 import jsonschema
@@ -21,7 +20,7 @@ from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfi
 from fi_spark.llm import complete
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
-from fi_spark.llm.local_server import local_server
+from fi_spark.llm.local_server import shared_server
 from fi_spark.llm.types import LLMRequest, Sampling, request_id
 from fi_spark.stages.base import StageContext
 from fi_spark.tables import TableStore
@@ -37,10 +36,10 @@ QUESTIONS = ["Name a large city in France.", "Name a large city in Japan.", "Nam
 
 
 @pytest.fixture(scope="module")
-def vllm() -> Iterator[tuple[str, str]]:
+def vllm() -> tuple[str, str]:
+    """The shared local server: started once per test process (stopped at exit), reused by later modules."""
     cfg = LocalLLMServerConfig()
-    with local_server(cfg) as url:
-        yield url, cfg.served_model_name
+    return shared_server(cfg), cfg.served_model_name
 
 
 def _messages(q: str) -> list[dict[str, str]]:
