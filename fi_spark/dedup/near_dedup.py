@@ -84,10 +84,19 @@ def signatures(docs: DataFrame, cfg: NearDedupConfig, bands: int, rows: int) -> 
 
 
 def candidate_edges(sigs: DataFrame) -> DataFrame:
-    """(src, dst): every member of an LSH bucket linked to the bucket's smallest doc_id."""
+    """(src, dst): every member of an LSH bucket linked to the bucket's smallest doc_id.
+
+    Buckets are aggregated first (hash aggregation, no sort) and only those with two or more members
+    are joined back: nearly every bucket holds a single document, so the join side stays small.
+    """
     buckets = sigs.filter(F.col("keys").isNotNull()).select("doc_id", F.posexplode("keys").alias("band", "key"))
-    center = F.min("doc_id").over(Window.partitionBy("band", "key"))
-    linked = buckets.withColumn("center", center).filter(F.col("doc_id") != F.col("center"))
+    shared = (
+        buckets.groupBy("band", "key")
+        .agg(F.min("doc_id").alias("center"), F.count("*").alias("size"))
+        .filter(F.col("size") > 1)
+        .drop("size")
+    )
+    linked = buckets.join(shared, ["band", "key"]).filter(F.col("doc_id") != F.col("center"))
     return linked.select(F.col("doc_id").alias("src"), F.col("center").alias("dst")).distinct()
 
 

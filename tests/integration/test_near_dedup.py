@@ -166,3 +166,29 @@ def test_connected_components_on_a_long_chain(spark, tmp_path):
     assert rounds <= 10
     with pytest.raises(ComponentsDidNotConverge, match="max_iterations"):
         connected_components(df, parquet_checkpoint(spark, str(tmp_path / "cc2")), max_iterations=2)
+
+
+def test_connected_components_match_union_find_on_a_random_graph(spark, tmp_path):
+    """400 nodes, 300 random edges: the Spark labels equal a plain union-find's smallest member per component."""
+    import random
+
+    rng = random.Random(11)
+    nodes = [f"v{i:04d}" for i in range(400)]
+    edges = [(rng.choice(nodes), rng.choice(nodes)) for _ in range(300)]
+    parent = {n: n for n in nodes}
+
+    def find(x: str) -> str:
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for a, b in edges:
+        ra, rb = find(a), find(b)
+        if ra != rb:
+            parent[max(ra, rb)] = min(ra, rb)
+    in_edges = {n for a, b in edges if a != b for n in (a, b)}
+    expected = {n: min(m for m in in_edges if find(m) == find(n)) for n in in_edges}
+    df = spark.createDataFrame(edges, "src string, dst string").repartition(5)
+    labels, _ = connected_components(df, parquet_checkpoint(spark, str(tmp_path / "cc")))
+    assert {r.node: r.component for r in labels.collect()} == expected
