@@ -9,8 +9,9 @@ Three calls from fi_spark.stages.prepare_corpus, each a no-op unless its config 
   documents still accepted, optionally after C4 line cleaning, and the ``web.languages`` filter.
 - ``near_dedup_step`` -- after exact dedup: kept documents that are near-duplicates (of each other or of
   documents stored by earlier runs) become status ``duplicate`` with reason ``near_duplicate``,
-  method ``minhash`` and their estimated similarity; writes ``dup_clusters``; returns metrics
-  (removal rate, cluster-size histogram, LSH settings, rounds).
+  method ``minhash`` and their similarity; writes ``dup_clusters``; returns metrics (removal rate,
+  cluster-size histogram, LSH settings, rounds). Stored documents are signed again on every run (a
+  few seconds per 100k documents); a persisted signature table would avoid that for huge corpora.
 """
 
 from __future__ import annotations
