@@ -111,6 +111,10 @@ class LocalLLMServerConfig(_Section):
     kv_cache_gb: int = Field(default=2, ge=1, description="VLLM_CPU_KVCACHE_SPACE")
     max_model_len: int = Field(default=2048, ge=128)
     max_num_seqs: int = Field(default=32, ge=1, description="the server's batch capacity")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field(
+        default="float32",
+        description="float32: on CPUs without AVX512-BF16 vLLM emulates bfloat16 (measured ~5x fewer tokens/s)",
+    )
     startup_timeout_s: float = Field(default=300.0, gt=0)
     install_timeout_s: float = Field(default=1800.0, gt=0)
 

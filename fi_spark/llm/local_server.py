@@ -145,7 +145,7 @@ def start(cfg: LocalLLMServerConfig) -> subprocess.Popen[bytes]:
         str(root / "venv" / "bin" / "python"), "-m", "vllm.entrypoints.openai.api_server",
         "--model", str(model_dir), "--served-model-name", cfg.served_model_name,
         "--host", cfg.host, "--port", str(cfg.port), "--enforce-eager",
-        "--max-model-len", str(cfg.max_model_len), "--max-num-seqs", str(cfg.max_num_seqs),
+        "--max-model-len", str(cfg.max_model_len), "--max-num-seqs", str(cfg.max_num_seqs), "--dtype", cfg.dtype,
     ]  # fmt: skip
     env = {
         **os.environ,
