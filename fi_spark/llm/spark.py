@@ -115,6 +115,8 @@ def complete(
         seed=cfg.seed,
     )
     tasks = cfg.partitions or ctx.config.engine.shuffle_partitions
+    if not cfg.endpoints:  # one small CPU server: more in flight than its batch only queues and times out
+        cfg = cfg.model_copy(update={"concurrency": min(cfg.concurrency, max(1, cfg.local.max_num_seqs // tasks))})
     spec = CallSpec(
         cfg=cfg, model=model, stage=stage, endpoints=tuple(endpoints), sampling=sampling,
         schema=schema_dict(response_schema), schema_name=schema_name,
