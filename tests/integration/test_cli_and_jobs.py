@@ -26,7 +26,7 @@ def run_cli(*args: str, timeout: int = 600) -> subprocess.CompletedProcess:
 def test_help_explains_every_command():
     out = run_cli("--help")
     assert out.returncode == 0
-    for word in ("pipeline", "prepare-corpus", "show-config", "--set", "embedded"):
+    for word in ("pipeline", "prepare-corpus", "match", "judge", "report", "serve-llm", "show-config", "--set"):
         assert word in out.stdout
     sub = run_cli("prepare-corpus", "--help")
     assert "--documents" in sub.stdout and "doc_rejects" in sub.stdout
@@ -45,9 +45,11 @@ def test_bad_override_is_one_clear_error(tmp_path):
 
 
 def test_pipeline_twice_mlflow_runs_and_delta_tables(tmp_path):
-    """Default pipeline on the bundled sample: Delta tables readable by delta-rs, nested MLflow runs, idempotent."""
+    """Pipeline on the bundled sample: Delta tables readable by delta-rs, nested MLflow runs, idempotent."""
     out_dir = tmp_path / "run"
-    first = run_cli("pipeline", "--output", str(out_dir), "--set", "prepare.chunk_tokens=128")
+    first = run_cli(
+        "pipeline", "--only", "prepare_corpus", "--output", str(out_dir), "--set", "prepare.chunk_tokens=128"
+    )
     assert first.returncode == 0, first.stderr[-3000:]
     assert "prepare_corpus: in=250 out=250" in first.stderr
 
@@ -56,7 +58,9 @@ def test_pipeline_twice_mlflow_runs_and_delta_tables(tmp_path):
     counts = {t: len(deltalake.DeltaTable(str(out_dir / "tables" / t)).to_pandas()) for t in ("documents", "chunks")}
     assert counts["documents"] == 250 and counts["chunks"] > 250
 
-    second = run_cli("pipeline", "--output", str(out_dir), "--set", "prepare.chunk_tokens=128")
+    second = run_cli(
+        "pipeline", "--only", "prepare-corpus", "--output", str(out_dir), "--set", "prepare.chunk_tokens=128"
+    )
     assert second.returncode == 0, second.stderr[-3000:]
     assert "table documents: +0 rows" in second.stderr and "table chunks: +0 rows" in second.stderr
     assert {t: len(deltalake.DeltaTable(str(out_dir / "tables" / t)).to_pandas()) for t in counts} == counts
