@@ -53,8 +53,17 @@ def choose_index(n: int, dim: int, cfg: IndexConfig) -> IndexPlan:
     return IndexPlan("ivfpq", f"IVF{nlist},PQ{m}x{cfg.pq_bits}", trains=True)
 
 
-def build_index(vectors: FloatArray, cfg: IndexConfig, plan: IndexPlan | None = None) -> faiss.Index:
-    """Build (and train, for IVF/PQ) an inner-product index; row i of `vectors` gets id i."""
+def build_index(
+    vectors: FloatArray,
+    cfg: IndexConfig,
+    plan: IndexPlan | None = None,
+    holdout: npt.NDArray[np.int64] | None = None,
+) -> faiss.Index:
+    """Build (and train, for IVF/PQ) an inner-product index; row i of `vectors` gets id i.
+
+    Rows in `holdout` (the recall sample) are indexed but never used for training, so recall is
+    measured on vectors the quantizers did not fit.
+    """
     x = _as_matrix(vectors)
     plan = plan or choose_index(x.shape[0], x.shape[1], cfg)
     index = faiss.index_factory(x.shape[1], plan.factory, faiss.METRIC_INNER_PRODUCT)
@@ -67,9 +76,11 @@ def build_index(vectors: FloatArray, cfg: IndexConfig, plan: IndexPlan | None = 
             part.do_polysemous_training = False
     if not index.is_trained:
         rng = np.random.default_rng(cfg.seed)
-        take = min(x.shape[0], cfg.train_sample)
-        sample = x[np.sort(rng.choice(x.shape[0], size=take, replace=False))] if take < x.shape[0] else x
-        index.train(sample)
+        pool = np.arange(x.shape[0])
+        if holdout is not None and len(holdout) < x.shape[0]:
+            pool = np.setdiff1d(pool, holdout)
+        take = min(len(pool), cfg.train_sample)
+        index.train(x[np.sort(rng.choice(pool, size=take, replace=False))])
     index.add(x)
     configure_search(index, cfg)
     return index

@@ -44,7 +44,8 @@ def top_candidates(dv: DocVectors, loaded: LoadedIndex, top_k: int, min_score: f
         }
     )
     best_raw = hits.groupby("doc_id", sort=False)["score"].max() if len(hits) else pd.Series(dtype=np.float32)
-    kept = hits[hits["score"] >= min_score].sort_values(["doc_id", "score", "template_id"], ascending=[True, False, True])
+    kept = hits[hits["score"] >= min_score]
+    kept = kept.sort_values(["doc_id", "score", "template_id"], ascending=[True, False, True])
     kept = kept.drop_duplicates(["doc_id", "template_id"]).groupby("doc_id", sort=False).head(top_k)
     for name, values in (
         ("region", dv.regions),
@@ -64,12 +65,15 @@ def top_candidates(dv: DocVectors, loaded: LoadedIndex, top_k: int, min_score: f
             "centre": 0.5,
         }
     )
-    out = pd.concat([kept.drop(columns="vec"), markers], ignore_index=True)
+    parts = [frame for frame in (kept.drop(columns="vec"), markers) if len(frame)]
+    out = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
     return _typed(out.reindex(columns=CANDIDATE_COLUMNS))
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    """Arrow-friendly dtypes: nullable ints for spans, float32 scores."""
+    """Arrow-friendly dtypes: strings as objects with None (not NaN), nullable ints for spans, float32 scores."""
+    for col in ("doc_id", "template_id", "chunk_id"):
+        df[col] = df[col].astype(object).where(df[col].notna(), None)
     df["score"] = df["score"].astype(np.float32)
     df["centre"] = df["centre"].astype(np.float32)
     df["region"] = df["region"].astype(np.int32)
