@@ -1,0 +1,98 @@
+"""genericize and import_templates against a scripted OpenAI-compatible server: validation reasons, merging,
+ledger-backed re-runs, and bank import with the same rules."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fi_spark.engine import Engine
+from fi_spark.llm.testserver import TestServer
+from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATES
+from fi_spark.stages import genericize, import_templates, ingest_queries
+from fi_spark.stages.base import StageContext
+
+DESC = "An encyclopedia article about a country that names its capital city and describes it."
+ANSWERS: dict[str, dict[str, str]] = {
+    "What is the capital of Peru?": {"template": "What is the capital of <fi>a country</fi>?"},
+    "what is the capital of Chile": {"template": "What is the capital of <fi>a South American country</fi>"},
+    "Tell me the history of Yugoslavia.": {"template": "Tell me the <fi>aspect</fi> of Yugoslavia."},
+    "How tall is the Eiffel Tower?": {"template": "How tall is the Eiffel Tower?"},  # no slot: schema refuses
+    "Write a haiku about rain.": {"template": "Write a <fi>poem form</fi> about <fi>a topic</fi>.",
+                                  "compatible_document_description": "Poems."},
+}  # fmt: skip
+
+
+class GenericizeServer(TestServer):
+    """Answers genericize requests from a table keyed by the query in the last user turn."""
+
+    def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
+        out = super()._answer(chat, req, rid, bad)
+        if bad:
+            return out
+        query = str(req["messages"][-1]["content"]).removeprefix("Query: ")
+        answer = {"compatible_document_description": DESC, **ANSWERS[query]}
+        out["choices"][0]["message"]["content"] = json.dumps(answer)
+        return out
+
+
+@pytest.fixture(scope="module")
+def server():
+    with GenericizeServer() as srv:
+        yield srv
+
+
+def test_genericize_validates_merges_and_reruns_from_the_ledger(
+    embedded_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path, server: GenericizeServer
+) -> None:
+    """Peru/Chile merge into one template; Yugoslavia keeps a specific; no-slot and short-description answers are
+    rejected with reasons; a second run sends no request and adds no row."""
+    ctx = make_ctx(embedded_engine, [f"llm.endpoints=[{server.url}]", "llm.model=test-model", "llm.schema_retries=0"])
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("\n".join(json.dumps({"id": str(i), "text": q}) for i, q in enumerate(ANSWERS)) + "\n")
+    ingest_queries.run(ctx, str(queries))
+
+    result = genericize.run(ctx)
+    assert (result.rows_in, result.rows_out) == (5, 2)
+    assert result.rejected == {"leftover_specifics": 1, "llm_schema_invalid": 1, "description_too_short": 1}
+    templates = ctx.store.read(TEMPLATES).collect()
+    assert len(templates) == 1
+    t = templates[0]
+    assert t.template == "What is the capital of <fi>a country</fi>?"  # same skeleton; the shorter text is kept
+    assert t.slots == ["a country"] and t.n_slots == 1 and len(t.source_query_ids) == 2
+    assert t.origin.startswith("genericize:genericize.v1+") and t.model == "test-model"
+    rejects = {r.reason: r for r in ctx.store.read(TEMPLATE_REJECTS).collect()}
+    assert "'Yugoslavia'" in rejects["leftover_specifics"].detail
+    assert rejects["leftover_specifics"].query == "Tell me the history of Yugoslavia."
+    assert result.metrics["slots_1"] == 2 and result.metrics["merged_queries"] == 1
+
+    calls = server.snapshot()["requests"]
+    again = genericize.run(ctx)
+    assert again.rows_in == 0 and server.snapshot()["requests"] == calls
+
+
+def test_import_templates_bank(any_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path) -> None:
+    """A bank loads with the same validation and merging; malformed rows are rejected; re-import adds nothing."""
+    ctx = make_ctx(any_engine)
+    rows = [
+        {"template": "How do I <fi>cook a dish</fi> at home?", "compatible_document_description": DESC},
+        {"template": "how do I <fi>prepare a meal</fi> at home", "compatible_document_description": DESC},
+        {"template": "No slots here at all", "compatible_document_description": DESC},
+        {"template": "Explain <fi>a concept", "compatible_document_description": DESC},
+        {"compatible_document_description": DESC},
+    ]
+    bank = tmp_path / "bank.jsonl"
+    bank.write_text("\n".join(json.dumps(r) for r in rows) + "\n[1, 2]\n")
+    result = import_templates.run(ctx, str(bank))
+    assert (result.rows_in, result.rows_out) == (6, 2)
+    assert result.rejected == {"too_few_slots": 1, "malformed_tags": 1, "empty_template": 1, "malformed_row": 1}
+    stored = ctx.store.read(TEMPLATES).collect()
+    assert [(r.template, r.source_query_ids, r.origin) for r in stored] == [
+        ("How do I <fi>cook a dish</fi> at home?", [], "bank:bank.jsonl")
+    ]
+    again = import_templates.run(ctx, str(bank))
+    assert again.tables == {"templates": 0, "template_rejects": 0}
