@@ -115,7 +115,7 @@ class LocalLLMServerConfig(_Section):
         default="float32",
         description="float32: on CPUs without AVX512-BF16 vLLM emulates bfloat16 (measured ~5x fewer tokens/s)",
     )
-    startup_timeout_s: float = Field(default=300.0, gt=0)
+    startup_timeout_s: float = Field(default=600.0, gt=0, description="first start on a busy 2-core machine: minutes")
     install_timeout_s: float = Field(default=1800.0, gt=0)
 
 
