@@ -16,7 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fi_spark.config import ConfigError, PromptSpec
 
-SLOT_PATTERN = r"^[^<]*(<fi>[^<]{1,200}</fi>[^<]*)+$"
+# No `{m,n}` bounds and no maxLength next to the pattern: vLLM's grammar compiler (llguidance, vLLM 0.32)
+# refuses the intersection of a pattern with a length limit ("Unable to determine if regex is empty") and
+# answers HTTP 400. Lengths are checked by validation (templates.max_chars) and bounded by max_tokens.
+SLOT_PATTERN = r"^[^<]*(<fi>[^<]+</fi>[^<]*)+$"
 
 
 class GenericizeAnswer(BaseModel):
@@ -24,8 +27,8 @@ class GenericizeAnswer(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    template: str = Field(pattern=SLOT_PATTERN, max_length=2000)
-    compatible_document_description: str = Field(min_length=1, max_length=2000)
+    template: str = Field(pattern=SLOT_PATTERN)
+    compatible_document_description: str = Field(min_length=1)
 
 
 def check_genericize_prompt(spec: PromptSpec) -> None:
