@@ -27,6 +27,12 @@ INSTALL_REQUIRES = [
     "transformers==5.24.0",
     "jsonschema==4.26.0",
     "xxhash==4.1.0",
+    # web corpora and near-dedup (see fi_spark/ingest/html.py and fi_spark/dedup/minhash.py for the choices)
+    "warcio==1.8.1",
+    "trafilatura==2.3.1",
+    "resiliparse==2.0.0",
+    "py3langid==0.4.0",
+    "rensa==0.5.0",
     # embeddings and index
     "torch==2.13.0",
     "sentence-transformers==6.2.0",
@@ -35,6 +41,7 @@ INSTALL_REQUIRES = [
     # LLM client
     "openai==3.57.0",
     "httpx==0.28.1",
+    "aiohttp==3.14.5",
 ]
 
 EXTRAS = {

@@ -47,6 +47,7 @@ STAGES: list[StageSpec] = [
     ),
     StageSpec("ingest_queries", "read, normalize and dedup user queries -> queries, query_rejects", ("queries",)),
     StageSpec("genericize", "LLM: queries -> <fi> templates + compatible-document descriptions -> templates"),
+    StageSpec("import_templates", "load a pre-built template bank (templates.bank), validated like genericized ones"),
     StageSpec("build_index", "embed template descriptions, build a versioned FAISS index artifact"),
     StageSpec("match", "embed documents (Gaussian coverage pooling), retrieve templates with caps -> matches"),
     StageSpec("instantiate", "LLM: fill each matched template from its document and answer -> pairs"),
