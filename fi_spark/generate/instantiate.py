@@ -36,6 +36,8 @@ if TYPE_CHECKING:
     from fi_spark.config import InstantiateConfig
 
 PLACEHOLDERS = {"template", "slots", "document"}
+# Caps in the response schema, in characters (~4 per token): together about 450 tokens of JSON at most.
+MAX_SLOTS, MAX_SLOT_CHARS, MAX_INSTRUCTION_CHARS, MAX_ANSWER_CHARS = 8, 100, 300, 1200
 REJECT_REASONS = (
     "unparseable",
     "empty_instruction",
@@ -49,18 +51,22 @@ REJECT_REASONS = (
 class SlotFill(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    slot: str = Field(description="the slot description, as written in the template")
-    value: str = Field(description="the concrete words from the document that fill it")
+    slot: str = Field(max_length=MAX_SLOT_CHARS, description="the slot description, as written in the template")
+    value: str = Field(max_length=MAX_SLOT_CHARS, description="the concrete words from the document that fill it")
 
 
 class Instantiation(BaseModel):
-    """The structured output asked of the instantiator (sent as the response schema)."""
+    """The structured output asked of the instantiator (sent as the response schema).
+
+    The length caps are part of the schema so a server with structured output must close the JSON in
+    time: a small model otherwise rambles until `max_tokens` and the row is lost as truncated_output.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
-    slots: list[SlotFill]
-    instruction: str = Field(min_length=1)
-    answer: str = Field(min_length=1)
+    slots: list[SlotFill] = Field(max_length=MAX_SLOTS)
+    instruction: str = Field(min_length=1, max_length=MAX_INSTRUCTION_CHARS)
+    answer: str = Field(min_length=1, max_length=MAX_ANSWER_CHARS)
 
 
 @dataclass(frozen=True)

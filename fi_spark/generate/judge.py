@@ -19,6 +19,7 @@ from fi_spark.generate.prompting import chat_messages, check_placeholders, cut_t
 
 PLACEHOLDERS = {"scale_min", "scale_max", "scale_mid", "document", "instruction", "answer"}
 REJECT_REASONS = ("judge_unparseable", "judge_score_out_of_range")
+MAX_RATIONALE_CHARS = 400
 
 
 def verdict_schema(scale_min: int, scale_max: int) -> dict[str, Any]:
@@ -26,7 +27,7 @@ def verdict_schema(scale_min: int, scale_max: int) -> dict[str, Any]:
     return {
         "type": "object",
         "properties": {
-            "rationale": {"type": "string"},
+            "rationale": {"type": "string", "maxLength": MAX_RATIONALE_CHARS},  # closes the JSON in time
             "score": {"type": "integer", "minimum": scale_min, "maximum": scale_max},
         },
         "required": ["rationale", "score"],

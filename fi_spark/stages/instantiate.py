@@ -177,7 +177,10 @@ def _check_partition(
                     "reason": check.reason, "detail": check.detail,
                 }
             )  # fmt: skip
-        yield pd.DataFrame(out, columns=[f.name for f in EVALUATED_SCHEMA.fields])
+        frame = pd.DataFrame(out, columns=[f.name for f in EVALUATED_SCHEMA.fields])
+        for column in ("answer_tokens", "longest_excerpt"):  # nullable ints: NaN would not cast to int
+            frame[column] = frame[column].astype("Int32")
+        yield frame
 
 
 def _absent(value: object) -> bool:
@@ -185,4 +188,6 @@ def _absent(value: object) -> bool:
 
 
 def _reject(pair_id: str, reason: str, detail: str | None) -> dict[str, object]:
-    return {"pair_id": pair_id, "reason": reason, "detail": detail}
+    row: dict[str, object] = dict.fromkeys(f.name for f in EVALUATED_SCHEMA.fields)  # every column, None
+    row.update(pair_id=pair_id, reason=reason, detail=detail)
+    return row

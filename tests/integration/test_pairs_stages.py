@@ -239,3 +239,31 @@ def test_chain_on_classic_spark(local_engine, server, tmp_path):
     assert exported.rows_out == judged.rows_out == final_pairs(ctx).count()
     files = sorted((tmp_path / "out" / "export" / "data").glob("*.parquet"))
     assert pq.read_table([str(f) for f in files]).num_rows == exported.rows_out
+
+
+def test_llm_failures_transient_retried_final_stored(embedded_engine, tmp_path):
+    """5xx on every attempt: counted, not stored, and answered next run; a 400 is a stored reject, never resent."""
+    from fi_spark.llm.testserver import ServerSettings
+
+    flaky_out, refused_out = tmp_path / "flaky", tmp_path / "refused"
+    with ScriptedServer(ServerSettings(fault_rate=1.0, fault_kinds=("500",))) as down:
+        ctx = make_ctx(embedded_engine, flaky_out, down, ["llm.max_attempts=1"])
+        write_inputs(ctx, tmp_path)
+        first = instantiate.run(ctx)
+    assert first.rejected == {"llm_retries_exhausted": 12} and first.rows_out == 0
+    assert ctx.store.count(PAIRS) == ctx.store.count(PAIR_REJECTS) == 0
+    with ScriptedServer() as up:
+        second = instantiate.run(make_ctx(embedded_engine, flaky_out, up))
+    assert (second.rows_in, second.rows_out, second.rejected) == (12, 6, {"unfilled_slots": 4, "ungrounded": 2})
+
+    with ScriptedServer(ServerSettings(fault_rate=1.0, fault_kinds=("400",))) as refusing:
+        ctx = make_ctx(embedded_engine, refused_out, refusing)
+        (tmp_path / "in2").mkdir()
+        write_inputs(ctx, tmp_path / "in2")
+        refused = instantiate.run(ctx)
+    assert refused.rejected == {"llm_http_400": 12}
+    rows = ctx.store.read(PAIR_REJECTS).collect()
+    assert len(rows) == 12 and all(r["reason"] == "llm_http_400" and r["detail"] for r in rows)
+    with ScriptedServer() as up:
+        assert instantiate.run(make_ctx(embedded_engine, refused_out, up)).rows_in == 0
+        assert up.snapshot()["requests"] == 0
