@@ -41,7 +41,9 @@ def run(ctx: StageContext) -> StageResult:
     started = time.time()
     cfg = ctx.config.export
     location = export_location(ctx.config, ctx.output)
-    final = ctx.store.materialize(final_pairs(ctx), "export_final")
+    final = final_pairs(ctx)
+    if final.limit(1).count():  # an empty frame would come back from Parquet without its columns
+        final = ctx.store.materialize(final, "export_final")
     records = to_records(final, ctx.config)
     per_split = {r["split"]: int(r["count"]) for r in records.groupBy("split").count().collect()}
     rows_in = sum(per_split.values())

@@ -267,3 +267,17 @@ def test_llm_failures_transient_retried_final_stored(embedded_engine, tmp_path):
     with ScriptedServer() as up:
         assert instantiate.run(make_ctx(embedded_engine, refused_out, up)).rows_in == 0
         assert up.snapshot()["requests"] == 0
+
+
+def test_export_with_no_final_pairs_writes_an_honest_card(ran, embedded_engine, tmp_path, server):
+    """When no pair reaches the threshold, export writes no shards, and a card and stats saying 0."""
+    ctx, _, _ = ran
+    empty = make_ctx(
+        embedded_engine, Path(ctx.output), server,
+        ["judge.scale_max=10", "judge.threshold=10", f"export.location={tmp_path / 'empty'}"],
+    )  # fmt: skip
+    result = export.run(empty)
+    assert (result.rows_in, result.rows_out) == (0, 0)
+    assert json.loads((tmp_path / "empty" / "stats.json").read_text())["rows"] == 0
+    assert "0 instruction/answer pairs" in (tmp_path / "empty" / "README.md").read_text()
+    assert not list((tmp_path / "empty").glob("data/*"))
