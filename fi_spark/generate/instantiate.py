@@ -69,6 +69,19 @@ class Instantiation(BaseModel):
     answer: str = Field(min_length=1, max_length=MAX_ANSWER_CHARS)
 
 
+def response_schema(n_slots: int) -> dict[str, Any]:
+    """The Instantiation JSON schema with exactly `n_slots` slot values (one per `<fi>` slot of the template).
+
+    The stage sends templates grouped by slot count, so structured output cannot invent extra slots or
+    skip one; the cap of MAX_SLOTS applies when a template has more slots than that.
+    """
+    schema = Instantiation.model_json_schema()
+    schema.pop("description", None)
+    count = min(n_slots, MAX_SLOTS)
+    schema["properties"]["slots"].update(minItems=count, maxItems=count)
+    return schema
+
+
 @dataclass(frozen=True)
 class InstantiateRules:
     """The thresholds of the checks, taken from InstantiateConfig."""

@@ -36,10 +36,13 @@ from fi_spark.schemas import LLM_RESPONSES, PAIR_REJECTS, PAIRS, SLOT_VALUES
 from fi_spark.stages.base import StageContext, StageResult
 from fi_spark.stages.decontam import load_eval_index
 from fi_spark.stages.sources import attach_source_text, candidate_pairs, named_table
+from fi_spark.templates.tags import parse_template
 
 STAGE = "instantiate"
 NOT_STORED = (*TRANSIENT_REASONS, "no_result")  # LLM outcomes the next run retries
-REQUEST_SCHEMA = StructType([StructField("key", StringType()), StructField("messages", StringType())])
+REQUEST_SCHEMA = StructType(
+    [StructField("key", StringType()), StructField("messages", StringType()), StructField("n_slots", IntegerType())]
+)
 EVALUATED_SCHEMA = StructType(
     [
         StructField("pair_id", StringType()),
@@ -68,6 +71,9 @@ def run(ctx: StageContext) -> StageResult:
         raise ValueError("instantiate needs the `templates` table (template_id, template): run genericize first")
 
     pending = read_pending(ctx, matches, templates)
+    if cfg.max_pairs_per_run:  # a deterministic slice; later runs take the next ones
+        pending = pending.orderBy(F.sha2("pair_id", 256)).limit(cfg.max_pairs_per_run)
+        pending = ctx.store.materialize(pending, "instantiate_pending")
     rows_in = pending.count()
     if rows_in == 0:
         ctx.log.info("instantiate: every match already has a pair or a reject")
@@ -75,13 +81,8 @@ def run(ctx: StageContext) -> StageResult:
 
     requests = pending.where(F.col("source_text").isNotNull()).select("pair_id", "template", "source_text")
     requests = requests.mapInPandas(partial(_build_requests, spec, cfg.max_source_chars), REQUEST_SCHEMA)
-    from fi_spark.llm import complete
-
-    llm = complete(
-        ctx, requests, stage=STAGE, response_schema=gen.Instantiation, schema_name="instantiation",
-        max_tokens=cfg.max_tokens, temperature=cfg.temperature,
-    )  # fmt: skip
-    evaluated = evaluate(ctx, pending, llm.results, spec, cfg, load_eval_index(ctx))
+    results, llm_metrics = send(ctx, requests, cfg)
+    evaluated = evaluate(ctx, pending, results, spec, cfg, load_eval_index(ctx))
     evaluated = ctx.store.materialize(evaluated, "instantiate_evaluated")  # read by two writes and the counts
 
     added_pairs = ctx.store.write(evaluated.where(F.col("reason").isNull()), PAIRS)
@@ -94,7 +95,7 @@ def run(ctx: StageContext) -> StageResult:
         rows_in=rows_in,
         rows_out=rows_out,
         rejected=counts,
-        metrics={f"llm.{k}": v for k, v in llm.metrics.items()},
+        metrics=llm_metrics,
         tables={PAIRS.name: added_pairs, PAIR_REJECTS.name: added_rejects},
         seconds=time.time() - started,
     )
@@ -116,7 +117,37 @@ def _build_requests(spec: PromptSpec, max_chars: int, batches: Iterator[pd.DataF
             json.dumps(gen.build_messages(spec, template or "", text, max_chars), ensure_ascii=False)
             for template, text in zip(batch["template"], batch["source_text"], strict=True)
         ]
-        yield pd.DataFrame({"key": batch["pair_id"], "messages": messages})
+        slots = [len(parse_template(t).slots) for t in batch["template"]]
+        yield pd.DataFrame({"key": batch["pair_id"], "messages": messages, "n_slots": slots})
+
+
+def send(ctx: StageContext, requests: DataFrame, cfg: InstantiateConfig) -> tuple[DataFrame, dict[str, float]]:
+    """One `complete` call per slot count, each with a schema asking for exactly that many slot values.
+
+    The distinct slot counts are a handful (templates.max_slots bounds them), so this is a few Spark jobs,
+    not one per template. Metrics: counts are summed over the calls, latency and rate figures take the max.
+    """
+    from fi_spark.llm import complete
+
+    counts = sorted(r["n_slots"] for r in requests.select("n_slots").distinct().collect())
+    results: DataFrame | None = None
+    metrics: dict[str, float] = {}
+    for n in counts:
+        run = complete(
+            ctx, requests.where(F.col("n_slots") == n).select("key", "messages"), stage=STAGE,
+            response_schema=gen.response_schema(n), schema_name="instantiation",
+            max_tokens=cfg.max_tokens, temperature=cfg.temperature,
+        )  # fmt: skip
+        results = run.results if results is None else results.unionByName(run.results)
+        for key, value in run.metrics.items():
+            name = f"llm.{key}"
+            peak = key.startswith("latency") or key.endswith("_per_s")
+            metrics[name] = max(metrics.get(name, value), value) if peak else metrics.get(name, 0.0) + value
+    if results is None:  # nothing had a source text: an empty result frame with the columns evaluate reads
+        results = ctx.spark.createDataFrame(
+            [], "key string, request_id string, parsed string, error_reason string, error string"
+        )
+    return results, metrics
 
 
 def evaluate(

@@ -136,3 +136,14 @@ def test_version_tag_changes_with_content():
     a = PromptSpec(name="judge", version="v1", user="Rate {answer}")
     b = PromptSpec(name="judge", version="v1", user="Rate this: {answer}")
     assert a.version_tag != b.version_tag and a.version_tag.startswith("judge.v1+")
+
+
+def test_response_schema_fixes_the_slot_count():
+    """The schema sent for a template with n slots asks for exactly n slot values (capped at MAX_SLOTS)."""
+    from fi_spark.generate.instantiate import MAX_SLOTS, response_schema
+
+    two = response_schema(2)["properties"]["slots"]
+    assert (two["minItems"], two["maxItems"]) == (2, 2)
+    assert response_schema(0)["properties"]["slots"]["maxItems"] == 0
+    assert response_schema(50)["properties"]["slots"]["minItems"] == MAX_SLOTS
+    assert response_schema(1)["required"] == ["slots", "instruction", "answer"]
