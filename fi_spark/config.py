@@ -185,7 +185,9 @@ class TemplatesConfig(_Section):
     prompt: str = Field(
         default="genericize.v1", description="prompt name under conf/prompts/ (e.g. genericize.v1) or a YAML path"
     )
-    max_tokens: int | None = Field(default=None, ge=1, description="override of llm.max_tokens for genericize")
+    max_tokens: int | None = Field(
+        default=400, ge=1, description="override of llm.max_tokens for genericize (the answer schema fits in ~400)"
+    )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     min_chars: int = Field(default=15, ge=1, description="template length bounds (characters, tags included)")
     max_chars: int = Field(default=1000, ge=1)

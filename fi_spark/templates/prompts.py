@@ -16,10 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from fi_spark.config import ConfigError, PromptSpec
 
-# No `{m,n}` bounds and no maxLength next to the pattern: vLLM's grammar compiler (llguidance, vLLM 0.32)
-# refuses the intersection of a pattern with a length limit ("Unable to determine if regex is empty") and
-# answers HTTP 400. Lengths are checked by validation (templates.max_chars) and bounded by max_tokens.
-SLOT_PATTERN = r"^[^<]*(<fi>[^<]+</fi>[^<]*)+$"
+# The pattern bounds every part of the template (text before the first slot, each slot, text after it, up to
+# 5 slots): measured on the local SmolLM2-135M server with 16 real queries, an unbounded `[^<]*` let the model
+# loop until max_tokens (15 of 16 answers truncated), the bounded form gave 12 of 16 valid templates in 40% of
+# the time. No maxLength next to the pattern: vLLM's grammar compiler refuses that intersection with HTTP 400
+# ("Unable to determine if regex is empty"). The description gets plain length bounds, which it accepts.
+SLOT_PATTERN = r"^[^<]{0,160}(<fi>[^<]{1,80}</fi>[^<]{0,120}){1,5}$"
 
 
 class GenericizeAnswer(BaseModel):
@@ -28,7 +30,7 @@ class GenericizeAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     template: str = Field(pattern=SLOT_PATTERN)
-    compatible_document_description: str = Field(min_length=1)
+    compatible_document_description: str = Field(min_length=20, max_length=400)
 
 
 def check_genericize_prompt(spec: PromptSpec) -> None:
