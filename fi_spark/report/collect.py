@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 REPORT_TABLES = (
     "queries", "query_rejects", "templates", "template_rejects", "documents", "duplicates", "doc_rejects", "chunks",
-    "matches", "pairs", "pair_rejects", "judged", "llm_responses", "llm_failures",
+    "matches", "match_rejects", "pairs", "pair_rejects", "judged", "llm_responses", "llm_failures",
 )  # fmt: skip
 QUANTILES = (0.5, 0.9, 0.99)
 LATENCY_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
@@ -129,7 +129,7 @@ def funnel(t: Tables, config: Config, exported: int | None) -> list[FunnelRow]:
 
 def rejects(t: Tables, config: Config) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    for name in ("query_rejects", "template_rejects", "doc_rejects", "pair_rejects"):
+    for name in ("query_rejects", "template_rejects", "doc_rejects", "match_rejects", "pair_rejects"):
         df = t.get(name, "reason")
         if df is not None:
             out[name] = _reasons(df)

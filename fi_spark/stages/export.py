@@ -94,7 +94,7 @@ def to_records(final: DataFrame, config: Config) -> DataFrame:
     def split_of(ids: pd.Series) -> pd.Series:
         return ids.map(lambda i: split_for(i, fraction, salt))
 
-    meta = [c for c in (*LINEAGE_COLUMNS, *QUERY_COLUMNS) if c in final.columns]
+    meta = list(dict.fromkeys(c for c in (*LINEAGE_COLUMNS, *QUERY_COLUMNS) if c in final.columns))
     return final.select(F.col("pair_id").alias("id"), F.array(*turns).alias("messages"), *meta).withColumn(
         "split", split_of(F.col("id"))
     )

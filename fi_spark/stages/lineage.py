@@ -16,7 +16,8 @@ from fi_spark.schemas import CHUNKS, DOCUMENTS, DUPLICATES, JUDGED, PAIRS
 from fi_spark.stages.base import StageContext
 from fi_spark.stages.sources import named_table
 
-QUERY_COLUMNS = ("query_id", "query_ids", "source_query_id")  # whichever the templates table carries
+QUERY_COLUMNS = ("source_query_ids",)  # optional templates columns carried into the lineage
+TEMPLATE_EXTRA = {"origin": "template_origin", "model": "template_model"}  # templates column -> lineage name
 
 LINEAGE_COLUMNS = {
     "doc_id": "source document (documents.doc_id)",
@@ -27,6 +28,9 @@ LINEAGE_COLUMNS = {
     "duplicates_dropped": "input documents dropped as duplicates of this document",
     "template_id": "instruction template (templates.template_id)",
     "template": "the template text with its `<fi>` slots",
+    "source_query_ids": "the user queries the template was made from (queries.query_id)",
+    "template_origin": "how the template was made: genericize:<prompt version> or bank:<file>",
+    "template_model": "the genericizer model (empty for a template bank)",
     "match_score": "similarity of the template's document description and the document (match)",
     "match_rank": "rank of the template among the document's matches",
     "grounding": "share of answer tokens inside verbatim excerpts of the source",
@@ -80,7 +84,8 @@ def pair_lineage(ctx: StageContext) -> DataFrame:
         view = view.withColumn("dedup_cluster", F.col("doc_id"))
     templates = named_table(ctx, "templates")
     if templates is not None and "template_id" in templates.columns:
-        keep = ["template_id"] + [c for c in ("template", *QUERY_COLUMNS) if c in templates.columns]
+        keep = [F.col(c) for c in ("template_id", "template", *QUERY_COLUMNS) if c in templates.columns]
+        keep += [F.col(c).alias(alias) for c, alias in TEMPLATE_EXTRA.items() if c in templates.columns]
         view = view.join(templates.select(*keep), "template_id", "left")
     if "template" not in view.columns:
         view = view.withColumn("template", F.lit(None).cast("string"))

@@ -1,7 +1,7 @@
 """Inputs shared by the pair-stage integration tests: four documents, three templates, all twelve matches.
 
-The `templates` and `matches` tables are written here directly (their own stages are tested elsewhere),
-with the columns the pair stages read.
+The `templates` and `matches` tables are written here directly, with their real schemas (their own
+stages are tested elsewhere).
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import json
 from pathlib import Path
 
 from pyspark.sql import functions as F
-from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
-from fi_spark.schemas import CHUNKS, TableSpec
+from fi_spark.schemas import CHUNKS, MATCHES
+from fi_spark.schemas import TEMPLATES as TEMPLATES_SPEC
 from fi_spark.stages import prepare_corpus
 from fi_spark.stages.base import StageContext
+from fi_spark.templates.tags import parse_template
 
 DOCS = [
     (
@@ -51,27 +52,6 @@ TEMPLATES = [
     ("t-what", "What is <fi>a thing</fi> known for?", "an encyclopedia entry describing a thing", "q-2"),
     ("t-broken", "KEEP_TAGS explain <fi>a subject</fi>", "any text", "q-3"),
 ]
-TEMPLATE_SPEC = TableSpec(
-    "templates",
-    StructType(
-        [StructField(n, StringType(), False) for n in ("template_id", "template", "compatible_document_description")]
-        + [StructField("query_id", StringType(), True)]
-    ),
-    key=("template_id",),
-)
-MATCH_SPEC = TableSpec(
-    "matches",
-    StructType(
-        [
-            StructField("doc_id", StringType(), False),
-            StructField("chunk_id", StringType(), True),
-            StructField("template_id", StringType(), False),
-            StructField("score", DoubleType(), False),
-            StructField("rank", IntegerType(), False),
-        ]
-    ),
-    key=("doc_id", "template_id"),
-)
 
 
 def write_inputs(ctx: StageContext, folder: Path) -> None:
@@ -80,10 +60,20 @@ def write_inputs(ctx: StageContext, folder: Path) -> None:
     docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in DOCS))
     prepare_corpus.run(ctx, str(docs))
     spark = ctx.spark
-    ctx.store.write(spark.createDataFrame(TEMPLATES, TEMPLATE_SPEC.schema), TEMPLATE_SPEC)
-    first_chunks = ctx.store.read(CHUNKS).where(F.col("ordinal") == 0).select("doc_id", "chunk_id")
+    templates = [
+        (tid, text, [s.description for s in parse_template(text).slots], len(parse_template(text).slots), desc, [qid],
+         "test", None)
+        for tid, text, desc, qid in TEMPLATES
+    ]  # fmt: skip
+    ctx.store.write(spark.createDataFrame(templates, TEMPLATES_SPEC.schema), TEMPLATES_SPEC)
+    first_chunks = (
+        ctx.store.read(CHUNKS).where(F.col("ordinal") == 0).select("doc_id", "chunk_id", "char_start", "char_end")
+    )
     pairs_wanted = [
-        (d, t, 0.5 + i / 100, rank) for i, (d, _) in enumerate(DOCS) for rank, (t, *_) in enumerate(TEMPLATES)
+        (d, t, 0.5 + i / 100, rank + 1) for i, (d, _) in enumerate(DOCS) for rank, (t, *_) in enumerate(TEMPLATES)
     ]
     wanted = spark.createDataFrame(pairs_wanted, "doc_id string, template_id string, score double, rank int")
-    ctx.store.write(wanted.join(first_chunks, "doc_id"), MATCH_SPEC)
+    matches = wanted.join(first_chunks, "doc_id").select(
+        "*", F.lit(0).alias("region"), F.lit(0.5).alias("centre"), F.lit("test-index").alias("index_version")
+    )
+    ctx.store.write(matches, MATCHES)

@@ -188,8 +188,9 @@ def test_lineage_is_complete(ran):
     assert final.join(docs, "doc_id").count() == n
     assert final.join(chunks, "chunk_id").count() == n
     required = [
-        "template", "query_id", "match_score", "match_rank", "grounding", "judge_score", "judge_rationale",
-        "instantiate_model", "judge_model", "instantiate_prompt", "judge_prompt", "dedup_cluster", "source",
+        "template", "source_query_ids", "template_origin", "match_score", "match_rank", "grounding", "judge_score",
+        "judge_rationale", "instantiate_model", "judge_model", "instantiate_prompt", "judge_prompt", "dedup_cluster",
+        "source",
     ]  # fmt: skip
     for column in required:
         assert final.where(F.col(column).isNull()).count() == 0, column
