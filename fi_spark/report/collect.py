@@ -147,7 +147,9 @@ def template_usage(t: Tables, top_k: int) -> TemplateUsage | None:
     matches = t.get("matches", "template_id")
     if matches is None or not t.count("matches"):
         return None
-    per_template = matches.groupBy("template_id").count()
+    # sum(1) rather than .count(): with Sail 0.7, grouping again by a .count() column of a Delta table fails
+    # ("Physical input schema should be the same as the one converted from logical input schema").
+    per_template = matches.groupBy("template_id").agg(F.sum(F.lit(1)).alias("count"))
     top_rows = per_template.orderBy(F.desc("count"), "template_id").limit(top_k)
     templates = t.get("templates", "template_id", "template")
     if templates is not None:
