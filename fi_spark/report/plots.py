@@ -148,6 +148,7 @@ def plot_scores(
     for bar, value in zip(bars, values, strict=True):
         ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), f"{value:,}", ha="center", va="bottom", fontsize=8)
     ax.set_xticks(xs)
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("judge score")
     ax.set_ylabel("pairs")
     kept = sum(v for x, v in zip(xs, values, strict=True) if threshold is None or x >= threshold)
