@@ -151,6 +151,9 @@ class LLMConfig(_Section):
     max_tokens: int = Field(default=512, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    frequency_penalty: float = Field(
+        default=0.0, ge=-2.0, le=2.0, description="OpenAI frequency_penalty; > 0 stops small models from looping"
+    )
     seed: int | None = Field(default=0, description="sampling seed sent to the server (part of the request id)")
     token_budget: int | None = Field(
         default=None, ge=1, description="stop sending once this many tokens (in + out) were spent in one call"
@@ -187,6 +190,10 @@ class TemplatesConfig(_Section):
     )
     max_tokens: int | None = Field(
         default=400, ge=1, description="override of llm.max_tokens for genericize (the answer schema fits in ~400)"
+    )
+    sample_queries: int | None = Field(
+        default=None, ge=1, description="genericize only this deterministic sample of the queries (the ones "
+        "with the smallest id hash); a re-run sends nothing new. For laptops and trials; unset on clusters."
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     min_chars: int = Field(default=15, ge=1, description="template length bounds (characters, tags included)")
@@ -298,6 +305,10 @@ class InstantiateConfig(_Section):
 
     prompt: str = Field(default="instantiate.v1", description="prompt under conf/prompts/ or a YAML path")
     max_tokens: int | None = Field(default=None, ge=1, description="override of llm.max_tokens")
+    sample_pairs: int | None = Field(
+        default=None, ge=1, description="instantiate only this deterministic sample of the matches (smallest "
+        "pair id hash); a re-run sends nothing new. For laptops and trials; unset on clusters."
+    )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_source_chars: int = Field(default=3000, ge=100, description="source text is cut to this many characters")
     min_grounding: float = Field(

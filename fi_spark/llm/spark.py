@@ -113,6 +113,7 @@ def complete(
         temperature=cfg.temperature if temperature is None else temperature,
         top_p=cfg.top_p,
         seed=cfg.seed,
+        frequency_penalty=cfg.frequency_penalty,
     )
     tasks = cfg.partitions or ctx.config.engine.shuffle_partitions
     if not cfg.endpoints:  # one small CPU server: more in flight than its batch only queues and times out

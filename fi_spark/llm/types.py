@@ -75,11 +75,14 @@ class Sampling:
     top_p: float = 1.0
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    frequency_penalty: float = 0.0  # OpenAI-standard; small models loop without it (see conf/local.yaml)
 
     def as_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
         if self.seed is not None:
             params["seed"] = self.seed
+        if self.frequency_penalty:  # only when set, so request ids of runs without it stay the same
+            params["frequency_penalty"] = self.frequency_penalty
         if self.stop:
             params["stop"] = list(self.stop)
         return params

@@ -49,6 +49,9 @@ def run(ctx: StageContext) -> StageResult:
     if not ctx.store.exists(QUERIES):
         raise ValueError("genericize needs the `queries` table: run ingest_queries first")
     pending = read_pending(ctx)
+    if cfg.sample_queries:  # a fixed sample of all queries, so a re-run has nothing new to send
+        sample = ctx.store.read(QUERIES).select("query_id").orderBy(F.sha2("query_id", 256)).limit(cfg.sample_queries)
+        pending = ctx.store.materialize(pending.join(sample, "query_id", "left_semi"), f"{STAGE}/pending")
     rows_in = pending.count()
     if rows_in == 0:
         ctx.log.info("%s: every query already has a template or a reject", STAGE)

@@ -71,9 +71,9 @@ def run(ctx: StageContext) -> StageResult:
         raise ValueError("instantiate needs the `templates` table (template_id, template): run genericize first")
 
     pending = read_pending(ctx, matches, templates)
-    if cfg.max_pairs_per_run:  # a deterministic slice; later runs take the next ones
-        pending = pending.orderBy(F.sha2("pair_id", 256)).limit(cfg.max_pairs_per_run)
-        pending = ctx.store.materialize(pending, "instantiate_pending")
+    if cfg.sample_pairs:  # a fixed sample of all candidate pairs, so a re-run has nothing new to send
+        sample = candidate_pairs(matches).select("pair_id").orderBy(F.sha2("pair_id", 256)).limit(cfg.sample_pairs)
+        pending = ctx.store.materialize(pending.join(sample, "pair_id", "left_semi"), "instantiate_pending")
     rows_in = pending.count()
     if rows_in == 0:
         ctx.log.info("instantiate: every match already has a pair or a reject")
