@@ -54,10 +54,10 @@ TEMPLATES = [
 ]
 
 
-def write_inputs(ctx: StageContext, folder: Path) -> None:
+def write_inputs(ctx: StageContext, folder: Path, n_docs: int = len(DOCS)) -> None:
     """Documents through prepare_corpus; templates and matches (every document x every template) written directly."""
     docs = folder / "documents.jsonl"
-    docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in DOCS))
+    docs.write_text("".join(json.dumps({"id": i, "text": t}) + "\n" for i, t in DOCS[:n_docs]))
     prepare_corpus.run(ctx, str(docs))
     spark = ctx.spark
     templates = [
@@ -70,7 +70,9 @@ def write_inputs(ctx: StageContext, folder: Path) -> None:
         ctx.store.read(CHUNKS).where(F.col("ordinal") == 0).select("doc_id", "chunk_id", "char_start", "char_end")
     )
     pairs_wanted = [
-        (d, t, 0.5 + i / 100, rank + 1) for i, (d, _) in enumerate(DOCS) for rank, (t, *_) in enumerate(TEMPLATES)
+        (doc, template, 0.5 + i / 100, rank + 1)
+        for i, (doc, _) in enumerate(DOCS[:n_docs])
+        for rank, (template, *_) in enumerate(TEMPLATES)
     ]
     wanted = spark.createDataFrame(pairs_wanted, "doc_id string, template_id string, score double, rank int")
     matches = wanted.join(first_chunks, "doc_id").select(
