@@ -316,7 +316,12 @@ class InstantiateConfig(_Section):
     )
     grounding_min_span: int = Field(default=5, ge=1, description="an excerpt is at least this many word tokens")
     min_answer_tokens: int = Field(default=3, ge=1, description="shorter answers are rejected (answer_too_short)")
-    partitions: int | None = Field(default=None, ge=1, description="repartition matches to this many tasks")
+    max_instruction_chars: int = Field(
+        default=400, ge=20, description="cap in the response schema: structured output must end the instruction"
+    )
+    max_answer_chars: int = Field(
+        default=1500, ge=50, description="cap in the response schema, so a looping model closes its JSON in time"
+    )
 
 
 class JudgeConfig(_Section):
@@ -329,7 +334,7 @@ class JudgeConfig(_Section):
     scale_max: int = Field(default=5, description="highest rubric score")
     threshold: float = Field(default=3.0, description="pairs scoring below this are left out of the final view")
     max_source_chars: int = Field(default=3000, ge=100)
-    max_rationale_chars: int = Field(default=600, ge=20, description="longer rationales are cut when stored")
+    max_rationale_chars: int = Field(default=600, ge=20, description="rationale cap, in the response schema too")
 
     @model_validator(mode="after")
     def _scale(self) -> JudgeConfig:

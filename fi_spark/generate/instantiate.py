@@ -36,8 +36,8 @@ if TYPE_CHECKING:
     from fi_spark.config import InstantiateConfig
 
 PLACEHOLDERS = {"template", "slots", "document"}
-# Caps in the response schema, in characters (~4 per token): together about 450 tokens of JSON at most.
-MAX_SLOTS, MAX_SLOT_CHARS, MAX_INSTRUCTION_CHARS, MAX_ANSWER_CHARS = 8, 100, 300, 1200
+# Schema caps, in characters (~4 per token); instruction and answer caps come from InstantiateConfig.
+MAX_SLOTS, MAX_SLOT_CHARS = 8, 100
 REJECT_REASONS = (
     "unparseable",
     "empty_instruction",
@@ -65,20 +65,24 @@ class Instantiation(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     slots: list[SlotFill] = Field(max_length=MAX_SLOTS)
-    instruction: str = Field(min_length=1, max_length=MAX_INSTRUCTION_CHARS)
-    answer: str = Field(min_length=1, max_length=MAX_ANSWER_CHARS)
+    instruction: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
 
 
-def response_schema(n_slots: int) -> dict[str, Any]:
+def response_schema(n_slots: int, max_instruction_chars: int = 400, max_answer_chars: int = 1500) -> dict[str, Any]:
     """The Instantiation JSON schema with exactly `n_slots` slot values (one per `<fi>` slot of the template).
 
     The stage sends templates grouped by slot count, so structured output cannot invent extra slots or
-    skip one; the cap of MAX_SLOTS applies when a template has more slots than that.
+    skip one; the cap of MAX_SLOTS applies when a template has more slots than that. The length caps make
+    a server with structured output close the JSON in time (a small model otherwise loops to max_tokens).
     """
     schema = Instantiation.model_json_schema()
     schema.pop("description", None)
     count = min(n_slots, MAX_SLOTS)
-    schema["properties"]["slots"].update(minItems=count, maxItems=count)
+    props = schema["properties"]
+    props["slots"].update(minItems=count, maxItems=count)
+    props["instruction"]["maxLength"] = max_instruction_chars
+    props["answer"]["maxLength"] = max_answer_chars
     return schema
 
 

@@ -19,15 +19,14 @@ from fi_spark.generate.prompting import chat_messages, check_placeholders, cut_t
 
 PLACEHOLDERS = {"scale_min", "scale_max", "scale_mid", "document", "instruction", "answer"}
 REJECT_REASONS = ("judge_unparseable", "judge_score_out_of_range")
-MAX_RATIONALE_CHARS = 400
 
 
-def verdict_schema(scale_min: int, scale_max: int) -> dict[str, Any]:
+def verdict_schema(scale_min: int, scale_max: int, max_rationale_chars: int = 600) -> dict[str, Any]:
     """JSON schema of the judge's answer, with the score bounded to the configured scale."""
     return {
         "type": "object",
         "properties": {
-            "rationale": {"type": "string", "maxLength": MAX_RATIONALE_CHARS},  # closes the JSON in time
+            "rationale": {"type": "string", "maxLength": max_rationale_chars},  # closes the JSON in time
             "score": {"type": "integer", "minimum": scale_min, "maximum": scale_max},
         },
         "required": ["rationale", "score"],

@@ -135,7 +135,8 @@ def send(ctx: StageContext, requests: DataFrame, cfg: InstantiateConfig) -> tupl
     for n in counts:
         run = complete(
             ctx, requests.where(F.col("n_slots") == n).select("key", "messages"), stage=STAGE,
-            response_schema=gen.response_schema(n), schema_name="instantiation",
+            response_schema=gen.response_schema(n, cfg.max_instruction_chars, cfg.max_answer_chars),
+            schema_name="instantiation",
             max_tokens=cfg.max_tokens, temperature=cfg.temperature,
         )  # fmt: skip
         results = run.results if results is None else results.unionByName(run.results)

@@ -63,7 +63,8 @@ def run(ctx: StageContext) -> StageResult:
     from fi_spark.llm import complete
 
     llm = complete(
-        ctx, requests, stage=STAGE, response_schema=gen.verdict_schema(*scale), schema_name="verdict",
+        ctx, requests, stage=STAGE, schema_name="verdict",
+        response_schema=gen.verdict_schema(*scale, cfg.max_rationale_chars),
         max_tokens=cfg.max_tokens, temperature=cfg.temperature,
     )  # fmt: skip
     verdicts = ctx.store.materialize(parse_verdicts(ctx, llm.results, spec), "judge_verdicts")

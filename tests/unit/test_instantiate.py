@@ -147,3 +147,5 @@ def test_response_schema_fixes_the_slot_count():
     assert response_schema(0)["properties"]["slots"]["maxItems"] == 0
     assert response_schema(50)["properties"]["slots"]["minItems"] == MAX_SLOTS
     assert response_schema(1)["required"] == ["slots", "instruction", "answer"]
+    capped = response_schema(1, max_instruction_chars=50, max_answer_chars=99)["properties"]
+    assert (capped["instruction"]["maxLength"], capped["answer"]["maxLength"]) == (50, 99)

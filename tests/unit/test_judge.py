@@ -50,6 +50,7 @@ def test_schema_bounds_the_score():
     schema = verdict_schema(1, 7)
     assert schema["properties"]["score"] == {"type": "integer", "minimum": 1, "maximum": 7}
     assert schema["required"] == ["rationale", "score"]
+    assert verdict_schema(1, 5, 123)["properties"]["rationale"]["maxLength"] == 123
 
 
 @pytest.mark.parametrize(
