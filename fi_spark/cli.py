@@ -126,6 +126,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    p.add_argument("--install-only", action="store_true", help="install vLLM and convert the model, then exit")
     _config_args(p)
     p.set_defaults(handler=_cmd_serve_llm)
 
@@ -184,9 +185,12 @@ def _cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
 
 
 def _cmd_serve_llm(args: argparse.Namespace, config: Config) -> int:
-    from fi_spark.llm.local_server import serve
+    from fi_spark.llm.local_server import ensure_installed, serve
 
-    serve(config.llm.local)
+    if args.install_only:
+        log.info("vLLM and the converted model are ready in %s", ensure_installed(config.llm.local))
+    else:
+        serve(config.llm.local)
     return 0
 
 
