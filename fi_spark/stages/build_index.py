@@ -73,7 +73,8 @@ def run(ctx: StageContext) -> StageResult:
             "index_reused": float(built_s == 0.0),
         }
     )
-    result.artifacts["index_manifest"] = join_path(artifact.uri, "manifest.json")
+    if "://" not in artifact.uri:  # artifacts must be local files; an s3:// index is named by its metrics/params
+        result.artifacts["index_manifest"] = join_path(artifact.uri, "manifest.json")
     return result
 
 

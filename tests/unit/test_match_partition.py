@@ -6,9 +6,10 @@ import faiss
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from fi_spark.config import EmbedConfig, IndexConfig
-from fi_spark.embed.documents import complete_documents, pool_chunks
+from fi_spark.embed.documents import complete_documents, pool_chunks, pool_tokens
 from fi_spark.index.artifact import LoadedIndex
 from fi_spark.index.build import build_index
 from fi_spark.index.candidates import CANDIDATE_COLUMNS, top_candidates
@@ -81,3 +82,20 @@ def test_top_candidates_dedupes_caps_and_marks_unmatched_docs() -> None:
     assert (d1["score"] > 0.99).all()
     d2 = out[out["doc_id"] == "d2"]
     assert d2["template_id"].isna().all() and len(d2) == 1 and float(d2["score"].iloc[0]) < 0.5
+
+
+class TokenEncoder:
+    """Test double for token embeddings: each word is a token whose vector is its WordAxisEncoder axis."""
+
+    def encode(self, texts: list[str], **_: object) -> list[torch.Tensor]:
+        enc = WordAxisEncoder()
+        return [torch.from_numpy(enc.encode(t.split())) for t in texts]
+
+
+def test_pool_tokens_pools_over_token_positions() -> None:
+    """Token pooling: the first region covers the first words, the last region the last words; no chunk ids."""
+    docs = pd.DataFrame({"doc_id": ["d"], "text": ["cake oven cake oven goal match goal match"]})
+    dv = pool_tokens(docs, TokenEncoder(), EmbedConfig(pooling_unit="tokens", regions=2, sigma=0.1, alpha=1.0))
+    assert dv.regions == [0, 1, 2] and dv.chunk_ids == [None, None, None]
+    matrix = dv.matrix(6)
+    assert matrix[1].argmax() in (0, 1) and matrix[2].argmax() in (2, 3)
