@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from fi_spark.runner import run_stage
 from fi_spark.stages.base import StageContext, StageResult
@@ -61,6 +62,10 @@ def stage(name: str) -> StageSpec:
     return next(s for s in STAGES if s.name == name)
 
 
+def _run_one(spec: StageSpec, inputs: PipelineInputs, ctx: StageContext) -> StageResult:
+    return spec.runner(inputs)(ctx)
+
+
 def run_pipeline(
     ctx: StageContext, tracker: Tracker, inputs: PipelineInputs, only: list[str] | None = None
 ) -> list[StageResult]:
@@ -70,7 +75,7 @@ def run_pipeline(
         for spec in STAGES:
             if only and spec.name not in only:
                 continue
-            results.append(run_stage(tracker, spec.name, lambda spec=spec: spec.runner(inputs)(ctx)))
+            results.append(run_stage(tracker, spec.name, partial(_run_one, spec, inputs, ctx)))
         for result in results:
             if result.stage == "report":  # the report belongs to the pipeline's run too, not only its stage run
                 for name, path in result.artifacts.items():
