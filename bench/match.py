@@ -108,7 +108,8 @@ def sweep_index(n: int, kind: str, root: Path) -> dict[str, float | str]:
     plan = choose_index(n, DIM, cfg)
     holdout = held_back_sample(n, 1000, cfg.seed)
     rng = np.random.default_rng(7)
-    queries = x[holdout] + 0.3 * rng.normal(size=(len(holdout), DIM)).astype(np.float32) / np.sqrt(DIM)
+    # perturbation of norm ~1: a query about as far from its source as a document from a matching description
+    queries = x[holdout] + rng.normal(size=(len(holdout), DIM)).astype(np.float32) / np.sqrt(DIM)
     queries /= np.linalg.norm(queries, axis=1, keepdims=True)
     before = rss_mb()
     started = time.perf_counter()
