@@ -17,11 +17,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from fi_spark.config import ConfigError, PromptSpec
 
 # The pattern bounds every part of the template (text before the first slot, each slot, text after it, up to
-# 5 slots): measured on the local SmolLM2-135M server with 16 real queries, an unbounded `[^<]*` let the model
-# loop until max_tokens (15 of 16 answers truncated), the bounded form gave 12 of 16 valid templates in 40% of
-# the time. No maxLength next to the pattern: vLLM's grammar compiler refuses that intersection with HTTP 400
-# ("Unable to determine if regex is empty"). The description gets plain length bounds, which it accepts.
-SLOT_PATTERN = r"^[^<]{0,160}(<fi>[^<]{1,80}</fi>[^<]{0,120}){1,5}$"
+# 4 slots), because small models loop inside an unbounded string. Measured on the local SmolLM2-135M vLLM CPU
+# server (40 real queries, greedy): unbounded `[^<]*` truncated 15 of 16 answers at max_tokens; these bounds
+# gave 12/16 and 14/24 valid templates. vLLM's grammar compiler is picky about bounded regexes: with a
+# maxLength next to the pattern it answers HTTP 400 ("Unable to determine if regex is empty"), and with wider
+# bounds ({0,160} / {1,80} / {0,120} / {1,5}) HTTP 500 -- change these numbers only after trying them there.
+# The description gets plain length bounds, which it accepts.
+SLOT_PATTERN = r"^[^<]{0,120}(<fi>[^<]{1,60}</fi>[^<]{0,80}){1,4}$"
 
 
 class GenericizeAnswer(BaseModel):
@@ -30,7 +32,7 @@ class GenericizeAnswer(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     template: str = Field(pattern=SLOT_PATTERN)
-    compatible_document_description: str = Field(min_length=20, max_length=400)
+    compatible_document_description: str = Field(min_length=20, max_length=300)
 
 
 def check_genericize_prompt(spec: PromptSpec) -> None:
