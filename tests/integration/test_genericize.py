@@ -23,7 +23,7 @@ ANSWERS: dict[str, dict[str, str]] = {
     "Tell me the history of Yugoslavia.": {"template": "Tell me the <fi>aspect</fi> of Yugoslavia."},
     "How tall is the Eiffel Tower?": {"template": "How tall is the Eiffel Tower?"},  # no slot: schema refuses
     "Write a haiku about rain.": {"template": "Write a <fi>poem form</fi> about <fi>a topic</fi>.",
-                                  "compatible_document_description": "Poems."},
+                                  "compatible_document_description": "Poems about weather and rain."},
 }  # fmt: skip
 
 
@@ -51,7 +51,16 @@ def test_genericize_validates_merges_and_reruns_from_the_ledger(
 ) -> None:
     """Peru/Chile merge into one template; Yugoslavia keeps a specific; no-slot and short-description answers are
     rejected with reasons; a second run sends no request and adds no row."""
-    ctx = make_ctx(embedded_engine, [f"llm.endpoints=[{server.url}]", "llm.model=test-model", "llm.schema_retries=0"])
+    ctx = make_ctx(
+        embedded_engine,
+        [
+            f"llm.endpoints=[{server.url}]",
+            "llm.model=test-model",
+            "llm.schema_retries=0",
+            "templates.min_description_chars=40",
+            "templates.sample_queries=null",
+        ],
+    )
     queries = tmp_path / "q.jsonl"
     queries.write_text("\n".join(json.dumps({"id": str(i), "text": q}) for i, q in enumerate(ANSWERS)) + "\n")
     ingest_queries.run(ctx, str(queries))
