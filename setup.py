@@ -30,6 +30,7 @@ INSTALL_REQUIRES = [
     # web corpora and near-dedup (see fi_spark/ingest/html.py and fi_spark/dedup/minhash.py for the choices)
     "warcio==1.8.1",
     "trafilatura==2.3.1",
+    "lxml_html_clean==0.4.6",  # trafilatura imports lxml.html.clean, split out of lxml 6
     "resiliparse==2.0.0",
     "py3langid==0.4.0",
     "rensa==0.5.0",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import time
 
 import pytest
 
@@ -119,13 +118,12 @@ def test_min_span_must_be_positive():
         DocumentNgrams(DOC, min_span=0)
 
 
-def test_speed_on_long_document():
-    """A 20k-token document and a 300-token answer take well under a second (linear, not |doc| x |answer|)."""
+def test_long_document_partial_copy():
+    """A 20k-token document: 300 copied tokens + 100 novel ones give coverage 0.75 (speed is benchmarked, not timed)."""
     rng = random.Random(1)
     words = [f"word{rng.randint(0, 5000)}" for _ in range(20_000)]
     doc = " ".join(words)
-    answer = " ".join(words[1000:1300])
-    start = time.perf_counter()
-    g = measure_grounding(answer, doc)
-    assert g.coverage == 1.0
-    assert time.perf_counter() - start < 0.5
+    novel = " ".join(f"novel{i}" for i in range(100))
+    assert measure_grounding(" ".join(words[1000:1300]), doc).coverage == 1.0
+    g = measure_grounding(" ".join(words[1000:1300]) + " " + novel, doc)
+    assert g.coverage == 0.75
