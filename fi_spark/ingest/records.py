@@ -39,15 +39,10 @@ class Classified:
 def classify_record(raw: str, thresholds: QualityThresholds) -> Classified:
     """Parse a JSON line with ``text`` (required), ``id``, ``url``, ``metadata`` (optional) and check it."""
     out = Classified(raw_hash=text_hash(raw))
-    if _REPLACEMENT in raw:
-        # The reader decoded the bytes as UTF-8 and replaced undecodable bytes with U+FFFD.
-        return _reject(out, raw, "invalid_encoding", f"{raw.count(_REPLACEMENT)} undecodable byte sequence(s)")
-    try:
-        record = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        return _reject(out, raw, "malformed_json", str(exc)[:200])
-    if not isinstance(record, dict):
-        return _reject(out, raw, "not_an_object", f"a JSON {type(record).__name__}")
+    record, failed = parse_json_object(raw)
+    if failed:
+        return _reject(out, raw, *failed)
+    assert record is not None
     out.source_id = _as_id(record.get("id"))
     out.url = record.get("url") if isinstance(record.get("url"), str) else None
     out.metadata = _as_metadata(record.get("metadata"))
@@ -63,6 +58,20 @@ def classify_record(raw: str, thresholds: QualityThresholds) -> Classified:
         return _reject(out, raw, *failed)
     out.text_hash = text_hash(text)
     return out
+
+
+def parse_json_object(raw: str) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
+    """(record, None) for a JSON object line, else (None, (reason, detail)); shared by every JSONL reader."""
+    if _REPLACEMENT in raw:
+        # The reader decoded the bytes as UTF-8 and replaced undecodable bytes with U+FFFD.
+        return None, ("invalid_encoding", f"{raw.count(_REPLACEMENT)} undecodable byte sequence(s)")
+    try:
+        record = json.loads(raw)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        return None, ("malformed_json", str(exc)[:200])
+    if not isinstance(record, dict):
+        return None, ("not_an_object", f"a JSON {type(record).__name__}")
+    return record, None
 
 
 def _reject(out: Classified, raw: str, reason: str, detail: str) -> Classified:

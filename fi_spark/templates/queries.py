@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 
 from fi_spark.config import QueriesConfig
+from fi_spark.ingest.records import parse_json_object
 from fi_spark.text.normalize import normalize_text, text_hash
 
 EXCERPT_CHARS = 200
@@ -49,14 +50,10 @@ def query_id(text: str) -> str:
 def classify_query(raw: str, cfg: QueriesConfig) -> QueryRecord:
     """Parse and check one record; the result has either a query_id or a reason."""
     out = QueryRecord(raw_hash=text_hash(raw))
-    if "\ufffd" in raw:
-        return _reject(out, raw, "invalid_encoding", f"{raw.count(chr(0xFFFD))} undecodable byte sequence(s)")
-    try:
-        record = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        return _reject(out, raw, "malformed_json", str(exc)[:200])
-    if not isinstance(record, dict):
-        return _reject(out, raw, "not_an_object", f"a JSON {type(record).__name__}")
+    record, failed = parse_json_object(raw)
+    if failed:
+        return _reject(out, raw, *failed)
+    assert record is not None
     out.source_id = _as_str(record.get(cfg.id_column)) if cfg.id_column else None
     out.source = _as_str(record.get(cfg.source_column)) if cfg.source_column else None
     if cfg.text_column not in record or record[cfg.text_column] is None:
