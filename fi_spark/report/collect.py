@@ -111,7 +111,9 @@ def funnel(t: Tables, config: Config, exported: int | None) -> list[FunnelRow]:
         rows.append(FunnelRow("documents", "matched a template", matches.select("doc_id").distinct().count()))
         rows.append(FunnelRow("pairs", "candidates (matches)", t.count("matches") or 0))
     if t.count("pairs") is not None:
-        rows.append(FunnelRow("pairs", "instantiated, passed checks", t.count("pairs") or 0))
+        decided = (t.count("pairs") or 0) + (t.count("pair_rejects") or 0)  # fewer than matches when sampled
+        rows.append(FunnelRow("pairs", "instantiated", decided))
+        rows.append(FunnelRow("pairs", "passed checks", t.count("pairs") or 0))
     judged = t.get("judged", "score")
     if judged is not None:
         rows.append(FunnelRow("pairs", "judged", judged.where(F.col("score").isNotNull()).count()))

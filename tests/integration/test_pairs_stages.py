@@ -203,7 +203,8 @@ def test_report_shows_all_stages(ran, embedded_engine, run_dir, server):
     folder = Path(result.artifacts["report"])
     assert {"report.html", "grounding.png", "judge.png", "llm.png", "funnel.png"} <= {p.name for p in folder.iterdir()}
     assert result.metrics["funnel.pairs.candidates_matches"] == 12
-    assert result.metrics["funnel.pairs.instantiated_passed_checks"] == 6
+    assert result.metrics["funnel.pairs.instantiated"] == 12
+    assert result.metrics["funnel.pairs.passed_checks"] == 6
     page = (run_dir / "report" / "report.html").read_text()
     assert "ungrounded" in page and "unfilled_slots" in page
 
