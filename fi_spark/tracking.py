@@ -92,8 +92,10 @@ class Tracker:
             return
         self._mlflow.log_metrics({k.replace(" ", "_"): float(v) for k, v in result.as_metrics().items()})
         for name, path in result.artifacts.items():
-            if os.path.exists(path):
-                self._mlflow.log_artifact(path, artifact_path=name if os.path.isdir(path) else None)
+            if os.path.isdir(path):
+                self._mlflow.log_artifacts(path, artifact_path=name)
+            elif os.path.exists(path):
+                self._mlflow.log_artifact(path)
 
     def log_metrics(self, metrics: dict[str, float]) -> None:
         if self.enabled:
