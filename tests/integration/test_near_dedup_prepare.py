@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import json
 import os
 from pathlib import Path
@@ -10,11 +9,10 @@ from pathlib import Path
 import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
-from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
 
 from fi_spark.schemas import DOC_REJECTS, DOCUMENTS, DUP_CLUSTERS, DUPLICATES
 from fi_spark.stages import prepare_corpus
+from tests.warc_builder import build_warc
 
 SENTENCES = [
     "The river town grew slowly during the nineteenth century as merchants moved their warehouses.",
@@ -57,15 +55,7 @@ def write_warc(path: Path) -> Path:
         ("https://d.example/gone", "404 Not Found", b"<html>missing</html>", "text/html"),
         ("https://e.example/logo.png", "200 OK", b"\x89PNG", "image/png"),
     ]
-    with open(path, "wb") as out:
-        writer = WARCWriter(out, gzip=True)
-        for url, status, body, content_type in records:
-            headers = StatusAndHeaders(status, [("Content-Type", content_type)], protocol="HTTP/1.1")
-            record = writer.create_warc_record(
-                url, "response", payload=io.BytesIO(body), http_headers=headers,
-                warc_headers_dict={"WARC-Date": "2024-05-18T01:58:10Z"},
-            )  # fmt: skip
-            writer.write_record(record)
+    path.write_bytes(build_warc(records))
     return path
 
 

@@ -7,11 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from warcio.statusandheaders import StatusAndHeaders
-from warcio.warcwriter import WARCWriter
 
 from fi_spark.ingest.html import extract_main_text
 from fi_spark.ingest.warc import WARC_REASONS, is_warc_path, iter_warc_documents, warc_json_lines
+from tests.warc_builder import build_warc
 
 ARTICLE = (
     "<html><head><title>Mill history</title></head><body><nav><a href='/'>Home</a> <a href='/shop'>Shop</a></nav>"
@@ -22,18 +21,7 @@ ARTICLE = (
 )
 
 
-def _warc(records: list[tuple[str, str, bytes, str]]) -> bytes:
-    """A gzipped WARC with one response record per (url, http status line, body, content type)."""
-    out = io.BytesIO()
-    writer = WARCWriter(out, gzip=True)
-    for url, status, body, content_type in records:
-        headers = StatusAndHeaders(status, [("Content-Type", content_type)], protocol="HTTP/1.1")
-        record = writer.create_warc_record(
-            url, "response", payload=io.BytesIO(body), http_headers=headers,
-            warc_headers_dict={"WARC-Date": "2024-05-18T01:58:10Z"},
-        )  # fmt: skip
-        writer.write_record(record)
-    return out.getvalue()
+_warc = build_warc
 
 
 def test_response_records_become_documents_with_url_date_and_type():
