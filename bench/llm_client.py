@@ -94,7 +94,7 @@ def run_async(engine, url: str, n: int, tasks: int, capacity: int) -> tuple[int,
     )
     cfg = Config(engine=EngineConfig(shuffle_partitions=tasks), llm=llm)
     ctx = StageContext(engine.spark, engine, cfg, TableStore(engine.spark, out, "delta"), out, logging.getLogger("b"))
-    run = complete(ctx, rows(engine.spark, n, f"a{tasks}-"), stage="bench")
+    run = complete(ctx.llm_env(), rows(engine.spark, n, f"a{tasks}-"), stage="bench")
     done = ctx.store.read(LLM_RESPONSES).filter("error_reason IS NULL").select("finished_at_ms").toPandas()
     t5, t95 = np.percentile(done["finished_at_ms"].to_numpy(), [5, 95])
     steady = 0.9 * len(done) / max((t95 - t5) / 1000, 1e-9)

@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 
 from fi_spark.config import Config, ConfigError, load_config
-from fi_spark.ingest.documents import InputError
-from fi_spark.pipeline import STAGES
+from fi_spark.errors import InputError
+from fi_spark.pipeline import STAGES  # names and help only: stage modules (and pyspark) load when a stage runs
 
 log = logging.getLogger("fi_spark")
 
@@ -163,7 +163,7 @@ def _cmd_stage(args: argparse.Namespace, config: Config) -> int:
     spec = stage(args.stage)
     inputs = PipelineInputs(documents=getattr(args, "documents", None), queries=getattr(args, "queries", None))
     with open_run(config, args.output) as (ctx, tracker):
-        run_stage(tracker, spec.name, lambda: spec.runner(inputs)(ctx))
+        run_stage(tracker, spec.name, lambda: spec.run(ctx, inputs))
     return 0
 
 

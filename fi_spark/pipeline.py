@@ -1,21 +1,27 @@
 """The pipeline: every stage, in order, under one parent MLflow run; and the one list of stages.
 
 ``STAGES`` is the single registry: the pipeline runs it top to bottom and the CLI makes one
-``fi-spark <stage>`` command of each entry. Stages hand off through tables, so each can also run
-alone, and a re-run of the pipeline redoes only missing work (LLM answers come from the ledger).
-Stage modules are imported when they run, so `fi-spark --help` stays fast.
+``fi-spark <stage>`` command of each entry. An entry holds only names and help text; what a stage reads
+and writes is declared in its module (``TABLES``, fi_spark.stages.base.StageTables) and read from there
+by ``StageSpec.run`` (inputs must exist, results may report declared tables only, rows must add up), by
+``producers`` (which stage writes a table) and by the report's funnel. Stages hand off through tables, so
+each can also run alone, and a re-run of the pipeline redoes only missing work (LLM answers come from
+the ledger). Stage modules -- and with them pyspark -- are imported only when a stage runs or its
+declaration is read, so `fi-spark --help` does not import pyspark (tests/unit/test_pipeline_contract.py).
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from types import ModuleType
+from typing import TYPE_CHECKING
 
-from fi_spark.runner import run_stage
-from fi_spark.stages.base import StageContext, StageResult
-from fi_spark.tracking import Tracker
+from fi_spark.stages.base import AccountingError, MissingInputError, StageContext, StageResult, StageTables
+
+if TYPE_CHECKING:
+    from fi_spark.tracking import Tracker
 
 
 @dataclass(frozen=True)
@@ -34,10 +40,25 @@ class StageSpec:
     def command(self) -> str:
         return self.name.replace("_", "-")
 
-    def runner(self, inputs: PipelineInputs) -> Callable[[StageContext], StageResult]:
-        module = importlib.import_module(f"fi_spark.stages.{self.name}")
-        kwargs = {name: getattr(inputs, name) for name in self.inputs}
-        return lambda ctx: module.run(ctx, **kwargs)
+    def module(self) -> ModuleType:
+        return importlib.import_module(f"fi_spark.stages.{self.name}")
+
+    @property
+    def tables(self) -> StageTables:
+        """The stage's declared reads and writes (imports its module)."""
+        declared: StageTables = self.module().TABLES
+        return declared
+
+    def run(self, ctx: StageContext, inputs: PipelineInputs | None = None) -> StageResult:
+        """Check the declared inputs, run the stage, check its result against the declaration."""
+        require_inputs(ctx, self)
+        kwargs = {name: getattr(inputs or PipelineInputs(), name) for name in self.inputs}
+        result: StageResult = self.module().run(ctx, **kwargs)
+        check_result(result, self.tables)
+        for table in self.tables.writes:  # a stage that ran leaves its tables, even empty: "ran, nothing came
+            if not ctx.store.exists(table):  # out" must not read as "never ran" to the next stage's check
+                ctx.store.write(ctx.spark.createDataFrame([], table.schema), table)
+        return result
 
 
 STAGES: list[StageSpec] = [
@@ -62,20 +83,46 @@ def stage(name: str) -> StageSpec:
     return next(s for s in STAGES if s.name == name)
 
 
-def _run_one(spec: StageSpec, inputs: PipelineInputs, ctx: StageContext) -> StageResult:
-    return spec.runner(inputs)(ctx)
+def producers(table: str) -> list[str]:
+    """The stages that declare they write `table`, in pipeline order."""
+    return [s.name for s in STAGES if any(t.name == table for t in s.tables.writes)]
+
+
+def require_inputs(ctx: StageContext, spec: StageSpec) -> None:
+    """Raise MissingInputError naming the stage(s) to run first when a declared input table is absent."""
+    for table in spec.tables.reads:
+        if not ctx.store.exists(table):
+            first = " or ".join(producers(table.name)) or "the stage that writes it"
+            raise MissingInputError(
+                f"{spec.name} needs the `{table.name}` table, which does not exist: run {first} first"
+            )
+
+
+def check_result(result: StageResult, declared: StageTables) -> None:
+    """The accounting check, read from the declaration: rows add up and only declared tables were written."""
+    undeclared = sorted(set(result.tables) - {t.name for t in declared.writes})
+    if undeclared:
+        raise AccountingError(f"{result.stage}: reported rows added to undeclared table(s) {undeclared}")
+    result.check_accounting()
+
+
+def written_tables() -> list[str]:
+    """Every table some stage writes, in pipeline order (the report's list of tables)."""
+    return list(dict.fromkeys(t.name for s in STAGES for t in s.tables.writes))
 
 
 def run_pipeline(
     ctx: StageContext, tracker: Tracker, inputs: PipelineInputs, only: list[str] | None = None
 ) -> list[StageResult]:
     """Run every stage (or the ``only`` ones, in pipeline order) under one parent run."""
+    from fi_spark.runner import run_stage
+
     results: list[StageResult] = []
     with tracker.run("pipeline", tags={"fi_spark.stage": "pipeline"}):
         for spec in STAGES:
             if only and spec.name not in only:
                 continue
-            results.append(run_stage(tracker, spec.name, partial(_run_one, spec, inputs, ctx)))
+            results.append(run_stage(tracker, spec.name, partial(spec.run, ctx, inputs)))
         for result in results:
             if result.stage == "report":  # the report belongs to the pipeline's run too, not only its stage run
                 for name, path in result.artifacts.items():

@@ -150,8 +150,11 @@ PAIRS = TableSpec(
         ("grounding", DoubleType(), False),  # excerpt coverage (fi_spark.generate.grounding)
         ("answer_tokens", IntegerType(), False),  # word tokens of the answer, as grounding counts them
         ("longest_excerpt", IntegerType(), False),
+        ("excerpt_share", DoubleType(), True),  # share of the answer made of expanded excerpt markers, if measured
         ("match_score", DoubleType(), True),
         ("match_rank", IntegerType(), True),
+        ("char_start", IntegerType(), True),  # the span of the document the source text is (judge and export
+        ("char_end", IntegerType(), True),  #   rebuild the source from it, never from matches)
         ("model", StringType(), False),
         ("prompt_version", StringType(), False),  # PromptSpec.version_tag
         ("request_id", StringType(), False),  # -> llm_responses
@@ -186,6 +189,7 @@ JUDGED = TableSpec(
         ("rationale", StringType(), True),
         ("error_reason", StringType(), True),  # judge_unparseable, judge_score_out_of_range, llm_<final reason>
         ("detail", StringType(), True),
+        ("expected_score", DoubleType(), True),  # score expected from the first token's logprobs, when returned
         ("scale_min", IntegerType(), False),
         ("scale_max", IntegerType(), False),
         ("model", StringType(), False),

@@ -15,14 +15,11 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fi_spark.engine import Capabilities
+from fi_spark.errors import InputError
 from fi_spark.ingest.splits import read_lines
 from fi_spark.tables import is_remote
 
 MAX_FILES_TO_LABEL = 256  # per-file reads (to record input_file) up to this many files, then one read
-
-
-class InputError(ValueError):
-    """An input path that cannot be read, worded for the person running the job."""
 
 
 def list_input_files(path: str) -> list[str]:

@@ -2,13 +2,16 @@
 
 Public interface (small on purpose; stages need nothing else)::
 
-    from fi_spark.llm import complete
+    from fi_spark.llm import LLMEnv, complete
 
     run = complete(
-        ctx,                          # fi_spark.stages.base.StageContext (spark, config, store, output, log)
-        requests_df,                  # DataFrame: `key` (string) + `messages` (JSON string of
-                                      #   [{"role": "system"|"user"|"assistant", "content": str}, ...])
-                                      #   or `prompt` (string, plain completion)
+        env,                          # LLMEnv(spark, store, cfg=LLMConfig, output, log, partitions);
+                                      #   a stage builds it with StageContext.llm_env()
+        requests_df,                  # DataFrame: `key` (string) + `messages` (string: canonical_json of
+                                      #   [{"role": "system"|"user"|"assistant", "content": str}, ...],
+                                      #   fi_spark.llm.types.canonical_json; encoded once, by the caller)
+                                      #   or `prompt` (string, plain completion); optional `group` (string:
+                                      #   rows of one group prefer one endpoint, e.g. one document's requests)
         stage="genericize",           # part of every request id; also the ledger partition and log name
         response_schema=MySchema,     # optional: a pydantic model class or a JSON-schema dict; the server is
                                       #   asked for JSON matching it (structured output) and answers are validated
@@ -36,7 +39,8 @@ Columns of `run.results`:
 
 What `complete` guarantees:
 - Each request gets a deterministic id: sha256 of (model, messages or prompt, sampling params, response
-  schema, stage) -- see `request_id`. Identical requests in one frame are sent once.
+  schema, stage) -- see `request_id`; the `messages` string is hashed as given, so send canonical_json
+  (other spellings of the same messages are other requests). Identical requests in one frame are sent once.
 - The ledger table `llm_responses` (fi_spark.schemas.LLM_RESPONSES, keyed by request_id) keeps every
   final answer. Requests already in it are never sent again: a re-run with a warm ledger makes zero HTTP
   calls. Workers journal finished answers to small parquet files while they run, so a killed job loses at
@@ -64,13 +68,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # pyspark is imported only when `complete` is used, so the core stays Spark-free
-    from fi_spark.llm.spark import LLMRun, complete
+    from fi_spark.llm.spark import LLMEnv, LLMRun, complete
 
-__all__ = ["LLMRun", "complete"]
+__all__ = ["LLMEnv", "LLMRun", "complete"]
 
 
 def __getattr__(name: str) -> Any:
-    if name in ("complete", "LLMRun"):
+    if name in __all__:
         from fi_spark.llm import spark
 
         return getattr(spark, name)

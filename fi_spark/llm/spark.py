@@ -2,9 +2,10 @@
 
 Flow of one call (see fi_spark.llm for the interface):
 1. fold journal files that a killed earlier run left behind into the ledger (fi_spark.llm.journal);
-2. give each row its deterministic request id (a mapInPandas, same function as the pure core);
+2. give each row its deterministic request id (a mapInPandas hashing the row's already-encoded canonical
+   `messages` string, so messages are JSON-encoded once, by the stage, and decoded once, by the sender);
 3. pending = distinct ids not in the ledger `llm_responses`, hash-partitioned by id into
-   `llm.partitions` (default: `engine.shuffle_partitions`) tasks;
+   `env.partitions` tasks (`llm.partitions`, default `engine.shuffle_partitions`);
 4. one Spark action: each task runs the asyncio client over its rows (`llm.concurrency` in flight),
    journals answers as it goes and returns one summary row;
 5. fold this run's journal: final answers -> `llm_responses`, transient failures -> `llm_failures`;
@@ -47,7 +48,9 @@ from fi_spark.tables import join_path
 if TYPE_CHECKING:
     import logging
 
-    from fi_spark.stages.base import StageContext
+    from pyspark.sql import SparkSession
+
+    from fi_spark.tables import TableStore
 
 ID_SCHEMA = StructType(
     [
@@ -63,6 +66,18 @@ SUMMARY_SCHEMA = StructType(
 )
 RESULT_COLUMNS = ["request_id", "content", "parsed", "error_reason", "error", "prompt_tokens", "completion_tokens",
                   "latency_ms", "attempts", "endpoint", "run_id"]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LLMEnv:
+    """What `complete` needs from a run, and nothing more (the llm package never sees a StageContext)."""
+
+    spark: SparkSession
+    store: TableStore  # the ledger tables llm_responses / llm_failures live here
+    cfg: LLMConfig
+    output: str  # the run's output root: journals go under <output>/llm_journal/<stage>
+    log: logging.Logger
+    partitions: int  # Spark tasks that send requests (llm.partitions, else engine.shuffle_partitions)
 
 
 @dataclass
@@ -93,7 +108,7 @@ class CallSpec:
 
 
 def complete(
-    ctx: StageContext,
+    env: LLMEnv,
     requests_df: DataFrame,
     *,
     stage: str,
@@ -106,8 +121,8 @@ def complete(
     cols = set(requests_df.columns)
     if "key" not in cols or not ({"messages", "prompt"} & cols):
         raise ValueError(f"complete(): requests_df needs a `key` column and `messages` or `prompt`; has {sorted(cols)}")
-    cfg: LLMConfig = ctx.config.llm
-    endpoints, model = resolve_endpoints(cfg, ctx.log)
+    cfg = env.cfg
+    endpoints, model = resolve_endpoints(cfg, env.log)
     sampling = Sampling(
         max_tokens=max_tokens or cfg.max_tokens,
         temperature=cfg.temperature if temperature is None else temperature,
@@ -115,21 +130,21 @@ def complete(
         seed=cfg.seed,
         frequency_penalty=cfg.frequency_penalty,
     )
-    tasks = cfg.partitions or ctx.config.engine.shuffle_partitions
+    tasks = env.partitions
     if not cfg.endpoints:  # one small CPU server: more in flight than its batch only queues and times out
         cfg = cfg.model_copy(update={"concurrency": min(cfg.concurrency, max(1, cfg.local.max_num_seqs // tasks))})
     spec = CallSpec(
         cfg=cfg, model=model, stage=stage, endpoints=tuple(endpoints), sampling=sampling,
         schema=schema_dict(response_schema), schema_name=schema_name,
         run_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}",
-        journal_root=join_path(ctx.output, "llm_journal", stage),
+        journal_root=join_path(env.output, "llm_journal", stage),
         task_budget=cfg.token_budget // tasks if cfg.token_budget else None,
         api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
     )  # fmt: skip
     spec.adapter()  # a broken schema fails here, once, on the driver
-    leftover = fold_journal(ctx, spec.journal_root)
+    leftover = fold_journal(env, spec.journal_root)
     if leftover:
-        ctx.log.info("llm %s: folded %d journaled answers of an interrupted run into the ledger", stage, leftover)
+        env.log.info("llm %s: folded %d journaled answers of an interrupted run into the ledger", stage, leftover)
 
     for column in ("messages", "prompt"):
         if column not in cols:
@@ -137,7 +152,7 @@ def complete(
     with_ids = requests_df.select(F.col("key").cast("string"), "messages", "prompt").mapInPandas(
         partial(_add_ids, spec), ID_SCHEMA
     )
-    answered = ctx.store.read(LLM_RESPONSES).select("request_id")
+    answered = env.store.read(LLM_RESPONSES).select("request_id")
     pending = (
         with_ids.dropDuplicates(["request_id"])
         .join(answered, "request_id", "left_anti")
@@ -146,10 +161,10 @@ def complete(
     t0 = time.monotonic()
     summaries = pending.mapInPandas(partial(_send_partition, spec), SUMMARY_SCHEMA).collect()
     seconds = time.monotonic() - t0
-    fold_journal(ctx, spec.journal_root)
+    fold_journal(env, spec.journal_root)
 
-    ledger = ctx.store.read(LLM_RESPONSES)
-    failed_now = ctx.store.read(LLM_FAILURES).filter(F.col("run_id") == spec.run_id)
+    ledger = env.store.read(LLM_RESPONSES)
+    failed_now = env.store.read(LLM_FAILURES).filter(F.col("run_id") == spec.run_id)
     answers = ledger.unionByName(failed_now.join(ledger.select("request_id"), "request_id", "left_anti"))
     results = (
         with_ids.select("key", "request_id")
@@ -160,8 +175,8 @@ def complete(
         .withColumn("cached", F.col("run_id") != F.lit(spec.run_id))
         .drop("run_id")
     )
-    metrics = _metrics(ctx, results, summaries, seconds, spec.run_id)
-    ctx.log.info("llm %s: %s", stage, ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
+    metrics = _metrics(env, results, summaries, seconds, spec.run_id)
+    env.log.info("llm %s: %s", stage, ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
     return LLMRun(results=results, metrics=metrics)
 
 
@@ -186,44 +201,42 @@ def _served_model(url: str, cfg: LLMConfig) -> str:
         raise ValueError(f"llm.model is empty and {url}/models did not name a model ({exc}); set llm.model") from exc
 
 
-def fold_journal(ctx: StageContext, journal_root: str) -> int:
+def fold_journal(env: LLMEnv, journal_root: str) -> int:
     """Move every journaled answer into the ledger tables (dedup by id), then delete those files."""
     runs = list_files(journal_root)
     files = [f for run_files in runs.values() for f in run_files]
     if not files:
         return 0
-    journaled = ctx.spark.read.schema(LLM_RESPONSES.schema).parquet(*files)
+    journaled = env.spark.read.schema(LLM_RESPONSES.schema).parquet(*files)
     best_first = Window.partitionBy("request_id").orderBy(F.col("error_reason").isNull().desc(), "finished_at_ms")
     best = journaled.withColumn("_rank", F.row_number().over(best_first)).filter("_rank = 1").drop("_rank")
     is_final = F.col("error_reason").isNull() | F.col("error_reason").isin(*FINAL_REASONS)
-    added = ctx.store.write(best.filter(is_final), LLM_RESPONSES)
-    ctx.store.write(journaled.filter(~is_final).dropDuplicates(["request_id", "run_id"]), LLM_FAILURES)
+    added = env.store.write(best.filter(is_final), LLM_RESPONSES)
+    env.store.write(journaled.filter(~is_final).dropDuplicates(["request_id", "run_id"]), LLM_FAILURES)
     for run_id in runs:
         remove_run(journal_root, run_id)
     return added
 
 
 def _add_ids(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Ids hash the `messages` string as given (stages send canonical_json), so nothing is decoded or re-encoded
+    here; a row that is not a usable messages list is answered `bad_request` by the send step."""
     params = spec.adapter().id_params()
     for pdf in batches:
-        ids, messages = [], []
+        ids = []
         for raw, prompt in zip(pdf["messages"], pdf["prompt"], strict=True):
-            parsed = _parse_messages(raw) if isinstance(raw, str) else None
-            if parsed is not None:
-                rid = request_id(model=spec.model, stage=spec.stage, params=params, messages=parsed)
-            elif isinstance(prompt, str) and not isinstance(raw, str):
+            if isinstance(raw, str):
+                rid = request_id(model=spec.model, stage=spec.stage, params=params, messages_json=raw)
+            elif isinstance(prompt, str):
                 rid = request_id(model=spec.model, stage=spec.stage, params=params, prompt=prompt)
-            else:  # unusable row: a stable id, and the send step answers it with `bad_request`
-                rid = request_id(
-                    model=spec.model, stage=spec.stage, params=params, prompt=f"\0invalid\0{raw!r}{prompt!r}"
-                )
-                prompt = None
+            else:  # neither: a stable id, and the send step answers it with `bad_request`
+                rid = request_id(model=spec.model, stage=spec.stage, params=params, prompt="\0invalid\0")
             ids.append(rid)
-            messages.append(json.dumps(parsed, ensure_ascii=False) if parsed is not None else None)
-        yield pd.DataFrame({"key": pdf["key"], "request_id": ids, "messages": messages, "prompt": pdf["prompt"]})
+        yield pd.DataFrame({"key": pdf["key"], "request_id": ids, "messages": pdf["messages"], "prompt": pdf["prompt"]})
 
 
 def _parse_messages(raw: str) -> list[dict[str, Any]] | None:
+    """The messages list of a request row, or None when it is not JSON of [{"role": str, "content": str}, ...]."""
     try:
         value = json.loads(raw)
     except ValueError:
@@ -252,8 +265,9 @@ def _send_partition(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator
     def requests() -> Iterator[LLMRequest]:
         for pdf in batches:
             for rid, raw, prompt in zip(pdf["request_id"], pdf["messages"], pdf["prompt"], strict=True):
-                messages = json.loads(raw) if isinstance(raw, str) else None
-                yield LLMRequest(id=rid, messages=messages, prompt=prompt if isinstance(prompt, str) else None)
+                messages = _parse_messages(raw) if isinstance(raw, str) else None  # None: answered bad_request
+                text = prompt if isinstance(prompt, str) and not isinstance(raw, str) else None
+                yield LLMRequest(id=rid, messages=messages, prompt=text)
 
     count = Counter[str]()
 
@@ -274,9 +288,7 @@ def _send_partition(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator
     )  # fmt: skip
 
 
-def _metrics(
-    ctx: StageContext, results: DataFrame, summaries: list[Any], seconds: float, run_id: str
-) -> dict[str, float]:
+def _metrics(env: LLMEnv, results: DataFrame, summaries: list[Any], seconds: float, run_id: str) -> dict[str, float]:
     m: dict[str, float] = {"rows": 0.0, "ok": 0.0, "failed": 0.0, "cached": 0.0}
     for row in results.groupBy("error_reason", "cached").count().collect():
         m["rows"] += row["count"]
@@ -298,7 +310,7 @@ def _metrics(
     if m.get("requests"):
         m["requests_per_s"] = m["requests"] / max(seconds, 1e-9)
         m["tokens_per_s"] = (m["prompt_tokens"] + m["completion_tokens"]) / max(seconds, 1e-9)
-        mine = ctx.store.read(LLM_RESPONSES).unionByName(ctx.store.read(LLM_FAILURES))
+        mine = env.store.read(LLM_RESPONSES).unionByName(env.store.read(LLM_FAILURES))
         # one scalar percentile per column: Sail 0.7 has no array form of percentile_approx
         pcts = {f"latency_ms_p{p}": F.percentile_approx("latency_ms", p / 100).alias(f"p{p}") for p in (50, 95, 99)}
         found = mine.filter(F.col("run_id") == run_id).agg(*pcts.values()).first()

@@ -57,13 +57,22 @@ def request_id(
     params: dict[str, Any],
     messages: list[dict[str, Any]] | None = None,
     prompt: str | None = None,
+    messages_json: str | None = None,
 ) -> str:
-    """sha256 hex of (model, messages or prompt, sampling params incl. response schema, stage)."""
-    if (messages is None) == (prompt is None):
-        raise ValueError("request_id: give exactly one of messages= or prompt=")
-    payload: dict[str, Any] = {"model": model, "stage": stage, "params": params}
-    payload["messages" if messages is not None else "prompt"] = messages if messages is not None else prompt
-    return hashlib.sha256(canonical_json(payload).encode("utf-8")).hexdigest()
+    """sha256 hex of (model, messages or prompt, sampling params incl. response schema, stage).
+
+    `messages_json` is messages already encoded with `canonical_json` (what stages send): it is spliced into
+    the payload as is, so it gives the same id as `messages=` without decoding and re-encoding it.
+    """
+    if sum(v is not None for v in (messages, prompt, messages_json)) != 1:
+        raise ValueError("request_id: give exactly one of messages=, messages_json= or prompt=")
+    if messages_json is not None:  # canonical_json sorts the keys: messages < model < params < stage
+        rest = canonical_json({"model": model, "params": params, "stage": stage})
+        payload = '{"messages":' + messages_json + "," + rest[1:]
+        return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    body: dict[str, Any] = {"model": model, "stage": stage, "params": params}
+    body["messages" if messages is not None else "prompt"] = messages if messages is not None else prompt
+    return hashlib.sha256(canonical_json(body).encode("utf-8")).hexdigest()
 
 
 @dataclass(frozen=True)

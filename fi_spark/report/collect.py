@@ -25,10 +25,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-REPORT_TABLES = (
-    "queries", "query_rejects", "templates", "template_rejects", "documents", "duplicates", "doc_rejects", "chunks",
-    "matches", "match_rejects", "pairs", "pair_rejects", "judged", "llm_responses", "llm_failures",
-)  # fmt: skip
+UNITS = ("queries", "documents", "pairs")  # the funnel's order of units
 QUANTILES = (0.5, 0.9, 0.99)
 LATENCY_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 
@@ -37,11 +34,13 @@ class Tables:
     """The run's tables by name; `get` is None for a table not written yet."""
 
     def __init__(self, store: TableStore) -> None:
+        from fi_spark.pipeline import written_tables  # every table a stage declares it writes
+
         self.store = store
         self.frames: dict[str, DataFrame] = {}
         self.counts: dict[str, int] = {}
         self.missing: list[str] = []
-        for name in REPORT_TABLES:
+        for name in written_tables():
             spec = ALL_TABLES.get(name) or TableSpec(name, StructType([]), ())
             if store.exists(spec):
                 df = store.spark.read.format(store.fmt).load(store.path(spec))
@@ -98,34 +97,29 @@ def _reasons(df: DataFrame, column: str = "reason") -> dict[str, int]:
 
 
 def funnel(t: Tables, config: Config, exported: int | None) -> list[FunnelRow]:
+    """The funnel steps every stage declares (StageTables.funnel), queries first, then documents, then pairs."""
+    from fi_spark.pipeline import STAGES
+
+    steps = sorted((step for s in STAGES for step in s.tables.funnel), key=lambda step: UNITS.index(step.unit))
     rows: list[FunnelRow] = []
-    if t.count("queries") is not None:
-        rows.append(FunnelRow("queries", "ingested", t.count("queries") or 0))
-    if t.count("templates") is not None:
-        rows.append(FunnelRow("queries", "templates kept", t.count("templates") or 0))
-    if t.count("documents") is not None:
-        inputs = sum(t.count(n) or 0 for n in ("documents", "duplicates", "doc_rejects"))
-        rows += [FunnelRow("documents", "input", inputs), FunnelRow("documents", "kept", t.count("documents") or 0)]
-    matches = t.get("matches", "doc_id")
-    if matches is not None:
-        rows.append(FunnelRow("documents", "matched a template", matches.select("doc_id").distinct().count()))
-        rows.append(FunnelRow("pairs", "candidates (matches)", t.count("matches") or 0))
-    if t.count("pairs") is not None:
-        decided = (t.count("pairs") or 0) + (t.count("pair_rejects") or 0)  # fewer than matches when sampled
-        rows.append(FunnelRow("pairs", "instantiated", decided))
-        rows.append(FunnelRow("pairs", "passed checks", t.count("pairs") or 0))
-    judged = t.get("judged", "score")
-    if judged is not None:
-        rows.append(FunnelRow("pairs", "judged", judged.where(F.col("score").isNotNull()).count()))
-        rows.append(
-            FunnelRow(
-                "pairs",
-                f"score >= {config.judge.threshold:g}",
-                judged.where(F.col("score") >= config.judge.threshold).count(),
-            )
-        )
-    if exported is not None:
-        rows.append(FunnelRow("pairs", "exported", exported))
+    for step in steps:
+        label = step.label.format(cfg=config)
+        if not step.tables:  # the export's step: the rows it wrote
+            if exported is not None:
+                rows.append(FunnelRow(step.unit, label, exported))
+            continue
+        first = t.get(step.tables[0], *([step.distinct] if step.distinct else []))
+        if first is None:
+            continue
+        if step.where:
+            first = first.where(step.where.format(cfg=config))
+        if step.distinct:
+            n = first.select(step.distinct).distinct().count()
+        elif step.where:
+            n = first.count()
+        else:
+            n = t.count(step.tables[0]) or 0
+        rows.append(FunnelRow(step.unit, label, n + sum(t.count(name) or 0 for name in step.tables[1:])))
     return rows
 
 

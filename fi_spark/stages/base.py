@@ -1,9 +1,17 @@
 """The contract every stage follows.
 
-A stage is a module ``fi_spark/stages/<name>.py`` with ``run(ctx, ...) -> StageResult``. It reads
-its inputs through ``ctx.store``, transforms DataFrame -> DataFrame, writes through ``ctx.store`` and
-returns counts. It never talks to MLflow: the job / pipeline layer logs the result (fi_spark.tracking),
-so the library stays testable without a tracking server.
+A stage is a module ``fi_spark/stages/<name>.py`` with
+
+- ``TABLES = StageTables(reads=(...), writes=(...), funnel=(...))``: the tables (fi_spark.schemas
+  TableSpecs) it needs, the tables it appends to, and the report-funnel steps it owns;
+- ``run(ctx, ...) -> StageResult``: reads its inputs through ``ctx.store``, transforms DataFrame ->
+  DataFrame, writes through ``ctx.store`` and returns counts.
+
+The registry (fi_spark.pipeline) reads the declaration: before ``run`` every declared read must exist
+(else ``MissingInputError`` names the stage that writes it), after ``run`` the result may only report
+declared tables and its rows must add up (``StageResult.check_accounting``). A stage never talks to
+MLflow: the job / pipeline layer logs the result (fi_spark.tracking), so the library stays testable
+without a tracking server. The three LLM stages share one loop: fi_spark.stages.llm_stage.
 """
 
 from __future__ import annotations
@@ -12,12 +20,45 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fi_spark.config import ConfigError
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from fi_spark.config import Config
     from fi_spark.engine import Engine
+    from fi_spark.llm.spark import LLMEnv
+    from fi_spark.schemas import TableSpec
     from fi_spark.tables import TableStore
+
+
+@dataclass(frozen=True)
+class FunnelStep:
+    """One row of the report's funnel: the rows of `tables` (summed), shown once the first table exists.
+
+    `distinct` counts distinct values of that column of the first table instead; `where` (Spark SQL) keeps
+    only matching rows. `label` and `where` are formatted with the run's config as `cfg`, e.g.
+    "score >= {cfg.judge.threshold:g}". A step with no tables counts the rows the export wrote.
+    """
+
+    unit: str  # what is counted: queries | documents | pairs
+    label: str
+    tables: tuple[str, ...] = ()
+    distinct: str | None = None
+    where: str | None = None
+
+
+@dataclass(frozen=True)
+class StageTables:
+    """What a stage reads and writes, declared once beside its code (NeMo Curator's inputs/outputs)."""
+
+    reads: tuple[TableSpec, ...] = ()  # must exist before the stage runs
+    writes: tuple[TableSpec, ...] = ()  # the only tables the stage appends to
+    funnel: tuple[FunnelStep, ...] = ()
+
+
+class MissingInputError(ConfigError):
+    """A declared input table does not exist yet: the message names the stage to run first."""
 
 
 @dataclass
@@ -30,9 +71,16 @@ class StageContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("fi_spark"))
     work_dir: str | None = None  # a local scratch folder for artifacts (plots, index files) before upload
 
+    def llm_env(self) -> LLMEnv:
+        """What fi_spark.llm.complete needs from this run."""
+        from fi_spark.llm.spark import LLMEnv
+
+        partitions = self.config.llm.partitions or self.config.engine.shuffle_partitions
+        return LLMEnv(self.spark, self.store, self.config.llm, self.output, self.log, partitions)
+
 
 class AccountingError(RuntimeError):
-    """rows_in != rows_out + rejected: some rows were lost or double counted."""
+    """rows_in != rows_out + rejected (some rows were lost or double counted), or an undeclared table written."""
 
 
 @dataclass

@@ -28,10 +28,11 @@ from fi_spark.embed.encoder import encode, load_encoder
 from fi_spark.index.artifact import IndexArtifact, artifact_version, find_artifact, save_artifact, set_latest
 from fi_spark.index.build import build_index, choose_index, held_back_sample, recall_at_k
 from fi_spark.schemas import TEMPLATE_VECTORS, TEMPLATES
-from fi_spark.stages.base import StageContext, StageResult
+from fi_spark.stages.base import StageContext, StageResult, StageTables
 from fi_spark.tables import join_path
 
 STAGE = "build_index"
+TABLES = StageTables(reads=(TEMPLATES,), writes=(TEMPLATE_VECTORS,))  # and the index artifact (not a table)
 VECTOR_DDL = "template_id string, model string, vector binary, dim int"
 
 

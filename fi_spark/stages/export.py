@@ -30,11 +30,13 @@ from fi_spark.export.records import shard_count, split_for
 from fi_spark.export.shards import STATS_SCHEMA, ShardWriter, resolve
 from fi_spark.report import export_location
 from fi_spark.report.collect import Tables, funnel, rejects
-from fi_spark.schemas import DOCUMENTS
-from fi_spark.stages.base import StageContext, StageResult
+from fi_spark.schemas import DOCUMENTS, JUDGED, PAIRS
+from fi_spark.stages.base import FunnelStep as Step
+from fi_spark.stages.base import StageContext, StageResult, StageTables
 from fi_spark.stages.lineage import LINEAGE_COLUMNS, QUERY_COLUMNS, final_pairs
 
 STAGE = "export"
+TABLES = StageTables(reads=(PAIRS, JUDGED), funnel=(Step("pairs", "exported"),))  # writes files
 
 
 def run(ctx: StageContext) -> StageResult:

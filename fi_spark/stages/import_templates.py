@@ -24,12 +24,13 @@ from fi_spark.config import TemplatesConfig
 from fi_spark.engine import Capabilities
 from fi_spark.ingest.documents import list_input_files, read_documents
 from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATES
-from fi_spark.stages.base import StageContext, StageResult
+from fi_spark.stages.base import StageContext, StageResult, StageTables
 from fi_spark.stages.template_rows import check_templates, merge_templates, slot_histogram
 from fi_spark.tables import is_remote
 from fi_spark.text.normalize import text_hash
 
 STAGE = "import_templates"
+TABLES = StageTables(writes=(TEMPLATES, TEMPLATE_REJECTS))  # its funnel step is genericize's: templates kept
 ROW_DDL = "source_key string, template string, description string, reason string, detail string, origin string"
 
 

@@ -22,11 +22,12 @@ from fi_spark.config import QueriesConfig
 from fi_spark.engine import Capabilities
 from fi_spark.ingest.documents import InputError, list_input_files, read_documents
 from fi_spark.schemas import QUERIES, QUERY_REJECTS
-from fi_spark.stages.base import StageContext, StageResult
+from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.tables import is_remote
 from fi_spark.templates.queries import classify_query
 
 STAGE = "ingest_queries"
+TABLES = StageTables(writes=(QUERIES, QUERY_REJECTS), funnel=(FunnelStep("queries", "ingested", ("queries",)),))
 CLASSIFIED_DDL = (
     "raw_hash string, query_id string, text string, source_id string, source string, n_chars int, "
     "reason string, detail string, raw_excerpt string, input_file string"

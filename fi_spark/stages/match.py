@@ -42,10 +42,18 @@ from fi_spark.index.candidates import CANDIDATE_DDL, top_candidates
 from fi_spark.index.distribute import IndexHandle, ship_index
 from fi_spark.index.usage import gini_from_histogram, top_share
 from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCH_REJECTS, MATCHES
-from fi_spark.stages.base import StageContext, StageResult
+from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.stages.build_index import index_root
 
 STAGE = "match"
+TABLES = StageTables(
+    reads=(DOCUMENTS, CHUNKS),  # and the index artifact build_index wrote
+    writes=(MATCHES, MATCH_REJECTS),
+    funnel=(
+        FunnelStep("documents", "matched a template", ("matches",), distinct="doc_id"),
+        FunnelStep("pairs", "candidates (matches)", ("matches",)),
+    ),
+)
 QUANTILES = (0.1, 0.5, 0.9)
 REASONS = {
     "no_chunks": "the document has no chunks (prepare_corpus wrote none)",

@@ -22,15 +22,22 @@ from pyspark.sql import functions as F
 from fi_spark.config import PrepareConfig
 from fi_spark.ingest.documents import read_documents
 from fi_spark.ingest.records import classify_record
-from fi_spark.schemas import CHUNKS, DOC_REJECTS, DOCUMENTS, DUPLICATES
+from fi_spark.schemas import CHUNKS, DOC_REJECTS, DOCUMENTS, DUP_CLUSTERS, DUPLICATES
 from fi_spark.stages import prepare_web
-from fi_spark.stages.base import StageContext, StageResult
+from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.text.chunking import chunk_text
 from fi_spark.text.normalize import text_hash
 from fi_spark.text.quality import QualityThresholds
 from fi_spark.text.tokenizer import load_tokenizer
 
 STAGE = "prepare_corpus"
+TABLES = StageTables(
+    writes=(DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, DUP_CLUSTERS),
+    funnel=(
+        FunnelStep("documents", "input", ("documents", "duplicates", "doc_rejects")),
+        FunnelStep("documents", "kept", ("documents",)),
+    ),
+)
 
 CLASSIFIED_DDL = (
     "source_id string, url string, text string, text_hash string, raw_hash string, n_chars int, n_words int, "

@@ -12,9 +12,10 @@ import re
 import time
 
 from fi_spark.report import build_report
-from fi_spark.stages.base import StageContext, StageResult
+from fi_spark.stages.base import StageContext, StageResult, StageTables
 
 STAGE = "report"
+TABLES = StageTables()  # reads every table that exists; writes the report files
 
 
 def run(ctx: StageContext) -> StageResult:

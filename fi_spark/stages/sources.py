@@ -8,7 +8,9 @@ text the instantiator sees and the judge checks against:
 2. else the document's text between `char_start` and `char_end` when the match carries such a span;
 3. else the document's text (the prompts cut it to `max_source_chars`).
 
-The judge rebuilds exactly the same text from the pair's (doc_id, chunk_id), so both stages see one source.
+`attach_source_text` also sets (char_start, char_end) to the span that text is (the chunk's, the match's,
+or the whole document), and `pairs` stores it: the judge rebuilds exactly the same text from the pair's
+own (doc_id, chunk_id, char_start, char_end), so both stages see one source without reading matches.
 """
 
 from __future__ import annotations
@@ -64,19 +66,25 @@ def candidate_pairs(matches: DataFrame) -> DataFrame:
 
 
 def attach_source_text(ctx: StageContext, pairs: DataFrame) -> DataFrame:
-    """`pairs` (doc_id, chunk_id[, char_start, char_end]) plus `source_text`; rows whose document is gone
-    get a null source_text (the caller turns them into rejects)."""
+    """`pairs` (doc_id, chunk_id[, char_start, char_end]) plus `source_text` and the span it is; rows whose
+    document is gone get a null source_text (the caller turns them into rejects)."""
     docs = ctx.store.read(DOCUMENTS).select("doc_id", F.col("text").alias("_doc_text"))
-    chunks = ctx.store.read(CHUNKS).select("chunk_id", F.col("text").alias("_chunk_text"))
-    if "char_start" not in pairs.columns:
+    chunks = ctx.store.read(CHUNKS).select(
+        "chunk_id", F.col("text").alias("_chunk_text"), F.col("char_start").alias("_c0"), F.col("char_end").alias("_c1")
+    )
+    if "char_start" not in pairs.columns:  # e.g. pairs written before they stored their span
         pairs = pairs.withColumn("char_start", F.lit(None).cast("int")).withColumn("char_end", F.lit(None).cast("int"))
     joined = pairs.join(docs, "doc_id", "left").join(chunks, "chunk_id", "left")
+    has_chunk = F.col("_chunk_text").isNotNull()
+    has_span = F.col("char_start").isNotNull() & F.col("char_end").isNotNull()
     span = F.substring(F.col("_doc_text"), F.col("char_start") + 1, F.col("char_end") - F.col("char_start"))
-    source = (
-        F.when(F.col("_chunk_text").isNotNull(), F.col("_chunk_text"))
-        .when(F.col("char_start").isNotNull() & F.col("char_end").isNotNull(), span)
-        .otherwise(F.col("_doc_text"))
-    )
-    return joined.withColumn("source_text", F.when(F.col("_doc_text").isNotNull(), source)).drop(
-        "_doc_text", "_chunk_text"
+    source = F.when(has_chunk, F.col("_chunk_text")).when(has_span, span).otherwise(F.col("_doc_text"))
+    start = F.when(has_chunk, F.col("_c0")).when(has_span, F.col("char_start")).otherwise(F.lit(0))
+    end = F.when(has_chunk, F.col("_c1")).when(has_span, F.col("char_end")).otherwise(F.length("_doc_text"))
+    found = F.col("_doc_text").isNotNull()
+    return (
+        joined.withColumn("source_text", F.when(found, source))
+        .withColumn("char_start", F.when(found, start).otherwise(F.col("char_start")).cast("int"))
+        .withColumn("char_end", F.when(found, end).otherwise(F.col("char_end")).cast("int"))
+        .drop("_doc_text", "_chunk_text", "_c0", "_c1")
     )

@@ -49,7 +49,7 @@ def test_faults_of_every_kind_every_row_answered_once(spark: SparkSession, tmp_p
     with TestServer(settings) as srv:
         ctx = make_ctx(spark, tmp_path, srv.url, concurrency=8, max_attempts=8)
         df = requests_frame(spark, 120, distinct=100)
-        run = complete(ctx, df, stage="faults", response_schema=SCHEMA)
+        run = complete(ctx.llm_env(), df, stage="faults", response_schema=SCHEMA)
         rows = run.results.collect()
         stats = srv.snapshot()
 
@@ -83,10 +83,11 @@ def test_warm_ledger_makes_no_http_calls(spark: SparkSession, tmp_path: Path) ->
         ctx = make_ctx(spark, tmp_path, srv.url)
         df = requests_frame(spark, 30, distinct=30)
         first = {
-            r["key"]: r["parsed"] for r in complete(ctx, df, stage="warm", response_schema=SCHEMA).results.collect()
+            r["key"]: r["parsed"]
+            for r in complete(ctx.llm_env(), df, stage="warm", response_schema=SCHEMA).results.collect()
         }
         sent = srv.snapshot()["requests"]
-        again = complete(ctx, df, stage="warm", response_schema=SCHEMA)
+        again = complete(ctx.llm_env(), df, stage="warm", response_schema=SCHEMA)
         rows = again.results.collect()
         assert srv.snapshot()["requests"] == sent == 30
     assert {r["key"]: r["parsed"] for r in rows} == first
@@ -99,9 +100,9 @@ def test_new_stage_or_params_are_new_requests(spark: SparkSession, tmp_path: Pat
     with TestServer(ServerSettings()) as srv:
         ctx = make_ctx(spark, tmp_path, srv.url)
         df = requests_frame(spark, 5, distinct=5)
-        a = {r["key"]: r["request_id"] for r in complete(ctx, df, stage="s1").results.collect()}
-        b = {r["key"]: r["request_id"] for r in complete(ctx, df, stage="s2").results.collect()}
-        c = {r["key"]: r["request_id"] for r in complete(ctx, df, stage="s1", max_tokens=7).results.collect()}
+        a = {r["key"]: r["request_id"] for r in complete(ctx.llm_env(), df, stage="s1").results.collect()}
+        b = {r["key"]: r["request_id"] for r in complete(ctx.llm_env(), df, stage="s2").results.collect()}
+        c = {r["key"]: r["request_id"] for r in complete(ctx.llm_env(), df, stage="s1", max_tokens=7).results.collect()}
         assert srv.snapshot()["requests"] == 15
     assert not (set(a.values()) & set(b.values())) and not (set(a.values()) & set(c.values()))
 
@@ -112,12 +113,12 @@ def test_transient_failures_are_sent_again_next_run(spark: SparkSession, tmp_pat
     with TestServer(ServerSettings(fault_kinds=("503",), fault_rate=1.0, retry_after_s=0)) as down:
         ctx_down = make_ctx(spark, tmp_path, down.url, max_attempts=2, breaker_failures=100)
         df = requests_frame(spark, 10, distinct=10)
-        failed = complete(ctx_down, df, stage="flaky").results.collect()
+        failed = complete(ctx_down.llm_env(), df, stage="flaky").results.collect()
     assert {r["error_reason"] for r in failed if r["key"] != "bad"} == {"retries_exhausted"}
     assert ctx_down.store.read(LLM_RESPONSES).count() == 1  # only the (final) bad_request row
     with TestServer(ServerSettings()) as up:
         ctx_up = make_ctx(spark, tmp_path, up.url)
-        ok = complete(ctx_up, df, stage="flaky").results.collect()
+        ok = complete(ctx_up.llm_env(), df, stage="flaky").results.collect()
         assert up.snapshot()["requests"] == 10
     assert all(r["error_reason"] is None for r in ok if r["key"] != "bad")
     assert ctx_up.store.read(LLM_FAILURES).count() == 10  # the first run's failures stay as history
@@ -129,7 +130,7 @@ def test_token_budget_keeps_what_was_done(spark: SparkSession, tmp_path: Path, b
     with TestServer(ServerSettings()) as srv:
         ctx = make_ctx(spark, tmp_path, srv.url, token_budget=budget, concurrency=2, max_tokens=16)
         df = requests_frame(spark, 40, distinct=40)
-        rows = complete(ctx, df, stage="budget", response_schema=SCHEMA).results.collect()
+        rows = complete(ctx.llm_env(), df, stage="budget", response_schema=SCHEMA).results.collect()
         ok = [r for r in rows if r["error_reason"] is None]
         cut = [r for r in rows if r["error_reason"] == "budget_exhausted"]
         assert ok and cut and len(ok) + len(cut) == 40
@@ -143,7 +144,7 @@ def test_complete_on_each_engine(any_engine, make_ctx, tmp_path: Path) -> None: 
         overrides = [f"llm.endpoints=['{srv.url}']", "llm.model=test-model", "engine.shuffle_partitions=2"]
         ctx = make_ctx(any_engine, overrides, output=tmp_path / any_engine.caps.mode)
         df = requests_frame(ctx.spark, 12, distinct=12)
-        rows = complete(ctx, df, stage="engines", response_schema=SCHEMA).results.collect()
+        rows = complete(ctx.llm_env(), df, stage="engines", response_schema=SCHEMA).results.collect()
         assert srv.snapshot()["requests"] == 12
     assert sorted((r["key"], r["error_reason"]) for r in rows) == sorted(
         [(f"k{i:03d}", None) for i in range(12)] + [("bad", "bad_request")]

@@ -94,11 +94,11 @@ def test_spark_job_against_real_server(spark: SparkSession, tmp_path: Path, vllm
     df = spark.createDataFrame(
         [(f"q{i}", json.dumps(_messages(q))) for i, q in enumerate(QUESTIONS)], "key string, messages string"
     )
-    run = complete(ctx, df, stage="vllm", response_schema=SCHEMA)
+    run = complete(ctx.llm_env(), df, stage="vllm", response_schema=SCHEMA)
     rows = run.results.collect()
     assert len(rows) == 3 and all(r["error_reason"] is None for r in rows), [r.asDict() for r in rows]
     for r in rows:
         jsonschema.validate(json.loads(r["parsed"]), SCHEMA)
     assert run.metrics["completion_tokens"] > 0 and run.metrics["http_calls"] >= 3
-    again = complete(ctx, df, stage="vllm", response_schema=SCHEMA)
+    again = complete(ctx.llm_env(), df, stage="vllm", response_schema=SCHEMA)
     assert again.metrics["http_calls"] == 0 and again.metrics["cached"] == 3

@@ -1,0 +1,166 @@
+"""The loop the three LLM stages share (genericize, instantiate, judge), DataTrove-style: the base owns it.
+
+    pending rows (not yet in the output or reject tables: an anti-join on their key)
+      -> build requests (key, messages as canonical JSON, encoded once; optional group)
+      -> fi_spark.llm.complete (ledger-backed: answered requests are never sent again)
+      -> check each answer on the workers (`checker`: one plain function of one row -> output columns)
+      -> decide (DataFrame: every output / reject column plus `reason`; null = accepted)
+      -> write accepted rows and stored rejects -> StageResult with the counts checked
+
+A subclass sets `name`, `key`, `tables`, `checked` and implements `setup`, `pending`, `requests`,
+`checker`, `decide` (and overrides `send`, `write` or `finish` where it differs). Every pending row ends
+in exactly one place: accepted, a stored reject, or -- for transient LLM failures only (`NOT_STORED`) --
+a count in this run's result (`llm_<reason>`) with nothing stored, so the next run sends it again.
+An LLM failure is a row like any other: a stage whose every request failed, or that had nothing to
+send, still returns a StageResult that adds up (tests/integration/test_llm_stage_failures.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from functools import partial
+from typing import Any
+
+import pyarrow as pa
+from pyspark.sql import DataFrame
+from pyspark.sql import functions as F
+from pyspark.sql.pandas.types import to_arrow_schema
+from pyspark.sql.types import StructType
+
+from fi_spark.llm.types import TRANSIENT_REASONS, canonical_json
+from fi_spark.schemas import LLM_RESPONSES, TableSpec
+from fi_spark.stages.base import StageContext, StageResult, StageTables
+
+NOT_STORED = tuple(f"llm_{r}" for r in (*TRANSIENT_REASONS, "no_result"))  # reasons the next run retries
+RESULTS_DDL = "key string, request_id string, content string, parsed string, error_reason string, error string"
+ANSWER_COLUMNS = ("parsed", "content", "llm_reason", "error")  # what a checker sees besides `key` and extras
+
+Row = dict[str, Any]
+
+
+def encode(messages: list[dict[str, str]]) -> str:
+    """Messages as the canonical JSON string `complete` hashes and sends: the one encoding of a request."""
+    return canonical_json(messages)
+
+
+def llm_failure(row: Row, column: str = "reason") -> Row | None:
+    """The reject of a row whose LLM call failed (`llm_<reason>` + the error), or None when it has an answer."""
+    if row["llm_reason"] is None:
+        return None
+    return {column: f"llm_{row['llm_reason']}", "detail": row["error"]}
+
+
+class LLMStage:
+    name: str
+    key: str  # the pending rows' id column; also the requests' `key`
+    tables: StageTables  # writes[0]: accepted rows; `rejects`: stored rejects
+    rejects: TableSpec | None = None
+    checked: StructType  # what `checker` returns per row (with `key`; absent fields are null)
+    check_columns: tuple[str, ...] = ()  # pending columns the checker reads besides ANSWER_COLUMNS
+
+    def __init__(self, ctx: StageContext) -> None:
+        self.ctx = ctx
+        self.llm_metrics: dict[str, float] = {}
+        self.setup()
+
+    # ---- the hooks
+    def setup(self) -> None:
+        """Load and check the prompt and settings (driver, once)."""
+
+    def pending(self) -> DataFrame:
+        raise NotImplementedError
+
+    def requests(self, pending: DataFrame) -> DataFrame:
+        raise NotImplementedError
+
+    def send(self, requests: DataFrame) -> DataFrame | None:
+        """`complete` the requests; None when nothing was sent. Default: one call with `call_options`."""
+        return self.complete(requests, **self.call_options())
+
+    def call_options(self) -> dict[str, Any]:
+        return {}
+
+    def checker(self) -> Callable[[Row], Row]:
+        """A picklable function of one answered row (key, ANSWER_COLUMNS, check_columns) -> `checked` fields."""
+        raise NotImplementedError
+
+    def decide(self, rows: DataFrame) -> DataFrame:
+        """pending + answer + checked columns -> the output / reject columns and `reason` (null = accepted)."""
+        raise NotImplementedError
+
+    def write(self, decided: DataFrame) -> dict[str, int]:
+        out, *_ = self.tables.writes
+        added = {out.name: self.ctx.store.write(decided.where(F.col("reason").isNull()), out)}
+        if self.rejects is not None:
+            stored = decided.where(F.col("reason").isNotNull() & ~F.col("transient"))
+            added[self.rejects.name] = self.ctx.store.write(stored, self.rejects)
+        return added
+
+    def finish(self, result: StageResult, decided: DataFrame) -> None:
+        """Add stage-specific metrics to the result."""
+
+    # ---- the loop
+    def run(self) -> StageResult:
+        started = time.monotonic()
+        pending = self.pending()
+        rows_in = pending.count()
+        if rows_in == 0:
+            self.ctx.log.info("%s: every row already has an output or a stored reject", self.name)
+            return StageResult(self.name, 0, 0, seconds=time.monotonic() - started)
+        results = self.send(self.requests(pending))
+        if results is None:  # nothing could be sent: every row is decided by its checker alone
+            results = self.ctx.spark.createDataFrame([], RESULTS_DDL)
+        decided = self.decide(self.answered(pending, results))
+        decided = decided.withColumn("transient", F.coalesce(F.col("reason").isin(*NOT_STORED), F.lit(False)))
+        decided = self.ctx.store.materialize(decided, f"{self.name}/decided")  # read by the writes and counts
+        added = self.write(decided)
+        counts = {r["reason"]: int(r["count"]) for r in decided.groupBy("reason").count().collect()}
+        rows_out = counts.pop(None, 0)
+        metrics = {f"llm.{k}": v for k, v in self.llm_metrics.items()}
+        result = StageResult(self.name, rows_in, rows_out, counts, metrics, tables=added)
+        self.finish(result, decided)
+        result.seconds = time.monotonic() - started
+        result.check_accounting()
+        return result
+
+    def complete(self, requests: DataFrame, **options: Any) -> DataFrame:
+        """One `complete` call; its metrics are added to this run's (counts summed, latency/rates the max)."""
+        from fi_spark.llm import complete
+
+        run = complete(self.ctx.llm_env(), requests, stage=self.name, **options)
+        for key, value in run.metrics.items():
+            peak = key.startswith("latency") or key.endswith("_per_s")
+            old = self.llm_metrics.get(key)
+            self.llm_metrics[key] = value if old is None else max(old, value) if peak else old + value
+        return run.results
+
+    def answered(self, pending: DataFrame, results: DataFrame) -> DataFrame:
+        """Every pending row with its answer, the answering model and the checker's columns."""
+        answers = results.select(
+            F.col("key").alias(self.key), "request_id", "parsed", "content",
+            F.col("error_reason").alias("llm_reason"), "error",
+        )  # fmt: skip
+        models = self.ctx.store.read(LLM_RESPONSES).select("request_id", "model").dropDuplicates(["request_id"])
+        rows = pending.join(answers, self.key, "left").join(models, "request_id", "left")
+        checks = rows.select(self.key, *ANSWER_COLUMNS, *self.check_columns).mapInArrow(
+            partial(_check_batches, self.checker(), self.key, to_arrow_schema(self.checked)), self.checked
+        )
+        return rows.drop(*ANSWER_COLUMNS[:2]).join(checks, self.key)
+
+    def sample(self, pending: DataFrame, candidates: DataFrame, n: int | None) -> DataFrame:
+        """A fixed sample of all `candidates` keys (by hash), so a re-run has nothing new to send."""
+        if not n:
+            return pending
+        keys = candidates.select(self.key).orderBy(F.sha2(self.key, 256)).limit(n)
+        return self.ctx.store.materialize(pending.join(keys, self.key, "left_semi"), f"{self.name}/pending")
+
+
+def _check_batches(
+    check: Callable[[Row], Row], key: str, schema: pa.Schema, batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """Runs in a Spark task. Arrow in, Arrow out with the declared schema: nulls stay nulls whatever the batch
+    holds (a pandas frame with an all-None column made Sail fail with `Expected Array, got ChunkedArray`)."""
+    for batch in batches:
+        rows = [{**check(row), key: row[key]} for row in batch.to_pylist()]
+        yield pa.RecordBatch.from_pylist(rows, schema=schema)
