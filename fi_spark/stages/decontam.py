@@ -66,3 +66,12 @@ def load_eval_index(ctx: StageContext) -> EvalNgramIndex | None:
         )
     ctx.log.info("decontam: %d n-grams of length <= %d from %s", len(index), cfg.ngram, ", ".join(index.sources))
     return index
+
+
+def contamination(eval_index: EvalNgramIndex | None, texts: dict[str, str | None]) -> str | None:
+    """The detail of the first text (field name -> text) sharing an n-gram with an evaluation set, else None."""
+    for name, text in texts.items():
+        overlap = eval_index.find(text or "") if eval_index is not None else None
+        if overlap is not None:
+            return f"{name} shares {eval_index.n}-gram '{overlap.ngram}' with {overlap.source}"  # type: ignore[union-attr]
+    return None

@@ -1,18 +1,16 @@
 """Stage `genericize`: queries -> `templates`, `template_rejects` (FineInstructions step 2).
 
 Each query not handled yet is sent to the genericizer LLM (prompt: conf/prompts/<templates.prompt>.yaml,
-answer schema: fi_spark.templates.GenericizeAnswer as structured output) through the shared LLM-stage
-loop (fi_spark.stages.llm_stage), whose ledger makes a re-run send nothing. Answers are validated
-(fi_spark.stages.template_rows) and near-duplicates merged into one template whose `source_query_ids`
-lists every query behind it.
+answer schema: fi_spark.templates.GenericizeAnswer) by the shared loop (fi_spark.stages.llm_stage), whose
+ledger makes a re-run send nothing. Answers are validated (fi_spark.stages.template_rows) and near-duplicates
+merged into one template whose `source_query_ids` lists every query behind it.
 
-Every pending query ends in exactly one place: a template (new, or merged with others), a stored
-reject (validation reason, or llm_<final LLM reason>), or -- for transient LLM failures only -- a count
-in this run's result (`llm_<reason>`) with nothing stored, so the next run sends it again.
+Every pending query ends in one place: a template (new, or merged with others), a stored reject (validation
+reason, or llm_<final LLM reason>), or -- transient LLM failures -- a count (`llm_<reason>`), sent again next run.
 
-A query whose template merges into a template stored by an *earlier* run is counted as out but its id
-is not appended to that template's `source_query_ids` (tables are append-only); such queries are
-re-checked on the next run from the ledger, without HTTP calls.
+A query whose template merges into one stored by an *earlier* run is counted as out but its id is not
+appended to that template's `source_query_ids` (tables are append-only): the next run re-checks it from
+the ledger, without HTTP calls.
 """
 
 from __future__ import annotations
@@ -28,16 +26,16 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from fi_spark.config import PromptSpec, load_prompt
 from fi_spark.generate.prompting import chat_messages
-from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES, QUERIES, TEMPLATE_REJECTS, TEMPLATES
+from fi_spark.schemas import QUERIES, TEMPLATE_REJECTS, TEMPLATES
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
-from fi_spark.stages.llm_stage import LLMStage, Row, encode, llm_failure
+from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row, encode, llm_failure
 from fi_spark.stages.template_rows import check_templates, merge_templates, slot_histogram
 from fi_spark.templates import GenericizeAnswer, check_genericize_prompt
 
 STAGE = "genericize"
 TABLES = StageTables(
     reads=(QUERIES,),
-    writes=(TEMPLATES, TEMPLATE_REJECTS, LLM_RESPONSES, LLM_FAILURES),
+    writes=(TEMPLATES, TEMPLATE_REJECTS, *LLM_TABLES),
     funnel=(FunnelStep("queries", "templates kept", ("templates",)),),
 )
 

@@ -1,19 +1,11 @@
-"""Stage `instantiate`: matches + documents + templates -> pairs, pair_rejects.
+"""Stage `instantiate`: matches + documents + templates -> pairs, pair_rejects (loop: fi_spark.stages.llm_stage).
 
-For every match not decided yet, the LLM fills the template's slots from the matched text and writes
-an answer (structured output: fi_spark.generate.instantiate.response_schema). Each answer is then checked
-(unfilled `<fi>` tags, empty or short answers, grounding below `instantiate.min_grounding`, and with
-`decontam.eval_paths` set, a long n-gram shared with an evaluation set) and lands in exactly one of:
-
-- `pairs`: passed every check, with grounding, slot values, match score, the source span
-  (char_start, char_end) the text came from, model and prompt version;
-- `pair_rejects`: one machine-readable reason and a detail carrying the measured value;
-- nowhere, for this run only: transient LLM failures (retries exhausted, budget, endpoints down). They
-  are counted in the result as `llm_<reason>` and sent again by the next run, which is why they are
-  not written: a stored reject would stop the retry.
-
-Re-running skips pairs already in either table, and the LLM ledger answers repeated requests, so a
-re-run makes no HTTP calls and adds no rows. The loop is fi_spark.stages.llm_stage's.
+For every match not decided yet, the LLM fills the template's slots from the matched text and answers
+(structured output: fi_spark.generate.instantiate.response_schema). Each answer is checked (unfilled `<fi>`
+tags, empty or short answers, grounding below `instantiate.min_grounding`, with `decontam.eval_paths` an
+n-gram shared with an evaluation set) and lands in `pairs` (with its measures and the source span
+char_start/char_end), in `pair_rejects` (a reason and a detail with the measured value), or -- transient LLM
+failures -- nowhere: counted as `llm_<reason>` and sent again next run (a stored reject would stop the retry).
 """
 
 from __future__ import annotations
@@ -29,45 +21,33 @@ from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, 
 from fi_spark.config import PromptSpec, load_prompt
 from fi_spark.generate import instantiate as gen
 from fi_spark.generate.decontam import EvalNgramIndex
-from fi_spark.schemas import (
-    CHUNKS,
-    DOCUMENTS,
-    LLM_FAILURES,
-    LLM_RESPONSES,
-    MATCHES,
-    PAIR_REJECTS,
-    PAIRS,
-    SLOT_VALUES,
-    TEMPLATES,
-)
+from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCHES, PAIR_REJECTS, PAIRS, SLOT_VALUES, TEMPLATES
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
-from fi_spark.stages.decontam import load_eval_index
-from fi_spark.stages.llm_stage import LLMStage, Row, encode, llm_failure
+from fi_spark.stages.decontam import contamination, load_eval_index
+from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row, encode, llm_failure
 from fi_spark.stages.sources import attach_source_text, candidate_pairs
 from fi_spark.templates.tags import parse_template
 
 STAGE = "instantiate"
 TABLES = StageTables(
     reads=(MATCHES, TEMPLATES, DOCUMENTS, CHUNKS),
-    writes=(PAIRS, PAIR_REJECTS, LLM_RESPONSES, LLM_FAILURES),
+    writes=(PAIRS, PAIR_REJECTS, *LLM_TABLES),
     funnel=(
         FunnelStep("pairs", "instantiated", ("pairs", "pair_rejects")),  # decided; fewer than matches when sampled
         FunnelStep("pairs", "passed checks", ("pairs",)),
     ),
 )
-_INTS = ("answer_tokens", "longest_excerpt")
 
 
 class Instantiate(LLMStage):
     name, key, tables, rejects = STAGE, "pair_id", TABLES, PAIR_REJECTS
     check_columns = ("source_text",)
     checked = StructType(
-        [StructField(c, StringType()) for c in ("pair_id", "instruction", "answer")]
+        [StructField(c, StringType()) for c in ("pair_id", "instruction", "answer", "reason", "detail")]
         + [StructField("slot_values", SLOT_VALUES), StructField("grounding", DoubleType())]
-        + [StructField(c, IntegerType()) for c in _INTS]
-        + [StructField("excerpt_share", DoubleType()), StructField("reason", StringType())]
-        + [StructField("detail", StringType())]
-    )
+        + [StructField(c, IntegerType()) for c in ("answer_tokens", "longest_excerpt")]
+        + [StructField("excerpt_share", DoubleType())]
+    )  # fmt: skip
 
     def setup(self) -> None:
         self.cfg = self.ctx.config.instantiate
@@ -76,11 +56,11 @@ class Instantiate(LLMStage):
 
     def pending(self) -> DataFrame:
         """Candidate pairs with no pair and no stored reject yet, with template text, source text and span."""
-        store = self.ctx.store
-        decided = store.read(PAIRS).select("pair_id").unionByName(store.read(PAIR_REJECTS).select("pair_id"))
-        candidates = candidate_pairs(store.read(MATCHES))
+        read = self.ctx.store.read
+        decided = read(PAIRS).select("pair_id").unionByName(read(PAIR_REJECTS).select("pair_id"))
+        candidates = candidate_pairs(read(MATCHES))
         pending = candidates.join(decided, "pair_id", "left_anti")
-        pending = pending.join(store.read(TEMPLATES).select("template_id", "template"), "template_id", "left")
+        pending = pending.join(read(TEMPLATES).select("template_id", "template"), "template_id", "left")
         return attach_source_text(self.ctx, self.sample(pending, candidates, self.cfg.sample_pairs))
 
     def requests(self, pending: DataFrame) -> DataFrame:
@@ -89,8 +69,7 @@ class Instantiate(LLMStage):
         return rows.mapInPandas(partial(_requests, self.spec, self.cfg.max_source_chars), ddl)
 
     def send(self, requests: DataFrame) -> DataFrame | None:
-        """One `complete` call per slot count, each with a schema asking for exactly that many slot values
-        (templates.max_slots bounds the distinct counts: a few Spark jobs, not one per template)."""
+        """One `complete` per slot count (a handful), each schema asking for exactly that many slot values."""
         results = None
         for n in sorted(r["n_slots"] for r in requests.select("n_slots").distinct().collect()):
             schema = gen.response_schema(n, self.cfg.max_instruction_chars, self.cfg.max_answer_chars)
@@ -135,12 +114,7 @@ def _check(rules: gen.InstantiateRules, eval_index: EvalNgramIndex | None, field
         return failed
     answer = row["parsed"] if row["parsed"] is not None else row["content"]  # released formats answer in text
     check = gen.evaluate_instantiation(answer, row["source_text"], rules)
-    if check.reason is None and eval_index is not None:
-        for name in fields:
-            overlap = eval_index.find(getattr(check, name) or "")
-            if overlap is not None:
-                check.reason = "contaminated"
-                check.detail = f"{name} shares {eval_index.n}-gram '{overlap.ngram}' with {overlap.source}"
-                break
-    columns = ("instruction", "answer", "slot_values", "grounding", *_INTS, "excerpt_share", "reason", "detail")
-    return {c: getattr(check, c, None) for c in columns}  # excerpt_share: once generate.instantiate measures it
+    overlap = contamination(eval_index, {name: getattr(check, name) for name in fields}) if not check.reason else None
+    if overlap:
+        check.reason, check.detail = "contaminated", overlap
+    return {f.name: getattr(check, f.name, None) for f in Instantiate.checked.fields[1:]}  # excerpt_share: if measured

@@ -25,15 +25,15 @@ from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, 
 
 from fi_spark.config import PromptSpec, load_prompt
 from fi_spark.generate import judge as gen
-from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, LLM_FAILURES, LLM_RESPONSES, PAIRS
+from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, PAIRS
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
-from fi_spark.stages.llm_stage import LLMStage, Row, encode, llm_failure
+from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row, encode, llm_failure
 from fi_spark.stages.sources import attach_source_text
 
 STAGE = "judge"
 TABLES = StageTables(
     reads=(PAIRS, DOCUMENTS, CHUNKS),
-    writes=(JUDGED, LLM_RESPONSES, LLM_FAILURES),
+    writes=(JUDGED, *LLM_TABLES),
     funnel=(
         FunnelStep("pairs", "judged", ("judged",), where="score IS NOT NULL"),
         FunnelStep("pairs", "score >= {cfg.judge.threshold:g}", ("judged",), where="score >= {cfg.judge.threshold}"),

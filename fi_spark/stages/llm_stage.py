@@ -29,9 +29,10 @@ from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
 from fi_spark.llm.types import TRANSIENT_REASONS, canonical_json
-from fi_spark.schemas import LLM_RESPONSES, TableSpec
+from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES, TableSpec
 from fi_spark.stages.base import StageContext, StageResult, StageTables
 
+LLM_TABLES = (LLM_RESPONSES, LLM_FAILURES)  # every LLM stage writes the ledger through `complete`
 NOT_STORED = tuple(f"llm_{r}" for r in (*TRANSIENT_REASONS, "no_result"))  # reasons the next run retries
 RESULTS_DDL = "key string, request_id string, content string, parsed string, error_reason string, error string"
 ANSWER_COLUMNS = ("parsed", "content", "llm_reason", "error")  # what a checker sees besides `key` and extras

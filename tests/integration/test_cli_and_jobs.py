@@ -39,6 +39,14 @@ def test_unreadable_path_is_one_clear_error(tmp_path):
     assert "Traceback" not in out.stderr
 
 
+def test_missing_input_table_is_one_clear_error(tmp_path):
+    """A stage run before the stage that writes its input: exit 2 and one sentence naming that stage."""
+    out = run_cli("judge", "--output", str(tmp_path / "o"), "--set", "tracking.enabled=false")
+    assert out.returncode == 2, out.stderr[-2000:]
+    assert "judge needs the `pairs` table, which does not exist: run instantiate first" in out.stderr
+    assert "Traceback" not in out.stderr
+
+
 def test_bad_override_is_one_clear_error(tmp_path):
     out = run_cli("show-config", "--set", "prepare.chunk_tokens=lots")
     assert out.returncode == 2 and "prepare.chunk_tokens" in out.stderr and "Traceback" not in out.stderr

@@ -105,3 +105,27 @@ def test_import_templates_bank(any_engine: Engine, make_ctx: Callable[..., Stage
     ]
     again = import_templates.run(ctx, str(bank))
     assert again.tables == {"templates": 0, "template_rejects": 0}
+
+
+def test_genericize_every_request_failing_or_nothing_pending(
+    embedded_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path
+) -> None:
+    """HTTP 500 on every attempt: every query counted as llm_retries_exhausted, nothing stored; with no queries
+    pending, a run returns zero rows without a request."""
+    from fi_spark.llm.testserver import ServerSettings
+
+    queries = tmp_path / "q.jsonl"
+    queries.write_text("\n".join(json.dumps({"id": str(i), "text": q}) for i, q in enumerate(ANSWERS)) + "\n")
+    with GenericizeServer(ServerSettings(fault_rate=1.0, fault_kinds=("500",))) as down:
+        overrides = [f"llm.endpoints=[{down.url}]", "llm.model=test-model", "llm.max_attempts=2",
+                     "templates.sample_queries=null"]  # fmt: skip
+        ctx = make_ctx(embedded_engine, overrides)
+        ingest_queries.run(ctx, str(queries))
+        failed = genericize.run(ctx)
+    assert (failed.rows_in, failed.rows_out, failed.rejected) == (5, 0, {"llm_retries_exhausted": 5})
+    assert failed.tables == {"templates": 0, "template_rejects": 0}
+    assert ctx.store.count(TEMPLATES) == ctx.store.count(TEMPLATE_REJECTS) == 0
+
+    empty = make_ctx(embedded_engine, overrides, output=tmp_path / "empty")
+    nothing = genericize.run(empty)
+    assert (nothing.rows_in, nothing.rows_out, nothing.rejected, nothing.tables) == (0, 0, {}, {})

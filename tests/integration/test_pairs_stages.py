@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +24,8 @@ from pyspark.sql import functions as F
 
 from fi_spark.config import load_config
 from fi_spark.llm.testserver import TestServer
-from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, LLM_RESPONSES, PAIR_REJECTS, PAIRS
-from fi_spark.stages import export, instantiate, judge
+from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, LLM_RESPONSES, MATCHES, PAIR_REJECTS, PAIRS
+from fi_spark.stages import export, instantiate, judge, prepare_corpus
 from fi_spark.stages import report as report_stage
 from fi_spark.stages.base import StageContext
 from fi_spark.stages.lineage import final_pairs
@@ -283,3 +284,58 @@ def test_export_with_no_final_pairs_writes_an_honest_card(ran, embedded_engine, 
     assert json.loads((tmp_path / "empty" / "stats.json").read_text())["rows"] == 0
     assert "0 instruction/answer pairs" in (tmp_path / "empty" / "README.md").read_text()
     assert not list((tmp_path / "empty").glob("data/*"))
+
+
+def test_pairs_store_the_span_of_their_source(ran):
+    """Each pair keeps (char_start, char_end) of the chunk it was made from: judge and export need no matches."""
+    ctx, _, _ = ran
+    spans = ctx.store.read(CHUNKS).select("chunk_id", F.col("char_start").alias("c0"), F.col("char_end").alias("c1"))
+    pairs = ctx.store.read(PAIRS).join(spans, "chunk_id")
+    assert pairs.count() == 6
+    assert pairs.where((F.col("char_start") != F.col("c0")) | (F.col("char_end") != F.col("c1"))).count() == 0
+
+
+def test_judge_every_request_failing_is_counted_not_a_crash(ran, embedded_engine, tmp_path):
+    """HTTP 500 until retries are exhausted for every judge request: each pair is counted as
+    llm_retries_exhausted, no verdict is stored, and the next run judges them all."""
+    from fi_spark.llm.testserver import ServerSettings
+
+    ctx, _, _ = ran
+    out = tmp_path / "judge-down"
+    shutil.copytree(Path(ctx.output) / "tables" / "pairs", out / "tables" / "pairs")
+    for name in ("documents", "chunks"):
+        shutil.copytree(Path(ctx.output) / "tables" / name, out / "tables" / name)
+    with ScriptedServer(ServerSettings(fault_rate=1.0, fault_kinds=("500",))) as down:
+        failed = judge.run(make_ctx(embedded_engine, out, down, ["llm.max_attempts=2"]))
+    assert (failed.rows_in, failed.rows_out, failed.rejected) == (6, 0, {"llm_retries_exhausted": 6})
+    assert failed.tables == {"judged": 0}
+    with ScriptedServer() as up:
+        again = judge.run(make_ctx(embedded_engine, out, up))
+    assert again.rows_in == 6 and again.tables == {"judged": 6}
+
+
+def test_instantiate_with_nothing_to_send(embedded_engine, server, tmp_path):
+    """Matches whose document is gone: no request at all, every row a stored missing_source reject; then
+    nothing is pending."""
+    ctx = make_ctx(embedded_engine, tmp_path / "out", server)
+    docs = tmp_path / "docs.jsonl"
+    docs.write_text(json.dumps({"id": "wiki-1", "text": DOCS[0][1]}) + "\n")
+    prepare_corpus.run(ctx, str(docs))
+    ghost = [("ghost", "t-why", None, None, None, 0, 0.5, 0.9, 1, "test-index")]
+    ctx.store.write(ctx.spark.createDataFrame(ghost, MATCHES.schema), MATCHES)
+    before = server.snapshot()["requests"]
+    result = instantiate.run(ctx)
+    assert (result.rows_in, result.rows_out, result.rejected) == (1, 0, {"missing_source": 1})
+    assert result.tables == {"pairs": 0, "pair_rejects": 1}
+    assert instantiate.run(ctx).rows_in == 0
+    assert server.snapshot()["requests"] == before
+
+
+def test_registry_refuses_a_stage_whose_input_is_missing(embedded_engine, server, tmp_path):
+    """Through the registry, judge on an empty output fails with one sentence naming the stage to run first."""
+    from fi_spark.pipeline import stage
+    from fi_spark.stages.base import MissingInputError
+
+    ctx = make_ctx(embedded_engine, tmp_path / "empty", server)
+    with pytest.raises(MissingInputError, match="judge needs the `pairs` table, which does not exist: run instantiate"):
+        stage("judge").run(ctx)

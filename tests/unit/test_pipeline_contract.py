@@ -71,7 +71,7 @@ def test_encoded_messages_give_the_same_request_id():
     """Hashing the canonical messages string equals hashing the messages: one encoding, same ledger ids."""
     from fi_spark.llm.types import canonical_json, request_id
 
-    messages = [{"role": "system", "content": "Ünïcode \"quoted\"\n"}, {"role": "user", "content": "q"}]
+    messages = [{"role": "system", "content": 'Ünïcode "quoted"\n'}, {"role": "user", "content": "q"}]
     params = {"max_tokens": 8, "temperature": 0.0, "response_format": {"b": [1], "a": None}}
     by_list = request_id(model="m", stage="judge", params=params, messages=messages)
     by_text = request_id(model="m", stage="judge", params=params, messages_json=canonical_json(messages))
