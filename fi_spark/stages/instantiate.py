@@ -61,7 +61,7 @@ class Instantiate(LLMStage):
         candidates = candidate_pairs(read(MATCHES))
         pending = candidates.join(decided, "pair_id", "left_anti")
         pending = pending.join(read(TEMPLATES).select("template_id", "template"), "template_id", "left")
-        return attach_source_text(self.ctx, self.sample(pending, candidates, self.cfg.sample_pairs))
+        return self.sample(attach_source_text(self.ctx, pending), candidates, self.cfg.sample_pairs)
 
     def requests(self, pending: DataFrame) -> DataFrame:
         rows = pending.where(F.col("source_text").isNotNull()).select("pair_id", "doc_id", "template", "source_text")

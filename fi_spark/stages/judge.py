@@ -31,6 +31,7 @@ from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row, encode, llm_fai
 from fi_spark.stages.sources import attach_source_text
 
 STAGE = "judge"
+SOURCE_COLUMNS = ("pair_id", "doc_id", "chunk_id", "char_start", "char_end")
 TABLES = StageTables(
     reads=(PAIRS, DOCUMENTS, CHUNKS),
     writes=(JUDGED, *LLM_TABLES),
@@ -57,10 +58,9 @@ class Judge(LLMStage):
 
     def pending(self) -> DataFrame:
         """Pairs without a stored verdict, with the source text of their stored span."""
-        pairs = self.ctx.store.read(PAIRS)
-        return attach_source_text(
-            self.ctx, pairs.join(self.ctx.store.read(JUDGED).select("pair_id"), "pair_id", "left_anti")
-        )
+        pairs = self.ctx.store.read(PAIRS)  # pairs written before they kept a span lack char_start/char_end
+        pairs = pairs.select(*[c for c in (*SOURCE_COLUMNS, "instruction", "answer") if c in pairs.columns])
+        return attach_source_text(self.ctx, pairs.join(self.ctx.store.read(JUDGED), "pair_id", "left_anti"))
 
     def requests(self, pending: DataFrame) -> DataFrame:
         rows = pending.select("pair_id", "instruction", "answer", "source_text")

@@ -70,6 +70,7 @@ class LLMStage:
         """Load and check the prompt and settings (driver, once)."""
 
     def pending(self) -> DataFrame:
+        """Rows to decide, keyed by `key`; without request_id / model / answer columns (the answers bring them)."""
         raise NotImplementedError
 
     def requests(self, pending: DataFrame) -> DataFrame:
@@ -150,7 +151,8 @@ class LLMStage:
         return rows.drop(*ANSWER_COLUMNS[:2]).join(checks, self.key)
 
     def sample(self, pending: DataFrame, candidates: DataFrame, n: int | None) -> DataFrame:
-        """A fixed sample of all `candidates` keys (by hash), so a re-run has nothing new to send."""
+        """A fixed sample of all `candidates` keys (by hash), so a re-run has nothing new to send. Call it last:
+        the scratch copy of an empty sample comes back without columns (the loop stops at zero rows)."""
         if not n:
             return pending
         keys = candidates.select(self.key).orderBy(F.sha2(self.key, 256)).limit(n)
