@@ -504,6 +504,13 @@ class PromptSpec(_Section):
     user: str
     examples: list[PromptExample] = Field(default_factory=list)
     notes: str = ""
+    prompt_format: Literal["fi-spark", "fineinstructions"] = Field(
+        default="fi-spark", description="fi-spark: this file's system/user/examples; fineinstructions: the released "
+        "models' own input/output contract (fi_spark.generate.fineinstructions), system/examples unused"
+    )
+    answer_style: Literal["copied", "excerpts"] = Field(
+        default="copied", description="instantiate: answers copied verbatim, or written with <excerpt> markers"
+    )
     path: str = Field(default="", description="where it was loaded from (set by load_prompt)")
 
     @property
@@ -513,6 +520,9 @@ class PromptSpec(_Section):
         import json
 
         body = self.model_dump(mode="json", exclude={"path"})
+        for key, default in (("prompt_format", "fi-spark"), ("answer_style", "copied")):
+            if body.get(key) == default:  # fields added later: files that do not set them keep their tag
+                body.pop(key)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:8]
         return f"{self.name}.{self.version}+{digest}"
 
