@@ -150,6 +150,7 @@ PAIRS = TableSpec(
         ("grounding", DoubleType(), False),  # excerpt coverage (fi_spark.generate.grounding)
         ("answer_tokens", IntegerType(), False),  # word tokens of the answer, as grounding counts them
         ("longest_excerpt", IntegerType(), False),
+        ("excerpt_share", DoubleType(), True),  # share of the expanded answer's characters from <excerpt> markers
         ("match_score", DoubleType(), True),
         ("match_rank", IntegerType(), True),
         ("model", StringType(), False),

@@ -41,9 +41,9 @@ EMBEDDING = "fineinstructions/instruction_template_retrieval_embedding"
 BANK = "fineinstructions/finetemplates"
 
 _FENCE = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.DOTALL)
-_HEADINGS = re.compile(
-    r"^\s*(?:\*\*)?(?:instruction|question)(?:\*\*)?\s*:\s*(?P<instruction>.*?)\n\s*(?:\*\*)?"
-    r"(?:answer|response)(?:\*\*)?\s*:\s*(?P<answer>.*)$",
+_HEADINGS = re.compile(  # "Instruction: ...\nAnswer: ...", also with markdown bold around the heading
+    r"^\s*\**(?:instruction|question)\**\s*:\**\s*(?P<instruction>.*?)\n\s*\**(?:answer|response)\**\s*:\**\s*"
+    r"(?P<answer>.*)$",
     re.DOTALL | re.IGNORECASE,
 )
 INSTRUCTION_KEYS = ("instruction", "instantiated_instruction")

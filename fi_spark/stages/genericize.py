@@ -33,7 +33,7 @@ from fi_spark.llm.types import TRANSIENT_REASONS
 from fi_spark.schemas import LLM_RESPONSES, QUERIES, TEMPLATE_REJECTS, TEMPLATES
 from fi_spark.stages.base import StageContext, StageResult
 from fi_spark.stages.template_rows import check_templates, merge_templates, slot_histogram
-from fi_spark.templates import GenericizeAnswer, check_genericize_prompt
+from fi_spark.templates import check_genericize_prompt, genericize_schema
 
 STAGE = "genericize"
 NOT_STORED = (*TRANSIENT_REASONS, "no_result")
@@ -60,7 +60,7 @@ def run(ctx: StageContext) -> StageResult:
     requests = pending.select("query_id", "text").mapInPandas(partial(_requests, spec), REQUEST_SCHEMA)
     from fi_spark.llm import complete
 
-    llm = complete(ctx, requests, stage=STAGE, response_schema=GenericizeAnswer, schema_name="template",
+    llm = complete(ctx, requests, stage=STAGE, response_schema=genericize_schema(spec), schema_name="template",
                    max_tokens=cfg.max_tokens, temperature=cfg.temperature)  # fmt: skip
     candidates = answers(ctx, pending, llm.results, spec)
     checked = ctx.store.materialize(check_templates(candidates, cfg), f"{STAGE}/checked")
@@ -102,7 +102,8 @@ def _requests(spec: PromptSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.
 def answers(ctx: StageContext, pending: DataFrame, results: DataFrame, spec: PromptSpec) -> DataFrame:
     """Pending queries + LLM results -> candidate rows for check_templates (LLM failures carry a reason)."""
     parsed = results.select(
-        F.col("key").alias("source_key"), "request_id", "parsed", F.col("error_reason").alias("llm_reason"), "error"
+        F.col("key").alias("source_key"), "request_id", F.coalesce("parsed", "content").alias("parsed"),
+        F.col("error_reason").alias("llm_reason"), "error",
     ).mapInPandas(_parse_batches, ANSWER_DDL + ", request_id string")
     models = ctx.store.read(LLM_RESPONSES).select("request_id", "model").dropDuplicates(["request_id"])
     return (

@@ -52,6 +52,7 @@ EVALUATED_SCHEMA = StructType(
         StructField("grounding", DoubleType()),
         StructField("answer_tokens", IntegerType()),
         StructField("longest_excerpt", IntegerType()),
+        StructField("excerpt_share", DoubleType()),
         StructField("reason", StringType()),
         StructField("detail", StringType()),
     ]
@@ -81,7 +82,7 @@ def run(ctx: StageContext) -> StageResult:
 
     requests = pending.where(F.col("source_text").isNotNull()).select("pair_id", "template", "source_text")
     requests = requests.mapInPandas(partial(_build_requests, spec, cfg.max_source_chars), REQUEST_SCHEMA)
-    results, llm_metrics = send(ctx, requests, cfg)
+    results, llm_metrics = send(ctx, requests, cfg, spec)
     evaluated = evaluate(ctx, pending, results, spec, cfg, load_eval_index(ctx))
     evaluated = ctx.store.materialize(evaluated, "instantiate_evaluated")  # read by two writes and the counts
 
@@ -121,7 +122,9 @@ def _build_requests(spec: PromptSpec, max_chars: int, batches: Iterator[pd.DataF
         yield pd.DataFrame({"key": batch["pair_id"], "messages": messages, "n_slots": slots})
 
 
-def send(ctx: StageContext, requests: DataFrame, cfg: InstantiateConfig) -> tuple[DataFrame, dict[str, float]]:
+def send(
+    ctx: StageContext, requests: DataFrame, cfg: InstantiateConfig, spec: PromptSpec
+) -> tuple[DataFrame, dict[str, float]]:
     """One `complete` call per slot count, each with a schema asking for exactly that many slot values.
 
     The distinct slot counts are a handful (templates.max_slots bounds them), so this is a few Spark jobs,
@@ -135,7 +138,7 @@ def send(ctx: StageContext, requests: DataFrame, cfg: InstantiateConfig) -> tupl
     for n in counts:
         run = complete(
             ctx, requests.where(F.col("n_slots") == n).select("key", "messages"), stage=STAGE,
-            response_schema=gen.response_schema(n, cfg.max_instruction_chars, cfg.max_answer_chars),
+            response_schema=gen.response_schema(n, cfg.max_instruction_chars, cfg.max_answer_chars, spec=spec),
             schema_name="instantiation",
             max_tokens=cfg.max_tokens, temperature=cfg.temperature,
         )  # fmt: skip
@@ -146,7 +149,7 @@ def send(ctx: StageContext, requests: DataFrame, cfg: InstantiateConfig) -> tupl
             metrics[name] = max(metrics.get(name, value), value) if peak else metrics.get(name, 0.0) + value
     if results is None:  # nothing had a source text: an empty result frame with the columns evaluate reads
         results = ctx.spark.createDataFrame(
-            [], "key string, request_id string, parsed string, error_reason string, error string"
+            [], "key string, request_id string, content string, parsed string, error_reason string, error string"
         )
     return results, metrics
 
@@ -160,18 +163,19 @@ def evaluate(
     eval_index: EvalNgramIndex | None,
 ) -> DataFrame:
     """Pending pairs + LLM results -> every PAIRS / PAIR_REJECTS column, `reason` (null = pair) and `transient`."""
-    answers = results.select(
-        F.col("key").alias("pair_id"), "request_id", "parsed", F.col("error_reason").alias("llm_reason"), "error"
-    )
+    answers = results.select(  # parsed JSON for our formats, the raw content for the released one (no schema)
+        F.col("key").alias("pair_id"), "request_id", F.coalesce("parsed", "content").alias("parsed"),
+        F.col("error_reason").alias("llm_reason"), "error",
+    )  # fmt: skip
     models = ctx.store.read(LLM_RESPONSES).select("request_id", "model")
     rows = pending.join(answers, "pair_id", "left").join(models, "request_id", "left")
     checks = rows.select("pair_id", "parsed", "source_text", "llm_reason", "error").mapInPandas(
-        partial(_check_partition, gen.InstantiateRules.from_config(cfg), eval_index, ctx.config.decontam.check),
+        partial(_check_partition, gen.InstantiateRules.from_config(cfg, spec), eval_index, ctx.config.decontam.check),
         EVALUATED_SCHEMA,
     )
     return rows.drop("parsed", "error").join(checks, "pair_id").select(
         "pair_id", "doc_id", "chunk_id", "template_id", "instruction", "answer", "slot_values", "grounding",
-        "answer_tokens", "longest_excerpt", "match_score", "match_rank",
+        "answer_tokens", "longest_excerpt", "excerpt_share", "match_score", "match_rank",
         F.coalesce("model", F.lit(ctx.config.llm.model or "unknown")).alias("model"),
         F.lit(spec.version_tag).alias("prompt_version"), "request_id", "reason", "detail",
         F.coalesce(F.col("llm_reason").isin(*NOT_STORED), F.lit(False)).alias("transient"),
@@ -206,6 +210,7 @@ def _check_partition(
                     "pair_id": row.pair_id, "instruction": check.instruction, "answer": check.answer,
                     "slot_values": check.slot_values, "grounding": check.grounding,
                     "answer_tokens": check.answer_tokens, "longest_excerpt": check.longest_excerpt,
+                    "excerpt_share": check.excerpt_share,
                     "reason": check.reason, "detail": check.detail,
                 }
             )  # fmt: skip
