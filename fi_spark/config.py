@@ -201,6 +201,13 @@ class TemplatesConfig(_Section):
     min_slots: int = Field(default=1, ge=0)
     max_slots: int = Field(default=10, ge=1)
     max_slot_chars: int = Field(default=150, ge=1, description="a longer slot description is copied content")
+    min_slot_chars: int = Field(default=3, ge=1, description="a shorter slot description (`<fi>x</fi>`) says nothing")
+    max_slot_share: float = Field(
+        default=0.85, gt=0.0, le=1.0, description="reject templates whose text is more than this share slot descriptions"
+    )
+    description_repeat_ngram: int = Field(
+        default=5, ge=2, description="a description in which a word n-gram of this size occurs twice repeats itself"
+    )
     min_description_chars: int = Field(default=20, ge=1, description="compatible document description bounds")
     max_description_chars: int = Field(default=1500, ge=1)
     check_leftover_specifics: bool = Field(
