@@ -220,6 +220,15 @@ class TemplatesConfig(_Section):
     bank: list[str] = Field(default_factory=list, description="pre-built template bank files to import (jsonl/parquet)")
     bank_template_column: str = "template"
     bank_description_column: str = "compatible_document_description"
+    bank_source_query_column: str | None = Field(
+        default="source_query_id", description="bank column naming the query a template was made from (lineage)"
+    )
+    bank_generator_column: str | None = Field(
+        default="generator", description="bank column naming the model that wrote the template (lineage)"
+    )
+    bank_generator: str | None = Field(
+        default=None, description="the generator to record when the bank has no generator column"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> TemplatesConfig:
