@@ -203,7 +203,7 @@ class TemplatesConfig(_Section):
     max_slot_chars: int = Field(default=150, ge=1, description="a longer slot description is copied content")
     min_slot_chars: int = Field(default=3, ge=1, description="a shorter slot description (`<fi>x</fi>`) says nothing")
     max_slot_share: float = Field(
-        default=0.85, gt=0.0, le=1.0, description="reject templates whose text is more than this share slot descriptions"
+        default=0.85, gt=0.0, le=1.0, description="reject templates whose text is more than this share slot text"
     )
     description_repeat_ngram: int = Field(
         default=5, ge=2, description="a description in which a word n-gram of this size occurs twice repeats itself"

@@ -94,12 +94,15 @@ def expand(answer: str, shown: str) -> Expansion:
         closing = match.group(1) == "/"
         if not closing:
             if open_at >= 0:
-                return _fail("excerpt_malformed", f"<excerpt> opened inside another: {answer[open_at:match.end()]}")
+                return _fail("excerpt_malformed", f"<excerpt> opened inside another: {answer[open_at : match.end()]}")
             pieces.append(("text", answer[pos : match.start()]))
             open_at, pos = match.start(), match.end()
         else:
             if open_at < 0:
-                return _fail("excerpt_malformed", f"</excerpt> without <excerpt>: {answer[max(0, match.start() - 60):match.end()]}")
+                return _fail(
+                    "excerpt_malformed",
+                    f"</excerpt> without <excerpt>: {answer[max(0, match.start() - 60) : match.end()]}",
+                )
             pieces.append(("marker", answer[pos : match.start()]))
             open_at, pos = -1, match.end()
     if open_at >= 0:

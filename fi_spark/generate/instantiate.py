@@ -260,7 +260,9 @@ def _read(answer: str | None, prompt_format: str) -> PairCheck:
     if isinstance(value, list) and all(isinstance(p, dict) for p in value):  # by-construction parts
         value = excerpts.render_parts(value)
     if obj is None or not isinstance(obj.get("instruction"), str) or not isinstance(value, str):
-        return PairCheck(reason="unparseable", detail=f"expected an object with instruction and answer: {answer!r:.200}")
+        return PairCheck(
+            reason="unparseable", detail=f"expected an object with instruction and answer: {answer!r:.200}"
+        )
     slots = [
         {"slot": str(s.get("slot", "")), "value": str(s.get("value", ""))}
         for s in obj.get("slots") or []
@@ -273,4 +275,3 @@ def _reject(check: PairCheck, reason: str, detail: str) -> PairCheck:
     check.reason = reason
     check.detail = detail
     return check
-

@@ -4,9 +4,9 @@ The prompt text itself is a versioned file (conf/prompts/genericize.v1.yaml) in 
 prompt format (fi_spark.config.PromptSpec, loaded by fi_spark.config.load_prompt); `templates.prompt`
 names which file a run uses, so a cluster can point at a dedicated genericizer's format without code
 changes. `genericize.fineinstructions` speaks the released query_templatizer's contract (the bare query
-as the only user message, JSON out, no schema sent: fi_spark.generate.fineinstructions). The answer schema stays in code because validation and the `templates` table depend on its
-field names; it is sent as structured output, and its `pattern` makes a constrained decoder emit at
-least one `<fi>` slot (honoured by vLLM, see DESIGN.md).
+as the only user message, JSON out, no schema sent: fi_spark.generate.fineinstructions).
+The answer schema stays in code because validation and the `templates` table depend on its field names;
+it is sent as structured output, and its `pattern` makes a constrained decoder emit at least one `<fi>` slot (honoured by vLLM, see DESIGN.md).
 """
 
 from __future__ import annotations
@@ -38,7 +38,9 @@ def check_genericize_prompt(spec: PromptSpec) -> None:
     """A genericize prompt formats only `{query}`; its examples must carry the answer's two fields."""
     from string import Formatter
 
-    if spec.prompt_format == "fineinstructions" and (spec.system.strip() or spec.examples or spec.user.strip() != "{query}"):
+    if spec.prompt_format == "fineinstructions" and (
+        spec.system.strip() or spec.examples or spec.user.strip() != "{query}"
+    ):
         raise ConfigError(
             f"prompt {spec.path or spec.name}: prompt_format fineinstructions sends the bare query: "
             "`user` must be exactly {query}, with no system text and no examples"

@@ -28,8 +28,8 @@ REASONS = {
     "too_few_slots": "fewer slots than templates.min_slots (a template must abstract something)",
     "too_many_slots": "more slots than templates.max_slots",
     "slot_too_long": "a slot description longer than templates.max_slot_chars (copied content)",
-    "slot_too_short": "a slot description shorter than templates.min_slot_chars (`<fi>x</fi>` says nothing)",
     "slot_splits_word": "a slot glued to letters outside it, cutting through a word (`mé<fi>l</fi>m`)",
+    "slot_too_short": "a slot description shorter than templates.min_slot_chars (`<fi>x</fi>` says nothing)",
     "repeated_slot": "two slots with the same description (which value goes where is undecidable)",
     "template_too_short": "template shorter than templates.min_chars",
     "template_too_long": "template longer than templates.max_chars",
@@ -89,12 +89,12 @@ def validate_template(
     long_slots = [s.description for s in parsed.slots if len(s.description) > cfg.max_slot_chars]
     if long_slots:
         return Verdict.reject("slot_too_long", f"{len(long_slots[0])} chars: {long_slots[0][:80]!r}", parsed)
-    short_slots = [s.description for s in parsed.slots if len(s.description) < cfg.min_slot_chars]
-    if short_slots:
-        return Verdict.reject("slot_too_short", f"{len(short_slots[0])} chars: <fi>{short_slots[0]}</fi>", parsed)
     glued = glued_slot(parsed)
     if glued:
         return Verdict.reject("slot_splits_word", f"slot inside a word: {glued!r}", parsed)
+    short_slots = [s.description for s in parsed.slots if len(s.description) < cfg.min_slot_chars]
+    if short_slots:
+        return Verdict.reject("slot_too_short", f"{len(short_slots[0])} chars: <fi>{short_slots[0]}</fi>", parsed)
     seen: dict[str, str] = {}
     for slot in parsed.slots:
         key = slot.description.casefold()
@@ -108,7 +108,9 @@ def validate_template(
         return Verdict.reject("template_too_long", f"{len(canonical)} > {cfg.max_chars} chars", parsed)
     share = slot_share(parsed)
     if share > cfg.max_slot_share:
-        return Verdict.reject("mostly_slots", f"slot text is {share:.2f} of the template > {cfg.max_slot_share:.2f}", parsed)
+        return Verdict.reject(
+            "mostly_slots", f"slot text is {share:.2f} of the template > {cfg.max_slot_share:.2f}", parsed
+        )
     if cfg.check_leftover_specifics and query:
         leftovers = leftover_specifics(query, parsed)
         if len(leftovers) > cfg.max_leftover_specifics:

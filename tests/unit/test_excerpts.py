@@ -51,7 +51,9 @@ def test_start_words_after_end_words_is_unresolved():
 
 def test_markers_at_the_document_edges():
     """Spans that start at offset 0 and end at the last character resolve, with nothing cut off."""
-    out = expand("<excerpt>The river floods<...>every spring.</excerpt> <excerpt>The river also<...>fertile.</excerpt>", DOC)
+    out = expand(
+        "<excerpt>The river floods<...>every spring.</excerpt> <excerpt>The river also<...>fertile.</excerpt>", DOC
+    )
     assert out.reason is None
     assert [(s.doc_start, s.doc_end) for s in out.spans] == [(0, 30), (75, len(DOC))]
     assert out.text == "The river floods every spring. The river also carries silt, which makes the fields fertile."
@@ -60,7 +62,9 @@ def test_markers_at_the_document_edges():
 
 def test_overlapping_spans_are_rejected():
     """Two markers whose document spans overlap would repeat the document's text."""
-    out = expand("<excerpt>Farmers plant<...>water recedes.</excerpt> <excerpt>after the water<...>silt,</excerpt>", DOC)
+    out = expand(
+        "<excerpt>Farmers plant<...>water recedes.</excerpt> <excerpt>after the water<...>silt,</excerpt>", DOC
+    )
     assert out.reason == "excerpt_overlap"
     assert out.detail == (
         "<excerpt>after the water<...>silt,</excerpt> overlaps <excerpt>Farmers plant<...>water recedes.</excerpt>"
@@ -96,13 +100,15 @@ def test_unicode_text_and_offsets():
     out = expand("<excerpt>café<...>€.</excerpt> et <excerpt>東京は<...>首都です。</excerpt>", doc)
     assert out.reason is None
     assert out.text == "café crème coûte 3 €. et 東京は日本の首都です。"
-    assert out.excerpt_share == pytest.approx((len("café crème coûte 3 €.") + len("東京は日本の首都です。")) / len(out.text))
+    assert out.excerpt_share == pytest.approx(
+        (len("café crème coûte 3 €.") + len("東京は日本の首都です。")) / len(out.text)
+    )
 
 
 def test_tolerant_match_maps_back_to_the_original_characters():
     """Case, whitespace runs and curly quotes differ: the tolerant match finds the span, the output keeps the source."""
     doc = "She said “Don’t   wait”\nand left the Room at Noon."
-    out = expand("<excerpt>she said \"don't wait\"<...>the room at noon.</excerpt>", doc)
+    out = expand('<excerpt>she said "don\'t wait"<...>the room at noon.</excerpt>', doc)
     assert out.reason is None and out.spans[0].tolerant
     assert out.text == doc
 
@@ -136,5 +142,8 @@ def test_shown_text_is_the_prompt_cut():
 
 def test_render_parts_writes_markers():
     """By-construction parts become the marker string the resolver reads."""
-    parts = [{"lead": "First,", "first": "Farmers plant", "last": "recedes."}, {"lead": "", "first": "silt,", "last": "silt,"}]
+    parts = [
+        {"lead": "First,", "first": "Farmers plant", "last": "recedes."},
+        {"lead": "", "first": "silt,", "last": "silt,"},
+    ]
     assert render_parts(parts) == "First, <excerpt>Farmers plant<...>recedes.</excerpt> <excerpt>silt,</excerpt>"

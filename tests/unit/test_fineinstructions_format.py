@@ -15,8 +15,13 @@ from aiohttp import web
 
 from fi_spark.config import LLMConfig, load_config, load_prompt
 from fi_spark.generate import fineinstructions as fi
-from fi_spark.generate.instantiate import InstantiateRules, build_messages, check_prompt, evaluate_instantiation
-from fi_spark.generate.instantiate import response_schema
+from fi_spark.generate.instantiate import (
+    InstantiateRules,
+    build_messages,
+    check_prompt,
+    evaluate_instantiation,
+    response_schema,
+)
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
 from fi_spark.llm.types import LLMRequest, Sampling
@@ -29,8 +34,10 @@ DOC = (
 # What the scripted instantiator answers, by template: markers with a JSON wrapper, headings, null, garbage.
 SCRIPT = {
     "When was <fi>a landmark</fi> completed?": json.dumps(
-        {"instruction": "When was the Eiffel Tower completed?",
-         "answer": "<excerpt>The Eiffel Tower was<...>in Paris.</excerpt>"}
+        {
+            "instruction": "When was the Eiffel Tower completed?",
+            "answer": "<excerpt>The Eiffel Tower was<...>in Paris.</excerpt>",
+        }
     ),  # fmt: skip
     "How tall is <fi>a structure</fi>?": (
         "Instruction: How tall is the Eiffel Tower?\nAnswer: <excerpt>It is 330<...>for 41 years.</excerpt>"
@@ -99,7 +106,9 @@ class ScriptedServer:
 
 def _send(port: int, schema: object, message_lists: list[list[dict[str, str]]]) -> list[str | None]:
     cfg = LLMConfig(endpoints=[f"http://127.0.0.1:{port}/v1"], max_attempts=1, schema_retries=0)
-    adapter = Adapter(model="fineinstructions/template_instantiator", sampling=Sampling(max_tokens=64), response_schema=schema)
+    adapter = Adapter(
+        model="fineinstructions/template_instantiator", sampling=Sampling(max_tokens=64), response_schema=schema
+    )
 
     async def go() -> list[str | None]:
         async with LLMClient(cfg, cfg.endpoints, adapter) as client:
@@ -128,7 +137,10 @@ def test_instantiator_contract_end_to_end():
 
     checks = [evaluate_instantiation(a, DOC, rules) for a in answers]
     assert [c.reason for c in checks] == [None, None, "incompatible", "excerpt_ambiguous", "unparseable"]
-    assert [c.instruction for c in checks[:2]] == ["When was the Eiffel Tower completed?", "How tall is the Eiffel Tower?"]
+    assert [c.instruction for c in checks[:2]] == [
+        "When was the Eiffel Tower completed?",
+        "How tall is the Eiffel Tower?",
+    ]
     assert checks[0].answer == "The Eiffel Tower was completed in 1889 for the World's Fair in Paris."
     assert (checks[0].excerpt_share, checks[0].grounding) == (1.0, 1.0)
     assert checks[1].answer == "It is 330 metres tall and was the tallest man-made structure in the world for 41 years."

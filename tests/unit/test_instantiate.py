@@ -185,7 +185,10 @@ def test_marker_answer_is_expanded_and_grounded():
     )
     check = evaluate_instantiation(parsed, SOURCE, RULES)
     assert check.reason is None
-    assert check.answer == "They were told: Unions will advise members to reject the offer because it includes a wage freeze."
+    assert (
+        check.answer
+        == "They were told: Unions will advise members to reject the offer because it includes a wage freeze."
+    )
     assert check.excerpt_share == pytest.approx(81 / 97)  # 16 connecting characters
     assert (check.grounding, check.answer_tokens) == (pytest.approx(14 / 17), 17)
 

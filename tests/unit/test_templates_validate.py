@@ -58,13 +58,16 @@ def test_description_reasons(desc: str | None, expected: str) -> None:
 @pytest.mark.parametrize(
     ("template", "expected", "detail"),
     [
-        ("How do I cook a mé<fi>l</fi>m at home?", "slot_too_short", "1 chars: <fi>l</fi>"),
-        ("How do I cook a mé<fi>dish type</fi>m at home?", "slot_splits_word", "slot inside a word: ' cook a mé<fi>dish type</fi>m at home?'"),
+        ("How do I cook a mé<fi>l</fi>m at home?", "slot_splits_word",
+         "slot inside a word: ' cook a mé<fi>l</fi>m at home?'"),
         ("What is the <fi>ordinal number</fi>th planet from the Sun?", "slot_splits_word",
          "slot inside a word: 'at is the <fi>ordinal number</fi>th planet '"),
+        ("How do you say <fi>x</fi> in French?", "slot_too_short", "1 chars: <fi>x</fi>"),
         ("Is <fi>an ox</fi> bigger than a horse?", "ok", None),
-        ("Compare <fi>a product</fi> with <fi>A product</fi> for me.", "repeated_slot", "<fi>A product</fi> appears twice"),
-        ("<fi>a question about a topic in some field</fi>?", "mostly_slots", "slot text is 0.97 of the template > 0.85"),
+        ("Compare <fi>a product</fi> with <fi>A product</fi> for me.", "repeated_slot",
+         "<fi>A product</fi> appears twice"),
+        ("<fi>a question about a topic in some field</fi>?", "mostly_slots",
+         "slot text is 0.97 of the template > 0.85"),
         ("What is <fi>a city</fi>'s population, roughly?", "ok", None),
     ],
 )  # fmt: skip
@@ -87,7 +90,10 @@ def test_repetitive_description_rejected() -> None:
     """A description that loops (a repeated 5-word run) is rejected, naming the run; a varied one passes."""
     looping = "A recipe that gives cooking times. A recipe that gives cooking times for eggs."
     verdict = validate_template("How long do I boil <fi>a food</fi>?", looping, CFG)
-    assert (verdict.reason, verdict.detail) == ("repetitive_description", "'a recipe that gives cooking' occurs more than once")
+    assert (verdict.reason, verdict.detail) == (
+        "repetitive_description",
+        "'a recipe that gives cooking' occurs more than once",
+    )
     assert reason("How long do I boil <fi>a food</fi>?", "A recipe that gives cooking times for eggs and rice.") == "ok"
 
 
