@@ -6,7 +6,8 @@ names which file a run uses, so a cluster can point at a dedicated genericizer's
 changes. `genericize.fineinstructions` speaks the released query_templatizer's contract (the bare query
 as the only user message, JSON out, no schema sent: fi_spark.generate.fineinstructions).
 The answer schema stays in code because validation and the `templates` table depend on its field names;
-it is sent as structured output, and its `pattern` makes a constrained decoder emit at least one `<fi>` slot (honoured by vLLM, see DESIGN.md).
+it is sent as structured output, and its `pattern` makes a constrained decoder emit at least one `<fi>` slot
+(honoured by vLLM, see DESIGN.md).
 """
 
 from __future__ import annotations
