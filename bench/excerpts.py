@@ -18,12 +18,12 @@ kept pair, prompt tokens, and wall seconds. Requests are sent document by docume
 templates together), as the stage's affinity routing does, so (b)/(c) can reuse the document prefix.
 
 The pair set is fixed: bench/excerpts_pairs.json, built once with `--build` (the real genericizer on
-sample queries, validated, then each of 11 documents' 3 best templates by MiniLM cosine), committed so
+sample queries, validated, then each of 10 documents' 3 best templates by MiniLM cosine), committed so
 every run measures the same pairs.
 
     python bench/excerpts.py                 # ~6-10 minutes on 2 CPU cores
     python bench/excerpts.py --arms a,b      # some arms only
-    python bench/excerpts.py --build         # rebuild the pair set (genericizes ~60 queries first)
+    python bench/excerpts.py --build         # rebuild the pair set (genericizes 24 sample queries first)
 """
 
 from __future__ import annotations
@@ -93,17 +93,20 @@ def build_pairs(url: str, model: str, n_queries: int, n_docs: int, per_doc: int)
     from fi_spark.generate.prompting import chat_messages
 
     queries = sorted(read_jsonl(SAMPLE / "queries.jsonl"), key=lambda q: q["id"])[:n_queries]
-    llm = cfg.llm.model_copy(update={"endpoints": [url], "concurrency": 4})
+    llm = cfg.llm.model_copy(update={"endpoints": [url], "concurrency": 8})
     sampling = Sampling(max_tokens=cfg.templates.max_tokens or 256, temperature=0.0, seed=0,
                         frequency_penalty=cfg.llm.frequency_penalty)  # fmt: skip
     jobs = [(GenericizeAnswer, chat_messages(spec, {"query": q["text"]})) for q in queries]
     results = asyncio.run(send(llm, model, sampling, jobs))
     templates: list[tuple[str, str]] = []
+    verdicts: collections.Counter[str] = collections.Counter()
     for q, res in zip(queries, results, strict=True):
         template, desc, problem = parse_answer(res.parsed or res.content)
-        if not problem and validate_template(template, desc, cfg.templates, q["text"]).ok:
+        verdict = validate_template(template, desc, cfg.templates, q["text"]) if not problem else None
+        verdicts[(verdict.reason or "ok") if verdict else f"llm_{res.error_reason or 'unusable'}"] += 1
+        if verdict is not None and verdict.ok:
             templates.append((str(template), str(desc)))
-    print(f"genericized {len(queries)} queries -> {len(templates)} valid templates", file=sys.stderr)
+    print(f"genericized {len(queries)} queries -> {len(templates)} valid templates; {dict(verdicts)}", file=sys.stderr)
 
     import numpy as np
 
@@ -164,7 +167,7 @@ def run_arm(name: str, pairs: list[dict[str, str]], url: str, model: str) -> dic
         if name == "c":
             schema = construction_schema(schema or {}, excerpts.shown_text(pair["document"], icfg.max_source_chars))
         jobs.append((schema, gen.build_messages(spec, pair["template"], pair["document"], icfg.max_source_chars)))
-    llm = cfg.llm.model_copy(update={"endpoints": [url], "concurrency": 4, "schema_retries": 0})
+    llm = cfg.llm.model_copy(update={"endpoints": [url], "concurrency": 8, "schema_retries": 0})
     sampling = Sampling(max_tokens=icfg.max_tokens or cfg.llm.max_tokens, temperature=0.0, seed=0,
                         frequency_penalty=cfg.llm.frequency_penalty)  # fmt: skip
     started = time.monotonic()
@@ -202,10 +205,11 @@ def main() -> None:
     parser.add_argument("--arms", default="a,b,c")
     parser.add_argument("--build", action="store_true", help="rebuild bench/excerpts_pairs.json first")
     parser.add_argument("--limit", type=int, default=None, help="only the first N pairs")
+    parser.add_argument("--queries", type=int, default=24, help="--build: sample queries to genericize")
     args = parser.parse_args()
     model = server_model(args.url)
     if args.build or not PAIRS_FILE.exists():
-        pairs = build_pairs(args.url, model, n_queries=64, n_docs=11, per_doc=3)
+        pairs = build_pairs(args.url, model, n_queries=args.queries, n_docs=10, per_doc=3)
         PAIRS_FILE.write_text(json.dumps(pairs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     pairs = json.loads(PAIRS_FILE.read_text(encoding="utf-8"))[: args.limit]
     print(f"{len(pairs)} (template, document) pairs over {len({p['doc_id'] for p in pairs})} documents; model {model}")
