@@ -66,7 +66,7 @@ def server_model(url: str) -> str:
 
 
 async def send(
-    cfg: LLMConfig, model: str, sampling: Sampling, jobs: list[tuple[Any, list[dict[str, str]]]]
+    cfg: LLMConfig, model: str, sampling: Sampling, jobs: list[tuple[Any, list[dict[str, str]]]], on_result: Any = None
 ) -> list[Any]:
     """Each job is (schema, messages); one adapter per distinct schema, results in job order."""
     adapters: dict[str, Adapter] = {}
@@ -81,8 +81,10 @@ async def send(
         for key, idx in groups.items():  # groups keep document order; one adapter (schema) per group
             client.adapter = adapters[key]
             reqs = [LLMRequest(id=f"r{i}", messages=jobs[i][1], key=str(i)) for i in idx]
-            for res in await client.complete_all(reqs):
+            async for res in client.stream(reqs):
                 out[int(res.key)] = res
+                if on_result is not None:
+                    on_result(int(res.key), res)
     return out
 
 
@@ -171,7 +173,14 @@ def run_arm(name: str, pairs: list[dict[str, str]], url: str, model: str) -> dic
     sampling = Sampling(max_tokens=icfg.max_tokens or cfg.llm.max_tokens, temperature=0.0, seed=0,
                         frequency_penalty=cfg.llm.frequency_penalty)  # fmt: skip
     started = time.monotonic()
-    results = asyncio.run(send(llm, model, sampling, jobs))
+
+    def progress(i: int, res: Any) -> None:  # one line per answer, so a cut-short run still shows its numbers
+        check = gen.evaluate_instantiation(res.parsed or res.content, pairs[i]["document"], rules)
+        reason = f"llm_{res.error_reason}" if res.error_reason else (check.reason or "kept")
+        print(f"[{name}] {time.monotonic() - started:7.1f}s pair {i:>2} {reason:<20} gen={res.completion_tokens}",
+              file=sys.stderr, flush=True)  # fmt: skip
+
+    results = asyncio.run(send(llm, model, sampling, jobs, progress))
     seconds = time.monotonic() - started
     reasons: collections.Counter[str] = collections.Counter()
     kept = gen_tokens = prompt_tokens = cached = 0
@@ -206,12 +215,13 @@ def main() -> None:
     parser.add_argument("--build", action="store_true", help="rebuild bench/excerpts_pairs.json first")
     parser.add_argument("--limit", type=int, default=None, help="only the first N pairs")
     parser.add_argument("--queries", type=int, default=24, help="--build: sample queries to genericize")
+    parser.add_argument("--pairs", type=Path, default=PAIRS_FILE, help="the fixed pair set (JSON list)")
     args = parser.parse_args()
     model = server_model(args.url)
-    if args.build or not PAIRS_FILE.exists():
+    if args.build or not args.pairs.exists():
         pairs = build_pairs(args.url, model, n_queries=args.queries, n_docs=10, per_doc=3)
-        PAIRS_FILE.write_text(json.dumps(pairs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
-    pairs = json.loads(PAIRS_FILE.read_text(encoding="utf-8"))[: args.limit]
+        args.pairs.write_text(json.dumps(pairs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    pairs = json.loads(args.pairs.read_text(encoding="utf-8"))[: args.limit]
     print(f"{len(pairs)} (template, document) pairs over {len({p['doc_id'] for p in pairs})} documents; model {model}")
     rows = [run_arm(arm, pairs, args.url, model) for arm in args.arms.split(",")]
     print(f"{'arm':<22}{'kept/sent':>10}{'pass %':>8}{'gen tok':>9}{'tok/kept':>10}{'prompt tok':>11}"
