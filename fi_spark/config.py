@@ -201,6 +201,13 @@ class TemplatesConfig(_Section):
     min_slots: int = Field(default=1, ge=0)
     max_slots: int = Field(default=10, ge=1)
     max_slot_chars: int = Field(default=150, ge=1, description="a longer slot description is copied content")
+    min_slot_chars: int = Field(default=3, ge=1, description="a shorter slot description (`<fi>x</fi>`) says nothing")
+    max_slot_share: float = Field(
+        default=0.85, gt=0.0, le=1.0, description="reject templates whose text is more than this share slot text"
+    )
+    description_repeat_ngram: int = Field(
+        default=5, ge=2, description="a description in which a word n-gram of this size occurs twice repeats itself"
+    )
     min_description_chars: int = Field(default=20, ge=1, description="compatible document description bounds")
     max_description_chars: int = Field(default=1500, ge=1)
     check_leftover_specifics: bool = Field(
@@ -213,6 +220,15 @@ class TemplatesConfig(_Section):
     bank: list[str] = Field(default_factory=list, description="pre-built template bank files to import (jsonl/parquet)")
     bank_template_column: str = "template"
     bank_description_column: str = "compatible_document_description"
+    bank_source_query_column: str | None = Field(
+        default="source_query_id", description="bank column naming the query a template was made from (lineage)"
+    )
+    bank_generator_column: str | None = Field(
+        default="generator", description="bank column naming the model that wrote the template (lineage)"
+    )
+    bank_generator: str | None = Field(
+        default=None, description="the generator to record when the bank has no generator column"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> TemplatesConfig:
@@ -504,6 +520,13 @@ class PromptSpec(_Section):
     user: str
     examples: list[PromptExample] = Field(default_factory=list)
     notes: str = ""
+    prompt_format: Literal["fi-spark", "fineinstructions"] = Field(
+        default="fi-spark", description="fi-spark: this file's system/user/examples; fineinstructions: the released "
+        "models' own input/output contract (fi_spark.generate.fineinstructions), system/examples unused"
+    )
+    answer_style: Literal["copied", "excerpts"] = Field(
+        default="copied", description="instantiate: answers copied verbatim, or written with <excerpt> markers"
+    )
     path: str = Field(default="", description="where it was loaded from (set by load_prompt)")
 
     @property
@@ -513,6 +536,9 @@ class PromptSpec(_Section):
         import json
 
         body = self.model_dump(mode="json", exclude={"path"})
+        for key, default in (("prompt_format", "fi-spark"), ("answer_style", "copied")):
+            if body.get(key) == default:  # fields added later: files that do not set them keep their tag
+                body.pop(key)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:8]
         return f"{self.name}.{self.version}+{digest}"
 

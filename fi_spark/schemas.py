@@ -150,7 +150,7 @@ PAIRS = TableSpec(
         ("grounding", DoubleType(), False),  # excerpt coverage (fi_spark.generate.grounding)
         ("answer_tokens", IntegerType(), False),  # word tokens of the answer, as grounding counts them
         ("longest_excerpt", IntegerType(), False),
-        ("excerpt_share", DoubleType(), True),  # share of the answer made of expanded excerpt markers, if measured
+        ("excerpt_share", DoubleType(), True),  # share of the expanded answer's characters from <excerpt> markers
         ("match_score", DoubleType(), True),
         ("match_rank", IntegerType(), True),
         ("char_start", IntegerType(), True),  # the span of the document the source text is (judge and export
@@ -299,8 +299,23 @@ MATCH_REJECTS = TableSpec(
 ALL_TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
-        DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, DUP_CLUSTERS, LLM_RESPONSES, LLM_FAILURES, PAIRS, PAIR_REJECTS,
-        JUDGED, QUERIES, QUERY_REJECTS, TEMPLATES, TEMPLATE_REJECTS, TEMPLATE_VECTORS, MATCHES, MATCH_REJECTS,
+        DOCUMENTS,
+        CHUNKS,
+        DUPLICATES,
+        DOC_REJECTS,
+        DUP_CLUSTERS,
+        LLM_RESPONSES,
+        LLM_FAILURES,
+        PAIRS,
+        PAIR_REJECTS,
+        JUDGED,
+        QUERIES,
+        QUERY_REJECTS,
+        TEMPLATES,
+        TEMPLATE_REJECTS,
+        TEMPLATE_VECTORS,
+        MATCHES,
+        MATCH_REJECTS,
     )  # fmt: skip
 }
 

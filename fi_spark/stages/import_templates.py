@@ -6,6 +6,12 @@ description (`templates.bank_description_column`). Rows are validated and near-d
 with exactly the rules genericize uses (fi_spark.stages.template_rows); there is no source query, so
 the leftover-specifics check does not apply. A bank row's key is a hash of the raw row, so importing
 the same bank twice adds nothing.
+
+Provenance: a FineTemplates-contract row (`{id, source_query_id, template, compatible_document_description,
+...}`) names the query it was made from and, in some banks, its generator; `templates.bank_source_query_column`
+and `templates.bank_generator_column` map them into the templates table's `source_query_ids` and `model`
+(`templates.bank_generator` names the generator when the bank has no such column), and from there the
+lineage's `source_query_ids` and `template_model`.
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ from fi_spark.text.normalize import text_hash
 
 STAGE = "import_templates"
 TABLES = StageTables(writes=(TEMPLATES, TEMPLATE_REJECTS))  # its funnel step is genericize's: templates kept
-ROW_DDL = "source_key string, template string, description string, reason string, detail string, origin string"
+ROW_DDL = (
+    "source_key string, template string, description string, reason string, detail string, origin string, "
+    "query_id string, model string"
+)
 
 
 def run(ctx: StageContext, bank: str | None = None) -> StageResult:
@@ -44,7 +53,6 @@ def run(ctx: StageContext, bank: str | None = None) -> StageResult:
         return StageResult(STAGE, 0, 0, seconds=time.monotonic() - started)
     raw = read_bank(ctx.spark, paths, ctx.engine.caps)
     rows = raw.mapInPandas(partial(_parse_rows, cfg), ROW_DDL).withColumn("query", F.lit(None).cast("string"))
-    rows = rows.withColumn("query_id", F.lit(None).cast("string")).withColumn("model", F.lit(None).cast("string"))
     checked = ctx.store.materialize(check_templates(rows.withColumn("request_id", F.lit(None).cast("string")), cfg),
                                     f"{STAGE}/checked")  # fmt: skip
     valid = checked.where(F.col("reason").isNull())
@@ -96,14 +104,22 @@ def _parse_rows(cfg: TemplatesConfig, batches: Iterable[pd.DataFrame]) -> Iterat
             try:
                 record = json.loads(raw)
             except (json.JSONDecodeError, RecursionError) as exc:
-                rows.append((key, None, None, "malformed_row", str(exc)[:200], origin))
+                rows.append((key, None, None, "malformed_row", str(exc)[:200], origin, None, None))
                 continue
             if not isinstance(record, dict):
-                rows.append((key, None, None, "malformed_row", f"a JSON {type(record).__name__}", origin))
+                rows.append((key, None, None, "malformed_row", f"a JSON {type(record).__name__}", origin, None, None))
                 continue
             template, desc = record.get(cfg.bank_template_column), record.get(cfg.bank_description_column)
-            rows.append((key, _text(template), _text(desc), None, None, origin))
+            rows.append((key, _text(template), _text(desc), None, None, origin, *_provenance(cfg, record)))
         yield pd.DataFrame(rows, columns=[c.split(" ")[0] for c in ROW_DDL.split(", ")])
+
+
+def _provenance(cfg: TemplatesConfig, record: dict[str, object]) -> tuple[str | None, str | None]:
+    """(source query id, generator) of a bank row; ids that are numbers are kept as their decimal text."""
+    query = record.get(cfg.bank_source_query_column) if cfg.bank_source_query_column else None
+    generator = record.get(cfg.bank_generator_column) if cfg.bank_generator_column else None
+    query_id = str(query) if isinstance(query, (str, int)) and not isinstance(query, bool) and str(query) else None
+    return query_id, _text(generator) or cfg.bank_generator
 
 
 def _text(value: object) -> str | None:
