@@ -188,7 +188,6 @@ JUDGED = TableSpec(
         ("pair_id", StringType(), False),
         ("score", IntegerType(), True),  # null when no usable verdict came back (see error_reason)
         ("rationale", StringType(), True),  # null without judge.rationale (the one-token verdict)
-        ("expected_score", DoubleType(), True),  # sum of score x p over the score token's logprobs (null: none)
         ("error_reason", StringType(), True),  # judge_unparseable, judge_score_out_of_range, llm_<final reason>
         ("detail", StringType(), True),
         ("expected_score", DoubleType(), True),  # score expected from the first token's logprobs, when returned
