@@ -288,15 +288,36 @@ class IndexConfig(_Section):
 
 
 class MatchConfig(_Section):
-    """match: documents -> top templates, with a per-document and a global per-template cap."""
+    """match: documents -> candidate templates -> planned pairs, by the paper's rules (fi_spark.index.candidates):
+    a cosine threshold, a few candidates per document, slot-count-weighted sampling, a global per-template cap
+    and a token-for-token budget, applied before instantiation and again in the final view after judging."""
 
-    top_k: int = Field(default=20, ge=1, description="candidates retrieved per document vector")
-    min_score: float = Field(default=0.2, ge=-1.0, le=1.0, description="inner product (cosine) below this is dropped")
-    max_per_doc: int = Field(default=3, ge=1, description="templates kept per document")
+    top_k: int = Field(default=20, ge=1, description="templates retrieved per document vector (search depth)")
+    min_score: float = Field(
+        default=0.2, ge=-1.0, le=1.0,
+        description="cosine threshold: candidates below it are dropped (paper: 0.865 with its BGE-M3 embedding; "
+        "with all-MiniLM-L6-v2 and the sample's ~20 templates, 0.2 keeps 26% of the bundled documents, 0.3 keeps 5%)",
+    )  # fmt: skip
+    candidates_per_doc: int = Field(default=6, ge=1, description="candidates a document keeps (paper: 6)")
+    max_per_doc: int = Field(default=3, ge=1, description="pairs planned per document at most")
+    selection: Literal["best", "slot_weighted"] = Field(
+        default="best",
+        description="order in which a document's candidates are planned: best = highest score first; "
+        "slot_weighted = weighted sample that keeps the bank's slot-count distribution (paper); choose from both",
+    )
+    seed: int = Field(default=0, description="seed of the slot_weighted sample (deterministic per doc/template)")
+    token_budget: float | None = Field(
+        default=1.0, gt=0.0,
+        description="pairs of a document may use at most this times its tokens (paper: 1.0); null = no budget",
+    )  # fmt: skip
+    answer_tokens: int = Field(
+        default=60, ge=0, description="estimated answer tokens of a pair, for the budget before instantiation"
+    )
     max_per_template: int | None = Field(default=100, ge=1, description="documents one template may serve")
     max_template_share: float | None = Field(
-        default=None, gt=0.0, le=1.0, description="or this share of matched documents (the tighter cap wins)"
-    )
+        default=None, gt=0.0, le=1.0,
+        description="or at most this fraction of all planned pairs (paper: 0.0009); the tighter cap wins",
+    )  # fmt: skip
     partitions: int | None = Field(default=None, ge=1, description="repartition the input to this many tasks")
 
 
@@ -341,14 +362,26 @@ class InstantiateConfig(_Section):
 
 
 class JudgeConfig(_Section):
-    """judge: rubric score + rationale per pair, kept in `judged`; the final view keeps score >= threshold."""
+    """judge: a rubric score per pair (one constrained token by default), kept in `judged`; the final view
+    keeps score >= threshold. With logprobs the expected score is stored too (fi_spark.generate.judge)."""
 
-    prompt: str = Field(default="judge.v1", description="prompt under conf/prompts/ or a YAML path")
-    max_tokens: int | None = Field(default=None, ge=1)
+    prompt: str = Field(default="judge.v2", description="prompt under conf/prompts/ or a YAML path (judge.v1: "
+                        "the earlier rubric, rationale only)")  # fmt: skip
+    rationale: bool = Field(
+        default=False, description="ask for a short rationale before the score (audits); off: the score token alone"
+    )
+    logprobs: int = Field(
+        default=5, ge=0, le=20, description="alternatives returned for the score token (expected_score); 0 = none"
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="with a rationale: override of llm.max_tokens (the score alone needs 4)"
+    )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     scale_min: int = Field(default=1, description="lowest rubric score")
     scale_max: int = Field(default=5, description="highest rubric score")
-    threshold: float = Field(default=3.0, description="pairs scoring below this are left out of the final view")
+    threshold: float = Field(
+        default=4.0, description="pairs scoring below this are left out of the final view (paper: >= 4 of 5)"
+    )
     max_source_chars: int = Field(default=3000, ge=100)
     max_rationale_chars: int = Field(default=600, ge=20, description="rationale cap, in the response schema too")
 

@@ -114,6 +114,7 @@ LLM_RESPONSES = TableSpec(
         ("model", StringType(), False),
         ("content", StringType(), True),  # raw model text
         ("parsed", StringType(), True),  # schema-valid answer as canonical JSON (with a response schema)
+        ("logprobs", StringType(), True),  # JSON [[token, {alternative: logprob}], ...] (fi_spark.llm.adapter)
         ("error_reason", StringType(), True),  # null = ok; else a final reason (fi_spark.llm.types.FINAL_REASONS)
         ("error", StringType(), True),
         ("finish_reason", StringType(), True),
@@ -186,7 +187,7 @@ JUDGED = TableSpec(
     _s(
         ("pair_id", StringType(), False),
         ("score", IntegerType(), True),  # null when no usable verdict came back (see error_reason)
-        ("rationale", StringType(), True),
+        ("rationale", StringType(), True),  # null without judge.rationale (the one-token verdict)
         ("error_reason", StringType(), True),  # judge_unparseable, judge_score_out_of_range, llm_<final reason>
         ("detail", StringType(), True),
         ("expected_score", DoubleType(), True),  # score expected from the first token's logprobs, when returned

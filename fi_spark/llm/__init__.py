@@ -18,9 +18,10 @@ Public interface (small on purpose; stages need nothing else)::
         schema_name="template",       # optional: the name sent with the schema
         max_tokens=None,              # optional per-stage overrides of config.llm sampling settings
         temperature=None,
+        top_logprobs=0,               # optional: return this many alternatives per generated token (`logprobs`)
     )
     run.results   # DataFrame, one row per input row (same `key`s, nothing dropped):
-                  #   key, request_id, content, parsed, error_reason, error, prompt_tokens, completion_tokens,
+                  #   key, request_id, content, parsed, logprobs, error_reason, error, prompt_tokens, completion_tokens,
                   #   latency_ms, attempts, endpoint, cached
     run.metrics   # dict[str, float] for StageResult.metrics: requests, http_calls, cached, ok, failed,
                   #   failed.<reason>, retries.<cause>, prompt_tokens, completion_tokens, latency_ms_p50/p95/p99,
@@ -31,6 +32,8 @@ Columns of `run.results`:
   `not_json`, `truncated_output`), where it is kept so a person can see what the model said.
 - `parsed`: with `response_schema`, the schema-valid answer as a canonical JSON string (parse it with
   `json.loads` or `from_json`); null on error or without a schema.
+- `logprobs`: with `top_logprobs` > 0 and a server that returns them, the JSON string
+  `[[token, {alternative: logprob, ...}], ...]`, one entry per generated token (fi_spark.llm.adapter); else null.
 - `error_reason`: null when the row succeeded, else a machine-readable reason, one of
   `fi_spark.llm.types.ERROR_REASONS` (e.g. `schema_invalid`, `not_json`, `truncated_output`, `http_400`,
   `retries_exhausted`, `endpoints_unavailable`, `budget_exhausted`); `error` is the human-readable detail.

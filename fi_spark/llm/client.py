@@ -198,6 +198,7 @@ class LLMClient:
             res.completion_tokens += completion.completion_tokens
             res.finish_reason = completion.finish_reason
             res.content = completion.content
+            res.logprobs = completion.logprobs
             try:
                 self.adapter.check_content(completion)
             except BadContent as exc:

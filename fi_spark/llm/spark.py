@@ -64,8 +64,8 @@ SUMMARY_SCHEMA = StructType(
     [StructField(n, LongType()) for n in ("requests", "http_calls", "prompt_tokens", "completion_tokens")]
     + [StructField("retries", StringType()), StructField("ms", LongType())]
 )
-RESULT_COLUMNS = ["request_id", "content", "parsed", "error_reason", "error", "prompt_tokens", "completion_tokens",
-                  "latency_ms", "attempts", "endpoint", "run_id"]  # fmt: skip
+RESULT_COLUMNS = ["request_id", "content", "parsed", "logprobs", "error_reason", "error", "prompt_tokens",
+                  "completion_tokens", "latency_ms", "attempts", "endpoint", "run_id"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -116,6 +116,7 @@ def complete(
     schema_name: str = "answer",
     max_tokens: int | None = None,
     temperature: float | None = None,
+    top_logprobs: int = 0,
 ) -> LLMRun:
     """Answer every row of `requests_df` (key + messages JSON or prompt); see fi_spark.llm for the contract."""
     cols = set(requests_df.columns)
@@ -129,6 +130,7 @@ def complete(
         top_p=cfg.top_p,
         seed=cfg.seed,
         frequency_penalty=cfg.frequency_penalty,
+        top_logprobs=top_logprobs,
     )
     tasks = env.partitions
     if not cfg.endpoints:  # one small CPU server: more in flight than its batch only queues and times out

@@ -16,7 +16,8 @@ Behaviour, all deterministic given the request:
   answering), truncate (promises a body, sends half), not_json (an HTML 200), bad_content (a 200 whose
   content is not valid for the schema), and, only when asked for, 400;
 - answers: with a `response_format` json_schema (or vLLM `structured_outputs.json`), a minimal valid
-  instance of the schema; otherwise an echo of the last user message;
+  instance of the schema; with vLLM `structured_outputs.choice`, its first value; otherwise an echo of
+  the last user message;
 - counters: HTTP requests per request id (the `X-Request-Id` header, else a hash of the body).
 
 It is a small hand-written HTTP/1.1 server on asyncio streams rather than a web framework, because
@@ -262,8 +263,11 @@ class TestServer:
             prompt = last = str(req.get("prompt", ""))
         schema = ((req.get("response_format") or {}).get("json_schema") or {}).get("schema")
         schema = schema or (req.get("structured_outputs") or {}).get("json")
+        choices = (req.get("structured_outputs") or {}).get("choice")  # vLLM's choice constraint: its first value
         if bad:
             content = '{"answer": ' if schema else ""
+        elif choices:
+            content = str(choices[0])
         elif schema:
             content = json.dumps(minimal_instance(schema, seed_text=f"a{rid[:8]}"))
         else:

@@ -85,6 +85,7 @@ class Sampling:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     frequency_penalty: float = 0.0  # OpenAI-standard; small models loop without it (see conf/local.yaml)
+    top_logprobs: int = 0  # alternatives per generated token to return (0 = none); the adapter names the fields
 
     def as_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
@@ -114,6 +115,7 @@ class LLMResult:
     request_id: str
     content: str | None = None
     parsed: str | None = None  # canonical JSON of the schema-valid answer
+    logprobs: str | None = None  # JSON [[token, {alternative: logprob}], ...] per generated token (when asked)
     error_reason: str | None = None
     error: str | None = None
     finish_reason: str | None = None
