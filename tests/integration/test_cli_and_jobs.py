@@ -52,6 +52,51 @@ def test_bad_override_is_one_clear_error(tmp_path):
     assert out.returncode == 2 and "prepare.chunk_tokens" in out.stderr and "Traceback" not in out.stderr
 
 
+def one_line_error(out: subprocess.CompletedProcess) -> str:
+    """The `fi-spark: error: ...` line of a run that must have failed cleanly (exit 2, no traceback)."""
+    assert out.returncode == 2, out.stderr[-3000:]
+    assert "Traceback" not in out.stderr, out.stderr[-3000:]
+    errors = [line for line in out.stderr.splitlines() if line.startswith("fi-spark: error: ")]
+    assert len(errors) == 1, out.stderr[-3000:]
+    return errors[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("sc://127.0.0.1:1", "could not reach a Spark Connect server at sc://127.0.0.1:1 (Connection refused)"),
+        ("http://127.0.0.1:15002", "engine.connect_url='http://127.0.0.1:15002' is not a Spark Connect URL"),
+    ],
+)
+def test_bad_engine_url_is_one_clear_error(tmp_path, url, expected):
+    """An unreachable or malformed connect URL fails at once with what to set (the client would retry for minutes)."""
+    out = run_cli(
+        "genericize", "--output", str(tmp_path / "o"), "--engine", "connect", "--set", f"engine.connect_url={url}"
+    )
+    line = one_line_error(out)
+    assert expected in line and "engine.connect_url=sc://HOST:PORT" in line
+
+
+def test_match_before_build_index_is_one_clear_error(tmp_path):
+    """match with no index built says which command to run first."""
+    out = run_cli("match", "--output", str(tmp_path / "o"), "--set", "tracking.enabled=false")
+    line = one_line_error(out)
+    assert (
+        line
+        == f"fi-spark: error: no index under {tmp_path / 'o' / 'index'}: run build_index first (fi-spark build-index)"
+    )
+
+
+def test_genericize_before_ingest_queries_is_one_clear_error(tmp_path):
+    """The issue's example: a stage whose input table is missing names the stage to run, in one line."""
+    base = pytest.importorskip("fi_spark.stages.base")
+    if not hasattr(base, "MissingInputError"):
+        pytest.skip("needs the stage contract's typed MissingInputError (issue 10)")
+    out = run_cli("genericize", "--output", str(tmp_path / "o"), "--set", "tracking.enabled=false")
+    line = one_line_error(out)
+    assert "genericize needs the `queries` table" in line and "run ingest_queries first" in line
+
+
 def test_pipeline_twice_mlflow_runs_and_delta_tables(tmp_path):
     """Pipeline on the bundled sample: Delta tables readable by delta-rs, nested MLflow runs, idempotent."""
     out_dir = tmp_path / "run"
