@@ -192,10 +192,8 @@ class TemplatesConfig(_Section):
         default=400, ge=1, description="override of llm.max_tokens for genericize (the answer schema fits in ~400)"
     )
     sample_queries: int | None = Field(
-        default=None,
-        ge=1,
-        description="genericize only this deterministic sample of the queries (the ones "
-        "with the smallest id hash); a re-run sends nothing new. For laptops and trials; unset on clusters.",
+        default=None, ge=1, description="genericize only this deterministic sample of the queries (the ones "
+        "with the smallest id hash); a re-run sends nothing new. For laptops and trials; unset on clusters."
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     min_chars: int = Field(default=15, ge=1, description="template length bounds (characters, tags included)")
@@ -308,10 +306,8 @@ class InstantiateConfig(_Section):
     prompt: str = Field(default="instantiate.v1", description="prompt under conf/prompts/ or a YAML path")
     max_tokens: int | None = Field(default=None, ge=1, description="override of llm.max_tokens")
     sample_pairs: int | None = Field(
-        default=None,
-        ge=1,
-        description="instantiate only this deterministic sample of the matches (smallest "
-        "pair id hash); a re-run sends nothing new. For laptops and trials; unset on clusters.",
+        default=None, ge=1, description="instantiate only this deterministic sample of the matches (smallest "
+        "pair id hash); a re-run sends nothing new. For laptops and trials; unset on clusters."
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     max_source_chars: int = Field(default=3000, ge=100, description="source text is cut to this many characters")
