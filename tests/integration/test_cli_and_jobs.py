@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
@@ -133,53 +131,34 @@ def test_pipeline_twice_mlflow_runs_and_delta_tables(tmp_path):
 
 
 @pytest.mark.slow
-def test_spark_submit_runs_the_job(tmp_path):
-    """jobs/prepare_corpus.py under spark-submit (classic JVM, Parquet tables)."""
-    spark_submit = shutil.which("spark-submit", path=str(Path(sys.executable).parent))
+def test_spark_submit_runs_the_whole_pipeline(tmp_path):
+    """jobs/pipeline.py under spark-submit local[2] (classic JVM, Parquet tables, index by broadcast), every stage."""
+    from submit_inputs import VENV_BIN, assert_whole_pipeline, driver_log, pipeline_args, submit_env
+
+    from fi_spark.llm.testserver import ServerSettings, TestServer
+
+    spark_submit = shutil.which("spark-submit", path=str(VENV_BIN))
     assert spark_submit, "pyspark ships spark-submit next to the interpreter"
-    docs = tmp_path / "docs.jsonl"
-    docs.write_text(
-        "\n".join(
-            json.dumps({"id": f"d{i}", "text": f"Document {i} is about the history of rivers and mountains."})
-            for i in range(20)
+    with TestServer(ServerSettings(latency_ms=(1, 5))) as llm:
+        out = subprocess.run(
+            [
+                spark_submit,
+                "--master",
+                "local[2]",
+                "--conf",
+                "spark.ui.enabled=false",
+                str(REPO / "jobs" / "pipeline.py"),
+            ]
+            + pipeline_args(tmp_path, llm.url, bad_line=True),
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=submit_env(PYTHONPATH=str(REPO)),
+            cwd=REPO,
         )
-        + "\n"
-        + "{not json\n"
-    )
-    env = {
-        **ENV,
-        "PYSPARK_PYTHON": sys.executable,
-        "PYSPARK_DRIVER_PYTHON": sys.executable,
-        "SPARK_LOCAL_IP": "127.0.0.1",
-    }
-    out = subprocess.run(
-        [
-            spark_submit,
-            "--master",
-            "local[2]",
-            "--conf",
-            "spark.ui.enabled=false",
-            str(REPO / "jobs" / "prepare_corpus.py"),
-            "--documents",
-            str(docs),
-            "--output",
-            str(tmp_path / "o"),
-            "--set",
-            "prepare.min_chars=20",
-            "--set",
-            "prepare.min_words=5",
-            "--set",
-            "tracking.enabled=false",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=600,
-        env={**env, "PYTHONPATH": str(REPO)},
-        cwd=REPO,
-    )
-    # spark-submit's Python runner merges the driver's stderr into its stdout
-    ours = "\n".join(line for line in (out.stdout + out.stderr).splitlines() if line[:8].count(":") == 2)
-    assert out.returncode == 0, ours
-    assert "engine cluster ready" in ours, ours
-    assert "prepare_corpus: in=21 out=20 rejected=1 (malformed_json=1)" in ours, ours
-    assert (tmp_path / "o" / "tables" / "documents").is_dir()
+    ours = driver_log(out)
+    assert out.returncode == 0, ours[-4000:] or out.stderr[-4000:]
+    assert "engine cluster ready (Spark 4.0.1, delta=False, sparkContext=True, artifacts=False)" in ours, ours
+    assert "(Flat, via broadcast)" in ours, ours
+    assert_whole_pipeline(ours, bad_line=True)
+    assert (tmp_path / "run" / "tables" / "matches").is_dir()
