@@ -131,6 +131,7 @@ def test_pipeline_twice_mlflow_runs_and_delta_tables(tmp_path):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes when idle, far more on a loaded 2-core machine
 def test_spark_submit_runs_the_whole_pipeline(tmp_path):
     """jobs/pipeline.py under spark-submit local[2] (classic JVM, Parquet tables, index by broadcast), every stage."""
     from submit_inputs import VENV_BIN, assert_whole_pipeline, driver_log, pipeline_args, submit_env
@@ -152,7 +153,7 @@ def test_spark_submit_runs_the_whole_pipeline(tmp_path):
             + pipeline_args(tmp_path, llm.url, bad_line=True),
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=1500,
             env=submit_env(PYTHONPATH=str(REPO)),
             cwd=REPO,
         )

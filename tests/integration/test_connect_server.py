@@ -82,6 +82,7 @@ def stage_lines(output: str) -> dict[str, str]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes when idle, far more on a loaded 2-core machine
 def test_pipeline_on_a_separate_sail_server(sail_server: str, tmp_path: Path) -> None:
     """Default index settings work on a Connect server without addArtifacts: probed, then the shared path."""
     docs = head(SAMPLE / "documents.jsonl", tmp_path / "docs.jsonl", 12)
@@ -97,7 +98,7 @@ def test_pipeline_on_a_separate_sail_server(sail_server: str, tmp_path: Path) ->
             + ["--set", "llm.model=test-model", "--set", "match.min_score=-1.0"],  # every document matches
             capture_output=True,
             text=True,
-            timeout=600,
+            timeout=1500,
             env=env,
             cwd=REPO,
         )

@@ -113,11 +113,12 @@ def submit(master: str, zipped: Path, script: Path, args: list[str]) -> subproce
     command += ["--conf", "spark.ui.enabled=false", "--conf", "spark.executor.memory=900m"]
     command += ["--conf", "spark.cores.max=2", "--conf", "spark.executor.cores=1"]
     return subprocess.run(
-        [*command, str(script), *args], capture_output=True, text=True, timeout=600, env=submit_env(), cwd=REPO
+        [*command, str(script), *args], capture_output=True, text=True, timeout=1500, env=submit_env(), cwd=REPO
     )
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)
 def test_executors_import_fi_spark_from_the_shipped_zip(cluster: str, pyfiles: Path, tmp_path: Path) -> None:
     """--py-files puts the zip first on the executors' (and driver's) path, ahead of any installed copy."""
     probe = tmp_path / "probe.py"
@@ -132,6 +133,7 @@ def test_executors_import_fi_spark_from_the_shipped_zip(cluster: str, pyfiles: P
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # minutes when idle, far more on a loaded 2-core machine
 def test_pipeline_on_a_two_worker_standalone_cluster(cluster: str, pyfiles: Path, tmp_path: Path) -> None:
     """The whole pipeline runs on the standalone cluster with default index settings (broadcast)."""
     with TestServer(ServerSettings(latency_ms=(1, 5))) as llm:
