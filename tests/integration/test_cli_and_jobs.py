@@ -75,14 +75,11 @@ def test_bad_engine_url_is_one_clear_error(tmp_path, url, expected):
     assert expected in line and "engine.connect_url=sc://HOST:PORT" in line
 
 
-def test_match_before_build_index_is_one_clear_error(tmp_path):
-    """match with no index built says which command to run first."""
+def test_match_on_an_empty_run_is_one_clear_error(tmp_path):
+    """match with nothing prepared says which command to run first, in one line."""
     out = run_cli("match", "--output", str(tmp_path / "o"), "--set", "tracking.enabled=false")
     line = one_line_error(out)
-    assert (
-        line
-        == f"fi-spark: error: no index under {tmp_path / 'o' / 'index'}: run build_index first (fi-spark build-index)"
-    )
+    assert line == "fi-spark: error: match needs the `documents` table, which does not exist: run prepare_corpus first"
 
 
 def test_genericize_before_ingest_queries_is_one_clear_error(tmp_path):

@@ -95,3 +95,11 @@ def test_auto_strategy_follows_the_probed_capability() -> None:
     assert choose_strategy(without, 1000, cfg) == "path"
     with pytest.raises(ConfigError, match="does not support spark.addArtifacts"):
         choose_strategy(without, 1000, IndexConfig(distribute="artifacts"))
+
+
+def test_a_missing_index_is_a_config_error_naming_the_command(tmp_path) -> None:
+    """No index built yet: a ConfigError (CLI: one line, exit 2) that says to run build-index."""
+    from fi_spark.index.artifact import latest_artifact
+
+    with pytest.raises(ConfigError, match=r"no index under .*: run build_index first \(fi-spark build-index\)"):
+        latest_artifact(str(tmp_path / "index"))
