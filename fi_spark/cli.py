@@ -130,6 +130,8 @@ def build_parser() -> argparse.ArgumentParser:
     _config_args(p)
     p.set_defaults(handler=_cmd_serve_llm)
 
+    _add_runs_parser(sub)
+
     p = sub.add_parser("show-config", help="print the resolved configuration and exit")
     _config_args(p)
     p.set_defaults(handler=_cmd_show_config)
@@ -191,6 +193,51 @@ def _cmd_serve_llm(args: argparse.Namespace, config: Config) -> int:
         log.info("vLLM and the converted model are ready in %s", ensure_installed(config.llm.local))
     else:
         serve(config.llm.local)
+    return 0
+
+
+def _add_runs_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "runs",
+        help="list pipeline runs, or compare two side by side (MLflow params and metrics, differences first)",
+        description="Pipeline runs from the MLflow store: MLFLOW_TRACKING_URI, else tracking.uri, else "
+        "<output>/mlflow.db. `runs compare A B` takes run ids or unique prefixes (`runs list` shows them).",
+    )
+    p.add_argument("action", choices=["list", "compare"])
+    p.add_argument("run_ids", nargs="*", metavar="RUN", help="compare: two run ids (or unique prefixes)")
+    p.add_argument(
+        "--output", default=DEFAULT_OUTPUT, help=f"run folder whose MLflow store to read (default: ./{DEFAULT_OUTPUT})"
+    )
+    _config_args(p)
+    p.set_defaults(handler=_cmd_runs)
+
+
+def _runs_tracking_uri(config: Config, output: str) -> str:
+    """Where `fi-spark runs` reads: the same store the runs wrote (fi_spark.tracking), never a new empty one."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if config.tracking.uri:
+        return config.tracking.uri
+    db = os.path.join(os.path.abspath(output), "mlflow.db")
+    if "://" in output or not os.path.isfile(db):
+        raise ConfigError(f"no MLflow store at {db}: pass --output RUN_FOLDER or set MLFLOW_TRACKING_URI")
+    return f"sqlite:///{db}"
+
+
+def _cmd_runs(args: argparse.Namespace, config: Config) -> int:
+    from fi_spark import runs
+
+    uri = _runs_tracking_uri(config, args.output)
+    experiment = config.tracking.experiment
+    if args.action == "list":
+        if args.run_ids:
+            raise ConfigError("runs list takes no run ids")
+        print(runs.format_runs(runs.list_runs(uri, experiment)))
+        return 0
+    if len(args.run_ids) != 2:
+        raise ConfigError("runs compare needs two run ids (or unique prefixes): fi-spark runs compare A B")
+    a, b = args.run_ids
+    print(runs.format_comparison(runs.compare_runs(uri, experiment, a, b), a, b))
     return 0
 
 

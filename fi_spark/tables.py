@@ -98,7 +98,7 @@ class TableStore:
         """
         path = join_path(self.root, "_work", name)
         df.write.mode("overwrite").parquet(path)
-        return self.spark.read.parquet(path)
+        return self.spark.read.schema(df.schema).parquet(path)  # the schema: an empty frame may write no files
 
     def replace(self, df: DataFrame, spec: TableSpec) -> int:
         """Overwrite the whole table (for small derived tables that are recomputed from their inputs)."""

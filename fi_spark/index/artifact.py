@@ -33,6 +33,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
+from fi_spark.config import ConfigError
+
 INDEX_FILE, IDS_FILE, MANIFEST_FILE, LATEST_FILE = "index.faiss", "ids.txt", "manifest.json", "LATEST"
 FILES = (INDEX_FILE, IDS_FILE, MANIFEST_FILE)
 
@@ -112,11 +114,15 @@ def set_latest(root: str, version: str) -> None:
     _write_bytes(_join(root, LATEST_FILE), version.encode())
 
 
+class IndexNotFoundError(ConfigError, FileNotFoundError):
+    """No index was built under the index root yet (the CLI prints it as one line, exit 2)."""
+
+
 def latest_artifact(root: str) -> IndexArtifact:
     """The artifact LATEST points at, or a clear error when build_index has not run."""
     latest = _join(root, LATEST_FILE)
     if not _exists(latest):
-        raise FileNotFoundError(f"no index under {root}: run the build_index stage first")
+        raise IndexNotFoundError(f"no index under {root}: run build_index first (fi-spark build-index)")
     version = _read_bytes(latest).decode().strip()
     uri = _join(root, version)
     return IndexArtifact(uri, version, json.loads(_read_bytes(_join(uri, MANIFEST_FILE))))
