@@ -65,7 +65,8 @@ def iter_split_lines(path: str, start: int, end: int, max_line: int = MAX_RECORD
     with open(path, "rb") as fh:
         if start > 0:
             fh.seek(start - 1)
-            fh.readline()  # the line that straddles `start` belongs to the previous range
+            while (chunk := fh.readline(_SKIP_CHUNK)) and not chunk.endswith(b"\n"):
+                pass  # the line that straddles `start` belongs to the previous range
         while fh.tell() < end:
             line = _read_line(fh, max_line)
             if line is None:
