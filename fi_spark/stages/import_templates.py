@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from fi_spark.config import TemplatesConfig
 from fi_spark.engine import Capabilities
-from fi_spark.ingest.documents import list_input_files, read_documents
+from fi_spark.ingest.documents import damaged_rows, list_input_files, read_documents, split_damaged_parquet
 from fi_spark.ingest.jsonline import parse_json_object, safe_excerpt
 from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATES
 from fi_spark.stages.base import StageContext, StageResult, StageTables
@@ -75,9 +75,13 @@ def read_bank(spark: SparkSession, paths: list[str], caps: Capabilities) -> Data
     for path in paths:
         names = [path] if is_remote(path) else list_input_files(path)
         if all(".parquet" in os.path.basename(n) for n in names):
-            frame = spark.read.parquet(path)
-            frames.append(frame.select(F.to_json(F.struct(*[F.col(c) for c in frame.columns])).alias("value"),
-                                       F.lit(path).alias("input_file")))  # fmt: skip
+            readable, damaged = ([path], []) if is_remote(path) else split_damaged_parquet(names)
+            if damaged:  # each file whose footer cannot be read is one malformed_row, the others are read
+                frames.append(damaged_rows(spark, damaged))
+            if readable:
+                frame = spark.read.parquet(*readable)
+                frames.append(frame.select(F.to_json(F.struct(*[F.col(c) for c in frame.columns])).alias("value"),
+                                           F.lit(path).alias("input_file")))  # fmt: skip
         else:
             frames.append(read_documents(spark, path, caps))
     out = frames[0]

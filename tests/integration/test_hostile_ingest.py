@@ -164,3 +164,22 @@ def test_prepare_corpus_on_damaged_warc(embedded_engine: Engine, make_ctx: Calla
     result = prepare_corpus.run(ctx, str(folder))
     assert result.rejected == {"warc_unreadable": 2}
     assert (result.rows_in, result.rows_out) == (3, 1)
+
+
+def test_prepare_corpus_on_damaged_parquet(embedded_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path):
+    """A Parquet file with a corrupt footer is one unreadable_input reject; the other file is read; wrong types
+    and nulls in the text column are rejects with their reasons."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pq.write_table(pa.table({"id": ["a", "b", "c"], "text": [A, None, "\x00\u202e" + B]}), folder / "good.parquet")
+    pq.write_table(pa.table({"id": ["n"], "text": [7]}), folder / "ints.parquet")
+    (folder / "noise.parquet").write_bytes(bytes(range(256)) * 4)
+    ctx = make_ctx(embedded_engine, ["prepare.min_chars=50", "prepare.min_words=5"])
+    result = prepare_corpus.run(ctx, str(folder))
+    assert result.rejected == {"unreadable_input": 1, "missing_text": 1, "text_not_string": 1}
+    assert (result.rows_in, result.rows_out) == (5, 2)
+    reject = ctx.store.read(DOC_REJECTS).filter(F.col("reason") == "unreadable_input").first()
+    assert reject.raw_excerpt == "noise.parquet" and reject.detail.startswith("Parquet footer unreadable")
