@@ -61,6 +61,7 @@ EXTRAS = {
         "mypy==2.4.1",
         "types-PyYAML==6.0.12.20261113",
         "moto[s3,server]==5.2.5",
+        "hypothesis==6.170.17",
     ],
 }
 
