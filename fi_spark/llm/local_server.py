@@ -233,8 +233,10 @@ def server_spec(cfg: LocalLLMServerConfig, model_path: Path) -> ServerSpec:
 
 def _spec(cfg: LocalLLMServerConfig) -> ServerSpec:
     """The spec without installing when a server already answers (so a reused server needs no local install)."""
+    if is_installed(cfg):  # no install lock needed (another model may be installing meanwhile)
+        return server_spec(cfg, model_dir(cfg))
     probe_only = ServerSpec(name="", cmd=[], host=cfg.host, port=cfg.port, model=cfg.served_model_name, run_dir="")
-    if supervise.is_serving(probe_only) and not is_installed(cfg):
+    if supervise.is_serving(probe_only):
         return server_spec(cfg, model_dir(cfg))
     return server_spec(cfg, ensure_installed(cfg))
 
