@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 from fi_spark.config import ConfigError, LocalLLMServerConfig, load_config
+from fi_spark.export.card import _model_license
 from fi_spark.llm import local_server, supervise
 from fi_spark.llm.supervise import ServerSpec
 
@@ -309,6 +310,7 @@ def test_model_choice_is_closed_and_names_its_license() -> None:
     assert (cfg.served_model_name, cfg.model_spec.architecture) == ("gemma-3-270m", "Gemma3ForCausalLM")
     assert cfg.model_spec.license.startswith("Gemma Terms of Use")
     assert LocalLLMServerConfig().model_spec.license.startswith("Apache-2.0")
+    assert _model_license("gemma-3-270m").startswith("Gemma Terms of Use")  # what the dataset card shows
     with pytest.raises(ConfigError, match="smollm2-135m"):
         load_config("local", ["llm.local.model=llama-7b"])
 
