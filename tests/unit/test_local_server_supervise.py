@@ -30,7 +30,7 @@ from fi_spark.llm.supervise import ServerSpec
 
 FAKE = textwrap.dedent(
     """
-    import json, os, sys
+    import json, os, sys, time
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
     port, model, folder = int(sys.argv[1]), sys.argv[2], sys.argv[3]
     def flag(name):
@@ -58,6 +58,9 @@ FAKE = textwrap.dedent(
                 self.reply(500, {"error": "EngineDeadError"})
             else:
                 self.reply(200, {"choices": [{"text": "ok"}], "usage": {"prompt_tokens": 1, "completion_tokens": 1}})
+    for _ in range(int(sys.argv[4]) if len(sys.argv) > 4 else 0):  # a slow start that keeps talking
+        print("loading ...", flush=True)
+        time.sleep(0.3)
     with open(os.path.join(folder, "starts"), "a") as f:
         f.write(f"{os.getpid()}\\n")
     ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
@@ -248,6 +251,16 @@ def test_port_held_by_another_program_is_one_clear_error(fake: ServerSpec) -> No
         s.listen()
         with pytest.raises(supervise.LocalServerError, match=rf"port {fake.port} .* llm.local.port"):
             supervise.acquire(fake)
+
+
+def test_start_up_timeout_counts_from_the_last_output(fake: ServerSpec) -> None:
+    """A start that keeps logging outlives startup_timeout_s; one that is silent that long fails, log tail shown."""
+    talking = dataclasses.replace(fake, cmd=[*fake.cmd, "20"], startup_timeout_s=3.0)  # 6 s of "loading ..."
+    assert supervise.acquire(talking).started
+    assert supervise.stop(talking)
+    silent = dataclasses.replace(fake, cmd=[sys.executable, "-c", "import time; time.sleep(30)"], startup_timeout_s=3.0)
+    with pytest.raises(supervise.LocalServerError, match="silent for 3 s"):
+        supervise.acquire(silent)
 
 
 PIP_CONFLICT = """\
