@@ -128,8 +128,9 @@ def estimate(sample: SampleRun, target: Target, cluster: Cluster) -> list[StageE
         completion_tokens=sum(e.completion_tokens for e in out), gpu_hours=sum(e.gpu_hours for e in out),
         wall_hours=sum(e.wall_hours for e in out), usd=sum(e.usd for e in out),
     )  # fmt: skip
-    kept = total.passed
-    total.extra.update(usd_per_kept_pair=total.usd / kept if kept else math.inf)
+    kept = total.passed if out and out[-1].stage == "judge" else 0.0  # without a judge stage nothing is "kept"
+    if kept:
+        total.extra.update(usd_per_kept_pair=total.usd / kept)
     return [*out, total]
 
 
