@@ -104,7 +104,21 @@ class LocalModel(_Section):
     architecture: str = Field(description="transformers class the dequantized weights are copied into")
     served_model_name: str
     license: str = Field(description="for the dataset card")
+    chat_template: str | None = Field(
+        default=None, description="Jinja chat template written beside the model when its GGUF carries none"
+    )
 
+
+# Gemma's turn format; Gemma has no system role, so a system message opens the first user turn (as Gemma 3's own
+# template does).
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(system='') %}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{% set ns.system = m['content'] + '\\n\\n' %}"
+    "{% else %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{{ ((ns.system if m['role'] == 'user' else '') + m['content']) | trim }}<end_of_turn>\n"
+    "{% if m['role'] == 'user' %}{% set ns.system = '' %}{% endif %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
 
 LOCAL_MODELS: dict[str, LocalModel] = {
     "smollm2-135m": LocalModel(
@@ -120,6 +134,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
         architecture="Gemma3ForCausalLM",
         served_model_name="gemma-3-270m",
         license="Gemma Terms of Use (https://ai.google.dev/gemma/terms; google/gemma-3-270m)",
+        chat_template=GEMMA_CHAT_TEMPLATE,  # the base model's GGUF has none: vLLM's chat API would answer 400
     ),
 }
 

@@ -133,6 +133,7 @@ def ensure_installed(cfg: LocalLLMServerConfig) -> Path:
         marker = out.with_name(out.name + ".json")
         source = {"package": spec.packages[0], "file": spec.gguf_file}
         if out.name == "model" or (marker.exists() and json.loads(marker.read_text()) == source):
+            _write_chat_template(cfg, out)
             return out
         t0 = time.monotonic()
         pip = [venv_python, "-m", "pip", "install", "--disable-pip-version-check", "--progress-bar", "off"]
@@ -143,9 +144,18 @@ def ensure_installed(cfg: LocalLLMServerConfig) -> Path:
         _run([venv_python, "-c", _CONVERT, dist, spec.gguf_file, spec.architecture, str(out)], "convert", cfg)
         with contextlib.suppress(FileNotFoundError):
             Path(str(out) + ".gguf").unlink()  # an assembled chunked GGUF: only the converted folder is kept
+        _write_chat_template(cfg, out)
         marker.write_text(json.dumps(source))
         log.info("model %s converted in %.0f s", cfg.model, time.monotonic() - t0)
         return out
+
+
+def _write_chat_template(cfg: LocalLLMServerConfig, out: Path) -> None:
+    """transformers (and so vLLM) read `chat_template.jinja` from the model folder."""
+    template = cfg.model_spec.chat_template
+    path = out / "chat_template.jinja"
+    if template and not (path.exists() and path.read_text() == template):
+        path.write_text(template)
 
 
 def _run(cmd: list[str], step: str, cfg: LocalLLMServerConfig) -> None:
@@ -234,6 +244,7 @@ def server_spec(cfg: LocalLLMServerConfig, model_path: Path) -> ServerSpec:
 def _spec(cfg: LocalLLMServerConfig) -> ServerSpec:
     """The spec without installing when a server already answers (so a reused server needs no local install)."""
     if is_installed(cfg):  # no install lock needed (another model may be installing meanwhile)
+        _write_chat_template(cfg, model_dir(cfg))
         return server_spec(cfg, model_dir(cfg))
     probe_only = ServerSpec(name="", cmd=[], host=cfg.host, port=cfg.port, model=cfg.served_model_name, run_dir="")
     if supervise.is_serving(probe_only):

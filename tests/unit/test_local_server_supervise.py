@@ -317,6 +317,28 @@ def test_vllm_command_enables_prefix_caching_and_cached_token_counts(tmp_path: P
     assert "--no-enable-prefix-caching" in off.cmd
 
 
+def test_gemma_gets_a_chat_template_beside_its_converted_weights(tmp_path: Path) -> None:
+    """The base Gemma GGUF has no chat template (vLLM answered HTTP 400): one in Gemma's turn format is written."""
+    import jinja2
+
+    cfg = LocalLLMServerConfig(cache_dir=str(tmp_path), model="gemma3-270m")
+    (tmp_path / "venv" / "bin").mkdir(parents=True)
+    (tmp_path / "venv" / "bin" / "python").write_text("")
+    (tmp_path / "installed.json").write_text(
+        json.dumps({"vllm": cfg.vllm_package, "gguf": ["gguf==0.19.0", "accelerate==1.15.0"]})
+    )
+    (tmp_path / "models" / "gemma3-270m").mkdir(parents=True)
+    (tmp_path / "models" / "gemma3-270m" / "config.json").write_text("{}")
+    (tmp_path / "models" / "gemma3-270m.json").write_text(
+        json.dumps({"package": cfg.model_spec.packages[0], "file": cfg.model_spec.gguf_file})
+    )
+    folder = local_server.ensure_installed(cfg)
+    template = (folder / "chat_template.jinja").read_text()
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi "}]
+    rendered = jinja2.Template(template).render(bos_token="<bos>", messages=messages, add_generation_prompt=True)
+    assert rendered == "<bos><start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\n"
+
+
 def test_model_choice_is_closed_and_names_its_license() -> None:
     """llm.local.model picks a packaged model; an unknown one fails at load time naming the choices."""
     cfg = load_config("local", ["llm.local.model=gemma3-270m"]).llm.local
