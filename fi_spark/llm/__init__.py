@@ -55,15 +55,17 @@ What `complete` guarantees:
   retries (exponential backoff with full jitter, Retry-After honoured), a circuit breaker per endpoint,
   and a token budget (`config.llm.token_budget`) that stops sending cleanly; rows cut off by the budget
   or by transient failures get an error row now and are sent again by the next run.
-- With `config.llm.endpoints` empty, a real local vLLM server is started once per process
-  (fi_spark.llm.local_server) and stopped at exit.
+- With `config.llm.endpoints` empty, the shared local vLLM server is used (fi_spark.llm.local_server):
+  started if none runs, kept while any process uses it, restarted when dead or wedged; rows that failed
+  with a transient error are sent once more after that check.
 
 Lower layers, for tests, benchmarks and notebooks (no Spark needed):
 - `fi_spark.llm.client.LLMClient` -- the async client (`await client.complete_all(requests)`).
 - `fi_spark.llm.types` -- `LLMRequest`, `LLMResult`, `request_id`, `ERROR_REASONS`.
 - `fi_spark.llm.adapter` -- the only module that knows OpenAI/vLLM request and response shapes.
 - `fi_spark.llm.testserver` -- a fault-injecting OpenAI-compatible server (tests and benchmarks only).
-- `fi_spark.llm.local_server` -- install, convert the bundled model, start/stop a real vLLM CPU server.
+- `fi_spark.llm.local_server` -- install, convert the bundled model, serve it with vLLM on CPU (shared).
+- `fi_spark.llm.supervise` -- one supervised server per port: leases, idle timeout, restart, heal().
 """
 
 from __future__ import annotations

@@ -162,8 +162,10 @@ def complete(
     )
     t0 = time.monotonic()
     summaries = pending.mapInPandas(partial(_send_partition, spec), SUMMARY_SCHEMA).collect()
-    seconds = time.monotonic() - t0
     fold_journal(env, spec.journal_root)
+    if not cfg.endpoints:  # the local server: heal a dead or wedged engine, then retry the failed rows once
+        summaries += _heal_local_and_resend(env, spec, with_ids, tasks)
+    seconds = time.monotonic() - t0
 
     ledger = env.store.read(LLM_RESPONSES)
     failed_now = env.store.read(LLM_FAILURES).filter(F.col("run_id") == spec.run_id)
@@ -180,6 +182,25 @@ def complete(
     metrics = _metrics(env, results, summaries, seconds, spec.run_id)
     env.log.info("llm %s: %s", stage, ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
     return LLMRun(results=results, metrics=metrics)
+
+
+def _heal_local_and_resend(env: LLMEnv, spec: CallSpec, with_ids: DataFrame, tasks: int) -> list[Any]:
+    """Hook for fi_spark.llm.local_server (server helper): rows of this call that failed with a transient server
+    error are sent once more after `ensure_healthy` restarted the local server (or found it answering)."""
+    from fi_spark.llm.local_server import ensure_healthy
+
+    failed = env.store.read(LLM_FAILURES).filter(
+        (F.col("run_id") == spec.run_id) & F.col("error_reason").isin("retries_exhausted", "endpoints_unavailable")
+    )
+    n = failed.count()
+    if not n or not ensure_healthy(spec.cfg.local, f"{spec.stage}: {n} requests failed", env.log):
+        return []
+    env.log.info("llm %s: sending the %d failed requests once more", spec.stage, n)
+    retry = with_ids.dropDuplicates(["request_id"]).join(failed.select("request_id"), "request_id", "left_semi")
+    summaries = retry.repartition(tasks, "request_id").mapInPandas(partial(_send_partition, spec), SUMMARY_SCHEMA)
+    out = summaries.collect()
+    fold_journal(env, spec.journal_root)
+    return out
 
 
 def resolve_endpoints(cfg: LLMConfig, log: logging.Logger) -> tuple[list[str], str]:
