@@ -96,18 +96,24 @@ class LLMClient:
         window = self.cfg.concurrency * WINDOW_FACTOR
         pending: set[asyncio.Task[LLMResult]] = set()
         exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                req = next(it, None)
-                if req is None:
-                    exhausted = True
-                else:
-                    pending.add(asyncio.ensure_future(self.complete(req)))
-            if not pending:
-                return
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                yield task.result()
+        try:
+            while True:
+                while not exhausted and len(pending) < window:
+                    req = next(it, None)
+                    if req is None:
+                        exhausted = True
+                    else:
+                        pending.add(asyncio.ensure_future(self.complete(req)))
+                if not pending:
+                    return
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    yield task.result()
+        finally:  # the input failed (a dying Spark task) or the caller stopped: end what is still in flight
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
 
     async def complete(self, req: LLMRequest) -> LLMResult:
         """One request to a final result; every failure mode ends in `error_reason`, nothing is raised."""

@@ -5,7 +5,9 @@ Flow of one call (see fi_spark.llm for the interface):
 2. give each row its deterministic request id (a mapInPandas, same function as the pure core);
 3. pending = distinct ids not in the ledger `llm_responses`, hash-partitioned into `llm.partitions`
    (default: `engine.shuffle_partitions`) tasks -- by `group` when requests_df has that column (sorted
-   by group inside each task, so one group's requests are sent together to one endpoint), else by id;
+   by group inside each task, so one group's requests are sent together to one endpoint), else by id.
+   Sail drops a sort that feeds mapInPandas, so with groups each task sorts its own partition in
+   memory: raise `llm.partitions` if one partition of requests does not fit a worker;
 4. one Spark action: each task runs the asyncio client over its rows (`llm.concurrency` in flight),
    journals every answer the moment it arrives and returns one summary row. A task first reads what
    earlier attempts of the same partition journaled in this run and skips those requests, so a Spark
@@ -95,6 +97,7 @@ class CallSpec:
     run_id: str
     journal_root: str
     task_budget: int | None
+    grouped: bool = False  # requests_df has a `group` column
     api_key: str | None = field(default=None, repr=False)  # never printed
 
     def adapter(self) -> Adapter:
@@ -133,7 +136,7 @@ def complete(
         schema=schema_dict(response_schema), schema_name=schema_name,
         run_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}",
         journal_root=join_path(ctx.output, "llm_journal", stage),
-        task_budget=cfg.token_budget // tasks if cfg.token_budget else None,
+        task_budget=cfg.token_budget // tasks if cfg.token_budget else None, grouped="group" in cols,
         api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
     )  # fmt: skip
     spec.adapter()  # a broken schema fails here, once, on the driver
@@ -302,8 +305,14 @@ def _send_partition(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator
     )  # fmt: skip
     count = Counter[str]()
 
+    frames: Iterator[pd.DataFrame] = itertools.chain([first], batches)
+    if spec.grouped:  # Sail drops a sort that feeds mapInPandas: order the partition here (memory: one partition)
+        whole = pd.concat(list(frames), ignore_index=True)
+        whole["_route"] = whole["group"].where(whole["group"].notna(), whole["request_id"])
+        frames = iter([whole.sort_values(["_route", "request_id"], kind="stable")])
+
     def requests() -> Iterator[LLMRequest]:
-        for pdf in itertools.chain([first], batches):
+        for pdf in frames:
             cols = (pdf["request_id"], pdf["messages"], pdf["prompt"], pdf["group"])
             for rid, raw, prompt, group in zip(*cols, strict=True):
                 if rid in done:
