@@ -73,7 +73,9 @@ def _job(action: str, url: str, out: str) -> None:
         import pairs_inputs
 
         base = [text for _, text in pairs_inputs.DOCS]
-        pairs_inputs.DOCS = [(f"doc-{i}", f"Document {i} of the kill test. {base[i % len(base)]}") for i in range(N_DOCS)]
+        pairs_inputs.DOCS = [
+            (f"doc-{i}", f"Document {i} of the kill test. {base[i % len(base)]}") for i in range(N_DOCS)
+        ]
         pairs_inputs.write_inputs(ctx, Path(out), n_docs=N_DOCS)
     else:
         result = {"genericize": genericize.run, "instantiate": instantiate.run}[action](ctx)
@@ -102,7 +104,9 @@ def _tables(spark: Any, out: Path, stage: str) -> dict[str, list[tuple[Any, ...]
     found = {}
     for name in TABLES[stage]:
         rows = store.read(ALL_TABLES[name]).collect()
-        found[name] = sorted(tuple(json.dumps(v, sort_keys=True, default=str) for v in r.asDict().values()) for r in rows)
+        found[name] = sorted(
+            tuple(json.dumps(v, sort_keys=True, default=str) for v in r.asDict().values()) for r in rows
+        )
     ledger = store.read(LLM_RESPONSES).select(*LEDGER_COLUMNS).collect()
     found["llm_responses"] = sorted(tuple(map(str, r)) for r in ledger)
     return found

@@ -161,7 +161,9 @@ def test_groups_are_sent_together_to_one_endpoint_and_costs_add_up(spark: SparkS
     settings = ServerSettings(prefix_cache=True, latency_ms=(2, 4))
     with TestServer(settings) as a, TestServer(settings) as b, TestServer(settings) as c:
         ctx = make_ctx(spark, tmp_path, a.url, concurrency=1, partitions=1)
-        cfg = ctx.config.model_copy(update={"llm": ctx.config.llm.model_copy(update={"endpoints": [a.url, b.url, c.url]})})
+        cfg = ctx.config.model_copy(
+            update={"llm": ctx.config.llm.model_copy(update={"endpoints": [a.url, b.url, c.url]})}
+        )
         ctx = dataclasses.replace(ctx, config=cfg)
         run = complete(ctx, spark.createDataFrame(rows, "key string, messages string, group string"), stage="aff")
         results = run.results.collect()

@@ -252,9 +252,7 @@ def test_cached_tokens_and_server_time_are_reported() -> None:
     """The prefix-cache model reports cached prompt tokens; the client keeps them and the answering latency."""
     ad = _adapter()
     shared = "word " * 40
-    reqs = [
-        LLMRequest(id=f"r{i}", messages=[{"role": "user", "content": f"{shared} question {i}"}]) for i in range(3)
-    ]
+    reqs = [LLMRequest(id=f"r{i}", messages=[{"role": "user", "content": f"{shared} question {i}"}]) for i in range(3)]
     with TestServer(ServerSettings(prefix_cache=True, latency_ms=(20, 20))) as srv:
         results, _ = _run(LLMConfig(concurrency=1, **FAST), [srv.url], reqs, ad)
     by_id = {r.request_id: r for r in results}

@@ -145,7 +145,9 @@ def test_affinity_keeps_a_group_on_its_endpoint_and_moves_it_when_down_or_satura
     pool.release(back, 0.0, "failure")  # first's breaker opens (failures=1): the group moves, all of it
     moved = [pool.acquire(1.0, "doc-1") for _ in range(2)]
     assert [ep.url for ep in moved if ep] == [second, second]
-    other = next(g for g in (f"doc-{i}" for i in range(100)) if urls[rendezvous_order(g, urls)[0]] not in (first, second))
+    other = next(
+        g for g in (f"doc-{i}" for i in range(100)) if urls[rendezvous_order(g, urls)[0]] not in (first, second)
+    )
     ep = pool.acquire(1.0, other)  # groups of other endpoints are not affected
     assert ep is not None and ep.url == urls[rendezvous_order(other, urls)[0]]
 
