@@ -221,8 +221,12 @@ class LLMConfig(_Section):
     token_budget: int | None = Field(
         default=None, ge=1, description="stop sending once this many tokens (in + out) were spent in one call"
     )
-    journal_flush_rows: int = Field(default=64, ge=1, description="answers per journal file written by a task")
-    journal_flush_s: float = Field(default=5.0, gt=0, description="or after this many seconds, whichever first")
+    journal_flush_rows: int = Field(
+        default=64, ge=1, description="object stores (s3://) only: at most this many answers per journal object"
+    )
+    journal_flush_s: float = Field(
+        default=1.0, gt=0, description="seconds between journal fsyncs (local) or journal objects (s3://)"
+    )
     local: LocalLLMServerConfig = Field(default_factory=LocalLLMServerConfig)
 
 

@@ -119,8 +119,10 @@ LLM_RESPONSES = TableSpec(
         ("error", StringType(), True),
         ("finish_reason", StringType(), True),
         ("prompt_tokens", LongType(), True),
+        ("cached_tokens", LongType(), True),  # prompt tokens the server served from its prefix cache
         ("completion_tokens", LongType(), True),
         ("latency_ms", DoubleType(), True),  # the answering attempt
+        ("server_ms", DoubleType(), True),  # server time: the attempts answered with a completion (normally one)
         ("total_ms", DoubleType(), True),  # all attempts, backoff waits included
         ("attempts", IntegerType(), False),
         ("retry_causes", ArrayType(StringType()), True),

@@ -21,11 +21,11 @@ Public interface (small on purpose; stages need nothing else)::
         top_logprobs=0,               # optional: return this many alternatives per generated token (`logprobs`)
     )
     run.results   # DataFrame, one row per input row (same `key`s, nothing dropped):
-                  #   key, request_id, content, parsed, logprobs, error_reason, error, prompt_tokens, completion_tokens,
-                  #   latency_ms, attempts, endpoint, cached
+                  #   key, request_id, content, parsed, logprobs, error_reason, error, prompt_tokens, cached_tokens,
+                  #   completion_tokens, latency_ms, server_ms, attempts, endpoint, cached
     run.metrics   # dict[str, float] for StageResult.metrics: requests, http_calls, cached, ok, failed,
-                  #   failed.<reason>, retries.<cause>, prompt_tokens, completion_tokens, latency_ms_p50/p95/p99,
-                  #   requests_per_s, tokens_per_s
+                  #   failed.<reason>, retries.<cause>, resumed, prompt_tokens, cached_prompt_tokens,
+                  #   completion_tokens, server_seconds, latency_ms_p50/p95/p99, requests_per_s, tokens_per_s
 
 Columns of `run.results`:
 - `content`: the raw text the model returned; null on error, except for content errors (`schema_invalid`,
@@ -46,10 +46,12 @@ What `complete` guarantees:
   (other spellings of the same messages are other requests). Identical requests in one frame are sent once.
 - The ledger table `llm_responses` (fi_spark.schemas.LLM_RESPONSES, keyed by request_id) keeps every
   final answer. Requests already in it are never sent again: a re-run with a warm ledger makes zero HTTP
-  calls. Workers journal finished answers to small parquet files while they run, so a killed job loses at
-  most, per task, the requests in flight plus the answers not yet flushed (`llm.journal_flush_rows` /
-  `llm.journal_flush_s`); the next run folds the journal into the ledger first (dedup by request_id), so
-  each request is in the ledger exactly once.
+  calls. Workers journal every answer the moment it arrives (a JSON line, flushed; fsyncs batched
+  `llm.journal_flush_s` apart; on s3:// one object per ~`llm.journal_flush_s` of answers), so a killed job
+  re-sends at most the requests in flight (on s3://: plus the last batch); a Spark task retry skips what
+  its earlier attempt journaled; the next run folds the journal into the ledger first (dedup by
+  request_id), so each request is in the ledger exactly once. `requests_df` may carry a `group` column
+  (e.g. the document): a group's requests are sent together to one endpoint (prefix-cache affinity).
 - HTTP work runs eagerly inside `complete` (one Spark action; each partition keeps
   `config.llm.concurrency` requests in flight with asyncio), spread over `config.llm.endpoints` with
   retries (exponential backoff with full jitter, Retry-After honoured), a circuit breaker per endpoint,

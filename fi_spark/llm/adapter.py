@@ -55,6 +55,7 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     parsed: str | None = None  # canonical JSON, set by `check_content` when a schema is in use
+    cached_tokens: int = 0  # usage.prompt_tokens_details.cached_tokens (vLLM: --enable-prompt-tokens-details)
     logprobs: str | None = None  # JSON [[token, {alternative: logprob}], ...] when logprobs were asked for
 
 
@@ -189,6 +190,7 @@ class Adapter:
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
                 logprobs=read_logprobs(choice, self.api),
+                cached_tokens=_cached_tokens(usage),
             )
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise BadBody(f"body is JSON but not a completion: {exc}") from exc
@@ -211,3 +213,14 @@ class Adapter:
             raise BadContent("schema_invalid", f"{where}: {error.message[:200]}")
         completion.parsed = canonical_json(value)
         return completion
+
+
+def _cached_tokens(usage: dict[str, Any]) -> int:
+    """Prompt tokens served from the prefix cache; 0 where the server does not report them (or reports junk)."""
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        return 0
+    try:
+        return max(0, int(details.get("cached_tokens") or 0))
+    except (TypeError, ValueError):
+        return 0

@@ -4,10 +4,15 @@ Flow of one call (see fi_spark.llm for the interface):
 1. fold journal files that a killed earlier run left behind into the ledger (fi_spark.llm.journal);
 2. give each row its deterministic request id (a mapInPandas hashing the row's already-encoded canonical
    `messages` string, so messages are JSON-encoded once, by the stage, and decoded once, by the sender);
-3. pending = distinct ids not in the ledger `llm_responses`, hash-partitioned by id into
-   `env.partitions` tasks (`llm.partitions`, default `engine.shuffle_partitions`);
+3. pending = distinct ids not in the ledger `llm_responses`, hash-partitioned into `env.partitions` tasks
+   (`llm.partitions`, default `engine.shuffle_partitions`) -- by `group` when requests_df has that column (sorted
+   by group inside each task, so one group's requests are sent together to one endpoint), else by id.
+   Sail drops a sort that feeds mapInPandas, so with groups each task sorts its own partition in
+   memory: raise `llm.partitions` if one partition of requests does not fit a worker;
 4. one Spark action: each task runs the asyncio client over its rows (`llm.concurrency` in flight),
-   journals answers as it goes and returns one summary row;
+   journals every answer the moment it arrives and returns one summary row. A task first reads what
+   earlier attempts of the same partition journaled in this run and skips those requests, so a Spark
+   task retry does not pay twice;
 5. fold this run's journal: final answers -> `llm_responses`, transient failures -> `llm_failures`;
 6. results = every input row joined to its answer (ledger) or this run's failure.
 The HTTP step runs eagerly inside `complete`, so the lazily evaluated results frame can be used any
@@ -15,11 +20,16 @@ number of times without sending anything again.
 
 The token budget is split evenly over the tasks (no cross-task coordination is possible on every
 engine); each task reserves worst-case tokens before sending, so the run never overshoots it.
+
+Cost metrics (`prompt_tokens`, `cached_prompt_tokens`, `completion_tokens`, `server_seconds`) are sums
+over the rows this call journaled (answers and transient failures), so an answer that a retried Spark
+task had already paid for is counted once, and answers from the ledger of earlier runs not at all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import time
@@ -39,7 +49,7 @@ from pyspark.sql.types import LongType, StringType, StructField, StructType
 from fi_spark.config import LLMConfig
 from fi_spark.llm.adapter import Adapter, schema_dict
 from fi_spark.llm.client import LLMClient
-from fi_spark.llm.journal import JournalWriter, list_files, remove_run
+from fi_spark.llm.journal import JournalWriter, answered_ids, list_files, remove_run
 from fi_spark.llm.policy import TokenBudget
 from fi_spark.llm.types import FINAL_REASONS, LLMRequest, Sampling, request_id
 from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES
@@ -58,14 +68,17 @@ ID_SCHEMA = StructType(
         StructField("request_id", StringType()),
         StructField("messages", StringType()),
         StructField("prompt", StringType()),
+        StructField("group", StringType()),
     ]
 )
 SUMMARY_SCHEMA = StructType(
-    [StructField(n, LongType()) for n in ("requests", "http_calls", "prompt_tokens", "completion_tokens")]
+    [StructField(n, LongType()) for n in ("requests", "http_calls", "resumed")]
     + [StructField("retries", StringType()), StructField("ms", LongType())]
 )
 RESULT_COLUMNS = ["request_id", "content", "parsed", "logprobs", "error_reason", "error", "prompt_tokens",
-                  "completion_tokens", "latency_ms", "attempts", "endpoint", "run_id"]  # fmt: skip
+                  "cached_tokens", "completion_tokens", "latency_ms", "server_ms", "attempts", "endpoint",
+                  "run_id"]  # fmt: skip
+TICK_S = 0.25  # how often a task checks whether its journal is due for an fsync / object write
 
 
 @dataclass(frozen=True)
@@ -100,6 +113,7 @@ class CallSpec:
     run_id: str
     journal_root: str
     task_budget: int | None
+    grouped: bool = False  # requests_df has a `group` column
     api_key: str | None = field(default=None, repr=False)  # never printed
 
     def adapter(self) -> Adapter:
@@ -140,7 +154,7 @@ def complete(
         schema=schema_dict(response_schema), schema_name=schema_name,
         run_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}",
         journal_root=join_path(env.output, "llm_journal", stage),
-        task_budget=cfg.token_budget // tasks if cfg.token_budget else None,
+        task_budget=cfg.token_budget // tasks if cfg.token_budget else None, grouped="group" in cols,
         api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
     )  # fmt: skip
     spec.adapter()  # a broken schema fails here, once, on the driver
@@ -148,17 +162,20 @@ def complete(
     if leftover:
         env.log.info("llm %s: folded %d journaled answers of an interrupted run into the ledger", stage, leftover)
 
-    for column in ("messages", "prompt"):
+    for column in ("messages", "prompt", "group"):
         if column not in cols:
             requests_df = requests_df.withColumn(column, F.lit(None).cast("string"))
-    with_ids = requests_df.select(F.col("key").cast("string"), "messages", "prompt").mapInPandas(
-        partial(_add_ids, spec), ID_SCHEMA
-    )
+    with_ids = requests_df.select(
+        F.col("key").cast("string"), "messages", "prompt", F.col("group").cast("string")
+    ).mapInPandas(partial(_add_ids, spec), ID_SCHEMA)
     answered = env.store.read(LLM_RESPONSES).select("request_id")
+    route = F.coalesce(F.col("group"), F.col("request_id"))  # rows without a group spread by id
     pending = (
         with_ids.dropDuplicates(["request_id"])
         .join(answered, "request_id", "left_anti")
-        .repartition(tasks, "request_id")
+        .repartition(tasks, route)
+        .sortWithinPartitions(route, "request_id")
+        .withColumn("_partition", F.spark_partition_id())  # names the task's journal folder, for its retries
     )
     t0 = time.monotonic()
     summaries = pending.mapInPandas(partial(_send_partition, spec), SUMMARY_SCHEMA).collect()
@@ -185,8 +202,8 @@ def complete(
 
 
 def _heal_local_and_resend(env: LLMEnv, spec: CallSpec, with_ids: DataFrame, tasks: int) -> list[Any]:
-    """Hook for fi_spark.llm.local_server (server helper): rows of this call that failed with a transient server
-    error are sent once more after `ensure_healthy` restarted the local server (or found it answering)."""
+    """Rows of this call that failed with a transient server error are sent once more after
+    fi_spark.llm.local_server's `ensure_healthy` restarted the local server (or found it answering)."""
     from fi_spark.llm.local_server import ensure_healthy
 
     failed = env.store.read(LLM_FAILURES).filter(
@@ -197,8 +214,9 @@ def _heal_local_and_resend(env: LLMEnv, spec: CallSpec, with_ids: DataFrame, tas
         return []
     env.log.info("llm %s: sending the %d failed requests once more", spec.stage, n)
     retry = with_ids.dropDuplicates(["request_id"]).join(failed.select("request_id"), "request_id", "left_semi")
-    summaries = retry.repartition(tasks, "request_id").mapInPandas(partial(_send_partition, spec), SUMMARY_SCHEMA)
-    out = summaries.collect()
+    route = F.coalesce(F.col("group"), F.col("request_id"))
+    retry = retry.repartition(tasks, route).withColumn("_partition", F.spark_partition_id() + F.lit(tasks))
+    out = retry.mapInPandas(partial(_send_partition, spec), SUMMARY_SCHEMA).collect()
     fold_journal(env, spec.journal_root)
     return out
 
@@ -230,7 +248,7 @@ def fold_journal(env: LLMEnv, journal_root: str) -> int:
     files = [f for run_files in runs.values() for f in run_files]
     if not files:
         return 0
-    journaled = env.spark.read.schema(LLM_RESPONSES.schema).parquet(*files)
+    journaled = read_journal(env, files)
     best_first = Window.partitionBy("request_id").orderBy(F.col("error_reason").isNull().desc(), "finished_at_ms")
     best = journaled.withColumn("_rank", F.row_number().over(best_first)).filter("_rank = 1").drop("_rank")
     is_final = F.col("error_reason").isNull() | F.col("error_reason").isin(*FINAL_REASONS)
@@ -241,11 +259,39 @@ def fold_journal(env: LLMEnv, journal_root: str) -> int:
     return added
 
 
+def read_journal(env: LLMEnv, files: list[str]) -> DataFrame:
+    """Journal files as ledger rows: JSON lines (a torn last line of a killed task parses to null and is
+    dropped), plus Parquet files an older fi-spark wrote (columns it lacked become null)."""
+    # every field nullable: Sail rejects a null (torn line) in a non-nullable struct field
+    schema = StructType([StructField(f.name, f.dataType, True) for f in LLM_RESPONSES.schema.fields])
+    frames = []
+    lines = [f for f in files if f.endswith(".jsonl")]
+    if lines:
+        parsed = env.spark.read.text(lines).select(F.from_json("value", schema).alias("r")).select("r.*")
+        frames.append(parsed)
+    old = [f for f in files if f.endswith(".parquet")]
+    if old:
+        table = env.spark.read.parquet(*old)
+        frames.append(
+            table.select(
+                *[
+                    (F.col(f.name) if f.name in table.columns else F.lit(None)).cast(f.dataType).alias(f.name)
+                    for f in schema.fields
+                ]
+            )
+        )
+    out = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    return out.filter(
+        F.col("request_id").isNotNull() & F.col("run_id").isNotNull() & F.col("finished_at_ms").isNotNull()
+    )
+
+
 def _add_ids(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Ids hash the `messages` string as given (stages send canonical_json), so nothing is decoded or re-encoded
     here; a row that is not a usable messages list is answered `bad_request` by the send step."""
     params = spec.adapter().id_params()
     for pdf in batches:
+        groups = [g if isinstance(g, str) else None for g in pdf["group"]]
         ids = []
         for raw, prompt in zip(pdf["messages"], pdf["prompt"], strict=True):
             if isinstance(raw, str):
@@ -255,7 +301,15 @@ def _add_ids(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.Dat
             else:  # neither: a stable id, and the send step answers it with `bad_request`
                 rid = request_id(model=spec.model, stage=spec.stage, params=params, prompt="\0invalid\0")
             ids.append(rid)
-        yield pd.DataFrame({"key": pdf["key"], "request_id": ids, "messages": pdf["messages"], "prompt": pdf["prompt"]})
+        yield pd.DataFrame(
+            {
+                "key": pdf["key"],
+                "request_id": ids,
+                "messages": pdf["messages"],
+                "prompt": pdf["prompt"],
+                "group": groups,
+            }
+        )
 
 
 def _parse_messages(raw: str) -> list[dict[str, Any]] | None:
@@ -277,36 +331,64 @@ def _parse_messages(raw: str) -> list[dict[str, Any]] | None:
 def _send_partition(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     """Runs in a Spark task: one event loop, one HTTP client, one journal writer for the whole partition."""
     cfg = spec.cfg
+    first = next(batches, None)
+    while first is not None and first.empty:
+        first = next(batches, None)
+    if first is None:
+        return
+    partition = int(first["_partition"].iloc[0])
+    run_dir = join_path(spec.journal_root, spec.run_id)
+    done = answered_ids(run_dir, partition)  # journaled by an earlier attempt of this task (a Spark retry)
     writer = JournalWriter(
-        join_path(spec.journal_root, spec.run_id), stage=spec.stage, model=spec.model, run_id=spec.run_id,
-        flush_rows=cfg.journal_flush_rows, flush_s=cfg.journal_flush_s,
+        run_dir, stage=spec.stage, model=spec.model, run_id=spec.run_id, partition=partition,
+        fsync_s=cfg.journal_flush_s, batch_rows=cfg.journal_flush_rows,
     )  # fmt: skip
     client = LLMClient(
-        cfg, list(spec.endpoints), spec.adapter(), api_key=spec.api_key, budget=TokenBudget(spec.task_budget)
-    )
-
-    def requests() -> Iterator[LLMRequest]:
-        for pdf in batches:
-            for rid, raw, prompt in zip(pdf["request_id"], pdf["messages"], pdf["prompt"], strict=True):
-                messages = _parse_messages(raw) if isinstance(raw, str) else None  # None: answered bad_request
-                text = prompt if isinstance(prompt, str) and not isinstance(raw, str) else None
-                yield LLMRequest(id=rid, messages=messages, prompt=text)
-
+        cfg, list(spec.endpoints), spec.adapter(), api_key=spec.api_key, budget=TokenBudget(spec.task_budget),
+        on_result=writer.add,
+    )  # fmt: skip
     count = Counter[str]()
 
+    frames: Iterator[pd.DataFrame] = itertools.chain([first], batches)
+    if spec.grouped:  # Sail drops a sort that feeds mapInPandas: order the partition here (memory: one partition)
+        whole = pd.concat(list(frames), ignore_index=True)
+        whole["_route"] = whole["group"].where(whole["group"].notna(), whole["request_id"])
+        frames = iter([whole.sort_values(["_route", "request_id"], kind="stable")])
+
+    def requests() -> Iterator[LLMRequest]:
+        for pdf in frames:
+            cols = (pdf["request_id"], pdf["messages"], pdf["prompt"], pdf["group"])
+            for rid, raw, prompt, group in zip(*cols, strict=True):
+                if rid in done:
+                    count["resumed"] += 1
+                    continue
+                messages = _parse_messages(raw) if isinstance(raw, str) else None  # None: answered bad_request
+                yield LLMRequest(
+                    id=rid,
+                    messages=messages,
+                    prompt=prompt if isinstance(prompt, str) and not isinstance(raw, str) else None,
+                    group=group if isinstance(group, str) else None,
+                )
+
+    async def tick() -> None:  # durability must not wait for the next answer (the old journal's gap)
+        while True:
+            await asyncio.sleep(TICK_S)
+            writer.tick()
+
     async def drive() -> None:
-        async with client:
-            async for result in client.stream(requests()):
-                writer.add(result)
-                count["requests"] += 1
-                count["prompt_tokens"] += result.prompt_tokens
-                count["completion_tokens"] += result.completion_tokens
-        writer.flush()
+        ticker = asyncio.ensure_future(tick())
+        try:
+            async with client:
+                async for _ in client.stream(requests()):
+                    count["requests"] += 1
+        finally:
+            ticker.cancel()
+            writer.close()
 
     t0 = time.monotonic()
     asyncio.run(drive())
     yield pd.DataFrame(
-        [{**{k: count[k] for k in ("requests", "prompt_tokens", "completion_tokens")}, "http_calls": client.http_calls,
+        [{"requests": count["requests"], "http_calls": client.http_calls, "resumed": count["resumed"],
           "retries": json.dumps(dict(client.retries)), "ms": int((time.monotonic() - t0) * 1000)}]
     )  # fmt: skip
 
@@ -322,21 +404,29 @@ def _metrics(env: LLMEnv, results: DataFrame, summaries: list[Any], seconds: flo
         else:
             m["failed"] += row["count"]
             m[f"failed.{row['error_reason']}"] = m.get(f"failed.{row['error_reason']}", 0.0) + row["count"]
+    m.update({"requests": 0.0, "http_calls": 0.0, "resumed": 0.0})
     retries: Counter[str] = Counter()
     for s in summaries:
         retries.update(json.loads(s["retries"]))
-        for k in ("requests", "http_calls", "prompt_tokens", "completion_tokens"):
+        for k in ("requests", "http_calls", "resumed"):
             m[k] = m.get(k, 0.0) + float(s[k])
     m.update({f"retries.{cause}": float(n) for cause, n in retries.items()})
     m["retries"] = float(sum(retries.values()))
     m["send_seconds"] = seconds
+    costs = {"prompt_tokens": "prompt_tokens", "cached_prompt_tokens": "cached_tokens",
+             "completion_tokens": "completion_tokens", "server_seconds": "server_ms"}  # fmt: skip
+    m.update(dict.fromkeys(costs, 0.0))
+    if m.get("requests") or m.get("resumed"):
+        mine = env.store.read(LLM_RESPONSES).unionByName(env.store.read(LLM_FAILURES)).filter(F.col("run_id") == run_id)
+        sums = [F.sum(column).alias(name) for name, column in costs.items()]
+        # one scalar percentile per column: Sail 0.7 has no array form of percentile_approx
+        pcts = {f"latency_ms_p{p}": F.percentile_approx("latency_ms", p / 100).alias(f"p{p}") for p in (50, 95, 99)}
+        found = mine.agg(*sums, *pcts.values()).first()
+        if found is not None:
+            names = [*costs, *pcts]
+            m.update({name: float(v) for name, v in zip(names, found, strict=True) if v is not None})
+            m["server_seconds"] /= 1000.0
     if m.get("requests"):
         m["requests_per_s"] = m["requests"] / max(seconds, 1e-9)
         m["tokens_per_s"] = (m["prompt_tokens"] + m["completion_tokens"]) / max(seconds, 1e-9)
-        mine = env.store.read(LLM_RESPONSES).unionByName(env.store.read(LLM_FAILURES))
-        # one scalar percentile per column: Sail 0.7 has no array form of percentile_approx
-        pcts = {f"latency_ms_p{p}": F.percentile_approx("latency_ms", p / 100).alias(f"p{p}") for p in (50, 95, 99)}
-        found = mine.filter(F.col("run_id") == run_id).agg(*pcts.values()).first()
-        if found is not None:
-            m.update({name: float(v) for name, v in zip(pcts, found, strict=True) if v is not None})
     return m

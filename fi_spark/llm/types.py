@@ -100,12 +100,15 @@ class Sampling:
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One request. `key` is the caller's row key; `id` the deterministic request id."""
+    """One request. `key` is the caller's row key; `id` the deterministic request id; `group` (optional,
+    e.g. the document of instantiate's requests) asks for endpoint affinity: one group, one server, so a
+    shared prompt prefix is served from that server's prefix cache. The group is not part of the id."""
 
     id: str
     messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
     key: str | None = None
+    group: str | None = None
 
 
 @dataclass
@@ -119,9 +122,11 @@ class LLMResult:
     error_reason: str | None = None
     error: str | None = None
     finish_reason: str | None = None
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # summed over the attempts the server answered
+    cached_tokens: int = 0  # of those, prompt tokens served from the server's prefix cache
     completion_tokens: int = 0
     latency_ms: float | None = None  # the last attempt
+    server_ms: float = 0.0  # server time: latency of the attempts answered with a completion (normally one)
     total_ms: float = 0.0  # all attempts and waits
     attempts: int = 0  # HTTP attempts actually sent
     retry_causes: list[str] = field(default_factory=list)
