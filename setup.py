@@ -62,6 +62,11 @@ EXTRAS = {
         "types-PyYAML==6.0.12.20261113",
         "moto[s3,server]==5.2.5",
         "hypothesis==6.170.17",
+        # notebooks executed by tests/integration/test_notebooks.py; the export's consumer test
+        "nbclient==0.11.0",
+        "nbformat==5.11.1",
+        "ipykernel==7.4.0",
+        "datasets==5.2.0",
     ],
 }
 

@@ -1,0 +1,63 @@
+"""A small real run for the notebook and export-consumer tests: two tracked pipeline runs in one folder.
+
+Documents go through prepare_corpus and templates and matches are written directly (pairs_inputs, as the
+pair-stage tests do); then ``run_pipeline`` runs instantiate -> judge -> export with MLflow
+tracking into ``<folder>/mlflow.db``, the LLM stages pointed at the scripted test server of
+test_pairs_stages (grounded answers, varied judge scores) with 500s and 429s injected on some attempts.
+The first run has two documents; the second adds two more (the Danube one gets ungrounded answers) and
+lowers ``judge.threshold`` to 2, so the folder holds two MLflow pipeline runs that differ and Delta
+tables with two versions.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from unittest import mock
+
+from pairs_inputs import write_inputs  # helper modules beside this file
+from test_pairs_stages import ScriptedServer
+
+from fi_spark.config import load_config
+from fi_spark.engine import Engine
+from fi_spark.llm.testserver import ServerSettings
+from fi_spark.pipeline import PipelineInputs, run_pipeline
+from fi_spark.stages.base import StageContext
+from fi_spark.tables import TableStore, resolve_format
+from fi_spark.tracking import Tracker
+
+STAGES = ["instantiate", "judge", "export"]
+FAULTS = ServerSettings(fault_rate=0.15, fault_kinds=("500", "429"), retry_after_s=0.05, seed=13)
+RUNS = ((2, "judge.threshold=3"), (4, "judge.threshold=2"))  # (documents, the override that differs)
+
+
+def run_overrides(server_url: str, extra: str) -> list[str]:
+    """The config of one run: the local profile against the test server, small shards, a validation split."""
+    return [
+        f"llm.endpoints=[{server_url}]",
+        "llm.model=test-model",
+        "llm.backoff_base_s=0.05",
+        "engine.shuffle_partitions=2",
+        "export.rows_per_shard=2",
+        "export.validation_fraction=0.3",
+        "export.licenses={documents.jsonl: CC BY-SA 3.0}",
+        extra,
+    ]
+
+
+def build_small_run(engine: Engine, folder: Path) -> Path:
+    """Both pipeline runs into `folder` (on the caller's embedded engine); returns `folder`."""
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    folder.mkdir(parents=True, exist_ok=True)
+    with ScriptedServer(FAULTS) as server, mock.patch.dict(os.environ):
+        os.environ.pop("MLFLOW_TRACKING_URI", None)  # track into the run folder, whatever the caller's setting
+        for n_docs, extra in RUNS:
+            config = load_config("local", run_overrides(server.url, extra))
+            store = TableStore(engine.spark, str(folder), resolve_format(config.tables, engine.caps))
+            work = folder / "_work"
+            work.mkdir(exist_ok=True)
+            ctx = StageContext(engine.spark, engine, config, store, str(folder), logging.getLogger("test"), str(work))
+            write_inputs(ctx, folder, n_docs=n_docs)
+            run_pipeline(ctx, Tracker(config, str(folder)), PipelineInputs(), only=STAGES)
+    return folder
