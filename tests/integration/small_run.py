@@ -6,7 +6,8 @@ tracking into ``<folder>/mlflow.db``, the LLM stages pointed at the scripted tes
 test_pairs_stages (grounded answers, varied judge scores) with 500s and 429s injected on some attempts.
 The first run has two documents; the second adds two more (the Danube one gets ungrounded answers) and
 lowers ``judge.threshold`` to 2, so the folder holds two MLflow pipeline runs that differ and Delta
-tables with two versions.
+tables with two versions. ``shared_run`` builds it once per test session for every module that reads it
+(the readers never write to it).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 from pathlib import Path
 from unittest import mock
 
+import pytest
 from pairs_inputs import write_inputs  # helper modules beside this file
 from test_pairs_stages import ScriptedServer
 
@@ -44,6 +46,16 @@ def run_overrides(server_url: str, extra: str) -> list[str]:
         "export.licenses={documents.jsonl: CC BY-SA 3.0}",
         extra,
     ]
+
+
+_BUILT: dict[int, Path] = {}
+
+
+def shared_run(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The small run, built on first use in this session and shared by its (read-only) users."""
+    if id(engine) not in _BUILT:
+        _BUILT[id(engine)] = build_small_run(engine, tmp_path_factory.mktemp("small-run") / "run")
+    return _BUILT[id(engine)]
 
 
 def build_small_run(engine: Engine, folder: Path) -> Path:

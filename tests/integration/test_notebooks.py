@@ -1,10 +1,10 @@
 """The notebooks under notebooks/ execute on a small real run, top to bottom, in the virtualenv's Python.
 
-One module-scoped run (tests/integration/small_run.py: two tracked pipeline runs over four documents,
-the LLM stages against the fault-injecting scripted server); each notebook is executed by nbclient in a
-fresh kernel whose interpreter is this test's (a kernel spec written into a temporary JUPYTER_PATH), with
-the run folder passed as FI_SPARK_RUN. A cell appended at the end prints the notebook's key variables as
-JSON, which the tests compare with the run's known outcome.
+One small run, shared with the export-consumer test (tests/integration/small_run.py: two tracked pipeline
+runs over four documents, the LLM stages against the fault-injecting scripted server). nbclient executes
+each notebook in a fresh kernel whose interpreter is this test's (a kernel spec written into a temporary
+JUPYTER_PATH), with the run folder passed as FI_SPARK_RUN. A cell appended at the end prints the
+notebook's key variables as JSON, which the tests compare with the run's known outcome.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ nbformat = pytest.importorskip("nbformat")
 nbclient = pytest.importorskip("nbclient")
 pytest.importorskip("ipykernel")
 
-from small_run import build_small_run  # noqa: E402 - a helper module beside this file
+from small_run import shared_run  # noqa: E402 - a helper module beside this file
 
 NOTEBOOKS = REPO / "notebooks"
 KERNEL = "fi-spark-test"
@@ -30,7 +30,7 @@ KERNEL = "fi-spark-test"
 
 @pytest.fixture(scope="module")
 def run_folder(_embedded, tmp_path_factory) -> Path:
-    return build_small_run(_embedded, tmp_path_factory.mktemp("nbrun") / "run")
+    return shared_run(_embedded, tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
