@@ -35,7 +35,8 @@ RUNS = ((2, "judge.threshold=3"), (4, "judge.threshold=2"))  # (documents, the o
 
 
 def run_overrides(server_url: str, extra: str) -> list[str]:
-    """The config of one run: the local profile against the test server, small shards, a validation split."""
+    """The config of one run: the local profile against the test server, small shards, a validation split, no
+    token budget on the final view (so the exported pairs are exactly those at or above the judge threshold)."""
     return [
         f"llm.endpoints=[{server_url}]",
         "llm.model=test-model",
@@ -44,6 +45,7 @@ def run_overrides(server_url: str, extra: str) -> list[str]:
         "export.rows_per_shard=2",
         "export.validation_fraction=0.3",
         "export.licenses={documents.jsonl: CC BY-SA 3.0}",
+        "match.token_budget=null",  # as in test_pairs_stages: the budget has its own test there
         extra,
     ]
 

@@ -74,7 +74,8 @@ def test_explore_run_funnel_rejects_and_sample_pairs(run_folder, kernel_path, mo
     """explore_run: views of every table, the funnel, rejects by reason, sample pairs with source and template."""
     report = (
         '{"kernel": sys.executable, "views": views, "funnel": funnel.to_dict("records"), '
-        '"rejects": rejects.to_dict("records"), "sample": sample.to_dict("records"), "llm": llm.to_dict("records")}'
+        '"rejects": rejects.to_dict("records"), "sample": sample.to_dict("records"), "llm": llm.to_dict("records"), '
+        '"threshold": threshold}'
     )
     book, out = execute("explore_run", kernel_path, report, monkeypatch)
     assert out["kernel"] == sys.executable
@@ -88,7 +89,8 @@ def test_explore_run_funnel_rejects_and_sample_pairs(run_folder, kernel_path, mo
     }
     assert out["sample"], "no pair at or above the judge threshold"
     for pair in out["sample"]:
-        assert pair["judge_score"] >= 3 and "<fi>" in pair["template"] and "<fi>" not in pair["instruction"]
+        assert pair["judge_score"] >= out["threshold"]
+        assert "<fi>" in pair["template"] and "<fi>" not in pair["instruction"]
         assert pair["source"].endswith("documents.jsonl") and pair["source_text"]
         assert pair["answer"].split(".")[0] in pair["source_text"]  # the scripted answer: the first sentence
     assert {r["stage"]: r["requests"] for r in out["llm"]} == {"instantiate": 12, "judge": 6}
