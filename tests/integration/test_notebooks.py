@@ -24,6 +24,7 @@ pytest.importorskip("ipykernel")
 
 from small_run import shared_run  # noqa: E402 - a helper module beside this file
 
+pytestmark = pytest.mark.slow  # one kernel start per notebook, on top of the run
 NOTEBOOKS = REPO / "notebooks"
 KERNEL = "fi-spark-test"
 
