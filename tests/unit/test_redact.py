@@ -69,3 +69,12 @@ def test_config_dump_masks_secrets_and_keeps_the_rest():
     assert flat["prepare.chunk_tokens"] == config.prepare.chunk_tokens
     nested = str(redact(config.model_dump(mode="json")))
     assert "SEKRIT" not in nested and "AKIAX" not in nested and "hunter2" not in nested
+
+
+def test_unreachable_connect_url_error_hides_its_token():
+    """The one-line error for an unreachable Databricks-style connect URL names the host, not the token."""
+    from fi_spark.engine import EngineError, check_reachable
+
+    with pytest.raises(EngineError) as info:
+        check_reachable("sc://127.0.0.1:1/;token=dapiGUARD0123;x-databricks-cluster-id=c1", timeout_s=2)
+    assert "dapiGUARD0123" not in str(info.value) and "127.0.0.1:1" in str(info.value)
