@@ -144,7 +144,9 @@ def _under_spark_submit() -> bool:
 
 
 def _cmd_show_config(args: argparse.Namespace, config: Config) -> int:
-    for key, value in config.to_flat_dict().items():
+    from fi_spark.redact import redact_config
+
+    for key, value in redact_config(config.to_flat_dict()).items():  # output gets pasted into issues
         print(f"{key} = {value}")
     return 0
 

@@ -37,6 +37,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from fi_spark.config import ConfigError, EngineConfig
+from fi_spark.redact import redact, redact_url
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +147,7 @@ def _apply_session_conf(spark: SparkSession, cfg: EngineConfig) -> None:
         try:
             spark.conf.set(key, value)
         except Exception as exc:  # noqa: BLE001 - some managed sessions forbid setting some keys
-            log.warning("could not set %s=%s on this engine: %s", key, value, exc)
+            log.warning("could not set %s=%s on this engine: %s", key, redact(value, key), exc)
 
 
 def _embedded(cfg: EngineConfig, app_name: str) -> Engine:
@@ -207,14 +208,14 @@ def check_reachable(url: str, timeout_s: float = 10.0) -> None:
     match = re.match(r"sc://(\[[^\]]+\]|[^:/;]+)(?::(\d+))?(?:[/;].*)?$", url.strip())
     if not match:
         raise EngineError(
-            f"engine.connect_url={url!r} is not a Spark Connect URL; set engine.connect_url=sc://HOST:PORT"
+            f"engine.connect_url={redact_url(url)!r} is not a Spark Connect URL; set engine.connect_url=sc://HOST:PORT"
         )
     host, port = match.group(1).strip("[]"), int(match.group(2) or 15002)
     try:
         socket.create_connection((host, port), timeout=timeout_s).close()
     except OSError as exc:
         raise EngineError(
-            f"could not reach a Spark Connect server at {url} ({exc.strerror or exc}); start one or set "
+            f"could not reach a Spark Connect server at {redact_url(url)} ({exc.strerror or exc}); start one or set "
             "engine.connect_url=sc://HOST:PORT"
         ) from None
 
@@ -226,9 +227,9 @@ def _connect(cfg: EngineConfig, app_name: str) -> Engine:
         spark = SparkSession.builder.remote(cfg.connect_url).appName(app_name).getOrCreate()
         spark.sql("SELECT 1").collect()
     except Exception as exc:  # noqa: BLE001 - grpc, URL parsing and auth errors all mean: not reachable
-        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        reason = redact_url(str(exc).strip().splitlines()[0][:300]) if str(exc).strip() else type(exc).__name__
         raise EngineError(
-            f"could not reach a Spark Connect server at {cfg.connect_url} ({reason}); start one or set "
+            f"could not reach a Spark Connect server at {redact_url(cfg.connect_url)} ({reason}); start one or set "
             "engine.connect_url=sc://HOST:PORT"
         ) from None
     # Connect servers (Databricks serverless/shared, Spark Connect) have no sparkContext; Databricks and

@@ -1,7 +1,10 @@
 """Opening and closing a run: engine, table store and stage context, and tracking each stage.
 
 The CLI, the jobs and notebooks all go through ``open_run`` so a run looks the same whichever
-entry point started it.
+entry point started it. ``open_run`` first takes the output folder's run lock (fi_spark.runlock: one live
+run per output folder; Delta's optimistic concurrency covers single table commits, not the LLM journal
+fold, Parquet tables or ``_work``), and releases it on the way out, also on exceptions. The resolved
+configuration it logs is redacted (fi_spark.tracking.redact_config: secrets and URL credentials).
 """
 
 from __future__ import annotations
@@ -14,21 +17,34 @@ from contextlib import contextmanager
 
 from fi_spark.config import Config
 from fi_spark.engine import start_engine
+from fi_spark.runlock import RunLock
 from fi_spark.stages.base import StageContext, StageResult
 from fi_spark.tables import TableStore, is_remote, resolve_format
-from fi_spark.tracking import Tracker
+from fi_spark.tracking import Tracker, redact_config
 
 log = logging.getLogger("fi_spark")
 
 
 @contextmanager
 def open_run(config: Config, output: str) -> Iterator[tuple[StageContext, Tracker]]:
-    """Start the engine, resolve the table format, open tracking; stop the engine on the way out."""
+    """Lock the output folder, start the engine, resolve the table format, open tracking; undo all on the way out.
+
+    A second run on an output folder a live run holds raises ``RunLockedError`` (a ConfigError) before
+    anything starts.
+    """
     if not is_remote(output):
         output = os.path.abspath(output)
         os.makedirs(output, exist_ok=True)
-    log.info("resolved configuration:\n%s", "\n".join(f"  {k} = {v}" for k, v in config.to_flat_dict().items()))
-    tracker = Tracker(config, output)
+    with RunLock(output):
+        flat = redact_config(config.to_flat_dict())
+        log.info("resolved configuration:\n%s", "\n".join(f"  {k} = {v}" for k, v in flat.items()))
+        tracker = Tracker(config, output)
+        with _engine_run(config, output, tracker) as opened:
+            yield opened
+
+
+@contextmanager
+def _engine_run(config: Config, output: str, tracker: Tracker) -> Iterator[tuple[StageContext, Tracker]]:
     engine = start_engine(config.engine)
     try:
         fmt = resolve_format(config.tables, engine.caps)

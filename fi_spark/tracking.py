@@ -1,6 +1,7 @@
 """MLflow runs: one parent run per pipeline, one nested run per stage.
 
-Each stage run gets the resolved config as params and as a ``config.yaml`` artifact, and the
+Each stage run gets the resolved config as params and as a ``config.yaml`` artifact (both redacted:
+fi_spark.redact masks secret-looking keys and URL credentials), and the
 StageResult's numbers as metrics (rows in / out / rejected by reason, seconds, rows/s, extras).
 The store defaults to a SQLite database inside the output folder, so a laptop run is self-contained
 and ``mlflow ui --backend-store-uri sqlite:///<output>/mlflow.db`` shows it; ``MLFLOW_TRACKING_URI``
@@ -19,13 +20,13 @@ from typing import Any
 import yaml
 
 from fi_spark.config import Config
+from fi_spark.redact import redact, redact_config, redact_url
 from fi_spark.stages.base import StageResult
 from fi_spark.tables import is_remote
 
 log = logging.getLogger(__name__)
 
-# Keys whose values are secrets are never logged; the config holds env-var *names*, but be safe.
-_SECRET_MARKERS = ("api_key", "password", "secret", "token_value")
+__all__ = ["Tracker", "redact", "redact_config", "redact_url", "resolve_tracking_uri"]
 
 
 def resolve_tracking_uri(config: Config, output: str) -> tuple[str, str | None]:
@@ -66,7 +67,7 @@ class Tracker:
         mlflow.set_experiment(name)
         self._mlflow = mlflow
         self.uri = uri
-        log.info("MLflow tracking to %s (experiment %s)", uri, name)
+        log.info("MLflow tracking to %s (experiment %s)", redact_url(uri), name)
 
     @contextmanager
     def run(self, name: str, nested: bool = False, tags: dict[str, str] | None = None) -> Iterator[str | None]:
@@ -79,12 +80,12 @@ class Tracker:
             yield active.info.run_id
 
     def _log_config(self) -> None:
-        params = {k: v for k, v in self.config.to_flat_dict().items() if not any(m in k for m in _SECRET_MARKERS)}
+        params = redact_config(self.config.to_flat_dict())
         self._mlflow.log_params({k: _param_value(v) for k, v in params.items()})
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "config.yaml")
             with open(path, "w", encoding="utf-8") as fh:
-                yaml.safe_dump(self.config.model_dump(mode="json"), fh, sort_keys=True)
+                yaml.safe_dump(redact(self.config.model_dump(mode="json")), fh, sort_keys=True)
             self._mlflow.log_artifact(path)
 
     def log_result(self, result: StageResult) -> None:

@@ -40,6 +40,7 @@ from fi_spark.llm.policy import (
     parse_retry_after,
 )
 from fi_spark.llm.types import LLMRequest, LLMResult
+from fi_spark.redact import redact_url
 
 WINDOW_FACTOR = 4  # requests admitted per HTTP slot (see module docstring)
 CONTENT_REASONS = ("schema_invalid", "not_json", "truncated_output")
@@ -183,7 +184,7 @@ class LLMClient:
                 await asyncio.sleep(min(self.pool.wait_hint(now), deadline - now))
                 ep = self.pool.acquire(time.monotonic(), group)
             res.attempts += 1
-            res.endpoint = ep.url
+            res.endpoint = redact_url(ep.url)  # the ledger keeps no URL credentials
             self.http_calls += 1
             t0 = time.monotonic()
             try:

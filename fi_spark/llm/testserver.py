@@ -87,6 +87,7 @@ class Stats:
     max_in_flight: int = 0  # on the "GPU" (inside capacity)
     connections: int = 0
     cached_tokens: int = 0
+    authorization: Counter[str] = field(default_factory=Counter)  # completion requests per Authorization header
 
     def snapshot(self) -> dict[str, Any]:
         return {
@@ -99,6 +100,7 @@ class Stats:
             "max_in_flight": self.max_in_flight,
             "connections": self.connections,
             "cached_tokens": self.cached_tokens,
+            "authorization": dict(self.authorization),
         }
 
 
@@ -233,6 +235,7 @@ class TestServer:
             attempt = self.stats.per_request[rid]
             self.stats.per_request[rid] += 1
             self.stats.requests += 1
+            self.stats.authorization[headers.get("authorization", "")] += 1
         fault = None
         faulty = attempt < s.fault_first_attempts or _unit(s.seed, rid, attempt, "fault") < s.fault_rate
         if s.fault_kinds and faulty:
