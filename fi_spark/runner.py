@@ -12,10 +12,11 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from fi_spark import storage
 from fi_spark.config import Config
 from fi_spark.engine import start_engine
 from fi_spark.stages.base import StageContext, StageResult
-from fi_spark.tables import TableStore, is_remote, resolve_format
+from fi_spark.tables import TableStore, resolve_format
 from fi_spark.tracking import Tracker
 
 log = logging.getLogger("fi_spark")
@@ -24,8 +25,9 @@ log = logging.getLogger("fi_spark")
 @contextmanager
 def open_run(config: Config, output: str) -> Iterator[tuple[StageContext, Tracker]]:
     """Start the engine, resolve the table format, open tracking; stop the engine on the way out."""
-    if not is_remote(output):
-        output = os.path.abspath(output)
+    remote = storage.is_remote(output)
+    if not remote:
+        output = storage.local_path(output)
         os.makedirs(output, exist_ok=True)
     log.info("resolved configuration:\n%s", "\n".join(f"  {k} = {v}" for k, v in config.to_flat_dict().items()))
     tracker = Tracker(config, output)
@@ -33,7 +35,7 @@ def open_run(config: Config, output: str) -> Iterator[tuple[StageContext, Tracke
     try:
         fmt = resolve_format(config.tables, engine.caps)
         store = TableStore(engine.spark, output, fmt)
-        work_dir = os.path.join(output, "_work") if not is_remote(output) else tempfile.mkdtemp(prefix="fi-spark-")
+        work_dir = tempfile.mkdtemp(prefix="fi-spark-") if remote else os.path.join(output, "_work")
         os.makedirs(work_dir, exist_ok=True)
         ctx = StageContext(engine.spark, engine, config, store, output, log, work_dir)
         log.info("output %s (tables as %s)", output, fmt)

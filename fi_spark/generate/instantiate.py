@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fi_spark.config import PromptSpec
 from fi_spark.generate.grounding import DocumentNgrams
 from fi_spark.generate.prompting import chat_messages, check_placeholders, cut_text, loads_object
+from fi_spark.prompt_spec import PromptSpec
 from fi_spark.templates.tags import parse_template
 
 if TYPE_CHECKING:
-    from fi_spark.config import InstantiateConfig
+    from fi_spark.generate.config import InstantiateConfig
 
 PLACEHOLDERS = {"template", "slots", "document"}
 # Schema caps, in characters (~4 per token); instruction and answer caps come from InstantiateConfig.

@@ -15,7 +15,6 @@ renamed into place; an object store PUT (s3://) is atomic per object. Files are 
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from fi_spark import storage
 from fi_spark.llm.types import LLMResult
 
 ARROW_SCHEMA = pa.schema(
@@ -50,9 +50,7 @@ ARROW_SCHEMA = pa.schema(
 
 
 def _fs(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" not in path:
-        path = os.path.abspath(path)
-    return pafs.FileSystem.from_uri(path)
+    return storage.filesystem(path)
 
 
 def to_table(results: Iterable[LLMResult], *, stage: str, model: str, run_id: str) -> pa.Table:
@@ -127,7 +125,7 @@ def list_files(root: str) -> dict[str, list[str]]:
     if info.type == pafs.FileType.NotFound:
         return {}
     runs: dict[str, list[str]] = {}
-    prefix = root.split("://")[0] + "://" if "://" in root else ""
+    prefix = root.split(":", 1)[0] + "://" if storage.is_remote(root) else ""
     for item in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
         name = item.base_name
         if item.type != pafs.FileType.File or name.startswith(".") or not name.endswith(".parquet"):
@@ -138,7 +136,4 @@ def list_files(root: str) -> dict[str, list[str]]:
 
 
 def remove_run(root: str, run_id: str) -> None:
-    fs, base = _fs(root)
-    target = f"{base}/{run_id}"
-    if fs.get_file_info(target).type != pafs.FileType.NotFound:
-        fs.delete_dir(target)
+    storage.delete(storage.join(root, run_id))

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import httpx
 
-from fi_spark.config import LocalLLMServerConfig
+from fi_spark.llm.config import LocalLLMServerConfig
 
 log = logging.getLogger(__name__)
 

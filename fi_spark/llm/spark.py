@@ -36,14 +36,14 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
-from fi_spark.config import LLMConfig
+from fi_spark import storage
 from fi_spark.llm.adapter import Adapter, schema_dict
 from fi_spark.llm.client import LLMClient
+from fi_spark.llm.config import LLMConfig
 from fi_spark.llm.journal import JournalWriter, list_files, remove_run
 from fi_spark.llm.policy import TokenBudget
 from fi_spark.llm.types import FINAL_REASONS, LLMRequest, Sampling, request_id
 from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES
-from fi_spark.tables import join_path
 
 if TYPE_CHECKING:
     import logging
@@ -137,7 +137,7 @@ def complete(
         cfg=cfg, model=model, stage=stage, endpoints=tuple(endpoints), sampling=sampling,
         schema=schema_dict(response_schema), schema_name=schema_name,
         run_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}",
-        journal_root=join_path(env.output, "llm_journal", stage),
+        journal_root=storage.join(env.output, "llm_journal", stage),
         task_budget=cfg.token_budget // tasks if cfg.token_budget else None,
         api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
     )  # fmt: skip
@@ -255,7 +255,7 @@ def _send_partition(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator
     """Runs in a Spark task: one event loop, one HTTP client, one journal writer for the whole partition."""
     cfg = spec.cfg
     writer = JournalWriter(
-        join_path(spec.journal_root, spec.run_id), stage=spec.stage, model=spec.model, run_id=spec.run_id,
+        storage.join(spec.journal_root, spec.run_id), stage=spec.stage, model=spec.model, run_id=spec.run_id,
         flush_rows=cfg.journal_flush_rows, flush_s=cfg.journal_flush_s,
     )  # fmt: skip
     client = LLMClient(
