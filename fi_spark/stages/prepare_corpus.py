@@ -57,7 +57,7 @@ def run(ctx: StageContext, documents: str) -> StageResult:
     classified = prepare_web.filter_web(classify(raw, cfg), ctx.config.web)
     stored = ctx.store.read(DOCUMENTS).select("doc_id", "text_hash")
     decided = ctx.store.materialize(decide(classified, stored), f"{STAGE}/decided")
-    decided, web_metrics, web_added = prepare_web.near_dedup_step(ctx, decided)  # no-op unless near_dedup.enabled
+    decided, web_metrics, web_added = prepare_web.near_dedup_step(ctx, decided)  # near_dedup.enabled: on by default
     counts = {(r["status"], r["reason"]): r["count"] for r in decided.groupBy("status", "reason").count().collect()}
     ctx.log.info("%s: classified %d records", STAGE, sum(counts.values()))
     kept = decided.filter(F.col("status") == "kept")
