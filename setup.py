@@ -9,10 +9,18 @@ the CUDA build of the same version first and pip keeps it.
 
 from setuptools import find_packages, setup
 
-INSTALL_REQUIRES = [
-    # engines and tables
+# The Spark engines are an extra: on Databricks and EMR the cluster provides pyspark and the Delta jars,
+# and a wheel that pulled pyspark from PyPI would shadow the cluster's own (see deploy/README.md).
+SPARK = [
     "pyspark[connect]==4.0.1",
     "pysail==0.7.2",
+    # delta-spark (the Python package) is not needed: nothing imports it; Delta on a JVM engine comes from the
+    # jars the cluster or spark-submit provides (fi_spark.engine checks for them), Sail writes Delta itself
+]
+
+INSTALL_REQUIRES = [
+    # tables
+    "deltalake==1.6.6",  # fi_spark.plan reads a finished run's Delta tables without Spark
     "pandas==2.3.3",
     "pyarrow==25.0.1",
     "numpy==2.4.6",
@@ -45,14 +53,17 @@ INSTALL_REQUIRES = [
 ]
 
 EXTRAS = {
+    "spark": SPARK,  # laptops and CI: `pip install fi-spark[spark]` (the embedded Sail engine, classic local[*])
     "dev": [
+        *SPARK,
+        "build==1.6.1",
         "pytest==9.2.0",
         "pytest-timeout==2.4.0",
         "ruff==0.17.6",
         "mypy==2.4.1",
         "types-PyYAML==6.0.12.20261113",
         "moto[s3,server]==5.2.5",
-        "deltalake==1.6.6",  # tests read Delta tables without Spark
+        "hypothesis==6.170.17",
     ],
 }
 
@@ -61,9 +72,15 @@ setup(
     version="0.1.0",
     description="FineInstructions on Spark: corpora to grounded instruction/answer pairs",
     python_requires=">=3.10,<3.13",
-    packages=find_packages(include=["fi_spark", "fi_spark.*"]),
+    # conf/ (profiles and prompts) ships inside the package as fi_spark/conf, found by fi_spark.config.conf_dirs
+    packages=[*find_packages(include=["fi_spark", "fi_spark.*"]), "fi_spark.conf", "fi_spark.conf.prompts"],
+    package_dir={"fi_spark.conf": "conf", "fi_spark.conf.prompts": "conf/prompts"},
     include_package_data=True,
-    package_data={"fi_spark": ["resources/*", "resources/**/*"]},
+    package_data={
+        "fi_spark": ["resources/*", "resources/**/*"],
+        "fi_spark.conf": ["*.yaml"],
+        "fi_spark.conf.prompts": ["*.yaml"],
+    },
     install_requires=INSTALL_REQUIRES,
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["fi-spark=fi_spark.cli:main"]},

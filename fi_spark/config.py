@@ -41,7 +41,7 @@ from fi_spark.embed.config import EmbedConfig
 from fi_spark.export.config import ExportConfig
 from fi_spark.generate.config import DecontamConfig, InstantiateConfig, JudgeConfig
 from fi_spark.index.config import IndexConfig, MatchConfig
-from fi_spark.llm.config import LLMConfig, LocalLLMServerConfig
+from fi_spark.llm.config import LOCAL_MODELS, LLMConfig, LocalLLMServerConfig, LocalModel
 from fi_spark.prompt_spec import PromptExample, PromptSpec, load_prompt
 from fi_spark.report.config import ReportConfig
 from fi_spark.section import CONF_DIR_ENV, ConfigError, Section, conf_dirs
@@ -60,7 +60,9 @@ __all__ = [
     "InstantiateConfig",
     "JudgeConfig",
     "LLMConfig",
+    "LOCAL_MODELS",
     "LocalLLMServerConfig",
+    "LocalModel",
     "MatchConfig",
     "NearDedupConfig",
     "PrepareConfig",

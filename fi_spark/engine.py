@@ -11,7 +11,13 @@ Modes (``engine.mode``):
 - ``cluster``: the session that ``spark-submit`` (EMR, Databricks job clusters) already created.
 
 The rest of the code asks ``Engine.caps`` instead of guessing from the mode: Delta available,
-sparkContext available (broadcast / addFile), Spark Connect artifacts supported.
+sparkContext available (broadcast / addFile), Spark Connect artifacts supported. Capabilities that
+differ between servers of one mode are probed once at start, not assumed: a Sail server answers
+``spark.addArtifacts`` with UnsupportedOperationException, Databricks and OSS Spark Connect accept it.
+
+Supported Spark versions: 3.5.x and 4.0.x (EMR 7.x runs 3.5; Databricks Runtime 15.4-16.x run 3.5,
+17.x runs 4.0; embedded Sail speaks the 4.0 protocol). Other versions are refused at start with one
+message (``EngineError``, a ConfigError, so the CLI prints one line and exits 2).
 """
 
 from __future__ import annotations
@@ -19,15 +25,27 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import re
+import socket
 import sys
+import tempfile
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pyspark.sql import SparkSession
 
-from fi_spark.config import EngineConfig
+from fi_spark.config import ConfigError, EngineConfig
 
 log = logging.getLogger(__name__)
+
+# (major, minor) versions of Spark that fi-spark runs on, oldest and newest, both included.
+SUPPORTED_SPARK = ((3, 5), (4, 0))
+
+
+class EngineError(ConfigError):
+    """The engine cannot be started or used as configured (unreachable URL, unsupported Spark version)."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +55,7 @@ class Capabilities:
     spark_context: bool
     artifacts: bool
     udfs_in_driver_process: bool = False  # Sail runs Python UDFs in the server, i.e. in our own process
+    spark_version: str = ""  # what the session reports (spark.version)
 
 
 @dataclass
@@ -63,17 +82,60 @@ class Engine:
 
 def start_engine(cfg: EngineConfig, app_name: str = "fi-spark") -> Engine:
     """Return a running Engine for ``cfg.mode``; raises RuntimeError with a clear message on failure."""
-    starters = {"embedded": _embedded, "local": _local, "connect": _connect, "cluster": _cluster}
-    engine = starters[cfg.mode](cfg, app_name)
+    engine = STARTERS[cfg.mode](cfg, app_name)
+    try:
+        check_spark_version(engine.caps.spark_version, cfg.mode)
+    except EngineError:
+        engine.stop()
+        raise
     _apply_session_conf(engine.spark, cfg)
     log.info(
-        "engine %s ready (delta=%s, sparkContext=%s, artifacts=%s)",
+        "engine %s ready (Spark %s, delta=%s, sparkContext=%s, artifacts=%s)",
         cfg.mode,
+        engine.caps.spark_version or "?",
         engine.caps.delta,
         engine.caps.spark_context,
         engine.caps.artifacts,
     )
     return engine
+
+
+def check_spark_version(version: str, mode: str) -> None:
+    """Raise EngineError unless ``version`` (e.g. ``3.5.1``, ``4.0.1-amzn-0``) is in SUPPORTED_SPARK."""
+    (lo_major, lo_minor), (hi_major, hi_minor) = SUPPORTED_SPARK
+    supported = f"{lo_major}.{lo_minor}.x to {hi_major}.{hi_minor}.x"
+    match = re.match(r"\s*(\d+)\.(\d+)", version or "")
+    if not match:
+        raise EngineError(
+            f"engine.mode={mode}: cannot tell the Spark version ({version!r}); fi-spark supports {supported}"
+        )
+    found = (int(match.group(1)), int(match.group(2)))
+    if not SUPPORTED_SPARK[0] <= found <= SUPPORTED_SPARK[1]:
+        raise EngineError(
+            f"engine.mode={mode}: Spark {version} is not supported; fi-spark runs on Spark {supported} "
+            "(EMR 7.x, Databricks Runtime 15.4 LTS to 17.x)"
+        )
+
+
+def probe_artifacts(spark: SparkSession) -> bool:
+    """Whether this Spark Connect server accepts ``spark.addArtifacts``: try it once with a tiny file.
+
+    The file name is unique, so a server that keeps artifacts per session never sees a clash.
+    """
+    add = getattr(spark, "addArtifacts", None)
+    if add is None:
+        return False
+    with tempfile.TemporaryDirectory(prefix="fi-probe-") as folder:
+        path = os.path.join(folder, f"fi-spark-probe-{uuid.uuid4().hex}.txt")
+        with open(path, "w", encoding="utf-8") as fh:
+            fh.write("probe\n")
+        try:
+            add(path, file=True)
+        except Exception as exc:  # noqa: BLE001 - any refusal means: use another strategy
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            log.info("this Spark Connect server does not take spark.addArtifacts (%s)", reason)
+            return False
+    return True
 
 
 def _apply_session_conf(spark: SparkSession, cfg: EngineConfig) -> None:
@@ -98,9 +160,15 @@ def _embedded(cfg: EngineConfig, app_name: str) -> Engine:
     # create(), not getOrCreate(): another Connect session in this process must not be reused (and stopped).
     spark = SparkSession.builder.remote(f"sc://{host}:{port}").appName(app_name).create()
     log.info("embedded Sail server listening on %s:%s", host, port)
-    engine = Engine(
-        spark, Capabilities("embedded", delta=True, spark_context=False, artifacts=False, udfs_in_driver_process=True)
+    caps = Capabilities(
+        "embedded",
+        delta=True,
+        spark_context=False,
+        artifacts=False,
+        udfs_in_driver_process=True,
+        spark_version=spark.version,
     )
+    engine = Engine(spark, caps)
     engine._stoppers += [spark.stop, server.stop]
     atexit.register(engine.stop)
     return engine
@@ -122,22 +190,53 @@ def _local(cfg: EngineConfig, app_name: str) -> Engine:
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
-    engine = Engine(spark, Capabilities("local", delta=_jvm_has_delta(spark), spark_context=True, artifacts=False))
+    caps = Capabilities(
+        "local", delta=_jvm_has_delta(spark), spark_context=True, artifacts=False, spark_version=spark.version
+    )
+    engine = Engine(spark, caps)
     engine._stoppers.append(spark.stop)
     atexit.register(engine.stop)
     return engine
 
 
+def check_reachable(url: str, timeout_s: float = 10.0) -> None:
+    """Fail fast with one sentence when nothing listens at a ``sc://host:port`` URL.
+
+    The Connect client itself retries an unreachable server for minutes before it gives up.
+    """
+    match = re.match(r"sc://(\[[^\]]+\]|[^:/;]+)(?::(\d+))?(?:[/;].*)?$", url.strip())
+    if not match:
+        raise EngineError(
+            f"engine.connect_url={url!r} is not a Spark Connect URL; set engine.connect_url=sc://HOST:PORT"
+        )
+    host, port = match.group(1).strip("[]"), int(match.group(2) or 15002)
+    try:
+        socket.create_connection((host, port), timeout=timeout_s).close()
+    except OSError as exc:
+        raise EngineError(
+            f"could not reach a Spark Connect server at {url} ({exc.strerror or exc}); start one or set "
+            "engine.connect_url=sc://HOST:PORT"
+        ) from None
+
+
 def _connect(cfg: EngineConfig, app_name: str) -> Engine:
     assert cfg.connect_url  # checked by EngineConfig
+    check_reachable(cfg.connect_url)
     try:
         spark = SparkSession.builder.remote(cfg.connect_url).appName(app_name).getOrCreate()
         spark.sql("SELECT 1").collect()
-    except Exception as exc:
-        raise RuntimeError(f"could not reach a Spark Connect server at {cfg.connect_url}: {exc}") from exc
+    except Exception as exc:  # noqa: BLE001 - grpc, URL parsing and auth errors all mean: not reachable
+        reason = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
+        raise EngineError(
+            f"could not reach a Spark Connect server at {cfg.connect_url} ({reason}); start one or set "
+            "engine.connect_url=sc://HOST:PORT"
+        ) from None
     # Connect servers (Databricks serverless/shared, Spark Connect) have no sparkContext; Databricks and
     # Sail both write Delta; a plain OSS Spark Connect server without delta-spark must set tables.format.
-    engine = Engine(spark, Capabilities("connect", delta=True, spark_context=False, artifacts=True))
+    caps = Capabilities(
+        "connect", delta=True, spark_context=False, artifacts=probe_artifacts(spark), spark_version=spark.version
+    )
+    engine = Engine(spark, caps)
     engine._stoppers.append(spark.stop)
     return engine
 
@@ -146,8 +245,20 @@ def _cluster(cfg: EngineConfig, app_name: str) -> Engine:
     spark = SparkSession.getActiveSession() or SparkSession.builder.appName(app_name).getOrCreate()
     has_context = _has_spark_context(spark)
     delta = _jvm_has_delta(spark) if has_context else True
+    artifacts = False if has_context else probe_artifacts(spark)  # Databricks serverless jobs: a Connect session
     # A job owns nothing of a cluster session: the cluster manager stops it when the job ends.
-    return Engine(spark, Capabilities("cluster", delta=delta, spark_context=has_context, artifacts=not has_context))
+    caps = Capabilities(
+        "cluster", delta=delta, spark_context=has_context, artifacts=artifacts, spark_version=spark.version
+    )
+    return Engine(spark, caps)
+
+
+STARTERS: dict[str, Callable[[EngineConfig, str], Engine]] = {
+    "embedded": _embedded,
+    "local": _local,
+    "connect": _connect,
+    "cluster": _cluster,
+}
 
 
 def _has_spark_context(spark: SparkSession) -> bool:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError
@@ -35,12 +35,23 @@ class PromptSpec(Section):
     user: str
     examples: list[PromptExample] = Field(default_factory=list)
     notes: str = ""
+    prompt_format: Literal["fi-spark", "fineinstructions"] = Field(
+        default="fi-spark",
+        description="fi-spark: this file's system/user/examples; fineinstructions: the released "
+        "models' own input/output contract (fi_spark.generate.fineinstructions), system/examples unused",
+    )
+    answer_style: Literal["copied", "excerpts"] = Field(
+        default="copied", description="instantiate: answers copied verbatim, or written with <excerpt> markers"
+    )
     path: str = Field(default="", description="where it was loaded from (set by load_prompt)")
 
     @property
     def version_tag(self) -> str:
         """`name.version+<8 hex of the content>`: an edit without a version bump still shows in lineage."""
         body = self.model_dump(mode="json", exclude={"path"})
+        for key, default in (("prompt_format", "fi-spark"), ("answer_style", "copied")):
+            if body.get(key) == default:  # fields added later: files that do not set them keep their tag
+                body.pop(key)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:8]
         return f"{self.name}.{self.version}+{digest}"
 

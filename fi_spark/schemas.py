@@ -114,12 +114,15 @@ LLM_RESPONSES = TableSpec(
         ("model", StringType(), False),
         ("content", StringType(), True),  # raw model text
         ("parsed", StringType(), True),  # schema-valid answer as canonical JSON (with a response schema)
+        ("logprobs", StringType(), True),  # JSON [[token, {alternative: logprob}], ...] (fi_spark.llm.adapter)
         ("error_reason", StringType(), True),  # null = ok; else a final reason (fi_spark.llm.types.FINAL_REASONS)
         ("error", StringType(), True),
         ("finish_reason", StringType(), True),
         ("prompt_tokens", LongType(), True),
+        ("cached_tokens", LongType(), True),  # prompt tokens the server served from its prefix cache
         ("completion_tokens", LongType(), True),
         ("latency_ms", DoubleType(), True),  # the answering attempt
+        ("server_ms", DoubleType(), True),  # server time: the attempts answered with a completion (normally one)
         ("total_ms", DoubleType(), True),  # all attempts, backoff waits included
         ("attempts", IntegerType(), False),
         ("retry_causes", ArrayType(StringType()), True),
@@ -150,7 +153,7 @@ PAIRS = TableSpec(
         ("grounding", DoubleType(), False),  # excerpt coverage (fi_spark.generate.grounding)
         ("answer_tokens", IntegerType(), False),  # word tokens of the answer, as grounding counts them
         ("longest_excerpt", IntegerType(), False),
-        ("excerpt_share", DoubleType(), True),  # share of the answer made of expanded excerpt markers, if measured
+        ("excerpt_share", DoubleType(), True),  # share of the expanded answer's characters from <excerpt> markers
         ("match_score", DoubleType(), True),
         ("match_rank", IntegerType(), True),
         ("char_start", IntegerType(), True),  # the span of the document the source text is (judge and export
@@ -186,7 +189,7 @@ JUDGED = TableSpec(
     _s(
         ("pair_id", StringType(), False),
         ("score", IntegerType(), True),  # null when no usable verdict came back (see error_reason)
-        ("rationale", StringType(), True),
+        ("rationale", StringType(), True),  # null without judge.rationale (the one-token verdict)
         ("error_reason", StringType(), True),  # judge_unparseable, judge_score_out_of_range, llm_<final reason>
         ("detail", StringType(), True),
         ("expected_score", DoubleType(), True),  # score expected from the first token's logprobs, when returned
@@ -299,8 +302,23 @@ MATCH_REJECTS = TableSpec(
 ALL_TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
-        DOCUMENTS, CHUNKS, DUPLICATES, DOC_REJECTS, DUP_CLUSTERS, LLM_RESPONSES, LLM_FAILURES, PAIRS, PAIR_REJECTS,
-        JUDGED, QUERIES, QUERY_REJECTS, TEMPLATES, TEMPLATE_REJECTS, TEMPLATE_VECTORS, MATCHES, MATCH_REJECTS,
+        DOCUMENTS,
+        CHUNKS,
+        DUPLICATES,
+        DOC_REJECTS,
+        DUP_CLUSTERS,
+        LLM_RESPONSES,
+        LLM_FAILURES,
+        PAIRS,
+        PAIR_REJECTS,
+        JUDGED,
+        QUERIES,
+        QUERY_REJECTS,
+        TEMPLATES,
+        TEMPLATE_REJECTS,
+        TEMPLATE_VECTORS,
+        MATCHES,
+        MATCH_REJECTS,
     )  # fmt: skip
 }
 

@@ -32,4 +32,5 @@ def conf_dirs() -> list[Path]:
         dirs.append(Path(os.environ[CONF_DIR_ENV]))
     dirs.append(Path.cwd() / "conf")
     dirs.append(Path(__file__).resolve().parent.parent / "conf")
+    dirs.append(Path(__file__).resolve().parent / "conf")  # an installed wheel carries conf/ as fi_spark/conf
     return dirs

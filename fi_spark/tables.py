@@ -104,8 +104,7 @@ class TableStore:
 def read_back(spark: SparkSession, path: str, written: DataFrame) -> DataFrame:
     """The Parquet just written from `written`, with its schema even when it had no rows: Sail writes no file
     for an empty frame and reads the empty folder back without columns."""
-    back = spark.read.parquet(path)
-    return back if back.columns else spark.createDataFrame([], written.schema)
+    return spark.read.schema(written.schema).parquet(path)
 
 
 def conform(df: DataFrame, spec: TableSpec) -> DataFrame:

@@ -143,8 +143,11 @@ def render_card(inputs: CardInputs) -> str:
         ),
         "## Models and prompts",
         _table(
-            ["role", "model", "prompt version"],
-            [(role, inputs.models.get(role, "-"), inputs.prompts.get(role, "-")) for role in _roles(inputs)],
+            ["role", "model", "model license", "prompt version"],
+            [
+                (role, model := inputs.models.get(role, "-"), _model_license(model), inputs.prompts.get(role, "-"))
+                for role in _roles(inputs)
+            ],
         ),
         "## Filters and thresholds",
         "\n".join(f"- {line}" for line in inputs.filters) or "- none",
@@ -159,6 +162,14 @@ def render_card(inputs: CardInputs) -> str:
     if inputs.columns:
         parts += ["## Metadata columns", _table(["column", "meaning"], inputs.columns.items())]
     return "\n\n".join(parts) + "\n"
+
+
+def _model_license(model: str | None) -> str:
+    """The license of a model fi-spark serves locally (fi_spark.config.LOCAL_MODELS); else the user's to state."""
+    from fi_spark.llm.config import LOCAL_MODELS
+
+    known = {m.served_model_name: m.license for m in LOCAL_MODELS.values()}
+    return known.get(model or "", "see the model's own card")
 
 
 def _roles(inputs: CardInputs) -> list[str]:

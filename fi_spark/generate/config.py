@@ -51,14 +51,26 @@ class InstantiateConfig(Section):
 
 
 class JudgeConfig(Section):
-    """judge: rubric score + rationale per pair, kept in `judged`; the final view keeps score >= threshold."""
+    """judge: a rubric score per pair (one constrained token by default), kept in `judged`; the final view
+    keeps score >= threshold. With logprobs the expected score is stored too (fi_spark.generate.judge)."""
 
-    prompt: str = Field(default="judge.v1", description="prompt under conf/prompts/ or a YAML path")
-    max_tokens: int | None = Field(default=None, ge=1)
+    prompt: str = Field(default="judge.v2", description="prompt under conf/prompts/ or a YAML path (judge.v1: "
+                        "the earlier rubric, rationale only)")  # fmt: skip
+    rationale: bool = Field(
+        default=False, description="ask for a short rationale before the score (audits); off: the score token alone"
+    )
+    logprobs: int = Field(
+        default=5, ge=0, le=20, description="alternatives returned for the score token (expected_score); 0 = none"
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="with a rationale: override of llm.max_tokens (the score alone needs 4)"
+    )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     scale_min: int = Field(default=1, description="lowest rubric score")
     scale_max: int = Field(default=5, description="highest rubric score")
-    threshold: float = Field(default=3.0, description="pairs scoring below this are left out of the final view")
+    threshold: float = Field(
+        default=4.0, description="pairs scoring below this are left out of the final view (paper: >= 4 of 5)"
+    )
     max_source_chars: int = Field(default=3000, ge=100)
     max_rationale_chars: int = Field(default=600, ge=20, description="rationale cap, in the response schema too")
 

@@ -39,8 +39,8 @@ import unicodedata
 from dataclasses import dataclass
 
 # Ideographs, kana, hangul syllables: one token per character. Everything else: runs of letters/digits.
-_CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_TOKEN_RE = re.compile(rf"[{_CJK}]|[^\W_{_CJK}]+")
+CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+_TOKEN_RE = re.compile(rf"[{CJK}]|[^\W_{CJK}]+")
 
 DEFAULT_MIN_SPAN = 5
 

@@ -1,51 +1,72 @@
 """Template instantiation: the prompt that fills a template from a source text, and the checks on the answer.
 
 Consumes a template (`<fi>slot</fi>` text, fi_spark.templates.tags), the text it matched (a chunk or a
-region of a document) and the model's structured answer; produces an instruction, an answer, the slot
-values and either a pass or one machine-readable reject reason with a detail that carries the measured
-value. Pure Python: the instantiate stage runs `evaluate_instantiation` inside a pandas UDF.
+region of a document) and the model's answer; produces an instruction, an answer, the slot values and
+either a pass or one machine-readable reject reason with a detail that carries the measured value. Pure
+Python: the instantiate stage runs `evaluate_instantiation` inside a pandas UDF.
+
+Three answer contracts, chosen by the prompt file (fi_spark.config.PromptSpec):
+
+- ``answer_style: copied`` (instantiate.v1): JSON {slots, instruction, answer}, the answer copied verbatim.
+- ``answer_style: excerpts`` (instantiate.v2, the default): JSON {compatible, slots, instruction, answer},
+  the answer written with excerpt markers `<excerpt>first words<...>last words</excerpt>` plus a few
+  connecting words, expanded by fi_spark.generate.excerpts against the shown text; `compatible: false`
+  declines. The user turn puts the DOCUMENT before the template, so the templates matched to one document
+  share one long prompt prefix (vLLM's automatic prefix caching reuses its KV cache).
+- ``prompt_format: fineinstructions``: the released template_instantiator's own input and plain-text
+  output (fi_spark.generate.fineinstructions); `null` declines. No response schema is sent.
 
 Checks, in order; the first failure is the reason (one reason per pair keeps row accounting exact):
 
-==================  =====================================================================================
-``unparseable``     the answer is not an object with `instruction` and `answer` strings
-``empty_instruction``  the instruction is empty or whitespace
-``unfilled_slots``  the instruction still holds a `<fi>` tag or a fragment of one
-``empty_answer``    the answer has no word tokens
-``answer_too_short``  fewer than `min_answer_tokens` word tokens
-``ungrounded``      excerpt coverage (fi_spark.generate.grounding) below `min_grounding`
-==================  =====================================================================================
+======================  =================================================================================
+``unparseable``         the answer is not an instruction and an answer (our JSON or a released shape)
+``incompatible``        the model declined: the template does not fit the document (no judge call follows)
+``empty_instruction``   the instruction is empty or whitespace
+``unfilled_slots``      the instruction still holds a `<fi>` tag or a fragment of one
+``excerpt_*``           a marker is malformed, ambiguous, unresolved or overlaps another (excerpts module)
+``empty_answer``        the (expanded) answer has no word tokens
+``answer_too_short``    fewer than `min_answer_tokens` word tokens
+``ungrounded``          excerpt coverage (fi_spark.generate.grounding) of the expanded answer below
+                        `min_grounding`
+======================  =================================================================================
 
-Grounding is measured against the very text the model was shown (after `cut_text`), not the whole
-document: an excerpt from a part the model never saw cannot be a copy.
+Everything is measured against the shown text (`excerpts.shown_text`, the same cut the prompt used),
+not the whole document: an excerpt from a part the model never saw cannot be a copy.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fi_spark.generate import excerpts, fineinstructions
+from fi_spark.generate.config import InstantiateConfig
 from fi_spark.generate.grounding import DocumentNgrams
-from fi_spark.generate.prompting import chat_messages, check_placeholders, cut_text, loads_object
+from fi_spark.generate.prompting import chat_messages, check_placeholders, loads_object
 from fi_spark.prompt_spec import PromptSpec
+from fi_spark.section import ConfigError
 from fi_spark.templates.tags import parse_template
-
-if TYPE_CHECKING:
-    from fi_spark.generate.config import InstantiateConfig
 
 PLACEHOLDERS = {"template", "slots", "document"}
 # Schema caps, in characters (~4 per token); instruction and answer caps come from InstantiateConfig.
 MAX_SLOTS, MAX_SLOT_CHARS = 8, 100
+# Marker shape the excerpts schema enforces: up to 4 markers, each side 1-60 characters, short connectors,
+# or nothing at all (a declined template). Bounded like the genericize pattern, because vLLM's grammar
+# compiler rejects some unbounded or wide regexes.
+EXCERPT_PATTERN = r"^([^<]{0,80}(<excerpt>[^<]{1,60}<\.\.\.>[^<]{1,60}</excerpt>[^<]{0,80}){1,4})?$"
 REJECT_REASONS = (
     "unparseable",
+    "incompatible",
     "empty_instruction",
     "unfilled_slots",
+    *excerpts.REASONS,
     "empty_answer",
     "answer_too_short",
     "ungrounded",
 )
+_DEFAULTS = InstantiateConfig.model_fields  # the one place every instantiate default is written
 
 
 class SlotFill(BaseModel):
@@ -56,7 +77,7 @@ class SlotFill(BaseModel):
 
 
 class Instantiation(BaseModel):
-    """The structured output asked of the instantiator (sent as the response schema).
+    """The structured output asked by `answer_style: copied` prompts (sent as the response schema).
 
     The length caps are part of the schema so a server with structured output must close the JSON in
     time: a small model otherwise rambles until `max_tokens` and the row is lost as truncated_output.
@@ -69,35 +90,61 @@ class Instantiation(BaseModel):
     answer: str = Field(min_length=1)
 
 
-def response_schema(n_slots: int, max_instruction_chars: int = 400, max_answer_chars: int = 1500) -> dict[str, Any]:
-    """The Instantiation JSON schema with exactly `n_slots` slot values (one per `<fi>` slot of the template).
+class ExcerptInstantiation(BaseModel):
+    """`answer_style: excerpts`: decide first (`compatible`), then fill slots, then answer with markers."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compatible: bool
+    slots: list[SlotFill] = Field(max_length=MAX_SLOTS)
+    instruction: str
+    answer: str
+
+
+def response_schema(
+    n_slots: int,
+    max_instruction_chars: int | None = None,
+    max_answer_chars: int | None = None,
+    *,
+    spec: PromptSpec | None = None,
+) -> dict[str, Any] | None:
+    """The JSON schema for a template with exactly `n_slots` slots; None for the released models' format.
 
     The stage sends templates grouped by slot count, so structured output cannot invent extra slots or
     skip one; the cap of MAX_SLOTS applies when a template has more slots than that. The length caps make
     a server with structured output close the JSON in time (a small model otherwise loops to max_tokens).
+    With an excerpts prompt the answer must contain at least one well-formed marker (EXCERPT_PATTERN).
     """
-    schema = Instantiation.model_json_schema()
+    style = spec.answer_style if spec is not None else "copied"
+    if spec is not None and spec.prompt_format == "fineinstructions":
+        return None
+    schema = (ExcerptInstantiation if style == "excerpts" else Instantiation).model_json_schema()
     schema.pop("description", None)
     count = min(n_slots, MAX_SLOTS)
     props = schema["properties"]
     props["slots"].update(minItems=count, maxItems=count)
-    props["instruction"]["maxLength"] = max_instruction_chars
-    props["answer"]["maxLength"] = max_answer_chars
+    props["instruction"]["maxLength"] = max_instruction_chars or _DEFAULTS["max_instruction_chars"].default
+    if style == "excerpts":  # vLLM refuses a maxLength beside a pattern; the pattern bounds the length
+        props["answer"]["pattern"] = EXCERPT_PATTERN
+    else:
+        props["answer"]["maxLength"] = max_answer_chars or _DEFAULTS["max_answer_chars"].default
     return schema
 
 
 @dataclass(frozen=True)
 class InstantiateRules:
-    """The thresholds of the checks, taken from InstantiateConfig."""
+    """The thresholds of the checks (defaults: InstantiateConfig's) and the answer contract of the prompt."""
 
-    min_grounding: float = 0.8
-    min_span: int = 5
-    min_answer_tokens: int = 3
-    max_source_chars: int = 3000
+    min_grounding: float = _DEFAULTS["min_grounding"].default
+    min_span: int = _DEFAULTS["grounding_min_span"].default
+    min_answer_tokens: int = _DEFAULTS["min_answer_tokens"].default
+    max_source_chars: int = _DEFAULTS["max_source_chars"].default
+    prompt_format: str = "fi-spark"
 
     @classmethod
-    def from_config(cls, cfg: InstantiateConfig) -> InstantiateRules:
-        return cls(cfg.min_grounding, cfg.grounding_min_span, cfg.min_answer_tokens, cfg.max_source_chars)
+    def from_config(cls, cfg: InstantiateConfig, spec: PromptSpec | None = None) -> InstantiateRules:
+        fmt = spec.prompt_format if spec is not None else "fi-spark"
+        return cls(cfg.min_grounding, cfg.grounding_min_span, cfg.min_answer_tokens, cfg.max_source_chars, fmt)
 
 
 @dataclass
@@ -112,6 +159,7 @@ class PairCheck:
     longest_excerpt: int | None = None
     reason: str | None = None
     detail: str | None = None
+    excerpt_share: float | None = None  # share of the expanded answer's characters that came from markers
 
 
 def slot_list(template: str) -> str:
@@ -121,52 +169,62 @@ def slot_list(template: str) -> str:
 
 
 def check_prompt(spec: PromptSpec) -> None:
-    """Fail early when the prompt file uses placeholders this module does not fill."""
+    """Fail early when the prompt file uses placeholders this module does not fill, or mixes contracts."""
+    if spec.prompt_format == "fineinstructions":
+        if spec.system.strip() or spec.examples or spec.user.strip():
+            raise ConfigError(
+                f"prompt {spec.path or spec.name}: prompt_format fineinstructions builds its own user turn "
+                "(the released model's JSON input); leave system, user and examples empty"
+            )
+        return
     check_placeholders(spec, PLACEHOLDERS)
 
 
 def build_messages(spec: PromptSpec, template: str, source_text: str, max_source_chars: int) -> list[dict[str, str]]:
     """Chat messages asking the model to instantiate `template` from `source_text` (cut to max_source_chars)."""
+    shown = excerpts.shown_text(source_text, max_source_chars)
+    if spec.prompt_format == "fineinstructions":
+        return fineinstructions.instantiator_messages(template, shown)
 
     def example(values: dict[str, Any], output: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         values.setdefault("slots", slot_list(str(values.get("template", ""))))
         return values, output
 
-    values = {"template": template, "slots": slot_list(template), "document": cut_text(source_text, max_source_chars)}
+    values = {"template": template, "slots": slot_list(template), "document": shown}
     return chat_messages(spec, values, example)
 
 
 def evaluate_instantiation(
-    parsed: str | None,
-    source_text: str,
+    answer: str | None,
+    shown_text: str,
     rules: InstantiateRules,
     source_ngrams: DocumentNgrams | None = None,
 ) -> PairCheck:
-    """Parse the model's JSON and run the checks; `source_text` is the uncut text the prompt was built from.
+    """Read the model's answer and run the checks against the text it was shown.
 
-    `source_ngrams` may be passed when one source is checked against many answers (built from the cut text).
+    `answer` is the schema-valid JSON (`parsed`) for our formats, the raw content for the released one.
+    `shown_text` may also be the uncut source: it is cut with `rules.max_source_chars` (a no-op when it
+    already was). `source_ngrams` may be passed when one source is checked against many answers.
     """
-    obj = loads_object(parsed)
-    if obj is None or not isinstance(obj.get("instruction"), str) or not isinstance(obj.get("answer"), str):
-        return PairCheck(
-            reason="unparseable", detail=f"expected an object with instruction and answer: {parsed!r:.200}"
-        )
-    instruction = obj["instruction"].strip()
-    answer = obj["answer"].strip()
-    slots = [
-        {"slot": str(s.get("slot", "")), "value": str(s.get("value", ""))}
-        for s in obj.get("slots") or []
-        if isinstance(s, dict)
-    ]
-    check = PairCheck(instruction=instruction, answer=answer, slot_values=slots)
+    shown = excerpts.shown_text(shown_text, rules.max_source_chars)
+    check = _read(answer, rules.prompt_format)
+    if check.reason is not None:
+        return check
+    instruction, raw_answer = (check.instruction or "").strip(), (check.answer or "").strip()
+    check.instruction, check.answer = instruction, raw_answer
     if not instruction:
         return _reject(check, "empty_instruction", "the instruction is empty")
     leftover = parse_template(instruction)
     if leftover.slots or leftover.problems:
         return _reject(check, "unfilled_slots", f"instruction still has <fi> tags: {instruction[:200]}")
+    if excerpts.has_markers(raw_answer):
+        expanded = excerpts.expand(raw_answer, shown)
+        if expanded.reason is not None:
+            return _reject(check, expanded.reason, expanded.detail or "")
+        check.answer, check.excerpt_share = expanded.text, expanded.excerpt_share
 
-    ngrams = source_ngrams or DocumentNgrams(cut_text(source_text, rules.max_source_chars), rules.min_span)
-    measured = ngrams.measure(answer)
+    ngrams = source_ngrams or DocumentNgrams(shown, rules.min_span)
+    measured = ngrams.measure(check.answer or "")
     check.grounding = measured.coverage
     check.answer_tokens = measured.answer_tokens
     check.longest_excerpt = measured.longest_run
@@ -184,6 +242,35 @@ def evaluate_instantiation(
             f"({measured.covered_tokens}/{measured.answer_tokens} tokens in excerpts of >= {rules.min_span})",
         )
     return check
+
+
+def _read(answer: str | None, prompt_format: str) -> PairCheck:
+    """The instruction, raw answer and slot values of one answer, or an unparseable/incompatible reject."""
+    if prompt_format == "fineinstructions":
+        released = fineinstructions.parse_instantiator_output(answer)
+        if released.declined:
+            return PairCheck(reason="incompatible", detail="the model answered null: the template does not fit")
+        if released.problem:
+            return PairCheck(reason="unparseable", detail=f"{released.problem}: {answer!r:.200}")
+        return PairCheck(instruction=released.instruction, answer=released.answer)
+    if (answer or "").strip() == "null":
+        return PairCheck(reason="incompatible", detail="the model answered null: the template does not fit")
+    obj = loads_object(answer)
+    if obj is not None and obj.get("compatible") is False:
+        return PairCheck(reason="incompatible", detail="the model answered compatible: false")
+    value = obj.get("answer") if obj is not None else None
+    if isinstance(value, list) and all(isinstance(p, dict) for p in value):  # by-construction parts
+        value = excerpts.render_parts(value)
+    if obj is None or not isinstance(obj.get("instruction"), str) or not isinstance(value, str):
+        return PairCheck(
+            reason="unparseable", detail=f"expected an object with instruction and answer: {answer!r:.200}"
+        )
+    slots = [
+        {"slot": str(s.get("slot", "")), "value": str(s.get("value", ""))}
+        for s in obj.get("slots") or []
+        if isinstance(s, dict)
+    ]
+    return PairCheck(instruction=obj["instruction"], answer=value, slot_values=slots)
 
 
 def _reject(check: PairCheck, reason: str, detail: str) -> PairCheck:

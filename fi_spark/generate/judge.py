@@ -1,24 +1,53 @@
-"""The pair judge: a rubric prompt on a configurable integer scale, and parsing of its score and rationale.
+"""The pair judge: a rubric prompt on an integer scale, one constrained score token, and its parsing.
 
-Consumes an instruction, an answer and the source text they came from; the model answers
-``{"rationale": str, "score": int}``. The rationale comes first in the schema so the model reasons
-before it commits to a number. The score's bounds are part of the JSON schema, so a server with
-structured output cannot answer outside the scale; `parse_verdict` checks again for servers without it.
+Consumes an instruction, an answer and the source text they came from. By default the judge answers
+with the score alone: the response schema is a root integer enum (`score_schema`), which the LLM
+adapter sends to vLLM as a choice, so the whole answer is one token such as `4`, and logprobs are
+asked for that token. With `rationale` (for audits) the answer is the older ``{"rationale": str,
+"score": int}`` object, rationale first so the model reasons before it commits to a number.
 
-Verdicts are stored whole (score and rationale) in the `judged` table; the threshold is applied only
-by the final view, so changing `judge.threshold` never sends a request again. Pure Python.
+`expected_score` turns the score token's top logprobs into the expected score: the sum of score x
+probability over the alternatives that are score tokens, renormalized over those present. It lets
+users rank pairs and re-threshold finely. The logprobs arrive as the LLM layer's per-token list
+(`[[token, {alternative: logprob}], ...]`, fi_spark.llm.adapter) or as one position's
+``{alternative: logprob}`` map; in a list the score position is found by the tokens' text (the digit
+after the last `"score":` in JSON, else the first digit), so it need not be the first token.
+
+Verdicts are stored whole in the `judged` table; the threshold is applied only by the final view,
+so changing `judge.threshold` never sends a request again. Pure Python.
 """
 
 from __future__ import annotations
 
+import json
+import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
-from fi_spark.generate.prompting import chat_messages, check_placeholders, cut_text, loads_object
+from fi_spark.generate.prompting import chat_messages, check_placeholders, cut_text
 from fi_spark.prompt_spec import PromptSpec
 
-PLACEHOLDERS = {"scale_min", "scale_max", "scale_mid", "document", "instruction", "answer"}
+PLACEHOLDERS = {"scale_min", "scale_max", "scale_mid", "document", "instruction", "answer", "reply_format"}
 REJECT_REASONS = ("judge_unparseable", "judge_score_out_of_range")
+SCORE_MAX_TOKENS = 4  # the one-token verdict: the score, plus room for a server that adds whitespace
+REPLY_SCORE = "Reply with the score only: one integer from {low} to {high}, nothing else."
+REPLY_RATIONALE = (
+    'Reply with JSON only: {{"rationale": "<one to three sentences>", "score": <integer from {low} to {high}>}}, '
+    "the rationale first."
+)
+_SCORE_KEY = re.compile(r'"score"\s*:\s*')
+_DIGIT = re.compile(r"\d")
+
+
+def score_schema(scale_min: int, scale_max: int) -> dict[str, Any]:
+    """Schema of the one-token verdict: a bare integer, one of the scale's values (a choice for vLLM)."""
+    return {"type": "integer", "enum": list(range(scale_min, scale_max + 1))}
+
+
+def response_schema(scale: tuple[int, int], rationale: bool, max_rationale_chars: int = 600) -> dict[str, Any]:
+    """The schema the judge is asked for: the score alone, or the rationale-first object for audits."""
+    return verdict_schema(*scale, max_rationale_chars) if rationale else score_schema(*scale)
 
 
 def verdict_schema(scale_min: int, scale_max: int, max_rationale_chars: int = 600) -> dict[str, Any]:
@@ -52,13 +81,18 @@ def build_messages(
     source_text: str,
     scale: tuple[int, int],
     max_source_chars: int,
+    rationale: bool = True,
 ) -> list[dict[str, str]]:
-    """Chat messages asking for a verdict on one pair; examples are rescaled to `scale` when written for another."""
+    """Chat messages asking for a verdict on one pair; examples are rescaled to `scale` when written for another.
+
+    Without `rationale` the examples' assistant turns show the score alone, as the real answer will be.
+    """
     low, high = scale
+    reply = (REPLY_RATIONALE if rationale else REPLY_SCORE).format(low=low, high=high)
 
     def example(values: dict[str, Any], output: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         written_for = (int(values.get("scale_min", low)), int(values.get("scale_max", high)))
-        values.update(scale_min=low, scale_max=high, scale_mid=(low + high) // 2)
+        values.update(scale_min=low, scale_max=high, scale_mid=(low + high) // 2, reply_format=reply)
         if written_for != scale and "score" in output:
             output = {**output, "score": rescale(float(output["score"]), written_for, scale)}
         return values, output
@@ -70,29 +104,96 @@ def build_messages(
         "document": cut_text(source_text, max_source_chars),
         "instruction": instruction,
         "answer": answer,
+        "reply_format": reply,
     }
-    return chat_messages(spec, values, example)
+    messages = chat_messages(spec, values, example)
+    if not rationale:
+        for m in messages:
+            if m["role"] == "assistant":
+                shown = json.loads(m["content"])
+                m["content"] = str(shown["score"]) if isinstance(shown, dict) and "score" in shown else m["content"]
+    return messages
 
 
 @dataclass(frozen=True)
 class JudgeVerdict:
-    """A judged pair's score and rationale, or the reason no usable verdict came back."""
+    """A judged pair's score, rationale and expected score, or the reason no usable verdict came back."""
 
     score: int | None
     rationale: str | None
     reason: str | None = None
     detail: str | None = None
+    expected_score: float | None = None
 
 
-def parse_verdict(parsed: str | None, scale: tuple[int, int], max_rationale_chars: int = 600) -> JudgeVerdict:
-    """Score and rationale from the judge's JSON; out-of-scale or missing scores become a reason."""
-    obj = loads_object(parsed)
+def parse_verdict(
+    answer: str | None, logprobs: str | None, scale: tuple[int, int], max_rationale_chars: int = 600
+) -> JudgeVerdict:
+    """Score (a bare integer or an object's `score`), rationale and expected score; bad scores become a reason.
+
+    `answer` is the schema-valid JSON when there is one, else the raw content; `logprobs` as in the
+    module docstring (may be None). The expected score is kept only when the score itself is usable.
+    """
+    value: Any = None
+    if answer:
+        try:
+            value = json.loads(answer)
+        except ValueError:
+            value = None
+    obj = value if isinstance(value, dict) else {"score": value} if isinstance(value, (int, float)) else None
     score = obj.get("score") if obj else None
     if obj is None or isinstance(score, bool) or not isinstance(score, (int, float)):
-        return JudgeVerdict(None, None, "judge_unparseable", f"expected {{rationale, score}}: {parsed!r:.200}")
-    rationale = str(obj.get("rationale") or "").strip()[:max_rationale_chars]
+        detail = f"expected a score or {{rationale, score}}: {answer!r:.200}"
+        return JudgeVerdict(None, None, "judge_unparseable", detail)
+    rationale = str(obj.get("rationale") or "").strip()[:max_rationale_chars] if "rationale" in obj else None
     if score != int(score) or not scale[0] <= score <= scale[1]:
         return JudgeVerdict(
             None, rationale, "judge_score_out_of_range", f"score {score} outside [{scale[0]}, {scale[1]}]"
         )
-    return JudgeVerdict(int(score), rationale)
+    return JudgeVerdict(int(score), rationale, expected_score=expected_score(logprobs, scale))
+
+
+def expected_score(logprobs: str | None, scale: tuple[int, int]) -> float | None:
+    """Sum of score x probability over the score token's alternatives that are scores, renormalized; None if none."""
+    top = score_alternatives(logprobs)
+    if not top:
+        return None
+    mass: dict[int, float] = {}
+    for token, logprob in top.items():
+        text = token.strip()
+        if text.isascii() and text.isdigit() and scale[0] <= int(text) <= scale[1]:
+            mass[int(text)] = mass.get(int(text), 0.0) + math.exp(logprob)  # "4" and " 4" are one score
+    total = sum(mass.values())
+    if total <= 0.0:
+        return None
+    return sum(s * p for s, p in mass.items()) / total
+
+
+def score_alternatives(logprobs: str | None) -> dict[str, float] | None:
+    """The {alternative: logprob} map at the score token: the map itself, or the digit's entry of a token list."""
+    if not logprobs:
+        return None
+    try:
+        value = json.loads(logprobs)
+    except ValueError:
+        return None
+    if isinstance(value, dict):
+        return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float))}
+    if not isinstance(value, list) or not value:
+        return None
+    try:
+        tokens = [str(entry[0]) for entry in value]
+        tops = [dict(entry[1]) for entry in value]
+    except (TypeError, IndexError, ValueError):
+        return None
+    text = "".join(tokens)
+    keys = list(_SCORE_KEY.finditer(text))
+    digit = _DIGIT.search(text, keys[-1].end() if keys else 0)
+    if digit is None:
+        return None
+    end = 0
+    for token, top in zip(tokens, tops, strict=True):
+        end += len(token)
+        if end > digit.start():
+            return {str(k): float(v) for k, v in top.items() if isinstance(v, (int, float))}
+    return None

@@ -34,6 +34,7 @@ import numpy as np
 import numpy.typing as npt
 
 from fi_spark import storage
+from fi_spark.section import ConfigError
 
 INDEX_FILE, IDS_FILE, MANIFEST_FILE, LATEST_FILE = "index.faiss", "ids.txt", "manifest.json", "LATEST"
 FILES = (INDEX_FILE, IDS_FILE, MANIFEST_FILE)
@@ -114,11 +115,15 @@ def set_latest(root: str, version: str) -> None:
     storage.write_bytes(storage.join(root, LATEST_FILE), version.encode())
 
 
+class IndexNotFoundError(ConfigError, FileNotFoundError):
+    """No index was built under the index root yet (the CLI prints it as one line, exit 2)."""
+
+
 def latest_artifact(root: str) -> IndexArtifact:
     """The artifact LATEST points at, or a clear error when build_index has not run."""
     latest = storage.join(root, LATEST_FILE)
     if not storage.exists(latest):
-        raise FileNotFoundError(f"no index under {root}: run the build_index stage first")
+        raise IndexNotFoundError(f"no index under {root}: run build_index first (fi-spark build-index)")
     version = storage.read_bytes(latest).decode().strip()
     uri = storage.join(root, version)
     return IndexArtifact(uri, version, json.loads(storage.read_bytes(storage.join(uri, MANIFEST_FILE))))

@@ -9,14 +9,21 @@ deserializes or memory-maps it once whatever the number of tasks and batches.
 |-----------|-------------------------------------------------------|--------------------------------------------|
 | broadcast | `sparkContext.broadcast((bytes, ids, manifest))`       | classic Spark, index <= broadcast_max_mb   |
 | addfile   | `sparkContext.addFile(folder, recursive=True)`         | classic Spark, larger indexes              |
-| artifacts | `spark.addArtifacts(files, file=True)` + SparkFiles    | Spark Connect servers that support it      |
-| path      | workers read the artifact folder (shared disk / s3)   | Sail (UDFs run in-process) and the rest    |
+| artifacts | `spark.addArtifacts(files, file=True)` + SparkFiles    | Connect servers that accept addArtifacts   |
+| path      | workers read the artifact folder (shared disk / s3)   | Sail (embedded or its own process), others |
+
+Whether a Connect server accepts addArtifacts is probed once when the engine starts
+(fi_spark.engine.probe_artifacts), never assumed from the mode; if shipping the index itself is then
+refused, `auto` falls back to the path strategy. The path strategy needs the artifact folder
+(`index.location`, default <output>/index) to be readable where the UDFs run: on the same machine for
+a local Sail server, on s3:// or a shared disk for a remote one.
 
 This is the only module that touches `sparkContext`, and only when the engine reports one.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -44,6 +51,8 @@ from fi_spark.index.config import IndexConfig
 from fi_spark.section import ConfigError
 
 STRATEGIES = ("broadcast", "addfile", "artifacts", "path")
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -103,6 +112,9 @@ def ship_index(spark: Any, caps: Any, artifact: IndexArtifact, cfg: IndexConfig)
     size = int(artifact.manifest.get("bytes", 0))
     strategy = choose_strategy(caps, size, cfg)
     if strategy == "path":
+        log.info(
+            "index %s: workers load it from %s (shared path, once per worker process)", artifact.version, artifact.uri
+        )
         return IndexHandle(artifact.version, strategy, artifact.uri, cfg)
     local = local_copy(artifact.uri, artifact.version, cfg.cache_dir)
     if strategy == "broadcast":
@@ -115,7 +127,13 @@ def ship_index(spark: Any, caps: Any, artifact: IndexArtifact, cfg: IndexConfig)
         spark.sparkContext.addFile(shipped, recursive=True)
         return IndexHandle(artifact.version, strategy, os.path.basename(shipped), cfg)
     shipped = _renamed_copy(local, artifact.version, flat=True)
-    spark.addArtifacts(*[os.path.join(shipped, f"{artifact.version}.{name}") for name in FILES], file=True)
+    try:
+        spark.addArtifacts(*[os.path.join(shipped, f"{artifact.version}.{name}") for name in FILES], file=True)
+    except Exception as exc:  # noqa: BLE001 - e.g. a size limit; auto may still use the shared path
+        if cfg.distribute != "auto":
+            raise
+        log.warning("spark.addArtifacts refused the index (%s); workers read it from %s", exc, artifact.uri)
+        return IndexHandle(artifact.version, "path", artifact.uri, cfg)
     return IndexHandle(artifact.version, strategy, artifact.version, cfg)
 
 

@@ -3,7 +3,9 @@
 Every input becomes rows of ``(value: JSON string, input_file: string)`` so that one parser
 (fi_spark.ingest.records) applies the same rules and reject reasons to every format. Reading lines as
 text (rather than with Spark's JSON reader) keeps malformed lines as rows we can reject with a reason,
-identically on every engine.
+identically on every engine. A Parquet file whose footer cannot be read (random bytes, a truncated
+upload) would fail the whole read on every engine; such files are found on the driver (footers only,
+never data) and each becomes one ``unreadable_input`` reject while the other files are read.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pyspark.sql import functions as F
 from fi_spark import storage
 from fi_spark.engine import Capabilities
 from fi_spark.errors import InputError
+from fi_spark.ingest.jsonline import reader_reject
 from fi_spark.ingest.splits import read_lines
 
 MAX_FILES_TO_LABEL = 256  # per-file reads (to record input_file) up to this many files, then one read
@@ -52,6 +55,11 @@ def read_documents(spark: SparkSession, path: str, caps: Capabilities) -> DataFr
     """Rows of (value: JSON text as string or UTF-8 bytes, input_file) for every record under ``path``."""
     files = None if storage.is_remote(path) else list_input_files(path)
     fmt = detect_format(path, files)
+    if fmt == "parquet" and files is not None:
+        readable, damaged = split_damaged_parquet(files)
+        if damaged:
+            rejects = damaged_rows(spark, damaged)
+            return rejects.unionByName(read_documents_from(spark, readable, caps)) if readable else rejects
     if fmt == "jsonl" and files is not None and caps.udfs_in_driver_process:
         # Embedded Sail: its text reader fails a whole read on one bad byte; read ranges in Python instead.
         return read_lines(spark, files)
@@ -67,9 +75,40 @@ def read_documents(spark: SparkSession, path: str, caps: Capabilities) -> DataFr
     return frame.withColumn("input_file", label)
 
 
-def _read_one(spark: SparkSession, path: str, fmt: str) -> DataFrame:
+def split_damaged_parquet(files: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """(readable files, [(file, why)] for files whose Parquet footer cannot be read)."""
+    import pyarrow.parquet as pq
+
+    readable, damaged = [], []
+    for f in files:
+        try:
+            pq.read_metadata(f)
+            readable.append(f)
+        except Exception as exc:  # pyarrow raises ArrowInvalid / OSError variants for every kind of damage
+            damaged.append((f, f"Parquet footer unreadable: {type(exc).__name__}: {str(exc)[:200]}"))
+    return readable, damaged
+
+
+def damaged_rows(spark: SparkSession, damaged: list[tuple[str, str]]) -> DataFrame:
+    """One reader-reject row per damaged file (prepare_corpus and ingest_queries count it as a record)."""
+    rows = [(reader_reject("unreadable_input", why, os.path.basename(f)), f) for f, why in damaged]
+    return spark.createDataFrame(rows, "value string, input_file string")
+
+
+def read_documents_from(spark: SparkSession, files: list[str], caps: Capabilities) -> DataFrame:
+    """``read_documents`` over an explicit list of Parquet files (labelled one by one when few)."""
+    if len(files) <= MAX_FILES_TO_LABEL or not caps.spark_context:
+        frames = [_read_one(spark, f, "parquet").withColumn("input_file", F.lit(f)) for f in files]
+        out = frames[0]
+        for frame in frames[1:]:
+            out = out.unionByName(frame)
+        return out
+    return _read_one(spark, files, "parquet").withColumn("input_file", F.input_file_name())
+
+
+def _read_one(spark: SparkSession, path: str | list[str], fmt: str) -> DataFrame:
     if fmt == "parquet":
-        df = spark.read.parquet(path)
+        df = spark.read.parquet(*([path] if isinstance(path, str) else path))
         if "text" not in df.columns:
             raise InputError(f"{path}: Parquet input needs a `text` column; it has {df.columns}")
         # One JSON form for every format: the record parser then applies the same rules to both.

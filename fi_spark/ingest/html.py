@@ -14,6 +14,11 @@ Default: trafilatura. Boilerplate left in a document (menus, cookie notices, rel
 junk instruction/answer pairs downstream, and resiliparse keeps three to four times as much of it;
 it is ~10x faster, so ``web.extractor: resiliparse`` is offered for crawls where throughput matters more.
 Caveat: the gold snippets come from trafilatura's own evaluation set, which may flatter it.
+
+Hostile pages: trafilatura's time grows with the number of tags, not bytes (a 1.8 MB page of 200k
+``<p>x</p>`` took 78 s, 40k tags 14 s; resiliparse 3 s), so pages with more than ``MAX_HTML_TAGS``
+tags are not extracted (prepare_corpus rejects them as ``warc_too_large``). Deep nesting is cut by lxml
+(at 255 levels; 150k nested ``<div>`` took 0.4 s) and huge attributes are cheap.
 """
 
 from __future__ import annotations
@@ -23,6 +28,12 @@ from typing import Literal
 
 Extractor = Literal["trafilatura", "resiliparse"]
 EXTRACTORS: tuple[str, ...] = ("trafilatura", "resiliparse")
+MAX_HTML_TAGS = 50_000  # ~15 s of trafilatura on 2 shared cores; real pages rarely have 10k
+
+
+def count_tags(html: bytes) -> int:
+    """An upper bound on the page's tags (every '<'), cheap enough to test before extracting."""
+    return html.count(b"<")
 
 
 def extract_main_text(html: bytes | str, extractor: Extractor = "trafilatura", url: str | None = None) -> str:

@@ -3,6 +3,8 @@
 Pure Python, no Spark: ``classify_record`` is applied per row inside mapInPandas by prepare_corpus,
 and is tested on its own. Parquet input is first turned into the same JSON form, so both formats
 share one set of rules and one set of reject reasons (fi_spark.text.quality.REASONS).
+
+The line-level rules (reader rejects, size, encoding, JSON, nesting, Unicode) are fi_spark.ingest.jsonline's.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from fi_spark.ingest.jsonline import EXCERPT_CHARS, parse_json_object, safe_excerpt
 from fi_spark.text.normalize import count_words, normalize_text, text_hash
 from fi_spark.text.quality import QualityThresholds, check_quality
 
-EXCERPT_CHARS = 200
-_REPLACEMENT = "\ufffd"
+__all__ = ["EXCERPT_CHARS", "Classified", "classify_record", "parse_json_object"]
+
+PRE_NORMALIZE_FACTOR = 2  # texts over this many times max_chars are too_long before normalizing (cost cap)
 
 
 @dataclass
@@ -50,6 +54,11 @@ def classify_record(raw: str, thresholds: QualityThresholds) -> Classified:
         return _reject(out, raw, "missing_text", f"keys: {sorted(record)[:10]}")
     if not isinstance(record["text"], str):
         return _reject(out, raw, "text_not_string", f"text is a {type(record['text']).__name__}")
+    if len(record["text"]) > PRE_NORMALIZE_FACTOR * thresholds.max_chars:
+        # Normalizing costs ~0.3 s per million characters; a text this long cannot shrink under max_chars
+        # unless most of it is whitespace, so it is rejected before that cost is paid.
+        n = len(record["text"])
+        return _reject(out, raw, "too_long", f"{n} characters before normalization > max_chars {thresholds.max_chars}")
     text = normalize_text(record["text"])
     out.text, out.n_chars, out.n_words = text, len(text), count_words(text)
     failed = check_quality(text, out.n_words, thresholds)
@@ -60,22 +69,8 @@ def classify_record(raw: str, thresholds: QualityThresholds) -> Classified:
     return out
 
 
-def parse_json_object(raw: str) -> tuple[dict[str, Any] | None, tuple[str, str] | None]:
-    """(record, None) for a JSON object line, else (None, (reason, detail)); shared by every JSONL reader."""
-    if _REPLACEMENT in raw:
-        # The reader decoded the bytes as UTF-8 and replaced undecodable bytes with U+FFFD.
-        return None, ("invalid_encoding", f"{raw.count(_REPLACEMENT)} undecodable byte sequence(s)")
-    try:
-        record = json.loads(raw)
-    except (json.JSONDecodeError, RecursionError) as exc:
-        return None, ("malformed_json", str(exc)[:200])
-    if not isinstance(record, dict):
-        return None, ("not_an_object", f"a JSON {type(record).__name__}")
-    return record, None
-
-
 def _reject(out: Classified, raw: str, reason: str, detail: str) -> Classified:
-    out.reason, out.detail, out.raw_excerpt = reason, detail, raw[:EXCERPT_CHARS]
+    out.reason, out.detail, out.raw_excerpt = reason, detail, safe_excerpt(raw)
     return out
 
 

@@ -7,19 +7,34 @@ skips its first partial line (the previous range owns it) and reads past its end
 line. Lines are decoded as UTF-8 with replacement characters, so a bad byte becomes a
 ``invalid_encoding`` reject of that one record instead of a crashed job. Gzipped files are not
 splittable and are read whole by one task.
+
+Hostile input stays bounded: a line longer than ``MAX_RECORD_CHARS`` bytes is never held in memory
+(its first bytes are kept, the rest is skipped) and becomes one ``record_too_large`` reject; a truncated or
+corrupt gzip file yields the lines before the damage and then one ``unreadable_input`` reject for the
+rest; output batches are cut by bytes as well as lines, so a batch never nears Arrow's 2 GB string limit.
 """
 
 from __future__ import annotations
 
 import gzip
 import os
+import zlib
 from collections.abc import Iterable, Iterator
+from typing import Protocol
 
 import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 
+from fi_spark.ingest.jsonline import EXCERPT_CHARS, MAX_RECORD_CHARS, reader_reject
+
 SPLIT_BYTES = 32 * 1024 * 1024
 BATCH_LINES = 2000
+BATCH_BYTES = 64 * 1024 * 1024
+_SKIP_CHUNK = 1024 * 1024
+
+
+class _Lines(Protocol):
+    def readline(self, size: int = -1, /) -> bytes: ...
 
 
 def plan_splits(files: list[str], split_bytes: int = SPLIT_BYTES) -> list[tuple[str, int, int]]:
@@ -34,22 +49,45 @@ def plan_splits(files: list[str], split_bytes: int = SPLIT_BYTES) -> list[tuple[
     return splits
 
 
-def iter_split_lines(path: str, start: int, end: int) -> Iterator[str]:
+def iter_split_lines(path: str, start: int, end: int, max_line: int = MAX_RECORD_CHARS) -> Iterator[str]:
     """Lines owned by the byte range [start, end) of ``path`` (see module docstring for ownership)."""
     if path.endswith(".gz"):
-        with gzip.open(path, "rb") as fh:
-            for raw in fh:
-                yield _decode(raw)
+        lines = 0
+        try:
+            with gzip.open(path, "rb") as fh:
+                while (line := _read_line(fh, max_line)) is not None:
+                    lines += 1
+                    yield line
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            detail = f"gzip stream unreadable after {lines} line(s): {type(exc).__name__}: {exc}"
+            yield reader_reject("unreadable_input", detail, os.path.basename(path))
         return
     with open(path, "rb") as fh:
         if start > 0:
             fh.seek(start - 1)
-            fh.readline()  # the line that straddles `start` belongs to the previous range
+            while (chunk := fh.readline(_SKIP_CHUNK)) and not chunk.endswith(b"\n"):
+                pass  # the line that straddles `start` belongs to the previous range
         while fh.tell() < end:
-            raw = fh.readline()
-            if not raw:
+            line = _read_line(fh, max_line)
+            if line is None:
                 break
-            yield _decode(raw)
+            yield line
+
+
+def _read_line(fh: _Lines, max_line: int) -> str | None:
+    """The next line decoded (None at end of file); an overlong line is skipped and becomes a reader reject."""
+    raw = fh.readline(max_line + 1)
+    if not raw:
+        return None
+    if len(raw) <= max_line or raw.endswith(b"\n"):
+        return _decode(raw)
+    total = len(raw)
+    while chunk := fh.readline(_SKIP_CHUNK):  # the rest of the line, never held whole
+        total += len(chunk)
+        if chunk.endswith(b"\n"):
+            break
+    head = raw[: EXCERPT_CHARS * 4].decode("utf-8", errors="replace")
+    return reader_reject("record_too_large", f"{total} bytes > {max_line} per line (not parsed)", head)
 
 
 def _decode(raw: bytes) -> str:
@@ -65,11 +103,13 @@ def read_lines(spark: SparkSession, files: list[str], split_bytes: int = SPLIT_B
         for batch in batches:
             for path, start, end in zip(batch["path"], batch["start"], batch["end"]):
                 buffer: list[str] = []
+                size = 0
                 for line in iter_split_lines(path, int(start), int(end)):
                     buffer.append(line)
-                    if len(buffer) >= BATCH_LINES:
+                    size += len(line)
+                    if len(buffer) >= BATCH_LINES or size >= BATCH_BYTES:
                         yield pd.DataFrame({"value": buffer, "input_file": path})
-                        buffer = []
+                        buffer, size = [], 0
                 if buffer:
                     yield pd.DataFrame({"value": buffer, "input_file": path})
 

@@ -18,19 +18,22 @@ Public interface (small on purpose; stages need nothing else)::
         schema_name="template",       # optional: the name sent with the schema
         max_tokens=None,              # optional per-stage overrides of config.llm sampling settings
         temperature=None,
+        top_logprobs=0,               # optional: return this many alternatives per generated token (`logprobs`)
     )
     run.results   # DataFrame, one row per input row (same `key`s, nothing dropped):
-                  #   key, request_id, content, parsed, error_reason, error, prompt_tokens, completion_tokens,
-                  #   latency_ms, attempts, endpoint, cached
+                  #   key, request_id, content, parsed, logprobs, error_reason, error, prompt_tokens, cached_tokens,
+                  #   completion_tokens, latency_ms, server_ms, attempts, endpoint, cached
     run.metrics   # dict[str, float] for StageResult.metrics: requests, http_calls, cached, ok, failed,
-                  #   failed.<reason>, retries.<cause>, prompt_tokens, completion_tokens, latency_ms_p50/p95/p99,
-                  #   requests_per_s, tokens_per_s
+                  #   failed.<reason>, retries.<cause>, resumed, prompt_tokens, cached_prompt_tokens,
+                  #   completion_tokens, server_seconds, latency_ms_p50/p95/p99, requests_per_s, tokens_per_s
 
 Columns of `run.results`:
 - `content`: the raw text the model returned; null on error, except for content errors (`schema_invalid`,
   `not_json`, `truncated_output`), where it is kept so a person can see what the model said.
 - `parsed`: with `response_schema`, the schema-valid answer as a canonical JSON string (parse it with
   `json.loads` or `from_json`); null on error or without a schema.
+- `logprobs`: with `top_logprobs` > 0 and a server that returns them, the JSON string
+  `[[token, {alternative: logprob, ...}], ...]`, one entry per generated token (fi_spark.llm.adapter); else null.
 - `error_reason`: null when the row succeeded, else a machine-readable reason, one of
   `fi_spark.llm.types.ERROR_REASONS` (e.g. `schema_invalid`, `not_json`, `truncated_output`, `http_400`,
   `retries_exhausted`, `endpoints_unavailable`, `budget_exhausted`); `error` is the human-readable detail.
@@ -43,24 +46,29 @@ What `complete` guarantees:
   (other spellings of the same messages are other requests). Identical requests in one frame are sent once.
 - The ledger table `llm_responses` (fi_spark.schemas.LLM_RESPONSES, keyed by request_id) keeps every
   final answer. Requests already in it are never sent again: a re-run with a warm ledger makes zero HTTP
-  calls. Workers journal finished answers to small parquet files while they run, so a killed job loses at
-  most, per task, the requests in flight plus the answers not yet flushed (`llm.journal_flush_rows` /
-  `llm.journal_flush_s`); the next run folds the journal into the ledger first (dedup by request_id), so
-  each request is in the ledger exactly once.
+  calls. Workers journal every answer the moment it arrives (a JSON line, flushed; fsyncs batched
+  `llm.journal_flush_s` apart; on s3:// one object per ~`llm.journal_flush_s` of answers), so a killed job
+  re-sends at most the requests in flight (on s3://: plus the last batch); a Spark task retry skips what
+  its earlier attempt journaled; the next run folds the journal into the ledger first (dedup by
+  request_id), so each request is in the ledger exactly once. `requests_df` may carry a `group` column
+  (e.g. the document): a group's requests are sent together to one endpoint (prefix-cache affinity).
 - HTTP work runs eagerly inside `complete` (one Spark action; each partition keeps
   `config.llm.concurrency` requests in flight with asyncio), spread over `config.llm.endpoints` with
   retries (exponential backoff with full jitter, Retry-After honoured), a circuit breaker per endpoint,
   and a token budget (`config.llm.token_budget`) that stops sending cleanly; rows cut off by the budget
   or by transient failures get an error row now and are sent again by the next run.
-- With `config.llm.endpoints` empty, a real local vLLM server is started once per process
-  (fi_spark.llm.local_server) and stopped at exit.
+- With `config.llm.endpoints` empty, the shared local vLLM server is used (fi_spark.llm.local_server):
+  started if none runs, kept while any process uses it, restarted when dead or wedged; rows that failed
+  with a transient error are sent once more after that check.
 
 Lower layers, for tests, benchmarks and notebooks (no Spark needed):
 - `fi_spark.llm.client.LLMClient` -- the async client (`await client.complete_all(requests)`).
 - `fi_spark.llm.types` -- `LLMRequest`, `LLMResult`, `request_id`, `ERROR_REASONS`.
 - `fi_spark.llm.adapter` -- the only module that knows OpenAI/vLLM request and response shapes.
 - `fi_spark.llm.testserver` -- a fault-injecting OpenAI-compatible server (tests and benchmarks only).
-- `fi_spark.llm.local_server` -- install, convert the bundled model, start/stop a real vLLM CPU server.
+- `fi_spark.llm.local_server` -- install, convert the bundled model, serve it with vLLM on CPU (shared).
+- `fi_spark.llm.lease` / `fi_spark.llm.supervise` -- one supervised server per port: the users' leases and
+  heal() / the supervisor process (idle timeout, restart).
 """
 
 from __future__ import annotations

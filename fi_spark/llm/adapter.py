@@ -10,6 +10,14 @@ Structured output:
 - completions API on vLLM: `structured_outputs = {"json": schema}`. The older `guided_json` field is
   silently ignored by vLLM 0.32, which is why server-specific names live here and nowhere else.
 - completions API on a plain OpenAI server: no structured-output field exists; answers are validated only.
+- a *choice* schema (a root `enum` of scalars, e.g. the judge's one-token score) goes to vLLM as
+  `structured_outputs = {"choice": [...]}` on either API, so the answer is exactly one of the values
+  (a bare JSON scalar such as `4`, which the schema then validates); other servers get it as a JSON schema.
+
+Logprobs (`Sampling.top_logprobs` > 0): chat asks `logprobs: true, top_logprobs: n`, completions asks
+`logprobs: n`. Both answers are read into one shape, `Completion.logprobs`: the JSON string
+`[[token, {alternative: logprob, ...}], ...]`, one entry per generated token, in order. Consumers that
+need one position (the judge's score digit) find it by the tokens' text; see fi_spark.generate.judge.
 
 Validation uses `jsonschema` (Draft 2020-12, what pydantic emits), compiled once per adapter: a
 well-kept validator that checks exactly the schema the server was given, pydantic models included
@@ -47,6 +55,39 @@ class Completion:
     prompt_tokens: int
     completion_tokens: int
     parsed: str | None = None  # canonical JSON, set by `check_content` when a schema is in use
+    cached_tokens: int = 0  # usage.prompt_tokens_details.cached_tokens (vLLM: --enable-prompt-tokens-details)
+    logprobs: str | None = None  # JSON [[token, {alternative: logprob}], ...] when logprobs were asked for
+
+
+def choice_values(schema: dict[str, Any] | None) -> list[Any] | None:
+    """The allowed values when `schema` is a root enum of strings/numbers (a choice), else None."""
+    values = (schema or {}).get("enum")
+    if not isinstance(values, list) or not values or (schema or {}).get("type") not in (None, "integer", "string"):
+        return None
+    ok = all(isinstance(v, (str, int)) and not isinstance(v, bool) for v in values)
+    return values if ok else None
+
+
+def read_logprobs(choice: dict[str, Any], api: str) -> str | None:
+    """The choice's logprobs as `[[token, {alternative: logprob}], ...]` JSON, or None when absent."""
+    lp = choice.get("logprobs")
+    if not isinstance(lp, dict):
+        return None
+    entries: list[list[Any]] = []
+    if api == "chat":
+        for item in lp.get("content") or []:
+            top = {str(t["token"]): float(t["logprob"]) for t in item.get("top_logprobs") or []}
+            top.setdefault(str(item["token"]), float(item["logprob"]))
+            entries.append([str(item["token"]), top])
+    else:
+        tokens, tops = lp.get("tokens") or [], lp.get("top_logprobs") or []
+        chosen = lp.get("token_logprobs") or [None] * len(tokens)
+        for i, token in enumerate(tokens):
+            top = {str(k): float(v) for k, v in (tops[i] if i < len(tops) and tops[i] else {}).items()}
+            if chosen[i] is not None:
+                top.setdefault(str(token), float(chosen[i]))
+            entries.append([str(token), top])
+    return json.dumps(entries, ensure_ascii=False) if entries else None
 
 
 def schema_dict(response_schema: Any) -> dict[str, Any] | None:
@@ -98,27 +139,37 @@ class Adapter:
     def id_params(self) -> dict[str, Any]:
         """Everything besides model, input and stage that decides the answer (hashed into the request id)."""
         params = {"api": self.api, **self.sampling.as_params()}
+        if self.sampling.top_logprobs:  # only when asked, so ids of requests without logprobs stay the same
+            params["top_logprobs"] = self.sampling.top_logprobs
         if self.schema is not None:
             params["response_schema"] = self.schema
         return params
 
     def body(self, request: LLMRequest) -> bytes:
         payload: dict[str, Any] = {"model": self.model, **self.sampling.as_params()}
+        n_top = self.sampling.top_logprobs
+        choices = choice_values(self.schema) if self.flavor == "vllm" else None
+        if choices is not None:
+            payload["structured_outputs"] = {"choice": [str(v) for v in choices]}
         if self.api == "chat":
             if request.messages is None:
                 raise ValueError("the chat API needs messages")
             payload["messages"] = request.messages
-            if self.schema is not None:
+            if self.schema is not None and choices is None:
                 payload["response_format"] = {
                     "type": "json_schema",
                     "json_schema": {"name": self.schema_name, "schema": self.schema, "strict": True},
                 }
+            if n_top:
+                payload.update(logprobs=True, top_logprobs=n_top)
         else:
             if request.prompt is None:
                 raise ValueError("the completions API needs a prompt")
             payload["prompt"] = request.prompt
-            if self.schema is not None and self.flavor == "vllm":
+            if self.schema is not None and self.flavor == "vllm" and choices is None:
                 payload["structured_outputs"] = {"json": self.schema}
+            if n_top:
+                payload["logprobs"] = n_top
         return json.dumps(payload, ensure_ascii=False).encode("utf-8")
 
     def parse(self, body: bytes) -> Completion:
@@ -138,6 +189,8 @@ class Adapter:
                 finish_reason=choice.get("finish_reason"),
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
+                logprobs=read_logprobs(choice, self.api),
+                cached_tokens=_cached_tokens(usage),
             )
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
             raise BadBody(f"body is JSON but not a completion: {exc}") from exc
@@ -160,3 +213,14 @@ class Adapter:
             raise BadContent("schema_invalid", f"{where}: {error.message[:200]}")
         completion.parsed = canonical_json(value)
         return completion
+
+
+def _cached_tokens(usage: dict[str, Any]) -> int:
+    """Prompt tokens served from the prefix cache; 0 where the server does not report them (or reports junk)."""
+    details = usage.get("prompt_tokens_details")
+    if not isinstance(details, dict):
+        return 0
+    try:
+        return max(0, int(details.get("cached_tokens") or 0))
+    except (TypeError, ValueError):
+        return 0

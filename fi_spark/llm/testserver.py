@@ -16,8 +16,16 @@ Behaviour, all deterministic given the request:
   answering), truncate (promises a body, sends half), not_json (an HTML 200), bad_content (a 200 whose
   content is not valid for the schema), and, only when asked for, 400;
 - answers: with a `response_format` json_schema (or vLLM `structured_outputs.json`), a minimal valid
-  instance of the schema; otherwise an echo of the last user message;
-- counters: HTTP requests per request id (the `X-Request-Id` header, else a hash of the body).
+  instance of the schema; with vLLM `structured_outputs.choice`, its first value; otherwise an echo of
+  the last user message;
+- counters: HTTP requests per request id (the `X-Request-Id` header, else a hash of the body), and
+  *answered* requests per id (a 200 with a usable answer). An answer counts as *acknowledged* once the
+  client sends another request on the same keep-alive connection: the client has then read it (and
+  fi_spark's client has journaled it, see fi_spark.llm.client). Answers still unacknowledged when a client
+  dies were "on the wire" (`unacked` in /stats): the kill-and-resume tests allow only those to be re-sent;
+- prefix cache (`prefix_cache=True`): like vLLM's automatic prefix caching, the prompt is hashed in
+  blocks of `prefix_block` words, and `usage.prompt_tokens_details.cached_tokens` reports the words of
+  the longest block-aligned prefix this server saw before (each server instance has its own cache).
 
 It is a small hand-written HTTP/1.1 server on asyncio streams rather than a web framework, because
 the faults (half bodies, dropped connections) are written at the socket level.
@@ -28,6 +36,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
+import itertools
 import json
 import threading
 import time
@@ -52,6 +61,8 @@ class ServerSettings:
     hang_s: float = 30.0
     seed: int = 0
     model: str = "test-model"
+    prefix_cache: bool = False
+    prefix_block: int = 4  # words per cache block
 
     def __post_init__(self) -> None:
         unknown = set(self.fault_kinds) - set(ALL_FAULT_KINDS)
@@ -69,17 +80,25 @@ class Stats:
     requests: int = 0
     ok: int = 0
     per_request: Counter[str] = field(default_factory=Counter)
+    answered: Counter[str] = field(default_factory=Counter)  # 200s with a usable answer, per request id
+    unacked: dict[int, str] = field(default_factory=dict)  # connection -> its last answer, not yet acknowledged
     outcomes: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0  # on the "GPU" (inside capacity)
+    connections: int = 0
+    cached_tokens: int = 0
 
     def snapshot(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
             "ok": self.ok,
             "per_request": dict(self.per_request),
+            "answered": dict(self.answered),
+            "unacked": sorted(self.unacked.values()),
             "outcomes": dict(self.outcomes),
             "max_in_flight": self.max_in_flight,
+            "connections": self.connections,
+            "cached_tokens": self.cached_tokens,
         }
 
 
@@ -97,6 +116,8 @@ class TestServer:
         self._thread: threading.Thread | None = None
         self._server: asyncio.base_events.Server | None = None
         self._gpu: asyncio.Semaphore | None = None
+        self._blocks: set[str] = set()  # prefix-cache block hashes
+        self._conn_ids = itertools.count(1)
 
     @property
     def url(self) -> str:
@@ -156,20 +177,26 @@ class TestServer:
     def reset(self) -> None:
         with self._lock:
             self.stats = Stats()
+            self._blocks = set()
 
     # ---------------------------------------------------------------- HTTP
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with self._lock:
+            self.stats.connections += 1
+            conn = next(self._conn_ids)  # never reused, also across `reset()`
         try:
             while True:
                 try:
                     head = await reader.readuntil(b"\r\n\r\n")
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                     return
+                with self._lock:  # a new request on this connection: the client has read the previous answer
+                    self.stats.unacked.pop(conn, None)
                 lines = head.decode("latin-1").split("\r\n")
                 method, path = lines[0].split(" ")[:2]
                 headers = {k.strip().lower(): v.strip() for k, _, v in (ln.partition(":") for ln in lines[1:] if ln)}
                 body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
-                keep = await self._route(method, path.split("?")[0], headers, body, writer)
+                keep = await self._route(method, path.split("?")[0], headers, body, writer, conn)
                 if not keep or headers.get("connection", "").lower() == "close":
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -180,7 +207,7 @@ class TestServer:
             writer.close()
 
     async def _route(
-        self, method: str, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter
+        self, method: str, path: str, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter, conn: int
     ) -> bool:
         if method == "GET" and path in ("/health", "/v1/health"):
             return await _send(writer, 200, b"{}")
@@ -194,10 +221,12 @@ class TestServer:
             self.reset()
             return await _send(writer, 200, b"{}")
         if method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
-            return await self._complete(path.endswith("chat/completions"), headers, body, writer)
+            return await self._complete(path.endswith("chat/completions"), headers, body, writer, conn)
         return await _send(writer, 404, b'{"error": {"message": "not found"}}')
 
-    async def _complete(self, chat: bool, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter) -> bool:
+    async def _complete(
+        self, chat: bool, headers: dict[str, str], body: bytes, writer: asyncio.StreamWriter, conn: int
+    ) -> bool:
         s = self.settings
         rid = headers.get("x-request-id") or hashlib.sha256(body).hexdigest()
         with self._lock:
@@ -233,6 +262,9 @@ class TestServer:
             return False
         with self._lock:
             self.stats.ok += 1
+            if fault is None:
+                self.stats.answered[rid] += 1
+                self.stats.unacked[conn] = rid
         return await _send(writer, 200, payload)
 
     async def _on_gpu(self, seconds: float) -> None:
@@ -262,14 +294,20 @@ class TestServer:
             prompt = last = str(req.get("prompt", ""))
         schema = ((req.get("response_format") or {}).get("json_schema") or {}).get("schema")
         schema = schema or (req.get("structured_outputs") or {}).get("json")
+        choices = (req.get("structured_outputs") or {}).get("choice")  # vLLM's choice constraint: its first value
         if bad:
             content = '{"answer": ' if schema else ""
+        elif choices:
+            content = str(choices[0])
         elif schema:
             content = json.dumps(minimal_instance(schema, seed_text=f"a{rid[:8]}"))
         else:
             content = f"echo: {last[:60]}"
-        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": max(1, len(content.split()))}
+        words = prompt.split()
+        usage: dict[str, Any] = {"prompt_tokens": len(words), "completion_tokens": max(1, len(content.split()))}
         usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        if self.settings.prefix_cache:
+            usage["prompt_tokens_details"] = {"cached_tokens": self._cache_prefix(words)}
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
         choice.update({"message": {"role": "assistant", "content": content}} if chat else {"text": content})
         return {
@@ -280,6 +318,22 @@ class TestServer:
             "choices": [choice],
             "usage": usage,
         }
+
+    def _cache_prefix(self, words: list[str]) -> int:
+        """Words of the longest cached block-aligned prefix; then cache every full block of this prompt."""
+        block = self.settings.prefix_block
+        hashes = [
+            hashlib.sha256(" ".join(words[:end]).encode()).hexdigest() for end in range(block, len(words) + 1, block)
+        ]
+        with self._lock:
+            hits = 0
+            for h in hashes:
+                if h not in self._blocks:
+                    break
+                hits += 1
+            self._blocks.update(hashes)
+            self.stats.cached_tokens += hits * block
+        return hits * block
 
 
 async def _send(writer: asyncio.StreamWriter, status: int, body: bytes, extra: dict[str, str] | None = None) -> bool:
@@ -309,6 +363,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--retry-after-s", type=float, default=1.0)
     ap.add_argument("--hang-s", type=float, default=30.0)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--prefix-cache", action="store_true", help="report cached_tokens of shared prompt prefixes")
     ap.add_argument("--max-seconds", type=float, default=3600.0, help="stop by itself after this long")
     args = ap.parse_args(argv)
     lo, hi = (float(x) for x in args.latency_ms.split(","))
@@ -321,6 +376,7 @@ def main(argv: list[str] | None = None) -> None:
         retry_after_s=args.retry_after_s,
         hang_s=args.hang_s,
         seed=args.seed,
+        prefix_cache=args.prefix_cache,
     )
     server = TestServer(settings, port=args.port)
 

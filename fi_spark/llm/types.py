@@ -85,6 +85,7 @@ class Sampling:
     seed: int | None = None
     stop: tuple[str, ...] = ()
     frequency_penalty: float = 0.0  # OpenAI-standard; small models loop without it (see conf/local.yaml)
+    top_logprobs: int = 0  # alternatives per generated token to return (0 = none); the adapter names the fields
 
     def as_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
@@ -99,12 +100,15 @@ class Sampling:
 
 @dataclass(frozen=True)
 class LLMRequest:
-    """One request. `key` is the caller's row key; `id` the deterministic request id."""
+    """One request. `key` is the caller's row key; `id` the deterministic request id; `group` (optional,
+    e.g. the document of instantiate's requests) asks for endpoint affinity: one group, one server, so a
+    shared prompt prefix is served from that server's prefix cache. The group is not part of the id."""
 
     id: str
     messages: list[dict[str, Any]] | None = None
     prompt: str | None = None
     key: str | None = None
+    group: str | None = None
 
 
 @dataclass
@@ -114,12 +118,15 @@ class LLMResult:
     request_id: str
     content: str | None = None
     parsed: str | None = None  # canonical JSON of the schema-valid answer
+    logprobs: str | None = None  # JSON [[token, {alternative: logprob}], ...] per generated token (when asked)
     error_reason: str | None = None
     error: str | None = None
     finish_reason: str | None = None
-    prompt_tokens: int = 0
+    prompt_tokens: int = 0  # summed over the attempts the server answered
+    cached_tokens: int = 0  # of those, prompt tokens served from the server's prefix cache
     completion_tokens: int = 0
     latency_ms: float | None = None  # the last attempt
+    server_ms: float = 0.0  # server time: latency of the attempts answered with a completion (normally one)
     total_ms: float = 0.0  # all attempts and waits
     attempts: int = 0  # HTTP attempts actually sent
     retry_causes: list[str] = field(default_factory=list)

@@ -30,7 +30,7 @@ from fi_spark.schemas import QUERIES, TEMPLATE_REJECTS, TEMPLATES
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row, encode, llm_failure
 from fi_spark.stages.template_rows import check_templates, merge_templates, slot_histogram
-from fi_spark.templates import GenericizeAnswer, check_genericize_prompt
+from fi_spark.templates import check_genericize_prompt, genericize_schema
 
 STAGE = "genericize"
 TABLES = StageTables(
@@ -64,8 +64,8 @@ class Genericize(LLMStage):
         )
 
     def call_options(self) -> dict[str, Any]:
-        return {"response_schema": GenericizeAnswer, "schema_name": "template", "max_tokens": self.cfg.max_tokens,
-                "temperature": self.cfg.temperature}  # fmt: skip
+        return {"response_schema": genericize_schema(self.spec), "schema_name": "template",
+                "max_tokens": self.cfg.max_tokens, "temperature": self.cfg.temperature}  # fmt: skip
 
     def checker(self) -> Callable[[Row], Row]:
         return _parse
@@ -115,6 +115,6 @@ def _parse(row: Row) -> Row:
     failed = llm_failure(row)
     if failed:
         return failed
-    template, description, problem = parse_answer(row["parsed"])
+    template, description, problem = parse_answer(row["parsed"] or row["content"])  # released formats: text
     reason = "llm_unusable_answer" if problem else None
     return {"template": template, "description": description, "reason": reason, "detail": problem}

@@ -4,13 +4,20 @@ Lets users skip genericizing by loading a bank such as the released FineTemplate
 template text (`templates.bank_template_column`, with `<fi>` slots) and a compatible document
 description (`templates.bank_description_column`). Rows are validated and near-duplicates merged
 with exactly the rules genericize uses (fi_spark.stages.template_rows); there is no source query, so
-the leftover-specifics check does not apply. A bank row's key is a hash of the raw row, so importing
+the leftover-specifics check does not apply. A row that fails the line-level rules every reader shares
+(fi_spark.ingest.jsonline: encoding, JSON, nesting, Unicode, size) is a `malformed_row` whose detail
+names that rule and quotes the start of the row. A bank row's key is a hash of the raw row, so importing
 the same bank twice adds nothing.
+
+Provenance: a FineTemplates-contract row (`{id, source_query_id, template, compatible_document_description,
+...}`) names the query it was made from and, in some banks, its generator; `templates.bank_source_query_column`
+and `templates.bank_generator_column` map them into the templates table's `source_query_ids` and `model`
+(`templates.bank_generator` names the generator when the bank has no such column), and from there the
+lineage's `source_query_ids` and `template_model`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -23,7 +30,8 @@ from pyspark.sql import functions as F
 from fi_spark import storage
 from fi_spark.config import TemplatesConfig
 from fi_spark.engine import Capabilities
-from fi_spark.ingest.documents import list_input_files, read_documents
+from fi_spark.ingest.documents import damaged_rows, list_input_files, read_documents, split_damaged_parquet
+from fi_spark.ingest.jsonline import parse_json_object, safe_excerpt
 from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATES
 from fi_spark.stages.base import StageContext, StageResult, StageTables
 from fi_spark.stages.template_rows import check_templates, merge_templates, slot_histogram
@@ -31,7 +39,10 @@ from fi_spark.text.normalize import text_hash
 
 STAGE = "import_templates"
 TABLES = StageTables(writes=(TEMPLATES, TEMPLATE_REJECTS))  # its funnel step is genericize's: templates kept
-ROW_DDL = "source_key string, template string, description string, reason string, detail string, origin string"
+ROW_DDL = (
+    "source_key string, template string, description string, reason string, detail string, origin string, "
+    "query_id string, model string"
+)
 
 
 def run(ctx: StageContext, bank: str | None = None) -> StageResult:
@@ -44,7 +55,6 @@ def run(ctx: StageContext, bank: str | None = None) -> StageResult:
         return StageResult(STAGE, 0, 0, seconds=time.monotonic() - started)
     raw = read_bank(ctx.spark, paths, ctx.engine.caps)
     rows = raw.mapInPandas(partial(_parse_rows, cfg), ROW_DDL).withColumn("query", F.lit(None).cast("string"))
-    rows = rows.withColumn("query_id", F.lit(None).cast("string")).withColumn("model", F.lit(None).cast("string"))
     checked = ctx.store.materialize(check_templates(rows.withColumn("request_id", F.lit(None).cast("string")), cfg),
                                     f"{STAGE}/checked")  # fmt: skip
     valid = checked.where(F.col("reason").isNull())
@@ -73,9 +83,13 @@ def read_bank(spark: SparkSession, paths: list[str], caps: Capabilities) -> Data
     for path in paths:
         names = [path] if storage.is_remote(path) else list_input_files(path)
         if all(".parquet" in os.path.basename(n) for n in names):
-            frame = spark.read.parquet(path)
-            frames.append(frame.select(F.to_json(F.struct(*[F.col(c) for c in frame.columns])).alias("value"),
-                                       F.lit(path).alias("input_file")))  # fmt: skip
+            readable, damaged = ([path], []) if storage.is_remote(path) else split_damaged_parquet(names)
+            if damaged:  # each file whose footer cannot be read is one malformed_row, the others are read
+                frames.append(damaged_rows(spark, damaged))
+            if readable:
+                frame = spark.read.parquet(*readable)
+                frames.append(frame.select(F.to_json(F.struct(*[F.col(c) for c in frame.columns])).alias("value"),
+                                           F.lit(path).alias("input_file")))  # fmt: skip
         else:
             frames.append(read_documents(spark, path, caps))
     out = frames[0]
@@ -93,17 +107,23 @@ def _parse_rows(cfg: TemplatesConfig, batches: Iterable[pd.DataFrame]) -> Iterat
                 continue
             origin = f"bank:{os.path.basename(str(input_file))}"
             key = "bank-" + text_hash(str(raw))[:24]
-            try:
-                record = json.loads(raw)
-            except (json.JSONDecodeError, RecursionError) as exc:
-                rows.append((key, None, None, "malformed_row", str(exc)[:200], origin))
+            record, failed = parse_json_object(str(raw))
+            if failed:  # the line-level reason goes into the detail, with an excerpt of the row
+                detail = f"{failed[0]}: {failed[1][:200]}; row: {safe_excerpt(str(raw), 120)}"
+                rows.append((key, None, None, "malformed_row", detail, origin, None, None))
                 continue
-            if not isinstance(record, dict):
-                rows.append((key, None, None, "malformed_row", f"a JSON {type(record).__name__}", origin))
-                continue
+            assert record is not None
             template, desc = record.get(cfg.bank_template_column), record.get(cfg.bank_description_column)
-            rows.append((key, _text(template), _text(desc), None, None, origin))
+            rows.append((key, _text(template), _text(desc), None, None, origin, *_provenance(cfg, record)))
         yield pd.DataFrame(rows, columns=[c.split(" ")[0] for c in ROW_DDL.split(", ")])
+
+
+def _provenance(cfg: TemplatesConfig, record: dict[str, object]) -> tuple[str | None, str | None]:
+    """(source query id, generator) of a bank row; ids that are numbers are kept as their decimal text."""
+    query = record.get(cfg.bank_source_query_column) if cfg.bank_source_query_column else None
+    generator = record.get(cfg.bank_generator_column) if cfg.bank_generator_column else None
+    query_id = str(query) if isinstance(query, (str, int)) and not isinstance(query, bool) and str(query) else None
+    return query_id, _text(generator) or cfg.bank_generator
 
 
 def _text(value: object) -> str | None:

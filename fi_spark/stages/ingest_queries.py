@@ -1,8 +1,9 @@
 """Stage `ingest_queries`: raw user queries (JSONL / Parquet / CSV) -> `queries`, `query_rejects`.
 
 Every record is parsed and normalized by the pure fi_spark.templates.queries.classify_query (inside
-mapInPandas), so all formats share one rule set. Exact duplicates (same normalized text, hence the
-same query_id) keep the copy with the smallest (source_id, raw hash) and reject the others as
+mapInPandas), so all formats share one rule set (the line-level rules are fi_spark.ingest.jsonline's;
+on the embedded engine CSV files are read by fi_spark.ingest.csv_rows). Exact duplicates (same
+normalized text, hence the same query_id) keep the copy with the smallest (source_id, raw hash) and reject the others as
 `duplicate`; a query stored by an earlier run simply stays stored (the write is an anti-join on
 query_id). Accounting: records read = queries kept (new or already stored) + rejects.
 """
@@ -21,6 +22,7 @@ from pyspark.sql import functions as F
 from fi_spark import storage
 from fi_spark.config import QueriesConfig
 from fi_spark.engine import Capabilities
+from fi_spark.ingest.csv_rows import read_csv_records
 from fi_spark.ingest.documents import InputError, list_input_files, read_documents
 from fi_spark.schemas import QUERIES, QUERY_REJECTS
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
@@ -74,6 +76,8 @@ def _read_path(spark: SparkSession, path: str, cfg: QueriesConfig, caps: Capabil
         fmt = "csv" if all(n.endswith((".csv", ".csv.gz")) for n in names) else "jsonl"
     if fmt != "csv":
         return read_documents(spark, path, caps)  # JSONL and Parquet: prepare_corpus's reader (same JSON rows)
+    if caps.udfs_in_driver_process and not storage.is_remote(path):
+        return read_csv_records(spark, list_input_files(path))  # Sail's CSV reader fails on one ragged row
     frame = spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(path)
     value = F.to_json(F.struct(*[F.col(c) for c in frame.columns]))
     return frame.select(value.alias("value"), F.lit(path).alias("input_file"))

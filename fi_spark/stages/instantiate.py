@@ -72,7 +72,7 @@ class Instantiate(LLMStage):
         """One `complete` per slot count (a handful), each schema asking for exactly that many slot values."""
         results = None
         for n in sorted(r["n_slots"] for r in requests.select("n_slots").distinct().collect()):
-            schema = gen.response_schema(n, self.cfg.max_instruction_chars, self.cfg.max_answer_chars)
+            schema = gen.response_schema(n, self.cfg.max_instruction_chars, self.cfg.max_answer_chars, spec=self.spec)
             run = self.complete(
                 requests.where(F.col("n_slots") == n).drop("n_slots"), response_schema=schema,
                 schema_name="instantiation", max_tokens=self.cfg.max_tokens, temperature=self.cfg.temperature,
@@ -81,7 +81,7 @@ class Instantiate(LLMStage):
         return results
 
     def checker(self) -> Callable[[Row], Row]:
-        rules = gen.InstantiateRules.from_config(self.cfg)
+        rules = gen.InstantiateRules.from_config(self.cfg, self.spec)
         return partial(_check, rules, load_eval_index(self.ctx), self.ctx.config.decontam.check)
 
     def decide(self, rows: DataFrame) -> DataFrame:

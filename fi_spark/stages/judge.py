@@ -1,9 +1,11 @@
-"""Stage `judge`: pairs -> judged (score + rationale per pair); the final set is a view over it.
+"""Stage `judge`: pairs -> judged (score, expected score, optional rationale per pair); the final set is a view.
 
 Every pair not judged yet is sent to the judge LLM with the rubric prompt (fi_spark.generate.judge)
 and the same source text the instantiator saw, rebuilt from the pair's own (doc_id, chunk_id,
-char_start, char_end) -- never re-derived from matches. The verdict is stored whole in `judged` --
-score, rationale, or the reason no usable verdict came back -- and the threshold is applied only when
+char_start, char_end) -- never re-derived from matches. By default the answer is one constrained score
+token with its logprobs (`judge.logprobs`); `judge.rationale` asks for a rationale first (audits). The
+verdict is stored whole in `judged` -- score, expected score, rationale, or the reason no usable verdict
+came back -- and the threshold is applied only when
 reading (`final_pairs`, fi_spark.stages.lineage), so `judge.threshold` can change without a single
 new request. Transient LLM failures are not stored, so the next run asks again.
 
@@ -64,13 +66,14 @@ class Judge(LLMStage):
 
     def requests(self, pending: DataFrame) -> DataFrame:
         rows = pending.select("pair_id", "instruction", "answer", "source_text")
-        return rows.mapInPandas(partial(_requests, self.spec, self.scale, self.cfg.max_source_chars),
-                                "key string, messages string")  # fmt: skip
+        return rows.mapInPandas(partial(_requests, self.spec, self.scale, self.cfg.max_source_chars,
+                                        self.cfg.rationale), "key string, messages string")  # fmt: skip
 
     def call_options(self) -> dict[str, Any]:
-        schema = gen.verdict_schema(*self.scale, self.cfg.max_rationale_chars)
-        return {"response_schema": schema, "schema_name": "verdict", "max_tokens": self.cfg.max_tokens,
-                "temperature": self.cfg.temperature}  # fmt: skip
+        schema = gen.response_schema(self.scale, self.cfg.rationale, self.cfg.max_rationale_chars)
+        max_tokens = self.cfg.max_tokens if self.cfg.rationale else gen.SCORE_MAX_TOKENS
+        return {"response_schema": schema, "schema_name": "verdict", "max_tokens": max_tokens,
+                "temperature": self.cfg.temperature, "top_logprobs": self.cfg.logprobs}  # fmt: skip
 
     def checker(self) -> Callable[[Row], Row]:
         return partial(_verdict, self.scale, self.cfg.max_rationale_chars)
@@ -98,19 +101,21 @@ def run(ctx: StageContext) -> StageResult:
 
 
 def _requests(
-    spec: PromptSpec, scale: tuple[int, int], max_chars: int, batches: Iterator[pd.DataFrame]
+    spec: PromptSpec, scale: tuple[int, int], max_chars: int, rationale: bool, batches: Iterator[pd.DataFrame]
 ) -> Iterator[pd.DataFrame]:
     for batch in batches:
         rows = zip(batch["instruction"], batch["answer"], batch["source_text"], strict=True)
-        messages = [encode(gen.build_messages(spec, i, a, text or "", scale, max_chars)) for i, a, text in rows]
+        messages = [
+            encode(gen.build_messages(spec, i, a, text or "", scale, max_chars, rationale)) for i, a, text in rows
+        ]
         yield pd.DataFrame({"key": batch["pair_id"], "messages": messages})
 
 
 def _verdict(scale: tuple[int, int], max_chars: int, row: Row) -> Row:
-    """One answer -> score and rationale, or the reason no usable verdict came back."""
+    """One answer (schema-valid JSON, else the raw content) and its logprobs -> the verdict, or why none came."""
     failed = llm_failure(row, "error_reason")
     if failed:
         return failed
-    verdict = gen.parse_verdict(row["parsed"], scale, max_chars)
+    verdict = gen.parse_verdict(row["parsed"] or row["content"], row.get("logprobs"), scale, max_chars)
     return {"score": verdict.score, "rationale": verdict.rationale, "error_reason": verdict.reason,
-            "detail": verdict.detail, "expected_score": getattr(verdict, "expected_score", None)}  # fmt: skip
+            "detail": verdict.detail, "expected_score": verdict.expected_score}  # fmt: skip

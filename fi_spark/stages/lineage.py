@@ -1,5 +1,6 @@
 """Lineage: every pair joined back to its document, chunk, dedup cluster, template/query, match, grounding,
-judge verdict, models and prompt versions -- and the final set, which is that view above the judge threshold.
+judge verdict, models and prompt versions -- and the final set, which is that view above the judge threshold
+and within each document's token budget (match.token_budget, fi_spark.stages.match.final_budget).
 
 Tables written by other stages are joined by name with left joins, so a pair never disappears from the
 view because an upstream table lacks a row or a column; the lineage test checks that every final pair
@@ -35,7 +36,8 @@ LINEAGE_COLUMNS = {
     "match_rank": "rank of the template among the document's matches",
     "grounding": "share of answer tokens inside verbatim excerpts of the source",
     "judge_score": "the judge's rubric score",
-    "judge_rationale": "the judge's short rationale",
+    "judge_expected_score": "expected score from the score token's logprobs (null when the server gave none)",
+    "judge_rationale": "the judge's short rationale (judge.rationale)",
     "instantiate_model": "model that wrote the instruction and answer",
     "instantiate_prompt": "instantiate prompt version (name.version+content hash)",
     "judge_model": "model that judged the pair",
@@ -49,6 +51,7 @@ def pair_lineage(ctx: StageContext) -> DataFrame:
     judged = ctx.store.read(JUDGED).select(
         "pair_id",
         F.col("score").alias("judge_score"),
+        F.col("expected_score").alias("judge_expected_score"),
         F.col("rationale").alias("judge_rationale"),
         F.col("error_reason").alias("judge_error"),
         F.col("model").alias("judge_model"),
@@ -93,6 +96,9 @@ def pair_lineage(ctx: StageContext) -> DataFrame:
 
 
 def final_pairs(ctx: StageContext, threshold: float | None = None) -> DataFrame:
-    """Pairs whose judge score is at or above `threshold` (default: judge.threshold), with lineage."""
+    """Pairs whose judge score is at or above `threshold` (default: judge.threshold) and that fit their
+    document's token budget (best verdicts first), with lineage."""
+    from fi_spark.stages.match import final_budget
+
     cut = ctx.config.judge.threshold if threshold is None else threshold
-    return pair_lineage(ctx).where(F.col("judge_score") >= F.lit(cut))
+    return final_budget(ctx, pair_lineage(ctx).where(F.col("judge_score") >= F.lit(cut)))

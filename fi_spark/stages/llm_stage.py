@@ -34,8 +34,10 @@ from fi_spark.stages.base import StageContext, StageResult, StageTables
 
 LLM_TABLES = (LLM_RESPONSES, LLM_FAILURES)  # every LLM stage writes the ledger through `complete`
 NOT_STORED = tuple(f"llm_{r}" for r in (*TRANSIENT_REASONS, "no_result"))  # reasons the next run retries
-RESULTS_DDL = "key string, request_id string, content string, parsed string, error_reason string, error string"
-ANSWER_COLUMNS = ("parsed", "content", "llm_reason", "error")  # what a checker sees besides `key` and extras
+RESULTS_DDL = (
+    "key string, request_id string, content string, parsed string, logprobs string, error_reason string, error string"
+)
+ANSWER_COLUMNS = ("parsed", "content", "llm_reason", "error", "logprobs")  # a checker sees these, `key`, extras
 
 Row = dict[str, Any]
 
@@ -140,7 +142,7 @@ class LLMStage:
     def answered(self, pending: DataFrame, results: DataFrame) -> DataFrame:
         """Every pending row with its answer, the answering model and the checker's columns."""
         answers = results.select(
-            F.col("key").alias(self.key), "request_id", "parsed", "content",
+            F.col("key").alias(self.key), "request_id", "parsed", "content", "logprobs",
             F.col("error_reason").alias("llm_reason"), "error",
         )  # fmt: skip
         models = self.ctx.store.read(LLM_RESPONSES).select("request_id", "model").dropDuplicates(["request_id"])
@@ -148,7 +150,7 @@ class LLMStage:
         checks = rows.select(self.key, *ANSWER_COLUMNS, *self.check_columns).mapInArrow(
             partial(_check_batches, self.checker(), self.key, to_arrow_schema(self.checked)), self.checked
         )
-        return rows.drop(*ANSWER_COLUMNS[:2]).join(checks, self.key)
+        return rows.drop(*ANSWER_COLUMNS[:2], "logprobs").join(checks, self.key)
 
     def sample(self, pending: DataFrame, candidates: DataFrame, n: int | None) -> DataFrame:
         """A fixed sample of all `candidates` keys (by hash), so a re-run has nothing new to send. Call it last:

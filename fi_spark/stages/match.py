@@ -2,21 +2,26 @@
 
 Per partition (mapInPandas, fi_spark.embed.documents + fi_spark.index.candidates): chunks arrive
 grouped by document, are batch-encoded, coverage-pooled into 1 + N vectors per document, and each
-vector retrieves its top-k templates; only (doc, template, score, region, chunk) rows leave the
-worker. Then, in Spark with window functions (no collect):
+vector retrieves its top-k templates; a document keeps `match.candidates_per_doc` candidates at or
+above the cosine threshold `match.min_score`; only (doc, template, score, region, chunk) rows leave
+the worker. Then, in Spark (no collect of data-sized things):
 
 1. global per-template cap: each template keeps its best-scoring documents, at most
-   `match.max_per_template` (or `max_template_share` of the documents) minus what earlier runs
-   already gave it -- so no template dominates, as in the paper;
-2. per-document cap: each document keeps its `match.max_per_document` best remaining templates,
-   ranked 1..n.
+   `match.max_per_template` or `match.max_template_share` of all planned pairs (this run's plan without
+   the cap, plus the matches already stored), minus what earlier runs already gave it -- so no template
+   dominates, as in the paper;
+2. per document (groupBy + applyInPandas over `plan_document`, a pure function): the remaining
+   candidates in `match.selection` order (best score, or the slot-count-weighted sample), kept by first
+   fit within the token-for-token budget (`match.token_budget` x the document's tokens, each pair
+   estimated as template tokens + `match.answer_tokens`) and `match.max_per_doc`, ranked 1..n.
 
-The template cap runs first so that a document whose favourite template is full falls back to
-its next candidates instead of going unmatched (candidates are top_k > max_per_doc per document).
+The template cap runs first so that a document whose favourite template is full falls back to its next
+candidates instead of going unmatched; the budget runs here, before instantiation, so no GPU time is
+spent on a pair it would drop (and again on the real tokens in the final view, `final_budget`).
 
 Accounting is per document: documents in = documents with >= 1 match + `match_rejects`
-(no_chunks, below_min_score, capped_out). A re-run skips documents already in either table, so
-it adds nothing; new documents are matched against the latest index and the caps count the
+(no_chunks, below_min_score, over_budget, capped_out). A re-run skips documents already in either
+table, so it adds nothing; new documents are matched against the latest index and the caps count the
 matches already stored. Documents matched under an older index keep their matches.
 """
 
@@ -26,29 +31,40 @@ import json
 import math
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from functools import partial
 
 import numpy as np
 import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql.types import IntegerType, StructField, StructType
 
 from fi_spark import storage
 from fi_spark.config import ConfigError, EmbedConfig, MatchConfig
 from fi_spark.embed.documents import complete_documents, pool_chunks, pool_tokens
 from fi_spark.embed.encoder import load_encoder
+from fi_spark.generate.grounding import word_tokens
 from fi_spark.index.artifact import IndexArtifact, latest_artifact
-from fi_spark.index.candidates import CANDIDATE_DDL, top_candidates
+from fi_spark.index.candidates import (
+    CANDIDATE_DDL,
+    PlanRules,
+    final_budget_keep,
+    plan_document,
+    slot_share_distance,
+    slot_weights,
+    template_tokens,
+    top_candidates,
+)
 from fi_spark.index.distribute import IndexHandle, ship_index
 from fi_spark.index.usage import gini_from_histogram, top_share
-from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCH_REJECTS, MATCHES
+from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCH_REJECTS, MATCHES, TEMPLATES
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.stages.build_index import index_root
 
 STAGE = "match"
 TABLES = StageTables(
-    reads=(DOCUMENTS, CHUNKS),  # and the index artifact build_index wrote
+    reads=(DOCUMENTS, CHUNKS, TEMPLATES),  # and the index artifact build_index wrote
     writes=(MATCHES, MATCH_REJECTS),
     funnel=(
         FunnelStep("documents", "matched a template", ("matches",), distinct="doc_id"),
@@ -59,6 +75,7 @@ QUANTILES = (0.1, 0.5, 0.9)
 REASONS = {
     "no_chunks": "the document has no chunks (prepare_corpus wrote none)",
     "below_min_score": "no template scored at least match.min_score",
+    "over_budget": "every candidate's estimated pair exceeds the document's token budget (match.token_budget)",
     "capped_out": "every candidate template had reached match.max_per_template",
 }
 
@@ -85,15 +102,21 @@ def run(ctx: StageContext) -> StageResult:
     candidates = ctx.store.materialize(
         find_candidates(units, handle, cfg.embed, cfg.match, partitions), f"{STAGE}/candidates"
     )
-    usage = ctx.store.read(MATCHES).groupBy("template_id").agg(F.count("*").alias("used"))
-    cap = template_cap(cfg.match, rows_in)
+    stored = ctx.store.read(MATCHES)
+    usage = stored.groupBy("template_id").agg(F.count("*").alias("used"))
+    enriched = ctx.store.materialize(enrich_candidates(ctx, candidates), f"{STAGE}/enriched")
+    bank = slot_counts(ctx.store.read(TEMPLATES))
+    weights = slot_weights(bank, slot_counts(enriched))
+    rules = plan_rules(cfg.match)
+    planned = None
+    if cfg.match.max_template_share is not None:  # the share is of all planned pairs: plan once without the cap
+        planned = select_matches(enriched, usage, None, rules, weights).count() + stored.count()
+    cap = template_cap(cfg.match, planned)
     selected = ctx.store.materialize(
-        select_matches(candidates, usage, cap, cfg.match.max_per_doc).withColumn(
-            "index_version", F.lit(artifact.version)
-        ),
+        select_matches(enriched, usage, cap, rules, weights).withColumn("index_version", F.lit(artifact.version)),
         f"{STAGE}/selected",
     )
-    rejects = reject_rows(pending, candidates, selected, cfg.match, artifact)
+    rejects = reject_rows(pending, enriched, candidates, selected, cfg.match, artifact)
     added = {
         MATCHES.name: ctx.store.write(selected, MATCHES),
         MATCH_REJECTS.name: ctx.store.write(rejects, MATCH_REJECTS),
@@ -102,6 +125,10 @@ def run(ctx: StageContext) -> StageResult:
     matched = selected.select("doc_id").distinct().count()
     result = StageResult(STAGE, rows_in, matched, rejected, tables=added, seconds=time.monotonic() - started)
     result.metrics.update(match_metrics(ctx, selected, candidates, artifact, cap))
+    kept_slots = {int(r["n_slots"]): int(r["count"]) for r in selected.groupBy("n_slots").count().collect()}
+    result.metrics["slot_share_distance"] = slot_share_distance(bank, kept_slots)
+    planned_tokens = selected.agg(F.sum("est_tokens").alias("t")).first()
+    result.metrics["planned_est_tokens"] = float((planned_tokens["t"] if planned_tokens else None) or 0)
     result.artifacts.update(write_score_histogram(ctx, selected))
     result.check_accounting()
     return result
@@ -127,41 +154,125 @@ def find_candidates(
     """Per partition: encode, pool, search -> CANDIDATE_DDL rows (fi_spark.index.candidates)."""
     order = ["doc_id", "ordinal"] if embed.pooling_unit == "chunks" else ["doc_id"]
     grouped = units.repartition(partitions, "doc_id").sortWithinPartitions(*order)
-    return grouped.mapInPandas(partial(_match_partition, handle, embed, cfg.top_k, cfg.min_score), CANDIDATE_DDL)
+    return grouped.mapInPandas(
+        partial(_match_partition, handle, embed, cfg.top_k, cfg.min_score, cfg.candidates_per_doc), CANDIDATE_DDL
+    )
 
 
 def _match_partition(
-    handle: IndexHandle, embed: EmbedConfig, top_k: int, min_score: float, batches: Iterator[pd.DataFrame]
+    handle: IndexHandle,
+    embed: EmbedConfig,
+    top_k: int,
+    min_score: float,
+    per_doc: int,
+    batches: Iterator[pd.DataFrame],
 ) -> Iterator[pd.DataFrame]:
     model = load_encoder(embed)  # once per worker process (cached)
     loaded = handle.load()  # once per worker process (cached by index version)
     pool = pool_chunks if embed.pooling_unit == "chunks" else pool_tokens
     for docs in complete_documents(batches):
-        yield top_candidates(pool(docs, model, embed), loaded, top_k, min_score)
+        yield top_candidates(pool(docs, model, embed), loaded, top_k, min_score, per_doc)
 
 
-def template_cap(cfg: MatchConfig, n_docs: int) -> int | None:
-    """The per-template cap for this run: the tighter of max_per_template and max_template_share * docs."""
+def plan_rules(cfg: MatchConfig) -> PlanRules:
+    return PlanRules(
+        max_per_doc=cfg.max_per_doc, selection=cfg.selection, budget_ratio=cfg.token_budget,
+        answer_tokens=cfg.answer_tokens, seed=cfg.seed,
+    )  # fmt: skip
+
+
+def enrich_candidates(ctx: StageContext, candidates: DataFrame) -> DataFrame:
+    """Candidates with a template plus what the rules need: n_slots, template_tokens, doc_tokens."""
+    templates = ctx.store.read(TEMPLATES).select("template_id", "n_slots", "template")
+    tokens = templates.select("template").distinct().mapInPandas(_template_tokens, "template string, tt int")
+    info = templates.join(tokens, "template").select("template_id", "n_slots", F.col("tt").alias("template_tokens"))
+    docs = ctx.store.read(DOCUMENTS).select("doc_id", F.col("n_words").alias("doc_tokens"))
+    return (
+        candidates.where(F.col("template_id").isNotNull())
+        .join(info, "template_id", "left")
+        .join(docs, "doc_id", "left")
+        .withColumn("n_slots", F.coalesce("n_slots", F.lit(0)))
+        .withColumn("template_tokens", F.coalesce("template_tokens", F.lit(0)))
+        .withColumn("doc_tokens", F.coalesce("doc_tokens", F.lit(0)))
+    )
+
+
+def _template_tokens(batches: Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
+    for b in batches:
+        yield pd.DataFrame({"template": b["template"], "tt": [template_tokens(t) for t in b["template"]]})
+
+
+def slot_counts(frame: DataFrame) -> dict[int, int]:
+    """{n_slots: rows} of a templates or candidates frame (a handful of rows to the driver)."""
+    return {int(r["n_slots"]): int(r["count"]) for r in frame.groupBy("n_slots").count().collect()}
+
+
+def template_cap(cfg: MatchConfig, planned_pairs: int | None) -> int | None:
+    """The per-template cap: the tighter of max_per_template and max_template_share x all planned pairs."""
     caps = [c for c in (cfg.max_per_template,) if c is not None]
-    if cfg.max_template_share is not None:
-        caps.append(max(1, math.floor(cfg.max_template_share * n_docs)))
+    if cfg.max_template_share is not None and planned_pairs is not None:
+        caps.append(max(1, math.floor(cfg.max_template_share * planned_pairs)))
     return min(caps) if caps else None
 
 
-def select_matches(candidates: DataFrame, usage: DataFrame, cap: int | None, max_per_doc: int) -> DataFrame:
-    """Apply the global per-template cap, then the per-document cap; adds `rank` (1 = best)."""
+def select_matches(
+    candidates: DataFrame, usage: DataFrame, cap: int | None, rules: PlanRules, weights: dict[int, float] | None = None
+) -> DataFrame:
+    """The global per-template cap, then each document's plan (`plan_document`); adds est_tokens and rank.
+
+    `candidates` carries doc_id, template_id, score, n_slots, template_tokens, doc_tokens (`enrich_candidates`)
+    and any other columns, which are passed through.
+    """
     c = candidates.where(F.col("template_id").isNotNull())
     if cap is not None:
         c = c.join(usage, "template_id", "left").withColumn("used", F.coalesce(F.col("used"), F.lit(0)))
         by_template = Window.partitionBy("template_id").orderBy(F.desc("score"), F.asc("doc_id"))
         c = c.withColumn("_t", F.row_number().over(by_template)).where(F.col("_t") + F.col("used") <= cap)
         c = c.drop("_t", "used")
-    by_doc = Window.partitionBy("doc_id").orderBy(F.desc("score"), F.asc("template_id"))
-    return c.withColumn("rank", F.row_number().over(by_doc)).where(F.col("rank") <= max_per_doc)
+    schema = StructType(
+        [*c.schema.fields, StructField("est_tokens", IntegerType()), StructField("rank", IntegerType())]
+    )
+    return c.groupBy("doc_id").applyInPandas(partial(_plan_group, rules, weights or {}, schema.fieldNames()), schema)
+
+
+def _plan_group(rules: PlanRules, weights: dict[int, float], columns: list[str], frame: pd.DataFrame) -> pd.DataFrame:
+    out = plan_document(frame, int(frame["doc_tokens"].iloc[0]), rules, weights)
+    out["est_tokens"] = out["est_tokens"].astype("int32")
+    return out[columns]
+
+
+def final_budget(ctx: StageContext, view: DataFrame) -> DataFrame:
+    """The rows of `view` (pair lineage, already above the judge threshold) that fit their document's budget.
+
+    Budget: `match.token_budget` x documents.n_words; each pair costs its instruction's word tokens plus
+    its `answer_tokens`; first fit, best verdicts first (`final_budget_keep`). Kept rows come back unchanged.
+    """
+    ratio = ctx.config.match.token_budget
+    if ratio is None:
+        return view
+    expected = F.col("judge_expected_score") if "judge_expected_score" in view.columns else F.lit(None)
+    docs = ctx.store.read(DOCUMENTS).select("doc_id", F.col("n_words").alias("doc_tokens"))
+    rows = view.join(docs, "doc_id", "left").select(
+        "pair_id", "doc_id", "instruction", "answer_tokens", "judge_score",
+        expected.cast("double").alias("expected_score"), "match_rank", "doc_tokens",
+    )  # fmt: skip
+    keep = rows.groupBy("doc_id").applyInPandas(partial(_final_group, ratio), "pair_id string")
+    return view.join(keep, "pair_id", "left_semi")
+
+
+def _final_group(ratio: float, frame: pd.DataFrame) -> pd.DataFrame:
+    tokens = [len(word_tokens(i)) + int(a) for i, a in zip(frame["instruction"], frame["answer_tokens"], strict=True)]
+    kept = final_budget_keep(frame.assign(tokens=tokens), int(frame["doc_tokens"].fillna(0).iloc[0]), ratio)
+    return pd.DataFrame({"pair_id": pd.Series(kept, dtype=object)})  # typed even when empty (Sail needs it)
 
 
 def reject_rows(
-    pending: DataFrame, candidates: DataFrame, selected: DataFrame, cfg: MatchConfig, artifact: IndexArtifact
+    pending: DataFrame,
+    enriched: DataFrame,
+    candidates: DataFrame,
+    selected: DataFrame,
+    cfg: MatchConfig,
+    artifact: IndexArtifact,
 ) -> DataFrame:
     """One reject per pending document without a selected match, with the reason and the numbers behind it."""
     per_doc = candidates.groupBy("doc_id").agg(
@@ -169,11 +280,19 @@ def reject_rows(
         F.max("score").alias("best"),
         F.sum(F.when(F.col("template_id").isNotNull(), 1).otherwise(0)).alias("n"),
     )
+    ratio = cfg.token_budget
+    smallest = enriched.groupBy("doc_id").agg(
+        (F.min("template_tokens") + F.lit(cfg.answer_tokens)).alias("est"), F.first("doc_tokens").alias("doc_tokens")
+    )
     missing = pending.select("doc_id").join(selected.select("doc_id").distinct(), "doc_id", "left_anti")
-    rows = missing.join(per_doc, "doc_id", "left")
+    rows = missing.join(per_doc, "doc_id", "left").join(smallest, "doc_id", "left")
+    over = F.coalesce(F.col("est") > F.col("doc_tokens") * F.lit(ratio), F.lit(False)) if ratio else F.lit(False)
     best = F.format_number(F.col("best"), 3)
     reason = (
-        F.when(F.col("had").isNull(), "no_chunks").when(F.col("had") == 0, "below_min_score").otherwise("capped_out")
+        F.when(F.col("had").isNull(), "no_chunks")
+        .when(F.col("had") == 0, "below_min_score")
+        .when(over, "over_budget")
+        .otherwise("capped_out")
     )
     detail = (
         F.when(F.col("had").isNull(), F.lit("no chunks to embed"))
@@ -181,6 +300,16 @@ def reject_rows(
             F.col("had") == 0,
             F.concat(F.lit("best score "), F.coalesce(best, F.lit("n/a")), F.lit(f" < {cfg.min_score}")),
         )
+        .when(
+            over,
+            F.concat(
+                F.lit("smallest pair estimate "),
+                F.col("est").cast("string"),
+                F.lit(f" tokens > {ratio} x "),
+                F.col("doc_tokens").cast("string"),
+                F.lit(" document tokens"),
+            ),
+        )  # fmt: skip
         .otherwise(F.concat(F.col("n").cast("string"), F.lit(" candidate templates, all at their cap")))
     )
     return rows.select(

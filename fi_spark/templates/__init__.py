@@ -4,7 +4,7 @@ Pure Python (no pyspark): the genericize and build_index stages call these insid
 """
 
 from fi_spark.templates.merge import representative_order, template_id, template_key
-from fi_spark.templates.prompts import GenericizeAnswer, check_genericize_prompt, parse_answer
+from fi_spark.templates.prompts import GenericizeAnswer, check_genericize_prompt, genericize_schema, parse_answer
 from fi_spark.templates.tags import ParsedTemplate, Slot, TagProblem, parse_template
 from fi_spark.templates.validate import REASONS, Verdict, leftover_specifics, query_specifics, validate_template
 
@@ -16,6 +16,7 @@ __all__ = [
     "TagProblem",
     "Verdict",
     "check_genericize_prompt",
+    "genericize_schema",
     "leftover_specifics",
     "parse_answer",
     "parse_template",

@@ -48,6 +48,13 @@ class TemplatesConfig(Section):
     min_slots: int = Field(default=1, ge=0)
     max_slots: int = Field(default=10, ge=1)
     max_slot_chars: int = Field(default=150, ge=1, description="a longer slot description is copied content")
+    min_slot_chars: int = Field(default=3, ge=1, description="a shorter slot description (`<fi>x</fi>`) says nothing")
+    max_slot_share: float = Field(
+        default=0.85, gt=0.0, le=1.0, description="reject templates whose text is more than this share slot text"
+    )
+    description_repeat_ngram: int = Field(
+        default=5, ge=2, description="a description in which a word n-gram of this size occurs twice repeats itself"
+    )
     min_description_chars: int = Field(default=20, ge=1, description="compatible document description bounds")
     max_description_chars: int = Field(default=1500, ge=1)
     check_leftover_specifics: bool = Field(
@@ -60,6 +67,15 @@ class TemplatesConfig(Section):
     bank: list[str] = Field(default_factory=list, description="pre-built template bank files to import (jsonl/parquet)")
     bank_template_column: str = "template"
     bank_description_column: str = "compatible_document_description"
+    bank_source_query_column: str | None = Field(
+        default="source_query_id", description="bank column naming the query a template was made from (lineage)"
+    )
+    bank_generator_column: str | None = Field(
+        default="generator", description="bank column naming the model that wrote the template (lineage)"
+    )
+    bank_generator: str | None = Field(
+        default=None, description="the generator to record when the bank has no generator column"
+    )
 
     @model_validator(mode="after")
     def _bounds(self) -> TemplatesConfig:

@@ -3,14 +3,14 @@
 The prompt text itself is a versioned file (conf/prompts/genericize.v1.yaml) in the project's one
 prompt format (fi_spark.config.PromptSpec, loaded by fi_spark.config.load_prompt); `templates.prompt`
 names which file a run uses, so a cluster can point at a dedicated genericizer's format without code
-changes. The answer schema stays in code because validation and the `templates` table depend on its
-field names; it is sent as structured output, and its `pattern` makes a constrained decoder emit at
-least one `<fi>` slot (honoured by vLLM, see DESIGN.md).
+changes. `genericize.fineinstructions` speaks the released query_templatizer's contract (the bare query
+as the only user message, JSON out, no schema sent: fi_spark.generate.fineinstructions).
+The answer schema stays in code because validation and the `templates` table depend on its field names;
+it is sent as structured output, and its `pattern` makes a constrained decoder emit at least one `<fi>` slot
+(honoured by vLLM, see DESIGN.md).
 """
 
 from __future__ import annotations
-
-import json
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -40,6 +40,13 @@ def check_genericize_prompt(spec: PromptSpec) -> None:
     """A genericize prompt formats only `{query}`; its examples must carry the answer's two fields."""
     from string import Formatter
 
+    if spec.prompt_format == "fineinstructions" and (
+        spec.system.strip() or spec.examples or spec.user.strip() != "{query}"
+    ):
+        raise ConfigError(
+            f"prompt {spec.path or spec.name}: prompt_format fineinstructions sends the bare query: "
+            "`user` must be exactly {query}, with no system text and no examples"
+        )
     fields = {f for _, f, _, _ in Formatter().parse(spec.user) if f}
     if fields != {"query"}:
         raise ConfigError(f"prompt {spec.path or spec.name}: `user` must use exactly {{query}}, found {sorted(fields)}")
@@ -51,19 +58,25 @@ def check_genericize_prompt(spec: PromptSpec) -> None:
             )
 
 
-def parse_answer(parsed_json: str | None) -> tuple[str | None, str | None, str | None]:
-    """A schema-valid answer (JSON text from the LLM layer) -> (template, description, problem).
+def genericize_schema(spec: PromptSpec) -> type[GenericizeAnswer] | None:
+    """The response schema to send with `spec`: ours, or none for the released templatizer (its own JSON)."""
+    return None if spec.prompt_format == "fineinstructions" else GenericizeAnswer
 
-    The LLM layer already validated the JSON against the schema; this still guards against an
+
+def parse_answer(parsed_json: str | None) -> tuple[str | None, str | None, str | None]:
+    """An answer (schema-valid JSON, or a released model's raw text) -> (template, description, problem).
+
+    The LLM layer already validated our JSON against the schema; this still guards against an
     answer of another shape (another prompt's schema, a bank row) and returns a problem instead
-    of raising.
+    of raising. Raw text may wrap the JSON object in a ```json fence or in words around it.
     """
+    from fi_spark.generate.fineinstructions import loads_lenient
+
     if parsed_json is None:
         return None, None, "no answer"
-    try:
-        obj = json.loads(parsed_json)
-    except (TypeError, ValueError) as exc:
-        return None, None, f"answer is not JSON: {exc}"
+    obj = loads_lenient(parsed_json)
+    if obj is ...:
+        return None, None, f"answer is not JSON: {parsed_json!r:.120}"
     if not isinstance(obj, dict):
         return None, None, f"answer is a {type(obj).__name__}, not an object"
     template = obj.get("template")

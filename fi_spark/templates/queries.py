@@ -10,15 +10,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from fi_spark.ingest.records import parse_json_object
+from fi_spark.ingest.jsonline import PARSE_REASONS, parse_json_object, safe_excerpt
 from fi_spark.templates.config import QueriesConfig
 from fi_spark.text.normalize import normalize_text, text_hash
 
 EXCERPT_CHARS = 200
 REASONS = {
-    "invalid_encoding": "bytes that are not UTF-8",
-    "malformed_json": "the line is not JSON",
-    "not_an_object": "the record is a JSON array/number/string, not an object",
+    **PARSE_REASONS,  # line-level: size, encoding, JSON, nesting, Unicode (shared with documents)
     "missing_text": "no text column (queries.text_column)",
     "not_text": "the text value is not a string (a number, list, object ...)",
     "empty": "blank after normalization",
@@ -81,5 +79,5 @@ def _as_str(value: object) -> str | None:
 
 
 def _reject(out: QueryRecord, raw: str, reason: str, detail: str) -> QueryRecord:
-    out.reason, out.detail, out.raw_excerpt = reason, detail, raw[:EXCERPT_CHARS]
+    out.reason, out.detail, out.raw_excerpt = reason, detail, safe_excerpt(raw, EXCERPT_CHARS)
     return out

@@ -28,12 +28,17 @@ REASONS = {
     "too_few_slots": "fewer slots than templates.min_slots (a template must abstract something)",
     "too_many_slots": "more slots than templates.max_slots",
     "slot_too_long": "a slot description longer than templates.max_slot_chars (copied content)",
+    "slot_splits_word": "a slot glued to letters outside it, cutting through a word (`mé<fi>l</fi>m`)",
+    "slot_too_short": "a slot description shorter than templates.min_slot_chars (`<fi>x</fi>` says nothing)",
+    "repeated_slot": "two slots with the same description (which value goes where is undecidable)",
     "template_too_short": "template shorter than templates.min_chars",
     "template_too_long": "template longer than templates.max_chars",
+    "mostly_slots": "slot descriptions make up more than templates.max_slot_share of the template's text",
     "leftover_specifics": "query specifics copied outside slots where a slot was expected",
     "missing_description": "no compatible document description",
     "description_too_short": "description shorter than templates.min_description_chars",
     "description_too_long": "description longer than templates.max_description_chars",
+    "repetitive_description": "the description repeats itself (a looping model): a repeated word n-gram",
 }
 
 _WORD = re.compile(r"[^\W_][\w'’.-]*[^\W_]|[^\W_]", re.UNICODE)
@@ -84,11 +89,28 @@ def validate_template(
     long_slots = [s.description for s in parsed.slots if len(s.description) > cfg.max_slot_chars]
     if long_slots:
         return Verdict.reject("slot_too_long", f"{len(long_slots[0])} chars: {long_slots[0][:80]!r}", parsed)
+    glued = glued_slot(parsed)
+    if glued:
+        return Verdict.reject("slot_splits_word", f"slot inside a word: {glued!r}", parsed)
+    short_slots = [s.description for s in parsed.slots if len(s.description) < cfg.min_slot_chars]
+    if short_slots:
+        return Verdict.reject("slot_too_short", f"{len(short_slots[0])} chars: <fi>{short_slots[0]}</fi>", parsed)
+    seen: dict[str, str] = {}
+    for slot in parsed.slots:
+        key = slot.description.casefold()
+        if key in seen:
+            return Verdict.reject("repeated_slot", f"<fi>{slot.description}</fi> appears twice", parsed)
+        seen[key] = slot.description
     canonical = parsed.canonical()
     if len(canonical) < cfg.min_chars:
         return Verdict.reject("template_too_short", f"{len(canonical)} < {cfg.min_chars} chars", parsed)
     if len(canonical) > cfg.max_chars:
         return Verdict.reject("template_too_long", f"{len(canonical)} > {cfg.max_chars} chars", parsed)
+    share = slot_share(parsed)
+    if share > cfg.max_slot_share:
+        return Verdict.reject(
+            "mostly_slots", f"slot text is {share:.2f} of the template > {cfg.max_slot_share:.2f}", parsed
+        )
     if cfg.check_leftover_specifics and query:
         leftovers = leftover_specifics(query, parsed)
         if len(leftovers) > cfg.max_leftover_specifics:
@@ -100,7 +122,45 @@ def validate_template(
         return Verdict.reject("description_too_short", f"{len(desc)} < {cfg.min_description_chars} chars", parsed)
     if len(desc) > cfg.max_description_chars:
         return Verdict.reject("description_too_long", f"{len(desc)} > {cfg.max_description_chars} chars", parsed)
+    repeated = repeated_ngram(desc, cfg.description_repeat_ngram)
+    if repeated:
+        return Verdict.reject("repetitive_description", f"{repeated!r} occurs more than once", parsed)
     return Verdict(True, parsed=parsed)
+
+
+def glued_slot(parsed: ParsedTemplate) -> str | None:
+    """The first slot with a letter or digit right against its tag outside it (`mé<fi>l</fi>m`), as text."""
+    text = parsed.text
+    for slot in parsed.slots:
+        before = text[slot.start - 1] if slot.start > 0 else " "
+        after = text[slot.end] if slot.end < len(text) else " "
+        if before.isalnum() or after.isalnum():
+            return text[max(0, slot.start - 10) : slot.end + 10]
+    return None
+
+
+def slot_share(parsed: ParsedTemplate) -> float:
+    """Characters of slot descriptions / characters of the template with each slot written as its description."""
+    slot_chars = sum(len(s.description) for s in parsed.slots)
+    literal = len(_collapse_spaces(parsed.literal_text(placeholder="")))
+    total = slot_chars + literal
+    return slot_chars / total if total else 0.0
+
+
+def repeated_ngram(text: str, n: int) -> str | None:
+    """The first word n-gram (case-folded) that occurs twice in `text`, or None."""
+    words = [w.casefold() for w in _WORD.findall(text)]
+    seen: set[tuple[str, ...]] = set()
+    for i in range(len(words) - n + 1):
+        gram = tuple(words[i : i + n])
+        if gram in seen:
+            return " ".join(gram)
+        seen.add(gram)
+    return None
+
+
+def _collapse_spaces(text: str) -> str:
+    return re.sub(r"\s+", " ", text).strip()
 
 
 def query_specifics(query: str) -> list[str]:

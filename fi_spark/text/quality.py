@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+from fi_spark.ingest.jsonline import PARSE_REASONS
 from fi_spark.text.config import QualityThresholds
 
-# Every reason a document can be dropped for, in one list (doc_rejects.reason takes these values).
+# Every reason a document can be dropped for, in one list (doc_rejects.reason takes these values); the
+# line-level ones (size, encoding, JSON, nesting, Unicode) are shared with queries and template banks.
 REASONS = {
-    "malformed_json": "the input line is not valid JSON",
-    "not_an_object": "the JSON value is not an object",
+    **PARSE_REASONS,
     "missing_text": "the record has no `text` field",
     "text_not_string": "`text` is not a string",
-    "invalid_encoding": "the input bytes are not valid UTF-8 (undecodable bytes were found)",
     "empty_text": "the text is empty after normalization",
     "too_short": "fewer characters than prepare.min_chars",
     "too_long": "more characters than prepare.max_chars",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -150,3 +151,37 @@ def test_complete_on_each_engine(any_engine, make_ctx, tmp_path: Path) -> None: 
         [(f"k{i:03d}", None) for i in range(12)] + [("bad", "bad_request")]
     )
     assert ctx.store.read(LLM_RESPONSES).count() == 13
+
+
+def test_groups_are_sent_together_to_one_endpoint_and_costs_add_up(spark: SparkSession, tmp_path: Path) -> None:
+    """With a `group` column and 3 prefix-caching servers, each document's requests reach one server one after
+    the other, so all but its first hit the prefix cache; complete's cost metrics equal the servers' counts."""
+    prefix = {g: " ".join([f"doc{g}"] + [f"w{g}x{j}" for j in range(39)]) for g in range(8)}  # 40 shared words
+    rows = [(f"k{g}-{t}", json.dumps([{"role": "user", "content": f"{prefix[g]} template {t} ?"}]), f"doc-{g}")
+            for t in range(5) for g in range(8)]  # fmt: skip
+    settings = ServerSettings(prefix_cache=True, latency_ms=(2, 4))
+    with TestServer(settings) as a, TestServer(settings) as b, TestServer(settings) as c:
+        ctx = make_ctx(spark, tmp_path, a.url, concurrency=1, partitions=1)
+        cfg = ctx.config.model_copy(
+            update={"llm": ctx.config.llm.model_copy(update={"endpoints": [a.url, b.url, c.url]})}
+        )
+        ctx = dataclasses.replace(ctx, config=cfg)
+        run = complete(
+            ctx.llm_env(), spark.createDataFrame(rows, "key string, messages string, group string"), stage="aff"
+        )
+        results = run.results.collect()
+        stats = [s.snapshot() for s in (a, b, c)]
+    group_of = {r["request_id"]: r["key"].split("-")[0] for r in results}
+    assert len(results) == 40 and all(r["error_reason"] is None for r in results)
+    for key in {k.split("-")[0] for k in group_of.values()}:
+        assert len({r["endpoint"] for r in results if r["key"].startswith(key + "-")}) == 1, key
+    for s in stats:  # arrival order on each server: a document's requests are contiguous
+        seq = [group_of[rid] for rid in s["per_request"]]
+        assert sum(1 for x, y in zip(seq, seq[1:]) if x != y) == max(len(set(seq)) - 1, 0), seq  # may get none
+    assert sum(1 for s in stats if s["requests"]) >= 2
+    m = run.metrics
+    assert m["cached_prompt_tokens"] == sum(s["cached_tokens"] for s in stats) == 8 * 4 * 40
+    assert m["cached_prompt_tokens"] == sum(r["cached_tokens"] for r in results)
+    assert m["prompt_tokens"] == sum(r["prompt_tokens"] for r in results) == 40 * 43
+    assert m["completion_tokens"] == sum(r["completion_tokens"] for r in results) > 0
+    assert m["server_seconds"] == pytest.approx(sum(r["server_ms"] for r in results) / 1000) and m["server_seconds"] > 0

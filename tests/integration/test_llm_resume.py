@@ -6,6 +6,7 @@ so the server's per-request counters see both runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -15,10 +16,9 @@ import sys
 import time
 from pathlib import Path
 
-import pyarrow.parquet as pq
 from pyspark.sql import SparkSession
 
-from fi_spark.llm.journal import list_files
+from fi_spark.llm.journal import list_files, read_rows
 from fi_spark.llm.testserver import ServerSettings, TestServer
 from fi_spark.schemas import LLM_RESPONSES
 from fi_spark.tables import TableStore
@@ -26,11 +26,10 @@ from fi_spark.tables import TableStore
 N = 160
 CONCURRENCY = 4
 TASKS = 2
-FLUSH_ROWS = 4
 
 
 def run_job(url: str, out: str) -> None:
-    """The job: N requests through `complete`, 2 tasks x 4 in flight, journal flushed every 4 answers."""
+    """The job: N requests through `complete`, 2 tasks x 4 in flight, every answer journaled as it arrives."""
     from fi_spark.config import Config, EngineConfig, LLMConfig
     from fi_spark.engine import start_engine
     from fi_spark.llm import complete
@@ -38,7 +37,7 @@ def run_job(url: str, out: str) -> None:
 
     cfg = Config(
         engine=EngineConfig(shuffle_partitions=TASKS),
-        llm=LLMConfig(endpoints=[url], model="test-model", concurrency=CONCURRENCY, journal_flush_rows=FLUSH_ROWS),
+        llm=LLMConfig(endpoints=[url], model="test-model", concurrency=CONCURRENCY),
     )
     engine = start_engine(cfg.engine)
     ctx = StageContext(engine.spark, engine, cfg, TableStore(engine.spark, out, "delta"), out, logging.getLogger("job"))
@@ -59,14 +58,14 @@ def test_killed_job_resumes_without_resending(spark: SparkSession, tmp_path: Pat
     with TestServer(ServerSettings(latency_ms=(100, 200))) as srv:
         job = _start(srv.url, out)
         deadline = time.monotonic() + 120
-        while sum(len(f) for f in list_files(journal).values()) < 6:
+        while len(_journaled(journal)) < 24:
             assert job.poll() is None, "the job ended before it could be killed"
             assert time.monotonic() < deadline, "no journal files appeared"
             time.sleep(0.05)
         os.killpg(job.pid, signal.SIGKILL)
         job.wait(30)
         files = [f for run_files in list_files(journal).values() for f in run_files]
-        saved = {rid for f in files for rid in pq.read_table(f)["request_id"].to_pylist()}
+        saved = {row["request_id"] for f in files for row in read_rows(f)}
         sent_before = srv.snapshot()["requests"]
         assert 0 < len(saved) < N and not (out / "done.json").exists()
 
@@ -77,15 +76,60 @@ def test_killed_job_resumes_without_resending(spark: SparkSession, tmp_path: Pat
     counts = stats["per_request"]
     assert len(counts) == N
     assert all(counts[rid] == 1 for rid in saved)  # journaled before the kill: never sent again
-    # sent again = exactly what was sent but not journaled: in flight or not yet flushed at the kill
+    # sent again = exactly what was sent but not journaled: at most the requests in flight at the kill
     resent = sum(counts.values()) - N
-    assert resent == sent_before - len(saved) <= TASKS * (CONCURRENCY + FLUSH_ROWS - 1)
+    assert resent == sent_before - len(saved) <= TASKS * CONCURRENCY
     ledger = TableStore(spark, str(out), "delta").read(LLM_RESPONSES)
     assert ledger.count() == N == ledger.select("request_id").distinct().count()
     assert ledger.filter("error_reason IS NOT NULL").count() == 0
     metrics = json.loads((out / "done.json").read_text())
     assert metrics["rows"] == N and metrics["ok"] == N and metrics["cached"] >= len(saved)
     assert list_files(journal) == {}  # folded and cleaned up
+
+
+def _journaled(root: str) -> list[str]:
+    return [row["request_id"] for files in list_files(root).values() for f in files for row in read_rows(f)]
+
+
+def test_task_retry_skips_what_its_failed_attempt_journaled(tmp_path: Path) -> None:
+    """A Spark task that dies mid-partition and is retried in the same run sends only the requests its first
+    attempt had not answered (the journal of that partition is read first); answers are journaled once."""
+    import pandas as pd
+
+    from fi_spark.config import LLMConfig
+    from fi_spark.llm.task import CallSpec, send_partition
+    from fi_spark.llm.types import Sampling
+
+    spec = CallSpec(
+        cfg=LLMConfig(concurrency=2), model="test-model", stage="retry", endpoints=(), sampling=Sampling(max_tokens=8),
+        schema=None, schema_name="answer", run_id="run-1", journal_root=str(tmp_path / "journal"), task_budget=None,
+    )  # fmt: skip
+    rows = pd.DataFrame({"request_id": [f"r{i:02d}" for i in range(30)], "prompt": None, "group": None,
+                         "messages": [json.dumps([{"role": "user", "content": f"q{i}"}]) for i in range(30)],
+                         "_partition": 3})  # fmt: skip
+
+    def dying() -> object:
+        yield rows.iloc[:20]
+        raise RuntimeError("executor lost")
+
+    with TestServer(ServerSettings(latency_ms=(5, 10))) as srv:
+        spec = dataclasses.replace(spec, endpoints=(srv.url,))
+        try:
+            list(send_partition(spec, dying()))  # type: ignore[arg-type]
+        except RuntimeError:
+            pass
+        journaled = set(_journaled(spec.journal_root))
+        first = srv.snapshot()
+        (summary,) = list(send_partition(spec, iter([rows.iloc[:15], rows.iloc[15:]])))
+        second = srv.snapshot()
+    resumed = int(summary["resumed"].iloc[0])
+    assert 0 < len(journaled) < 20
+    assert resumed == len(journaled)
+    assert all(second["per_request"][rid] == 1 for rid in journaled)  # never sent again
+    assert set(second["per_request"]) == set(rows["request_id"])
+    resent = sum(second["per_request"].values()) - 30
+    assert resent == first["requests"] - len(journaled)  # only what the dead attempt had not answered
+    assert sorted(_journaled(spec.journal_root)) == sorted(rows["request_id"])  # every request journaled once
 
 
 if __name__ == "__main__":

@@ -10,15 +10,17 @@ from collections.abc import Callable
 
 import pytest
 from pyspark.sql import Row
+from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from fi_spark.engine import Engine
+from fi_spark.index.candidates import PlanRules
 from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCH_REJECTS, MATCHES, TEMPLATES
 from fi_spark.stages import build_index, match
 from fi_spark.stages.base import StageContext
 from fi_spark.stages.match import select_matches
 
-CANDIDATE_COLS = "doc_id string, template_id string, score float"
+CANDIDATE_COLS = "doc_id string, template_id string, score float, n_slots int, template_tokens int, doc_tokens int"
 USAGE_COLS = "template_id string, used long"
 
 
@@ -27,28 +29,52 @@ def test_template_cap_then_document_cap(any_engine: Engine) -> None:
     spark = any_engine.spark
     candidates = spark.createDataFrame(
         [
-            ("d1", "t1", 0.9), ("d1", "t2", 0.5),
-            ("d2", "t1", 0.8), ("d2", "t2", 0.7), ("d2", "t3", 0.6),
-            ("d3", "t1", 0.7), ("d3", "t3", 0.4),
-            ("d4", None, 0.1),
+            ("d1", "t1", 0.9, 1, 5, 100), ("d1", "t2", 0.5, 1, 5, 100),
+            ("d2", "t1", 0.8, 1, 5, 100), ("d2", "t2", 0.7, 1, 5, 100), ("d2", "t3", 0.6, 1, 5, 100),
+            ("d3", "t1", 0.7, 1, 5, 100), ("d3", "t3", 0.4, 1, 5, 100),
+            ("d4", None, 0.1, 0, 0, 100),
         ],
         CANDIDATE_COLS,
     )  # fmt: skip
     usage = spark.createDataFrame([("t1", 1)], USAGE_COLS)
-    out = select_matches(candidates, usage, cap=2, max_per_doc=1).select("doc_id", "template_id", "rank")
+    out = select_matches(candidates, usage, cap=2, rules=PlanRules(max_per_doc=1)).select(
+        "doc_id", "template_id", "rank"
+    )
     expected = [Row(doc_id="d1", template_id="t1", rank=1), Row(doc_id="d2", template_id="t2", rank=1),
                 Row(doc_id="d3", template_id="t3", rank=1)]  # fmt: skip
     assertDataFrameEqual(out, expected)
 
 
 def test_no_cap_keeps_best_per_document(any_engine: Engine) -> None:
-    """Without a template cap, each document keeps its top max_per_doc templates, ranked by score."""
+    """Without a template cap or budget, each document keeps its top max_per_doc templates, ranked by score."""
     spark = any_engine.spark
-    candidates = spark.createDataFrame([("d1", "t1", 0.9), ("d1", "t2", 0.5), ("d1", "t3", 0.7)], CANDIDATE_COLS)
-    out = select_matches(candidates, spark.createDataFrame([], USAGE_COLS), cap=None, max_per_doc=2)
+    candidates = spark.createDataFrame(
+        [("d1", "t1", 0.9, 1, 5, 10), ("d1", "t2", 0.5, 1, 5, 10), ("d1", "t3", 0.7, 1, 5, 10)], CANDIDATE_COLS
+    )
+    out = select_matches(candidates, spark.createDataFrame([], USAGE_COLS), cap=None, rules=PlanRules(max_per_doc=2))
     assertDataFrameEqual(
         out.select("template_id", "rank"), [Row(template_id="t1", rank=1), Row(template_id="t3", rank=2)]
     )
+
+
+def test_token_budget_before_instantiation(any_engine: Engine) -> None:
+    """Budget = the document's 100 tokens, each pair = template tokens + 40: d1 plans t1 (60) and t3 (40),
+    skipping t2 (50) that would overflow; d2 (50 tokens) fits none; extra columns pass through."""
+    spark = any_engine.spark
+    candidates = spark.createDataFrame(
+        [
+            ("d1", "t1", 0.9, 1, 20, 100), ("d1", "t2", 0.8, 2, 10, 100), ("d1", "t3", 0.7, 1, 0, 100),
+            ("d2", "t1", 0.9, 1, 20, 50),
+        ],
+        CANDIDATE_COLS,
+    ).withColumn("region", F.lit(3))  # fmt: skip
+    rules = PlanRules(max_per_doc=3, budget_ratio=1.0, answer_tokens=40)
+    out = select_matches(candidates, spark.createDataFrame([], USAGE_COLS), cap=None, rules=rules)
+    assertDataFrameEqual(
+        out.select("doc_id", "template_id", "est_tokens", "rank", "region"),
+        [Row(doc_id="d1", template_id="t1", est_tokens=60, rank=1, region=3),
+         Row(doc_id="d1", template_id="t3", est_tokens=40, rank=2, region=3)],
+    )  # fmt: skip
 
 
 TEMPLATES_ROWS = [
@@ -101,7 +127,7 @@ def test_build_index_and_match(
     engine: Engine = request.getfixturevalue(f"{engine_name}_engine")
     ctx = make_ctx(engine, [
         "match.max_per_template=3", "match.max_per_doc=2", "match.min_score=0.3", "match.top_k=4",
-        "embed.regions=2", "embed.sigma=0.15", "embed.alpha=0.8", "match.partitions=2",
+        "embed.regions=2", "embed.sigma=0.15", "embed.alpha=0.8", "match.partitions=2", "match.token_budget=null",
     ])  # fmt: skip
     seed_tables(ctx)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -23,6 +24,8 @@ from pairs_inputs import DOCS, write_inputs  # a helper module beside this file
 from pyspark.sql import functions as F
 
 from fi_spark.config import load_config
+from fi_spark.generate.grounding import word_tokens
+from fi_spark.index.candidates import final_budget_keep
 from fi_spark.llm.testserver import TestServer
 from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, LLM_RESPONSES, MATCHES, PAIR_REJECTS, PAIRS
 from fi_spark.stages import export, instantiate, judge, prepare_corpus
@@ -43,14 +46,20 @@ class ScriptedServer(TestServer):
     def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
         out = super()._answer(chat, req, rid, bad)
         props = (((req.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}).get("properties")
-        if bad or not props:
+        choice = (req.get("structured_outputs") or {}).get("choice")  # the one-token judge (vLLM flavor)
+        if bad or not (props or choice):
             return out
         last = str(req["messages"][-1]["content"])
-        if "instruction" in props and "answer" in props:
+        if props and "instruction" in props and "answer" in props:
             content = self._instantiate(last)
         else:
             instruction = re.search(r"INSTRUCTION: (.*)", last).group(1)  # type: ignore[union-attr]
-            content = {"rationale": "scripted", "score": judge_score(instruction)}
+            score = judge_score(instruction)
+            content = score if choice else {"rationale": "scripted", "score": score}
+            if req.get("logprobs"):  # the score token with two alternatives: p(score) = 0.75, p(other) = 0.25
+                other = str(score % 5 + 1)
+                top = [{"token": str(score), "logprob": math.log(0.75)}, {"token": other, "logprob": math.log(0.25)}]
+                out["choices"][0]["logprobs"] = {"content": [{**top[0], "top_logprobs": top}]}
         out["choices"][0]["message"]["content"] = json.dumps(content)
         return out
 
@@ -88,6 +97,7 @@ def make_ctx(engine, output: Path, server: ScriptedServer, overrides: list[str] 
             "export.rows_per_shard=2",
             "export.validation_fraction=0.3",
             "export.licenses={documents.jsonl: CC BY-SA 3.0}",
+            "match.token_budget=null",  # the final view's budget has its own test below
             *overrides,
         ],
     )
@@ -127,13 +137,42 @@ def test_instantiate_accounts_for_every_match_with_reasons(ran):
     assert {r["model"] for r in pairs.collect()} == {"test-model"}
 
 
+def test_judge_sends_one_score_token_and_stores_the_expected_score(ran):
+    """The default judge asks for a choice with logprobs; expected_score = 0.75 x score + 0.25 x the other."""
+    ctx, _, _ = ran
+    rows = ctx.store.read(JUDGED).collect()
+    assert rows and all(r["rationale"] is None and r["error_reason"] is None for r in rows)
+    for r in rows:
+        assert r["expected_score"] == pytest.approx(0.75 * r["score"] + 0.25 * (r["score"] % 5 + 1))
+    bodies = ctx.store.read(LLM_RESPONSES).where(F.col("stage") == "judge").collect()
+    assert all(json.loads(b["logprobs"])[0][0] == b["content"] for b in bodies)
+
+
+def test_final_view_applies_the_token_budget(ran, embedded_engine, run_dir, server):
+    """With match.token_budget the final view keeps, per document, the best-judged pairs that fit its tokens."""
+    ctx, _, _ = ran
+    loose = make_ctx(embedded_engine, run_dir, server, ["judge.threshold=1"])
+    everything = {r["pair_id"] for r in final_pairs(loose).collect()}
+    assert len(everything) == 6
+    tiny = make_ctx(embedded_engine, run_dir, server, ["judge.threshold=1", "match.token_budget=0.001"])
+    assert final_pairs(tiny).count() == 0
+    budgeted = make_ctx(embedded_engine, run_dir, server, ["judge.threshold=1", "match.token_budget=0.5"])
+    rows = final_pairs(loose).join(ctx.store.read(DOCUMENTS).select("doc_id", "n_words"), "doc_id").toPandas()
+    expected = set()
+    for _, doc in rows.groupby("doc_id"):
+        tokens = [len(word_tokens(i)) + a for i, a in zip(doc["instruction"], doc["answer_tokens"], strict=True)]
+        frame = doc.assign(tokens=tokens, expected_score=doc["judge_expected_score"])
+        expected |= set(final_budget_keep(frame, int(doc["n_words"].iloc[0]), 0.5))
+    assert {r["pair_id"] for r in final_pairs(budgeted).collect()} == expected and expected < everything
+
+
 def test_judge_threshold_change_needs_no_new_requests(ran, embedded_engine, run_dir, server):
     """Judged rows keep scores; another threshold changes the final set, and re-running judge sends nothing."""
     ctx, results, calls = ran
     scores = [r["score"] for r in ctx.store.read(JUDGED).collect()]
     assert len(scores) == 6 and all(1 <= s <= 5 for s in scores)
-    expected = {t: sum(s >= t for s in scores) for t in (1, 3, 5)}
-    assert results["judge"].rows_out == expected[3]
+    expected = {t: sum(s >= t for s in scores) for t in (1, 3, 4, 5)}
+    assert results["judge"].rows_out == expected[4]
     for threshold, n in expected.items():
         strict = make_ctx(embedded_engine, run_dir, server, [f"judge.threshold={threshold}"])
         assert final_pairs(strict).count() == n
@@ -179,7 +218,8 @@ def test_export_round_trip(ran, run_dir):
 
 
 def test_lineage_is_complete(ran):
-    """Every final pair joins to its document, chunk, template, match score, grounding and verdict."""
+    """Every final pair joins to its document, chunk, template, match score, grounding and verdict (the
+    rationale is null by default: the one-token judge)."""
     ctx, _, _ = ran
     final = final_pairs(ctx)
     n = final.count()
@@ -190,8 +230,8 @@ def test_lineage_is_complete(ran):
     assert final.join(chunks, "chunk_id").count() == n
     required = [
         "template", "source_query_ids", "template_origin", "match_score", "match_rank", "grounding", "judge_score",
-        "judge_rationale", "instantiate_model", "judge_model", "instantiate_prompt", "judge_prompt", "dedup_cluster",
-        "source",
+        "judge_expected_score", "instantiate_model", "judge_model", "instantiate_prompt", "judge_prompt",
+        "dedup_cluster", "source",
     ]  # fmt: skip
     for column in required:
         assert final.where(F.col(column).isNull()).count() == 0, column

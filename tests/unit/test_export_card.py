@@ -50,7 +50,7 @@ def test_card_lists_sources_models_filters_funnel_and_rejects():
     card = render_card(inputs())
     for expected in (
         "| wiki | 250 | 60 | CC BY-SA 3.0 |",
-        "| instantiate | smollm2-135m | instantiate.v1+abcd1234 |",
+        "| instantiate | smollm2-135m | see the model's own card | instantiate.v1+abcd1234 |",
         "- grounding >= 0.80",
         "| instantiate | 300 | 150 | 150 |",
         "| instantiate/ungrounded | 120 |",

@@ -149,3 +149,99 @@ def test_response_schema_fixes_the_slot_count():
     assert response_schema(1)["required"] == ["slots", "instruction", "answer"]
     capped = response_schema(1, max_instruction_chars=50, max_answer_chars=99)["properties"]
     assert (capped["instruction"]["maxLength"], capped["answer"]["maxLength"]) == (50, 99)
+
+
+# --------------------------------------------------------------------------- v2: excerpt markers, declines
+def v2_answer(instruction: str, text: str, compatible: bool = True) -> str:
+    return json.dumps({"compatible": compatible, "slots": [], "instruction": instruction, "answer": text})
+
+
+def test_v2_puts_the_document_before_the_template_so_requests_share_a_prefix():
+    """Two templates for one document: the messages agree up to and including the document."""
+    spec = load_prompt("instantiate.v2")
+    check_prompt(spec)
+    a = build_messages(spec, TEMPLATE, SOURCE, 3000)
+    b = build_messages(spec, "What will <fi>a group</fi> vote on?", SOURCE, 3000)
+    assert a[:-1] == b[:-1]
+    last_a, last_b = a[-1]["content"], b[-1]["content"]
+    shared = f'DOCUMENT:\n"""\n{SOURCE}\n"""\nTEMPLATE: '
+    assert last_a.startswith(shared) and last_b.startswith(shared) and last_a != last_b
+
+
+def test_v2_examples_are_honest():
+    """Every example answer of instantiate.v2 resolves against its own document (or declines)."""
+    spec = load_prompt("instantiate.v2")
+    outcomes = [
+        evaluate_instantiation(json.dumps(ex.output), ex.input["document"], RULES).reason for ex in spec.examples
+    ]
+    assert outcomes == [None, "incompatible"]
+
+
+def test_marker_answer_is_expanded_and_grounded():
+    """A marker answer passes with the expanded text, full grounding and its excerpt share."""
+    parsed = v2_answer(
+        "Why are Qantas maintenance workers advised to reject the offer?",
+        "They were told: <excerpt>Unions will advise<...>a wage freeze.</excerpt>",
+    )
+    check = evaluate_instantiation(parsed, SOURCE, RULES)
+    assert check.reason is None
+    assert (
+        check.answer
+        == "They were told: Unions will advise members to reject the offer because it includes a wage freeze."
+    )
+    assert check.excerpt_share == pytest.approx(81 / 97)  # 16 connecting characters
+    assert (check.grounding, check.answer_tokens) == (pytest.approx(14 / 17), 17)
+
+
+@pytest.mark.parametrize(
+    ("parsed", "reason", "detail"),
+    [
+        (v2_answer("", "", compatible=False), "incompatible", "the model answered compatible: false"),
+        ("null", "incompatible", "the model answered null: the template does not fit"),
+        (v2_answer("Why?", "<excerpt>offer<...>wage freeze.</excerpt>"), "excerpt_ambiguous",
+         "2 spans match <excerpt>offer<...>wage freeze.</excerpt>"),
+        (v2_answer("Why?", "<excerpt>Pilots will<...>wage freeze.</excerpt>"), "excerpt_unresolved",
+         "start words not in the text: <excerpt>Pilots will<...>wage freeze.</excerpt>"),
+    ],
+)  # fmt: skip
+def test_declines_and_bad_markers_are_rejected(parsed, reason, detail):
+    """compatible:false / null decline; ambiguous and unresolved markers reject with the marker in the detail."""
+    check = evaluate_instantiation(parsed, SOURCE, RULES)
+    assert (check.reason, check.detail) == (reason, detail)
+
+
+def test_marker_beyond_the_shown_text_is_unresolved():
+    """A marker naming words past max_source_chars cannot resolve: the model never saw them."""
+    parsed = v2_answer("Why?", "<excerpt>Unions will advise<...>a wage freeze.</excerpt>")
+    check = evaluate_instantiation(parsed, SOURCE, InstantiateRules(max_source_chars=150))
+    assert check.reason == "excerpt_unresolved"
+
+
+def test_by_construction_parts_are_rendered_to_markers():
+    """An answer given as {lead, first, last} parts is read as markers and expanded."""
+    parsed = json.dumps(
+        {"compatible": True, "slots": [], "instruction": "Why reject?",
+         "answer": [{"lead": "", "first": "Unions will advise", "last": "a wage freeze."}]}
+    )  # fmt: skip
+    check = evaluate_instantiation(parsed, SOURCE, RULES)
+    assert (check.reason, check.excerpt_share) == (None, 1.0)
+
+
+def test_excerpts_schema_decides_first_and_constrains_markers():
+    """The v2 schema asks `compatible` first and forces well-formed markers (or an empty declined answer)."""
+    import re
+
+    from fi_spark.generate.instantiate import EXCERPT_PATTERN, response_schema
+
+    schema = response_schema(2, 200, 700, spec=load_prompt("instantiate.v2"))
+    assert schema["required"] == ["compatible", "slots", "instruction", "answer"]
+    assert schema["properties"]["answer"]["pattern"] == EXCERPT_PATTERN
+    assert re.match(EXCERPT_PATTERN, "So <excerpt>a b<...>c d</excerpt>.") and re.match(EXCERPT_PATTERN, "")
+    assert not re.match(EXCERPT_PATTERN, "copied text without a marker")
+
+
+def test_rule_defaults_are_the_config_defaults():
+    """InstantiateRules() and InstantiateRules.from_config(InstantiateConfig()) agree: one place per default."""
+    from fi_spark.config import InstantiateConfig
+
+    assert InstantiateRules() == InstantiateRules.from_config(InstantiateConfig())

@@ -111,6 +111,18 @@ def test_parse_reads_content_and_usage() -> None:
     """A chat completion gives content, finish reason and token counts."""
     c = Adapter(model="m", sampling=Sampling(8)).parse(_chat_body("hi"))
     assert (c.content, c.finish_reason, c.prompt_tokens, c.completion_tokens) == ("hi", "stop", 5, 7)
+    assert c.cached_tokens == 0  # not reported: zero
+
+
+@pytest.mark.parametrize(
+    ("details", "cached"),
+    [({"cached_tokens": 3}, 3), ({"cached_tokens": None}, 0), (None, 0), ({"cached_tokens": "x"}, 0), ([], 0)],
+)
+def test_parse_reads_cached_prompt_tokens(details: object, cached: int) -> None:
+    """usage.prompt_tokens_details.cached_tokens (vLLM's prefix-cache hits) is read; junk or absence gives 0."""
+    body = json.loads(_chat_body("hi"))
+    body["usage"]["prompt_tokens_details"] = details
+    assert Adapter(model="m", sampling=Sampling(8)).parse(json.dumps(body).encode()).cached_tokens == cached
 
 
 @pytest.mark.parametrize(

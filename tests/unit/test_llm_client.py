@@ -216,3 +216,45 @@ def test_mixed_faults_every_row_accounted() -> None:
     assert sum(1 for r in results if r.ok) >= 140
     assert sum(client.retries.values()) == sum(len(r.retry_causes) for r in results) > 0
     assert stats["requests"] == client.http_calls == sum(r.attempts for r in results)
+
+
+def _grouped(n_groups: int, per_group: int, ad: Adapter) -> list[list[LLMRequest]]:
+    reqs = _requests(n_groups * per_group, ad)
+    return [
+        [LLMRequest(id=r.id, messages=r.messages, key=r.key, group=f"doc-{g}") for r in reqs[g::n_groups]]
+        for g in range(n_groups)
+    ]
+
+
+def test_a_group_goes_to_one_endpoint_and_moves_when_it_is_down() -> None:
+    """With 3 endpoints each document's requests all go to its rendezvous endpoint; with that endpoint down they
+    all move together to the document's next choice."""
+    from fi_spark.llm.policy import rendezvous_order
+
+    ad = _adapter()
+    groups = _grouped(12, 6, ad)
+    cfg = LLMConfig(concurrency=18, breaker_failures=1, **{**FAST, "breaker_reset_s": 30.0})  # share: 6 in flight
+    moved = 0
+    with TestServer() as a, TestServer() as b, TestServer() as c:
+        for down, urls in ((None, [a.url, b.url, c.url]), (1, [a.url, _dead_url(), c.url])):
+            for reqs in groups:
+                results, _ = _run(cfg, urls, reqs, ad)
+                order = [i for i in rendezvous_order(reqs[0].group or "", urls) if i != down]
+                moved += down is not None and rendezvous_order(reqs[0].group or "", urls)[0] == down
+                assert all(r.ok for r in results)
+                assert {r.endpoint for r in results} == {urls[order[0]]}, reqs[0].group
+        sent = [s.snapshot()["requests"] for s in (a, b, c)]
+    assert moved >= 2  # some documents had the dead endpoint first, and moved
+    assert sum(sent) == 2 * 72 and min(sent) > 0  # every group sent twice; all three endpoints were used
+
+
+def test_cached_tokens_and_server_time_are_reported() -> None:
+    """The prefix-cache model reports cached prompt tokens; the client keeps them and the answering latency."""
+    ad = _adapter()
+    shared = "word " * 40
+    reqs = [LLMRequest(id=f"r{i}", messages=[{"role": "user", "content": f"{shared} question {i}"}]) for i in range(3)]
+    with TestServer(ServerSettings(prefix_cache=True, latency_ms=(20, 20))) as srv:
+        results, _ = _run(LLMConfig(concurrency=1, **FAST), [srv.url], reqs, ad)
+    by_id = {r.request_id: r for r in results}
+    assert [by_id[f"r{i}"].cached_tokens for i in range(3)] == [0, 40, 40]  # 40 shared words = 10 blocks of 4
+    assert all(r.prompt_tokens == 42 and 20 <= r.server_ms <= r.total_ms for r in results)

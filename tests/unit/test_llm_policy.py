@@ -12,6 +12,7 @@ from fi_spark.llm.policy import (
     TokenBudget,
     backoff_delay,
     parse_retry_after,
+    rendezvous_order,
 )
 
 
@@ -124,3 +125,39 @@ def test_budget_reserves_worst_case_and_settles_actual() -> None:
     assert not budget.reserve(1)
     assert budget.refused == 2
     assert TokenBudget(limit=None).reserve(10**12)
+
+
+def test_affinity_keeps_a_group_on_its_endpoint_and_moves_it_when_down_or_saturated() -> None:
+    """A group's requests go to its rendezvous endpoint; they spill to the group's next choice when that one is
+    at its share of the concurrency or its breaker is open, and come back once it is free again."""
+    urls = ["http://a/v1", "http://b/v1", "http://c/v1"]
+    pool = EndpointPool.of(urls, failures=1, reset_s=10.0, concurrency=6)  # share: 2 in flight per endpoint
+    first, second = (urls[i] for i in rendezvous_order("doc-1", urls)[:2])
+    got = [pool.acquire(0.0, "doc-1") for _ in range(2)]
+    assert [ep.url for ep in got if ep] == [first, first]
+    spill = pool.acquire(0.0, "doc-1")  # first is at its share: the group's second choice
+    assert spill is not None and spill.url == second
+    for ep in (*got, spill):
+        assert ep is not None
+        pool.release(ep, 0.0, "ok")
+    back = pool.acquire(0.0, "doc-1")
+    assert back is not None and back.url == first
+    pool.release(back, 0.0, "failure")  # first's breaker opens (failures=1): the group moves, all of it
+    moved = [pool.acquire(1.0, "doc-1") for _ in range(2)]
+    assert [ep.url for ep in moved if ep] == [second, second]
+    other = next(
+        g for g in (f"doc-{i}" for i in range(100)) if urls[rendezvous_order(g, urls)[0]] not in (first, second)
+    )
+    ep = pool.acquire(1.0, other)  # groups of other endpoints are not affected
+    assert ep is not None and ep.url == urls[rendezvous_order(other, urls)[0]]
+
+
+def test_rendezvous_order_is_stable_and_spreads_groups() -> None:
+    """The ranking depends only on (group, urls); removing an endpoint moves only the groups it was first for."""
+    urls = ["http://a/v1", "http://b/v1", "http://c/v1"]
+    firsts = {g: urls[rendezvous_order(g, urls)[0]] for g in (f"doc-{i}" for i in range(300))}
+    assert rendezvous_order("doc-7", urls) == rendezvous_order("doc-7", list(urls))
+    assert all(60 <= list(firsts.values()).count(u) <= 140 for u in urls)
+    kept = urls[:2]
+    moved = {g for g in firsts if kept[rendezvous_order(g, kept)[0]] != firsts[g]}
+    assert moved == {g for g, u in firsts.items() if u == urls[2]}

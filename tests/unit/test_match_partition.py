@@ -99,3 +99,14 @@ def test_pool_tokens_pools_over_token_positions() -> None:
     assert dv.regions == [0, 1, 2] and dv.chunk_ids == [None, None, None]
     matrix = dv.matrix(6)
     assert matrix[1].argmax() in (0, 1) and matrix[2].argmax() in (2, 3)
+
+
+def test_top_candidates_keeps_per_doc_candidates() -> None:
+    """per_doc (the paper's 6 candidates per document) caps the candidates below top_k, best first."""
+    enc = WordAxisEncoder()
+    bank = enc.encode(["cake oven", "cake", "oven"])
+    loaded = LoadedIndex(build_index(bank, IndexConfig()), np.array(["t-both", "t-cake", "t-oven"], dtype=object), {})
+    dv = pool_chunks(chunks([("d1", 0, "cake oven")]), enc, EmbedConfig(regions=1, sigma=0.1, alpha=1.0))
+    assert top_candidates(dv, loaded, top_k=3, min_score=0.1)["template_id"].tolist()[0] == "t-both"
+    assert top_candidates(dv, loaded, top_k=3, min_score=0.1, per_doc=1)["template_id"].tolist() == ["t-both"]
+    assert len(top_candidates(dv, loaded, top_k=3, min_score=0.1, per_doc=2)) == 2

@@ -31,7 +31,7 @@ def test_good_template_passes() -> None:
         ("What is the capital of France?", "too_few_slots"),
         ("<fi>a</fi>" * 11, "too_many_slots"),
         ("Summarize <fi>" + "x" * 151 + "</fi>", "slot_too_long"),
-        ("<fi>q</fi>?", "template_too_short"),
+        ("<fi>qqq</fi>?", "template_too_short"),
         ("Explain <fi>a topic</fi> " + "in detail " * 120, "template_too_long"),
     ],
 )
@@ -53,6 +53,48 @@ def test_template_reasons(template: str | None, expected: str) -> None:
 def test_description_reasons(desc: str | None, expected: str) -> None:
     """The compatible document description is required and bounded."""
     assert reason("What is the capital of <fi>a country</fi>?", desc) == expected
+
+
+@pytest.mark.parametrize(
+    ("template", "expected", "detail"),
+    [
+        ("How do I cook a mé<fi>l</fi>m at home?", "slot_splits_word",
+         "slot inside a word: ' cook a mé<fi>l</fi>m at home?'"),
+        ("What is the <fi>ordinal number</fi>th planet from the Sun?", "slot_splits_word",
+         "slot inside a word: 'at is the <fi>ordinal number</fi>th planet '"),
+        ("How do you say <fi>x</fi> in French?", "slot_too_short", "1 chars: <fi>x</fi>"),
+        ("Is <fi>an ox</fi> bigger than a horse?", "ok", None),
+        ("Compare <fi>a product</fi> with <fi>A product</fi> for me.", "repeated_slot",
+         "<fi>A product</fi> appears twice"),
+        ("<fi>a question about a topic in some field</fi>?", "mostly_slots",
+         "slot text is 0.97 of the template > 0.85"),
+        ("What is <fi>a city</fi>'s population, roughly?", "ok", None),
+    ],
+)  # fmt: skip
+def test_stricter_template_rules(template: str, expected: str, detail: str | None) -> None:
+    """Slots cutting through words, repeated or tiny slots and slot-only templates each get their own reason."""
+    verdict = validate_template(template, DESC, CFG)
+    assert (verdict.reason or "ok", verdict.detail) == (expected, detail)
+
+
+def test_good_templates_are_not_mostly_slots() -> None:
+    """The shipped genericize examples (two or three slots in a short sentence) stay below the slot-share cap."""
+    for template in (
+        "How long should I <fi>cook a food item</fi> for <fi>a desired texture or result</fi>?",
+        "Write a short <fi>type of text</fi> about <fi>a subject</fi> for <fi>an occasion or purpose</fi>.",
+    ):
+        assert reason(template) == "ok"
+
+
+def test_repetitive_description_rejected() -> None:
+    """A description that loops (a repeated 5-word run) is rejected, naming the run; a varied one passes."""
+    looping = "A recipe that gives cooking times. A recipe that gives cooking times for eggs."
+    verdict = validate_template("How long do I boil <fi>a food</fi>?", looping, CFG)
+    assert (verdict.reason, verdict.detail) == (
+        "repetitive_description",
+        "'a recipe that gives cooking' occurs more than once",
+    )
+    assert reason("How long do I boil <fi>a food</fi>?", "A recipe that gives cooking times for eggs and rice.") == "ok"
 
 
 def test_leftover_specifics_rejected_with_detail() -> None:

@@ -56,7 +56,7 @@ def test_unusable_responses_are_kept_as_rows_with_a_status():
     assert [d.status for d in docs] == ["http_status", "not_text", "too_large", "no_main_text", "ok"]
     assert docs[0].detail == "HTTP 404" and docs[1].detail == "image/png"
     assert docs[4].text == "Plain caf\u00e9 notes"
-    assert set(WARC_REASONS) == {"http_status", "not_text", "too_large", "no_main_text"}
+    assert set(WARC_REASONS) == {"http_status", "not_text", "too_large", "no_main_text", "extract_failed", "unreadable"}
 
 
 def test_json_lines_have_the_jsonl_input_shape():

@@ -1,0 +1,61 @@
+"""`complete` with the local server (llm.endpoints empty): rows failed by a sick server are retried once after heal.
+
+The "local server" here is the fault-injecting test server on llm.local.port, serving the local model's
+name, so `complete` reuses it as a server fi-spark did not start (nothing is installed).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig
+from fi_spark.llm import complete, local_server
+from fi_spark.llm.testserver import ServerSettings, TestServer
+from fi_spark.stages.base import StageContext
+from fi_spark.tables import TableStore
+
+FAST = {"request_timeout_s": 1.0, "connect_timeout_s": 1.0, "backoff_base_s": 0.01, "backoff_max_s": 0.05}
+
+
+def _ctx(spark: SparkSession, out: Path, port: int, max_attempts: int) -> StageContext:
+    local = LocalLLMServerConfig(cache_dir=str(out / "cache"), port=port)
+    cfg = Config(
+        engine=EngineConfig(shuffle_partitions=2),
+        llm=LLMConfig(endpoints=[], local=local, max_attempts=max_attempts, **FAST),  # type: ignore[arg-type]
+    )
+    store = TableStore(spark, str(out), "delta")
+    return StageContext(spark=spark, engine=None, config=cfg, store=store, output=str(out), log=logging.getLogger("t"))  # type: ignore[arg-type]
+
+
+def _frame(spark: SparkSession, n: int) -> object:
+    rows = [(f"k{i}", json.dumps([{"role": "user", "content": f"question {i}"}])) for i in range(n)]
+    return spark.createDataFrame(rows, "key string, messages string")
+
+
+@pytest.mark.parametrize(("healed", "expected_ok"), [(True, 6), (False, 0)])
+def test_failed_rows_are_sent_once_more_after_heal(
+    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, healed: bool, expected_ok: int
+) -> None:
+    """Every first 2 attempts fail (500): after heal() says the server answers, each row is sent once more; else not."""
+    calls: list[str] = []
+
+    def fake_heal(cfg: LocalLLMServerConfig, reason: str, logger: logging.Logger | None = None) -> bool:
+        calls.append(reason)
+        return healed
+
+    monkeypatch.setattr(local_server, "ensure_healthy", fake_heal)
+    settings = ServerSettings(model="smollm2-135m-instruct", fault_first_attempts=2, fault_kinds=("500",))
+    with TestServer(settings) as srv:
+        ctx = _ctx(spark, tmp_path, srv.port, max_attempts=2)
+        run = complete(ctx.llm_env(), _frame(spark, 6), stage="heal")
+        rows = run.results.collect()
+        stats = srv.snapshot()
+    assert calls == ["heal: 6 requests failed"]
+    assert sum(r["error_reason"] is None for r in rows) == expected_ok
+    assert sorted({r["error_reason"] for r in rows}, key=str) == ([None] if healed else ["retries_exhausted"])
+    assert sorted(stats["per_request"].values()) == [3 if healed else 2] * 6  # the retry's first attempt passes
