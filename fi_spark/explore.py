@@ -119,12 +119,13 @@ class RunView:
 
 def open_run(folder: str, profile: str = "local", overrides: Sequence[str] = ()) -> RunView:
     """Start the profile's engine on `folder` (a run's output root) and register its tables as views."""
+    from fi_spark import storage
     from fi_spark.engine import start_engine
     from fi_spark.stages.base import StageContext
-    from fi_spark.tables import TableStore, is_remote, resolve_format
+    from fi_spark.tables import TableStore, resolve_format
 
-    if not is_remote(folder):
-        folder = os.path.abspath(folder)
+    if not storage.is_remote(folder):
+        folder = storage.local_path(folder)
         if not os.path.isdir(os.path.join(folder, "tables")):
             raise ConfigError(f"{folder} holds no run (no tables/ folder): pass the --output of `fi-spark pipeline`")
     config = load_config(profile, list(overrides))

@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 from types import TracebackType
 from typing import Any
 
+from fi_spark import storage
 from fi_spark.config import ConfigError
 
 log = logging.getLogger("fi_spark")
@@ -216,7 +217,7 @@ class RunLock:
     def __init__(self, output: str, *, heartbeat_s: float = HEARTBEAT_S, stale_after_s: float = STALE_AFTER_S) -> None:
         self.output = output.rstrip("/")
         self.path = f"{self.output}/{LOCK_NAME}"
-        self.remote = "://" in output and not output.startswith("file://")
+        self.remote = storage.is_remote(output)
         self.heartbeat_s = heartbeat_s
         self.stale_after_s = stale_after_s
         self.host = socket.gethostname()

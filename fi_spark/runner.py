@@ -15,11 +15,12 @@ import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
+from fi_spark import storage
 from fi_spark.config import Config
 from fi_spark.engine import start_engine
 from fi_spark.runlock import RunLock
 from fi_spark.stages.base import StageContext, StageResult
-from fi_spark.tables import TableStore, is_remote, resolve_format
+from fi_spark.tables import TableStore, resolve_format
 from fi_spark.tracking import Tracker, redact_config
 
 log = logging.getLogger("fi_spark")
@@ -32,8 +33,8 @@ def open_run(config: Config, output: str) -> Iterator[tuple[StageContext, Tracke
     A second run on an output folder a live run holds raises ``RunLockedError`` (a ConfigError) before
     anything starts.
     """
-    if not is_remote(output):
-        output = os.path.abspath(output)
+    if not storage.is_remote(output):
+        output = storage.local_path(output)
         os.makedirs(output, exist_ok=True)
     with RunLock(output):
         flat = redact_config(config.to_flat_dict())
@@ -49,7 +50,8 @@ def _engine_run(config: Config, output: str, tracker: Tracker) -> Iterator[tuple
     try:
         fmt = resolve_format(config.tables, engine.caps)
         store = TableStore(engine.spark, output, fmt)
-        work_dir = os.path.join(output, "_work") if not is_remote(output) else tempfile.mkdtemp(prefix="fi-spark-")
+        remote = storage.is_remote(output)
+        work_dir = tempfile.mkdtemp(prefix="fi-spark-") if remote else os.path.join(output, "_work")
         os.makedirs(work_dir, exist_ok=True)
         ctx = StageContext(engine.spark, engine, config, store, output, log, work_dir)
         log.info("output %s (tables as %s)", output, fmt)

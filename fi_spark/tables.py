@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from fi_spark import storage
 from fi_spark.config import ConfigError, TablesConfig
 from fi_spark.engine import Capabilities
 from fi_spark.schemas import TableSpec
@@ -35,15 +36,6 @@ def resolve_format(cfg: TablesConfig, caps: Capabilities) -> str:
     return cfg.format
 
 
-def join_path(root: str, *parts: str) -> str:
-    """Join path parts for local folders and URIs (s3://bucket/prefix) alike."""
-    return "/".join([root.rstrip("/"), *(p.strip("/") for p in parts)])
-
-
-def is_remote(path: str) -> bool:
-    return "://" in path and not path.startswith("file://")
-
-
 @dataclass
 class TableStore:
     spark: SparkSession
@@ -51,14 +43,17 @@ class TableStore:
     fmt: str  # "delta" | "parquet"
 
     def path(self, spec: TableSpec) -> str:
-        return join_path(self.root, "tables", spec.name)
+        return storage.join(self.root, "tables", spec.name)
 
     def exists(self, spec: TableSpec) -> bool:
+        """Whether the table has been written; remote tables are asked of Spark, which may see stores
+        (dbfs:/, s3 with cluster roles) that fi_spark.storage cannot."""
         path = self.path(spec)
-        if not is_remote(path):
+        if not storage.is_remote(path):
+            local = storage.local_path(path)
             marker = "_delta_log" if self.fmt == "delta" else ""
-            return os.path.isdir(os.path.join(path, marker)) and any(
-                not name.startswith(".") for name in os.listdir(path)
+            return os.path.isdir(os.path.join(local, marker)) and any(
+                not name.startswith(".") for name in os.listdir(local)
             )
         try:
             self.spark.read.format(self.fmt).load(path).schema  # noqa: B018 - forces analysis
@@ -96,14 +91,20 @@ class TableStore:
         Used instead of ``cache()``, which Sail treats as a no-op: a frame used by several writes is then
         computed once on every engine, and the scratch copy can be inspected after a failed run.
         """
-        path = join_path(self.root, "_work", name)
+        path = storage.join(self.root, "_work", name)
         df.write.mode("overwrite").parquet(path)
-        return self.spark.read.schema(df.schema).parquet(path)  # the schema: an empty frame may write no files
+        return read_back(self.spark, path, df)
 
     def replace(self, df: DataFrame, spec: TableSpec) -> int:
         """Overwrite the whole table (for small derived tables that are recomputed from their inputs)."""
         conform(df, spec).write.format(self.fmt).mode("overwrite").save(self.path(spec))
         return self.count(spec)
+
+
+def read_back(spark: SparkSession, path: str, written: DataFrame) -> DataFrame:
+    """The Parquet just written from `written`, with its schema even when it had no rows: Sail writes no file
+    for an empty frame and reads the empty folder back without columns."""
+    return spark.read.schema(written.schema).parquet(path)
 
 
 def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
@@ -112,10 +113,3 @@ def conform(df: DataFrame, spec: TableSpec) -> DataFrame:
     if missing:
         raise ValueError(f"table {spec.name}: the frame lacks columns {missing} (has {df.columns})")
     return df.select(*[F.col(f.name).cast(f.dataType).alias(f.name) for f in spec.schema.fields])
-
-
-def check_input(df: DataFrame, spec: TableSpec) -> None:
-    """Stage-entry check: every column of the spec is present (extra columns are allowed)."""
-    missing = [c for c in spec.columns if c not in df.columns]
-    if missing:
-        raise ValueError(f"input table {spec.name} lacks columns {missing}; was it written by an older version?")

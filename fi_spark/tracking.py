@@ -19,10 +19,10 @@ from typing import Any
 
 import yaml
 
+from fi_spark import storage
 from fi_spark.config import Config
 from fi_spark.redact import redact, redact_config, redact_url
 from fi_spark.stages.base import StageResult
-from fi_spark.tables import is_remote
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def resolve_tracking_uri(config: Config, output: str) -> tuple[str, str | None]:
         return env, None
     if config.tracking.uri:
         return config.tracking.uri, None
-    if is_remote(output):
+    if storage.is_remote(output):
         local = os.path.abspath("mlflow")
         log.warning("output %s is remote and no MLFLOW_TRACKING_URI is set: tracking to %s", output, local)
         root = local

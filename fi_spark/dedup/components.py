@@ -25,6 +25,8 @@ from collections.abc import Callable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from fi_spark import storage
+
 Checkpoint = Callable[[DataFrame, str], DataFrame]
 
 
@@ -32,9 +34,10 @@ def parquet_checkpoint(spark: SparkSession, root: str) -> Checkpoint:
     """A Checkpoint writing each frame to ``<root>/<name>`` as Parquet (overwritten) and reading it back."""
 
     def checkpoint(df: DataFrame, name: str) -> DataFrame:
-        path = f"{root.rstrip('/')}/{name}"
+        path = storage.join(root, name)
         df.write.mode("overwrite").parquet(path)
-        return spark.read.parquet(path)
+        back = spark.read.parquet(path)  # Sail writes no file for an empty frame: keep its schema
+        return back if back.columns else spark.createDataFrame([], df.schema)
 
     return checkpoint
 

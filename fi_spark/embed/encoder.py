@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from fi_spark.config import EmbedConfig
+from fi_spark.embed.config import EmbedConfig
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -101,7 +101,3 @@ def encode_tokens(model: Any, texts: list[str], batch_size: int) -> list[npt.NDA
     with _ENCODE_LOCK:
         out = model.encode(texts, batch_size=batch_size, output_value="token_embeddings", show_progress_bar=False)
     return [np.asarray(t.float().cpu().numpy(), dtype=np.float32) for t in out]
-
-
-def embedding_dim(model: Any) -> int:
-    return int(model.get_sentence_embedding_dimension())

@@ -166,7 +166,7 @@ def render_card(inputs: CardInputs) -> str:
 
 def _model_license(model: str | None) -> str:
     """The license of a model fi-spark serves locally (fi_spark.config.LOCAL_MODELS); else the user's to state."""
-    from fi_spark.config import LOCAL_MODELS
+    from fi_spark.llm.config import LOCAL_MODELS
 
     known = {m.served_model_name: m.license for m in LOCAL_MODELS.values()}
     return known.get(model or "", "see the model's own card")

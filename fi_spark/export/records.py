@@ -13,8 +13,6 @@ from __future__ import annotations
 import hashlib
 import math
 
-SPLITS = ("train", "validation")
-
 
 def split_unit(pair_id: str, salt: str) -> float:
     """The pair's uniform draw in [0, 1), fixed by (salt, id)."""

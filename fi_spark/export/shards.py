@@ -26,9 +26,9 @@ from collections.abc import Iterable
 
 import pandas as pd
 import pyarrow as pa
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from fi_spark import storage
 from fi_spark.export.records import shard_name
 
 HELPER_COLUMNS = ("split", "shard", "shards")
@@ -44,13 +44,6 @@ STATS_SCHEMA = pa.schema(
     ]
 )
 EXTENSIONS = {"parquet": "parquet", "jsonl": "jsonl"}
-
-
-def resolve(location: str) -> tuple[pafs.FileSystem, str]:
-    """A pyarrow filesystem and path for a local folder or an s3:// (or other pyarrow-known) URI."""
-    if "://" in location:
-        return pafs.FileSystem.from_uri(location)
-    return pafs.LocalFileSystem(), location
 
 
 def count_tokens(texts: list[str], tokenizer_name: str) -> int:
@@ -86,7 +79,7 @@ class ShardWriter:
 
     def write_table(self, table: pa.Table, split: str, shard: int, shards: int) -> list[dict[str, object]]:
         """Write one shard's rows in every format; one statistics dict per file."""
-        fs, root = resolve(self.location)
+        fs, root = storage.filesystem(self.location)
         fs.create_dir(f"{root}/data", recursive=True)
         rows = table.to_pylist()
         contents = [turn["content"] for row in rows for turn in (row.get("messages") or []) if turn.get("content")]

@@ -41,10 +41,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fi_spark.config import ConfigError, InstantiateConfig, PromptSpec
 from fi_spark.generate import excerpts, fineinstructions
+from fi_spark.generate.config import InstantiateConfig
 from fi_spark.generate.grounding import DocumentNgrams
 from fi_spark.generate.prompting import chat_messages, check_placeholders, loads_object
+from fi_spark.prompt_spec import PromptSpec
+from fi_spark.section import ConfigError
 from fi_spark.templates.tags import parse_template
 
 PLACEHOLDERS = {"template", "slots", "document"}

@@ -25,8 +25,8 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from fi_spark.config import PromptSpec
 from fi_spark.generate.prompting import chat_messages, check_placeholders, cut_text
+from fi_spark.prompt_spec import PromptSpec
 
 PLACEHOLDERS = {"scale_min", "scale_max", "scale_mid", "document", "instruction", "answer", "reply_format"}
 REJECT_REASONS = ("judge_unparseable", "judge_score_out_of_range")

@@ -13,7 +13,8 @@ import string
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from fi_spark.config import ConfigError, PromptSpec
+from fi_spark.prompt_spec import PromptSpec
+from fi_spark.section import ConfigError
 
 
 def placeholders(template: str) -> set[str]:

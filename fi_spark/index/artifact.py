@@ -33,7 +33,8 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from fi_spark.config import ConfigError
+from fi_spark import storage
+from fi_spark.section import ConfigError
 
 INDEX_FILE, IDS_FILE, MANIFEST_FILE, LATEST_FILE = "index.faiss", "ids.txt", "manifest.json", "LATEST"
 FILES = (INDEX_FILE, IDS_FILE, MANIFEST_FILE)
@@ -80,11 +81,11 @@ def deserialize(data: bytes) -> faiss.Index:
 
 def find_artifact(root: str, version: str) -> IndexArtifact | None:
     """The complete artifact `version` under `root`, or None (a folder without manifest is incomplete)."""
-    uri = _join(root, version)
-    manifest = _join(uri, MANIFEST_FILE)
-    if not _exists(manifest):
+    uri = storage.join(root, version)
+    manifest = storage.join(uri, MANIFEST_FILE)
+    if not storage.exists(manifest):
         return None
-    return IndexArtifact(uri, version, json.loads(_read_bytes(manifest)))
+    return IndexArtifact(uri, version, json.loads(storage.read_bytes(manifest)))
 
 
 def save_artifact(
@@ -99,7 +100,7 @@ def save_artifact(
     if found is None:
         data = serialize(index)
         full = {**manifest, "version": version, "n": int(index.ntotal), "dim": int(index.d), "bytes": len(data)}
-        uri = _join(root, version)
+        uri = storage.join(root, version)
         with tempfile.TemporaryDirectory(prefix="fi-index-") as tmp:
             Path(tmp, INDEX_FILE).write_bytes(data)
             Path(tmp, IDS_FILE).write_text("\n".join(ids), encoding="utf-8")
@@ -111,7 +112,7 @@ def save_artifact(
 
 
 def set_latest(root: str, version: str) -> None:
-    _write_bytes(_join(root, LATEST_FILE), version.encode())
+    storage.write_bytes(storage.join(root, LATEST_FILE), version.encode())
 
 
 class IndexNotFoundError(ConfigError, FileNotFoundError):
@@ -120,12 +121,12 @@ class IndexNotFoundError(ConfigError, FileNotFoundError):
 
 def latest_artifact(root: str) -> IndexArtifact:
     """The artifact LATEST points at, or a clear error when build_index has not run."""
-    latest = _join(root, LATEST_FILE)
-    if not _exists(latest):
+    latest = storage.join(root, LATEST_FILE)
+    if not storage.exists(latest):
         raise IndexNotFoundError(f"no index under {root}: run build_index first (fi-spark build-index)")
-    version = _read_bytes(latest).decode().strip()
-    uri = _join(root, version)
-    return IndexArtifact(uri, version, json.loads(_read_bytes(_join(uri, MANIFEST_FILE))))
+    version = storage.read_bytes(latest).decode().strip()
+    uri = storage.join(root, version)
+    return IndexArtifact(uri, version, json.loads(storage.read_bytes(storage.join(uri, MANIFEST_FILE))))
 
 
 # --------------------------------------------------------------------------- per-process loading
@@ -151,7 +152,7 @@ def load_artifact(uri: str, version: str, cache_dir: str = "~/.cache/fi-spark/in
 
 def local_copy(uri: str, version: str, cache_dir: str) -> str:
     """A local folder with the artifact: `uri` itself, or a once-per-machine download of an s3:// artifact."""
-    return uri if not _is_remote(uri) else _download(uri, version, cache_dir)
+    return storage.local_path(uri) if not storage.is_remote(uri) else _download(uri, version, cache_dir)
 
 
 def load_folder(folder: str) -> LoadedIndex:
@@ -174,58 +175,14 @@ def clear_cache() -> None:
         _LOADED.clear()
 
 
-# --------------------------------------------------------------------------- local / s3 file helpers
-def _is_remote(path: str) -> bool:
-    return path.startswith(("s3://", "s3a://"))
-
-
-def _join(root: str, name: str) -> str:
-    return f"{root.rstrip('/')}/{name}" if _is_remote(root) else os.path.join(os.path.expanduser(root), name)
-
-
-def _split_s3(uri: str) -> tuple[str, str]:
-    bucket, _, key = uri.split("://", 1)[1].partition("/")
-    return bucket, key
-
-
-def _s3() -> Any:
-    import boto3  # type: ignore[import-untyped]  # lazily: only s3:// artifacts need it
-
-    return boto3.client("s3")
-
-
-def _exists(path: str) -> bool:
-    if not _is_remote(path):
-        return os.path.exists(path)
-    bucket, key = _split_s3(path)
-    return bool(_s3().list_objects_v2(Bucket=bucket, Prefix=key, MaxKeys=1).get("KeyCount"))
-
-
-def _read_bytes(path: str) -> bytes:
-    if not _is_remote(path):
-        return Path(path).read_bytes()
-    bucket, key = _split_s3(path)
-    return _s3().get_object(Bucket=bucket, Key=key)["Body"].read()  # type: ignore[no-any-return]
-
-
-def _write_bytes(path: str, data: bytes) -> None:
-    if _is_remote(path):
-        bucket, key = _split_s3(path)
-        _s3().put_object(Bucket=bucket, Key=key, Body=data)
-        return
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    tmp = f"{path}.tmp{os.getpid()}"
-    Path(tmp).write_bytes(data)
-    os.replace(tmp, path)
-
-
+# --------------------------------------------------------------------------- moving artifact folders
 def _upload_folder(local: str, dest: str) -> None:
-    if _is_remote(dest):
-        client = _s3()
-        bucket, prefix = _split_s3(dest)
+    """Copy the artifact files to `dest`; the manifest last, since its presence marks a complete artifact."""
+    if storage.is_remote(dest):
         for name in FILES:
-            client.upload_file(os.path.join(local, name), bucket, f"{prefix.rstrip('/')}/{name}")
+            storage.copy_file(os.path.join(local, name), storage.join(dest, name))
         return
+    dest = storage.local_path(dest)
     tmp = f"{dest}.tmp{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     shutil.copytree(local, tmp)
@@ -242,10 +199,8 @@ def _download(uri: str, version: str, cache_dir: str) -> str:
         return folder
     os.makedirs(os.path.dirname(folder), exist_ok=True)
     tmp = tempfile.mkdtemp(prefix=f"{version}.", dir=os.path.dirname(folder))
-    client = _s3()
-    bucket, prefix = _split_s3(uri)
     for name in FILES:
-        client.download_file(bucket, f"{prefix.rstrip('/')}/{name}", os.path.join(tmp, name))
+        storage.copy_file(storage.join(uri, name), os.path.join(tmp, name))
     try:
         os.rename(tmp, folder)
     except OSError:  # another process on this machine won the race

@@ -14,6 +14,7 @@ of the bank's own vectors (excluded from IVF training), so every artifact states
 
 from __future__ import annotations
 
+import logging
 import math
 from dataclasses import dataclass
 
@@ -21,19 +22,17 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from fi_spark.config import IndexConfig
+from fi_spark.index.config import IndexConfig
 
 FloatArray = npt.NDArray[np.float32]
+log = logging.getLogger(__name__)
+log.debug("faiss %s loaded (compile options: %s)", faiss.__version__, faiss.get_compile_options().strip())
 
 
 @dataclass(frozen=True)
 class IndexPlan:
     kind: str  # flat | hnsw | ivfpq | factory
-    factory: str  # the FAISS index_factory string
-    trains: bool  # needs a training sample
-
-    def describe(self) -> str:
-        return f"{self.kind} ({self.factory})"
+    factory: str  # the FAISS index_factory string (whether it needs training, faiss says: index.is_trained)
 
 
 def choose_index(n: int, dim: int, cfg: IndexConfig) -> IndexPlan:
@@ -41,16 +40,16 @@ def choose_index(n: int, dim: int, cfg: IndexConfig) -> IndexPlan:
     if n < 1:
         raise ValueError("cannot build an index over zero templates")
     if cfg.factory:
-        return IndexPlan("factory", cfg.factory, trains="IVF" in cfg.factory or "PQ" in cfg.factory)
+        return IndexPlan("factory", cfg.factory)
     kind = cfg.type if cfg.type != "auto" else ("flat" if n <= cfg.flat_max else cfg.large_type)
     if kind == "flat":
-        return IndexPlan("flat", "Flat", trains=False)
+        return IndexPlan("flat", "Flat")
     if kind == "hnsw":
-        return IndexPlan("hnsw", f"HNSW{cfg.hnsw_m},Flat", trains=False)
+        return IndexPlan("hnsw", f"HNSW{cfg.hnsw_m},Flat")
     nlist = cfg.ivf_nlist or int(min(65536, max(16, 4 * math.sqrt(n))))
     nlist = max(1, min(nlist, n // 39 or 1))  # FAISS wants >= 39 training points per centroid
     m = _largest_divisor_at_most(dim, cfg.pq_m)
-    return IndexPlan("ivfpq", f"IVF{nlist},PQ{m}x{cfg.pq_bits}", trains=True)
+    return IndexPlan("ivfpq", f"IVF{nlist},PQ{m}x{cfg.pq_bits}")
 
 
 def build_index(

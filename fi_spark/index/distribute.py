@@ -33,7 +33,6 @@ from typing import Any
 
 import numpy as np
 
-from fi_spark.config import ConfigError, IndexConfig
 from fi_spark.index.artifact import (
     FILES,
     IDS_FILE,
@@ -48,6 +47,8 @@ from fi_spark.index.artifact import (
     local_copy,
 )
 from fi_spark.index.build import configure_search
+from fi_spark.index.config import IndexConfig
+from fi_spark.section import ConfigError
 
 STRATEGIES = ("broadcast", "addfile", "artifacts", "path")
 

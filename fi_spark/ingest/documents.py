@@ -16,11 +16,11 @@ import os
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from fi_spark import storage
 from fi_spark.engine import Capabilities
 from fi_spark.errors import InputError
 from fi_spark.ingest.jsonline import reader_reject
 from fi_spark.ingest.splits import read_lines
-from fi_spark.tables import is_remote
 
 MAX_FILES_TO_LABEL = 256  # per-file reads (to record input_file) up to this many files, then one read
 
@@ -53,7 +53,7 @@ def detect_format(path: str, files: list[str] | None) -> str:
 
 def read_documents(spark: SparkSession, path: str, caps: Capabilities) -> DataFrame:
     """Rows of (value: JSON text as string or UTF-8 bytes, input_file) for every record under ``path``."""
-    files = None if is_remote(path) else list_input_files(path)
+    files = None if storage.is_remote(path) else list_input_files(path)
     fmt = detect_format(path, files)
     if fmt == "parquet" and files is not None:
         readable, damaged = split_damaged_parquet(files)

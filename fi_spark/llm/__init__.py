@@ -67,7 +67,8 @@ Lower layers, for tests, benchmarks and notebooks (no Spark needed):
 - `fi_spark.llm.adapter` -- the only module that knows OpenAI/vLLM request and response shapes.
 - `fi_spark.llm.testserver` -- a fault-injecting OpenAI-compatible server (tests and benchmarks only).
 - `fi_spark.llm.local_server` -- install, convert the bundled model, serve it with vLLM on CPU (shared).
-- `fi_spark.llm.supervise` -- one supervised server per port: leases, idle timeout, restart, heal().
+- `fi_spark.llm.lease` / `fi_spark.llm.supervise` -- one supervised server per port: the users' leases and
+  heal() / the supervisor process (idle timeout, restart).
 """
 
 from __future__ import annotations

@@ -30,8 +30,8 @@ from collections.abc import AsyncIterator, Callable, Iterable
 
 import aiohttp
 
-from fi_spark.config import LLMConfig
 from fi_spark.llm.adapter import Adapter, BadBody, BadContent
+from fi_spark.llm.config import LLMConfig
 from fi_spark.llm.policy import (
     EndpointPool,
     TokenBudget,

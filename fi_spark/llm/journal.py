@@ -36,6 +36,7 @@ from typing import IO, Any
 import pyarrow as pa
 import pyarrow.fs as pafs
 
+from fi_spark import storage
 from fi_spark.llm.types import FINAL_REASONS, LLMResult
 
 ARROW_SCHEMA = pa.schema(
@@ -66,9 +67,12 @@ SUFFIXES = (".jsonl", ".parquet")  # .parquet: journals written by fi-spark befo
 
 
 def _fs(path: str) -> tuple[pafs.FileSystem, str]:
-    if "://" not in path:
-        path = os.path.abspath(path)
-    return pafs.FileSystem.from_uri(path)
+    return storage.filesystem(path)
+
+
+def _uri_prefix(root: str) -> str:
+    """What turns a path pyarrow listed back into a URI like `root` (`s3://`; nothing for local paths)."""
+    return storage.scheme(root) + "://" if storage.is_remote(root) else ""
 
 
 def utf8_safe(text: str | None) -> str | None:
@@ -230,7 +234,7 @@ def answered_ids(run_dir: str, partition: int | None) -> set[str]:
     fs, base = _fs(partition_dir(run_dir, partition))
     if fs.get_file_info(base).type == pafs.FileType.NotFound:
         return set()
-    prefix = run_dir.split("://")[0] + "://" if "://" in run_dir else ""
+    prefix = _uri_prefix(run_dir)
     ids: set[str] = set()
     for item in fs.get_file_info(pafs.FileSelector(base)):
         if item.type == pafs.FileType.File and item.base_name.endswith(".jsonl"):
@@ -247,7 +251,7 @@ def list_files(root: str) -> dict[str, list[str]]:
     if info.type == pafs.FileType.NotFound:
         return {}
     runs: dict[str, list[str]] = {}
-    prefix = root.split("://")[0] + "://" if "://" in root else ""
+    prefix = _uri_prefix(root)
     for item in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
         name = item.base_name
         if item.type != pafs.FileType.File or name.startswith(".") or not name.endswith(SUFFIXES):
@@ -258,7 +262,4 @@ def list_files(root: str) -> dict[str, list[str]]:
 
 
 def remove_run(root: str, run_id: str) -> None:
-    fs, base = _fs(root)
-    target = f"{base}/{run_id}"
-    if fs.get_file_info(target).type != pafs.FileType.NotFound:
-        fs.delete_dir(target)
+    storage.delete(storage.join(root, run_id))

@@ -43,9 +43,9 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
-from fi_spark.config import LocalLLMServerConfig
-from fi_spark.llm import supervise
-from fi_spark.llm.supervise import LocalServerError, ServerSpec
+from fi_spark.llm import lease
+from fi_spark.llm.config import LocalLLMServerConfig
+from fi_spark.llm.lease import LocalServerError, ServerSpec
 
 log = logging.getLogger(__name__)
 
@@ -117,7 +117,7 @@ def ensure_installed(cfg: LocalLLMServerConfig) -> Path:
     root = cache_root(cfg)
     spec = cfg.model_spec
     # two processes installing into one venv would corrupt it (the lock file name predates the supervisor)
-    with supervise.locked(root, "install", name=".install.lock"):
+    with lease.locked(root, "install", name=".install.lock"):
         venv_python = str(root / "venv" / "bin" / "python")
         if not _venv_ready(cfg):
             t0 = time.monotonic()
@@ -247,21 +247,21 @@ def _spec(cfg: LocalLLMServerConfig) -> ServerSpec:
         _write_chat_template(cfg, model_dir(cfg))
         return server_spec(cfg, model_dir(cfg))
     probe_only = ServerSpec(name="", cmd=[], host=cfg.host, port=cfg.port, model=cfg.served_model_name, run_dir="")
-    if supervise.is_serving(probe_only):
+    if lease.is_serving(probe_only):
         return server_spec(cfg, model_dir(cfg))
     return server_spec(cfg, ensure_installed(cfg))
 
 
 def is_serving(cfg: LocalLLMServerConfig) -> bool:
     """True when a server on the configured host:port serves the configured model."""
-    return supervise.is_serving(server_spec(cfg, model_dir(cfg)))
+    return lease.is_serving(server_spec(cfg, model_dir(cfg)))
 
 
 def shared_server(cfg: LocalLLMServerConfig) -> str:
     """Lease the shared local server for the rest of this process (started if none runs); returns its URL."""
     spec = _spec(cfg)
-    handle = supervise.acquire(spec)
-    atexit.register(supervise.release, spec)
+    handle = lease.acquire(spec)
+    atexit.register(lease.release, spec)
     return handle.url
 
 
@@ -269,11 +269,11 @@ def shared_server(cfg: LocalLLMServerConfig) -> str:
 def local_server(cfg: LocalLLMServerConfig) -> Iterator[str]:
     """Yield the base URL of the shared local server, leased for the `with` block."""
     spec = _spec(cfg)
-    handle = supervise.acquire(spec)
+    handle = lease.acquire(spec)
     try:
         yield handle.url
     finally:
-        supervise.release(spec)
+        lease.release(spec)
 
 
 def ensure_healthy(cfg: LocalLLMServerConfig, reason: str, logger: logging.Logger | None = None) -> bool:
@@ -282,22 +282,22 @@ def ensure_healthy(cfg: LocalLLMServerConfig, reason: str, logger: logging.Logge
     Returns True when it answers now (healthy all along, or restarted), so the caller retries its failed
     rows once. The one log line that says why it restarts goes to `logger` (the stage's log).
     """
-    return supervise.heal(server_spec(cfg, model_dir(cfg)), reason, logger or log)
+    return lease.heal(server_spec(cfg, model_dir(cfg)), reason, logger or log)
 
 
 def status(cfg: LocalLLMServerConfig) -> dict[str, object]:
     """What `fi-spark serve-llm --status` prints: the supervisor's state and the live users."""
     spec = server_spec(cfg, model_dir(cfg))
-    state = supervise.read_state(spec.root) or {}
+    state = lease.read_state(spec.root) or {}
     return {
-        "url": spec.url, "serving": supervise.is_serving(spec), "supervised": supervise.supervisor_alive(state),
+        "url": spec.url, "serving": lease.is_serving(spec), "supervised": lease.supervisor_alive(state),
         "status": state.get("status"), "generation": state.get("generation"), "incident": state.get("incident"),
-        "users": supervise.live_users(spec.root), "installed": is_installed(cfg), "run_dir": str(spec.root),
+        "users": lease.live_users(spec.root), "installed": is_installed(cfg), "run_dir": str(spec.root),
     }  # fmt: skip
 
 
 def stop_server(cfg: LocalLLMServerConfig, force: bool = False) -> bool:
-    return supervise.stop(server_spec(cfg, model_dir(cfg)), log, force=force)
+    return lease.stop(server_spec(cfg, model_dir(cfg)), log, force=force)
 
 
 def serve(cfg: LocalLLMServerConfig, detach: bool = False) -> None:
@@ -307,9 +307,9 @@ def serve(cfg: LocalLLMServerConfig, detach: bool = False) -> None:
     process uses it, else it stays up for its users and stops `idle_timeout_s` after the last one.
     """
     spec = _spec(cfg)
-    handle = supervise.acquire(spec)
+    handle = lease.acquire(spec)
     if detach:
-        supervise.release(spec)
+        lease.release(spec)
         log.info("serving %s at %s; it stops %.0f s after its last user leaves", cfg.served_model_name,
                  handle.url, cfg.idle_timeout_s)  # fmt: skip
         return
@@ -321,6 +321,6 @@ def serve(cfg: LocalLLMServerConfig, detach: bool = False) -> None:
     except KeyboardInterrupt:
         pass
     finally:
-        supervise.release(spec)
-        if handle.started and not supervise.stop(spec, log):
+        lease.release(spec)
+        if handle.started and not lease.stop(spec, log):
             log.info("left running for its other users; it stops %.0f s after the last one", cfg.idle_timeout_s)

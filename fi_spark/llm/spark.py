@@ -9,7 +9,7 @@ Flow of one call (see fi_spark.llm for the interface):
    by group inside each task, so one group's requests are sent together to one endpoint), else by id.
    Sail drops a sort that feeds mapInPandas, so with groups each task sorts its own partition in
    memory: raise `llm.partitions` if one partition of requests does not fit a worker;
-4. one Spark action: each task runs the asyncio client over its rows (`llm.concurrency` in flight),
+4. one Spark action: each task (fi_spark.llm.task) runs the asyncio client over its rows (`llm.concurrency` in flight),
    journals every answer the moment it arrives and returns one summary row. A task first reads what
    earlier attempts of the same partition journaled in this run and skips those requests, so a Spark
    task retry does not pay twice;
@@ -28,32 +28,27 @@ task had already paid for is counted once, and answers from the ledger of earlie
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import json
 import os
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import httpx
-import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import LongType, StringType, StructField, StructType
+from pyspark.sql.types import StructField, StructType
 
-from fi_spark.config import LLMConfig
-from fi_spark.llm.adapter import Adapter, schema_dict
-from fi_spark.llm.client import LLMClient
-from fi_spark.llm.journal import JournalWriter, answered_ids, list_files, remove_run
-from fi_spark.llm.policy import TokenBudget
-from fi_spark.llm.types import FINAL_REASONS, LLMRequest, Sampling, request_id
+from fi_spark import storage
+from fi_spark.llm.adapter import schema_dict
+from fi_spark.llm.config import LLMConfig
+from fi_spark.llm.journal import list_files, remove_run
+from fi_spark.llm.task import ID_SCHEMA, SUMMARY_SCHEMA, CallSpec, add_ids, send_partition
+from fi_spark.llm.types import FINAL_REASONS, Sampling
 from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES
-from fi_spark.tables import join_path
 
 if TYPE_CHECKING:
     import logging
@@ -62,23 +57,9 @@ if TYPE_CHECKING:
 
     from fi_spark.tables import TableStore
 
-ID_SCHEMA = StructType(
-    [
-        StructField("key", StringType()),
-        StructField("request_id", StringType()),
-        StructField("messages", StringType()),
-        StructField("prompt", StringType()),
-        StructField("group", StringType()),
-    ]
-)
-SUMMARY_SCHEMA = StructType(
-    [StructField(n, LongType()) for n in ("requests", "http_calls", "resumed")]
-    + [StructField("retries", StringType()), StructField("ms", LongType())]
-)
 RESULT_COLUMNS = ["request_id", "content", "parsed", "logprobs", "error_reason", "error", "prompt_tokens",
                   "cached_tokens", "completion_tokens", "latency_ms", "server_ms", "attempts", "endpoint",
                   "run_id"]  # fmt: skip
-TICK_S = 0.25  # how often a task checks whether its journal is due for an fsync / object write
 
 
 @dataclass(frozen=True)
@@ -97,28 +78,6 @@ class LLMEnv:
 class LLMRun:
     results: DataFrame
     metrics: dict[str, float]
-
-
-@dataclass(frozen=True)
-class CallSpec:
-    """What a Spark task needs to send one stage's requests; pickled into the mapInPandas closures."""
-
-    cfg: LLMConfig
-    model: str
-    stage: str
-    endpoints: tuple[str, ...]
-    sampling: Sampling
-    schema: dict[str, Any] | None
-    schema_name: str
-    run_id: str
-    journal_root: str
-    task_budget: int | None
-    grouped: bool = False  # requests_df has a `group` column
-    api_key: str | None = field(default=None, repr=False)  # never printed
-
-    def adapter(self) -> Adapter:
-        return Adapter(model=self.model, sampling=self.sampling, api=self.cfg.api, flavor=self.cfg.flavor,
-                       response_schema=self.schema, schema_name=self.schema_name)  # fmt: skip
 
 
 def complete(
@@ -153,7 +112,7 @@ def complete(
         cfg=cfg, model=model, stage=stage, endpoints=tuple(endpoints), sampling=sampling,
         schema=schema_dict(response_schema), schema_name=schema_name,
         run_id=f"{time.strftime('%Y%m%dT%H%M%S')}-{uuid.uuid4().hex[:8]}",
-        journal_root=join_path(env.output, "llm_journal", stage),
+        journal_root=storage.join(env.output, "llm_journal", stage),
         task_budget=cfg.token_budget // tasks if cfg.token_budget else None, grouped="group" in cols,
         api_key=os.environ.get(cfg.api_key_env) if cfg.api_key_env else None,
     )  # fmt: skip
@@ -167,7 +126,7 @@ def complete(
             requests_df = requests_df.withColumn(column, F.lit(None).cast("string"))
     with_ids = requests_df.select(
         F.col("key").cast("string"), "messages", "prompt", F.col("group").cast("string")
-    ).mapInPandas(partial(_add_ids, spec), ID_SCHEMA)
+    ).mapInPandas(partial(add_ids, spec), ID_SCHEMA)
     answered = env.store.read(LLM_RESPONSES).select("request_id")
     route = F.coalesce(F.col("group"), F.col("request_id"))  # rows without a group spread by id
     pending = (
@@ -178,7 +137,7 @@ def complete(
         .withColumn("_partition", F.spark_partition_id())  # names the task's journal folder, for its retries
     )
     t0 = time.monotonic()
-    summaries = pending.mapInPandas(partial(_send_partition, spec), SUMMARY_SCHEMA).collect()
+    summaries = pending.mapInPandas(partial(send_partition, spec), SUMMARY_SCHEMA).collect()
     fold_journal(env, spec.journal_root)
     if not cfg.endpoints:  # the local server: heal a dead or wedged engine, then retry the failed rows once
         summaries += _heal_local_and_resend(env, spec, with_ids, tasks)
@@ -216,7 +175,7 @@ def _heal_local_and_resend(env: LLMEnv, spec: CallSpec, with_ids: DataFrame, tas
     retry = with_ids.dropDuplicates(["request_id"]).join(failed.select("request_id"), "request_id", "left_semi")
     route = F.coalesce(F.col("group"), F.col("request_id"))
     retry = retry.repartition(tasks, route).withColumn("_partition", F.spark_partition_id() + F.lit(tasks))
-    out = retry.mapInPandas(partial(_send_partition, spec), SUMMARY_SCHEMA).collect()
+    out = retry.mapInPandas(partial(send_partition, spec), SUMMARY_SCHEMA).collect()
     fold_journal(env, spec.journal_root)
     return out
 
@@ -284,113 +243,6 @@ def read_journal(env: LLMEnv, files: list[str]) -> DataFrame:
     return out.filter(
         F.col("request_id").isNotNull() & F.col("run_id").isNotNull() & F.col("finished_at_ms").isNotNull()
     )
-
-
-def _add_ids(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Ids hash the `messages` string as given (stages send canonical_json), so nothing is decoded or re-encoded
-    here; a row that is not a usable messages list is answered `bad_request` by the send step."""
-    params = spec.adapter().id_params()
-    for pdf in batches:
-        groups = [g if isinstance(g, str) else None for g in pdf["group"]]
-        ids = []
-        for raw, prompt in zip(pdf["messages"], pdf["prompt"], strict=True):
-            if isinstance(raw, str):
-                rid = request_id(model=spec.model, stage=spec.stage, params=params, messages_json=raw)
-            elif isinstance(prompt, str):
-                rid = request_id(model=spec.model, stage=spec.stage, params=params, prompt=prompt)
-            else:  # neither: a stable id, and the send step answers it with `bad_request`
-                rid = request_id(model=spec.model, stage=spec.stage, params=params, prompt="\0invalid\0")
-            ids.append(rid)
-        yield pd.DataFrame(
-            {
-                "key": pdf["key"],
-                "request_id": ids,
-                "messages": pdf["messages"],
-                "prompt": pdf["prompt"],
-                "group": groups,
-            }
-        )
-
-
-def _parse_messages(raw: str) -> list[dict[str, Any]] | None:
-    """The messages list of a request row, or None when it is not JSON of [{"role": str, "content": str}, ...]."""
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    ok = (
-        isinstance(value, list)
-        and value
-        and all(
-            isinstance(m, dict) and isinstance(m.get("role"), str) and isinstance(m.get("content"), str) for m in value
-        )
-    )
-    return value if ok else None
-
-
-def _send_partition(spec: CallSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    """Runs in a Spark task: one event loop, one HTTP client, one journal writer for the whole partition."""
-    cfg = spec.cfg
-    first = next(batches, None)
-    while first is not None and first.empty:
-        first = next(batches, None)
-    if first is None:
-        return
-    partition = int(first["_partition"].iloc[0])
-    run_dir = join_path(spec.journal_root, spec.run_id)
-    done = answered_ids(run_dir, partition)  # journaled by an earlier attempt of this task (a Spark retry)
-    writer = JournalWriter(
-        run_dir, stage=spec.stage, model=spec.model, run_id=spec.run_id, partition=partition,
-        fsync_s=cfg.journal_flush_s, batch_rows=cfg.journal_flush_rows,
-    )  # fmt: skip
-    client = LLMClient(
-        cfg, list(spec.endpoints), spec.adapter(), api_key=spec.api_key, budget=TokenBudget(spec.task_budget),
-        on_result=writer.add,
-    )  # fmt: skip
-    count = Counter[str]()
-
-    frames: Iterator[pd.DataFrame] = itertools.chain([first], batches)
-    if spec.grouped:  # Sail drops a sort that feeds mapInPandas: order the partition here (memory: one partition)
-        whole = pd.concat(list(frames), ignore_index=True)
-        whole["_route"] = whole["group"].where(whole["group"].notna(), whole["request_id"])
-        frames = iter([whole.sort_values(["_route", "request_id"], kind="stable")])
-
-    def requests() -> Iterator[LLMRequest]:
-        for pdf in frames:
-            cols = (pdf["request_id"], pdf["messages"], pdf["prompt"], pdf["group"])
-            for rid, raw, prompt, group in zip(*cols, strict=True):
-                if rid in done:
-                    count["resumed"] += 1
-                    continue
-                messages = _parse_messages(raw) if isinstance(raw, str) else None  # None: answered bad_request
-                yield LLMRequest(
-                    id=rid,
-                    messages=messages,
-                    prompt=prompt if isinstance(prompt, str) and not isinstance(raw, str) else None,
-                    group=group if isinstance(group, str) else None,
-                )
-
-    async def tick() -> None:  # durability must not wait for the next answer (the old journal's gap)
-        while True:
-            await asyncio.sleep(TICK_S)
-            writer.tick()
-
-    async def drive() -> None:
-        ticker = asyncio.ensure_future(tick())
-        try:
-            async with client:
-                async for _ in client.stream(requests()):
-                    count["requests"] += 1
-        finally:
-            ticker.cancel()
-            writer.close()
-
-    t0 = time.monotonic()
-    asyncio.run(drive())
-    yield pd.DataFrame(
-        [{"requests": count["requests"], "http_calls": client.http_calls, "resumed": count["resumed"],
-          "retries": json.dumps(dict(client.retries)), "ms": int((time.monotonic() - t0) * 1000)}]
-    )  # fmt: skip
 
 
 def _metrics(env: LLMEnv, results: DataFrame, summaries: list[Any], seconds: float, run_id: str) -> dict[str, float]:

@@ -13,6 +13,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from fi_spark import storage
+
 if TYPE_CHECKING:
     from fi_spark.config import Config
     from fi_spark.report.data import ReportData
@@ -28,11 +30,11 @@ class ReportFiles:
 
 
 def report_location(config: Config, output: str) -> str:
-    return config.report.location or f"{output.rstrip('/')}/report"
+    return config.report.location or storage.join(output, "report")
 
 
 def export_location(config: Config, output: str) -> str:
-    return config.export.location or f"{output.rstrip('/')}/export"
+    return config.export.location or storage.join(output, "export")
 
 
 def render_report(data: ReportData, config: Config, folder: str) -> ReportFiles:
@@ -75,19 +77,15 @@ def render_report(data: ReportData, config: Config, folder: str) -> ReportFiles:
 
 def build_report(store: TableStore, config: Config, output: str, work_dir: str | None = None) -> ReportFiles:
     """Aggregate the tables under `output`, render the report and publish it to `report.location`."""
-    from fi_spark.export.shards import resolve
     from fi_spark.report.collect import collect_report_data
 
     data = collect_report_data(store, config, export_location(config, output))
     destination = report_location(config, output)
-    remote = "://" in destination and not destination.startswith("file://")
-    folder = tempfile.mkdtemp(prefix="fi-report-", dir=work_dir) if remote else destination
+    remote = storage.is_remote(destination)
+    folder = tempfile.mkdtemp(prefix="fi-report-", dir=work_dir) if remote else storage.local_path(destination)
     files = render_report(data, config, folder)
     if remote:
-        fs, root = resolve(destination)
-        fs.create_dir(root, recursive=True)
         for name in os.listdir(folder):
-            with open(os.path.join(folder, name), "rb") as src, fs.open_output_stream(f"{root}/{name}") as dst:
-                dst.write(src.read())
+            storage.copy_file(os.path.join(folder, name), storage.join(destination, name))
         files.location = destination
     return files

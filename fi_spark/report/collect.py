@@ -16,6 +16,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
+from fi_spark import storage
 from fi_spark.report.data import FunnelRow, Histogram, LLMStageStats, ReportData, TemplateUsage, gini
 from fi_spark.schemas import ALL_TABLES, TableSpec
 
@@ -233,16 +234,11 @@ def samples(t: Tables, config: Config, n: int) -> list[dict[str, str]]:
 
 def read_export_stats(location: str) -> dict[str, Any] | None:
     """The export's stats.json (local or s3://), or None when the export has not run."""
-    from fi_spark.export.shards import resolve
-
-    fs, root = resolve(location)
-    path = f"{root.rstrip('/')}/stats.json"
-    try:
-        with fs.open_input_stream(path) as stream:
-            data: dict[str, Any] = json.loads(stream.read().decode("utf-8"))
-            return data
-    except (FileNotFoundError, OSError):
+    path = storage.join(location, "stats.json")
+    if not storage.exists(path):
         return None
+    data: dict[str, Any] = json.loads(storage.read_bytes(path).decode("utf-8"))
+    return data
 
 
 def collect_report_data(store: TableStore, config: Config, export_location: str) -> ReportData:
@@ -273,7 +269,5 @@ def collect_report_data(store: TableStore, config: Config, export_location: str)
         data.judge_failed = sum(int(r["count"]) for r in counts if r["score"] is None)
         data.judge_threshold = config.judge.threshold
     data.llm = llm_stats(t)
-    ledger = t.get("llm_responses", "latency_ms")
-    data.llm_latency = histogram(ledger, "latency_ms", config.report.bins) if ledger is not None else None
     data.samples = samples(t, config, config.report.sample_pairs)
     return data

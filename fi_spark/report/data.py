@@ -54,10 +54,6 @@ class LLMStageStats:
     runs: int
 
     @property
-    def tokens_per_s(self) -> float:
-        return (self.prompt_tokens + self.completion_tokens) / self.busy_s if self.busy_s else 0.0
-
-    @property
     def completion_tokens_per_s(self) -> float:
         return self.completion_tokens / self.busy_s if self.busy_s else 0.0
 
@@ -83,7 +79,6 @@ class ReportData:
     judge_threshold: float | None = None
     judge_failed: int = 0
     llm: list[LLMStageStats] = field(default_factory=list)
-    llm_latency: Histogram | None = None
     samples: list[dict[str, str]] = field(default_factory=list)
     export: dict[str, Any] | None = None  # the export's stats.json, when it exists
     notes: list[str] = field(default_factory=list)

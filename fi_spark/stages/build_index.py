@@ -23,13 +23,13 @@ import pandas as pd
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
+from fi_spark import storage
 from fi_spark.config import EmbedConfig, IndexConfig
 from fi_spark.embed.encoder import encode, load_encoder
 from fi_spark.index.artifact import IndexArtifact, artifact_version, find_artifact, save_artifact, set_latest
 from fi_spark.index.build import build_index, choose_index, held_back_sample, recall_at_k
 from fi_spark.schemas import TEMPLATE_VECTORS, TEMPLATES
 from fi_spark.stages.base import StageContext, StageResult, StageTables
-from fi_spark.tables import join_path
 
 STAGE = "build_index"
 TABLES = StageTables(reads=(TEMPLATES,), writes=(TEMPLATE_VECTORS,))  # and the index artifact (not a table)
@@ -38,7 +38,7 @@ VECTOR_DDL = "template_id string, model string, vector binary, dim int"
 
 def index_root(ctx: StageContext) -> str:
     """Where index artifacts live: index.location, else <output>/index."""
-    return ctx.config.index.location or join_path(ctx.output, "index")
+    return ctx.config.index.location or storage.join(ctx.output, "index")
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -74,8 +74,8 @@ def run(ctx: StageContext) -> StageResult:
             "index_reused": float(built_s == 0.0),
         }
     )
-    if "://" not in artifact.uri:  # artifacts must be local files; an s3:// index is named by its metrics/params
-        result.artifacts["index_manifest"] = join_path(artifact.uri, "manifest.json")
+    if not storage.is_remote(artifact.uri):  # MLflow artifacts are local files; an s3:// index is named by params
+        result.artifacts["index_manifest"] = storage.join(artifact.uri, "manifest.json")
     return result
 
 

@@ -24,10 +24,11 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.sql.pandas.types import to_arrow_schema
 
+from fi_spark import storage
 from fi_spark.config import Config
 from fi_spark.export.card import CardInputs, FunnelStep, ShardStat, SourceStat, render_card
 from fi_spark.export.records import shard_count, split_for
-from fi_spark.export.shards import STATS_SCHEMA, ShardWriter, resolve
+from fi_spark.export.shards import STATS_SCHEMA, ShardWriter
 from fi_spark.report import export_location
 from fi_spark.report.collect import Tables, funnel, rejects
 from fi_spark.schemas import DOCUMENTS, JUDGED, PAIRS
@@ -50,7 +51,7 @@ def run(ctx: StageContext) -> StageResult:
     per_split = {r["split"]: int(r["count"]) for r in records.groupBy("split").count().collect()}
     rows_in = sum(per_split.values())
 
-    fs, root = resolve(location)
+    fs, root = storage.filesystem(location)
     fs.create_dir(root, recursive=True)
     fs.delete_dir_contents(f"{root}/data", missing_dir_ok=True)
     stats = write_shards(ctx, records, per_split, location) if rows_in else []
@@ -218,9 +219,7 @@ def _license(config: Config, source: str | None, from_metadata: str | None) -> s
 
 
 def _write_text(location: str, name: str, text: str) -> None:
-    fs, root = resolve(location)
-    with fs.open_output_stream(f"{root}/{name}") as out:
-        out.write(text.encode("utf-8"))
+    storage.write_bytes(storage.join(location, name), text.encode("utf-8"))
 
 
 def _spark_schema(schema: Any) -> str:

@@ -27,6 +27,7 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
+from fi_spark import storage
 from fi_spark.config import TemplatesConfig
 from fi_spark.engine import Capabilities
 from fi_spark.ingest.documents import damaged_rows, list_input_files, read_documents, split_damaged_parquet
@@ -34,7 +35,6 @@ from fi_spark.ingest.jsonline import parse_json_object, safe_excerpt
 from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATES
 from fi_spark.stages.base import StageContext, StageResult, StageTables
 from fi_spark.stages.template_rows import check_templates, merge_templates, slot_histogram
-from fi_spark.tables import is_remote
 from fi_spark.text.normalize import text_hash
 
 STAGE = "import_templates"
@@ -81,9 +81,9 @@ def read_bank(spark: SparkSession, paths: list[str], caps: Capabilities) -> Data
     """(value: JSON row, input_file) for every bank row; Parquet rows are turned into JSON."""
     frames = []
     for path in paths:
-        names = [path] if is_remote(path) else list_input_files(path)
+        names = [path] if storage.is_remote(path) else list_input_files(path)
         if all(".parquet" in os.path.basename(n) for n in names):
-            readable, damaged = ([path], []) if is_remote(path) else split_damaged_parquet(names)
+            readable, damaged = ([path], []) if storage.is_remote(path) else split_damaged_parquet(names)
             if damaged:  # each file whose footer cannot be read is one malformed_row, the others are read
                 frames.append(damaged_rows(spark, damaged))
             if readable:

@@ -19,13 +19,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from fi_spark import storage
 from fi_spark.config import QueriesConfig
 from fi_spark.engine import Capabilities
 from fi_spark.ingest.csv_rows import read_csv_records
 from fi_spark.ingest.documents import InputError, list_input_files, read_documents
 from fi_spark.schemas import QUERIES, QUERY_REJECTS
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
-from fi_spark.tables import is_remote
 from fi_spark.templates.queries import classify_query
 
 STAGE = "ingest_queries"
@@ -72,11 +72,11 @@ def read_queries(spark: SparkSession, paths: list[str], cfg: QueriesConfig, caps
 def _read_path(spark: SparkSession, path: str, cfg: QueriesConfig, caps: Capabilities) -> DataFrame:
     fmt = cfg.format
     if fmt == "auto":
-        names = [path] if is_remote(path) else list_input_files(path)
+        names = [path] if storage.is_remote(path) else list_input_files(path)
         fmt = "csv" if all(n.endswith((".csv", ".csv.gz")) for n in names) else "jsonl"
     if fmt != "csv":
         return read_documents(spark, path, caps)  # JSONL and Parquet: prepare_corpus's reader (same JSON rows)
-    if caps.udfs_in_driver_process and not is_remote(path):
+    if caps.udfs_in_driver_process and not storage.is_remote(path):
         return read_csv_records(spark, list_input_files(path))  # Sail's CSV reader fails on one ragged row
     frame = spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(path)
     value = F.to_json(F.struct(*[F.col(c) for c in frame.columns]))

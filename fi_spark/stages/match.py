@@ -40,6 +40,7 @@ from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StructField, StructType
 
+from fi_spark import storage
 from fi_spark.config import ConfigError, EmbedConfig, MatchConfig
 from fi_spark.embed.documents import complete_documents, pool_chunks, pool_tokens
 from fi_spark.embed.encoder import load_encoder
@@ -352,7 +353,7 @@ def match_metrics(
 
 def write_score_histogram(ctx: StageContext, selected: DataFrame) -> dict[str, str]:
     """A 20-bin histogram of match scores as a small JSON artifact (bins computed in Spark)."""
-    if not ctx.work_dir or "://" in ctx.work_dir:
+    if not ctx.work_dir or storage.is_remote(ctx.work_dir):
         return {}
     bins = selected.groupBy(F.least(F.floor(F.greatest(F.col("score"), F.lit(0.0)) * 20), F.lit(19)).alias("b")).count()
     counts = {int(r["b"]): int(r["count"]) for r in bins.collect()}

@@ -19,15 +19,14 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
-from fi_spark.config import PrepareConfig
 from fi_spark.ingest.documents import read_documents
 from fi_spark.ingest.records import classify_record
 from fi_spark.schemas import CHUNKS, DOC_REJECTS, DOCUMENTS, DUP_CLUSTERS, DUPLICATES
 from fi_spark.stages import prepare_web
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.text.chunking import chunk_text
+from fi_spark.text.config import PrepareConfig
 from fi_spark.text.normalize import text_hash
-from fi_spark.text.quality import QualityThresholds
 from fi_spark.text.tokenizer import load_tokenizer
 
 STAGE = "prepare_corpus"
@@ -58,7 +57,7 @@ def run(ctx: StageContext, documents: str) -> StageResult:
     classified = prepare_web.filter_web(classify(raw, cfg), ctx.config.web)
     stored = ctx.store.read(DOCUMENTS).select("doc_id", "text_hash")
     decided = ctx.store.materialize(decide(classified, stored), f"{STAGE}/decided")
-    decided, web_metrics, web_added = prepare_web.near_dedup_step(ctx, decided)  # no-op unless near_dedup.enabled
+    decided, web_metrics, web_added = prepare_web.near_dedup_step(ctx, decided)  # near_dedup.enabled: on by default
     counts = {(r["status"], r["reason"]): r["count"] for r in decided.groupBy("status", "reason").count().collect()}
     ctx.log.info("%s: classified %d records", STAGE, sum(counts.values()))
     kept = decided.filter(F.col("status") == "kept")
@@ -83,15 +82,10 @@ def run(ctx: StageContext, documents: str) -> StageResult:
 
 
 def classify(raw: DataFrame, cfg: PrepareConfig) -> DataFrame:
-    """Parse and check every record (one pass of Python over the data); adds doc_id."""
-    thresholds = QualityThresholds(
-        min_chars=cfg.min_chars,
-        max_chars=cfg.max_chars,
-        min_words=cfg.min_words,
-        max_non_alpha_ratio=cfg.max_non_alpha_ratio,
-        max_line_repeat_ratio=cfg.max_line_repeat_ratio,
-    )
+    """Parse and check every record (one pass of Python over the data); adds doc_id.
 
+    `cfg` is handed to the checks as is: PrepareConfig extends fi_spark.text.config.QualityThresholds.
+    """
     columns = [c.split(" ")[0] for c in CLASSIFIED_DDL.split(", ")]
     blank_row = dict.fromkeys(columns)
 
@@ -104,7 +98,7 @@ def classify(raw: DataFrame, cfg: PrepareConfig) -> DataFrame:
                 if value is None or not value.strip():
                     rows.append({**blank_row, "blank": True, "raw_hash": "", "input_file": input_file})
                     continue
-                row = asdict(classify_record(value, thresholds))
+                row = asdict(classify_record(value, cfg))
                 row.pop("extra")
                 rows.append({**row, "input_file": input_file, "blank": False})
             yield pd.DataFrame(rows, columns=columns, dtype=object)

@@ -23,16 +23,16 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
-from fi_spark.config import WebConfig
+from fi_spark import storage
 from fi_spark.dedup.near_dedup import NearDedupResult, near_dedup
 from fi_spark.ingest.documents import InputError, list_input_files
 from fi_spark.ingest.warc import WARC_REASONS, is_warc_path, warc_json_lines
 from fi_spark.schemas import DOCUMENTS, DUP_CLUSTERS
 from fi_spark.stages.base import StageContext
-from fi_spark.tables import is_remote
+from fi_spark.text.config import WebConfig, WebQualityThresholds
 from fi_spark.text.language import check_language
 from fi_spark.text.normalize import count_words, text_hash
-from fi_spark.text.web_quality import WEB_REASONS, WebQualityThresholds, check_web_quality, clean_c4_lines
+from fi_spark.text.web_quality import WEB_REASONS, check_web_quality, clean_c4_lines
 
 STAGE = "prepare_corpus"
 EXCERPT_CHARS = 200
@@ -43,7 +43,7 @@ CLUSTER_SIZE_BUCKETS = ((2, 2), (3, 5), (6, 10), (11, 100), (101, None))
 # ---------------------------------------------------------------------------------------------- input
 def read_web_input(ctx: StageContext, path: str) -> DataFrame | None:
     """(value, input_file) rows for WARC/WET input at ``path``; None when it holds no WARC file."""
-    if is_remote(path):
+    if storage.is_remote(path):
         if is_warc_path(path):
             raise InputError(f"{path}: WARC input is read from local or mounted paths only (copy it locally first)")
         return None
@@ -75,23 +75,6 @@ def read_web_input(ctx: StageContext, path: str) -> DataFrame | None:
 
 
 # ---------------------------------------------------------------------------------------------- filters
-def thresholds_from(web: WebConfig) -> WebQualityThresholds:
-    return WebQualityThresholds(
-        enable_gopher_quality="gopher_quality" in web.filters,
-        enable_gopher_repetition="gopher_repetition" in web.filters,
-        enable_c4="c4" in web.filters,
-        enable_fineweb="fineweb" in web.filters,
-        clean_c4_lines=web.clean_c4_lines,
-        gopher_top_ngram_ratios=tuple(sorted(web.gopher_top_ngram_ratios.items())),
-        gopher_dup_ngram_ratios=tuple(sorted(web.gopher_dup_ngram_ratios.items())),
-        **{
-            name: getattr(web, name)
-            for name in WebQualityThresholds.__dataclass_fields__
-            if name.startswith(("gopher_", "c4_", "fineweb_")) and not name.endswith("ngram_ratios")
-        },
-    )
-
-
 _CHECKED = StructType(
     [
         StructField("text", StringType()),
@@ -139,11 +122,10 @@ def filter_web(classified: DataFrame, web: WebConfig) -> DataFrame:
     )
     if not web.filters and not web.clean_c4_lines and not web.languages:
         return df
-    thresholds = thresholds_from(web)
     languages, min_score = tuple(web.languages), web.language_min_score
 
     def check(texts: pd.Series) -> pd.DataFrame:
-        return check_texts(texts, thresholds, languages, min_score)
+        return check_texts(texts, web, languages, min_score)
 
     udf = F.pandas_udf(check, _CHECKED)  # type: ignore[call-overload]
     ok = F.col("reason").isNull() & F.col("text").isNotNull()

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fi_spark.config import ConfigError, PromptSpec
+from fi_spark.prompt_spec import PromptSpec
+from fi_spark.section import ConfigError
 
 # The pattern bounds every part of the template (text before the first slot, each slot, text after it, up to
 # 4 slots), because small models loop inside an unbounded string. Measured on the local SmolLM2-135M vLLM CPU

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fi_spark.config import TemplatesConfig
+from fi_spark.templates.config import TemplatesConfig
 from fi_spark.templates.tags import ParsedTemplate, parse_template
 
 # Checked in this order; the first failure is the row's reason.

@@ -7,9 +7,9 @@ Web-crawl heuristics (Gopher / C4 / FineWeb style) live in fi_spark.text.web_qua
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
 
 from fi_spark.ingest.jsonline import PARSE_REASONS
+from fi_spark.text.config import QualityThresholds
 
 # Every reason a document can be dropped for, in one list (doc_rejects.reason takes these values); the
 # line-level ones (size, encoding, JSON, nesting, Unicode) are shared with queries and template banks.
@@ -25,15 +25,6 @@ REASONS = {
     "repeated_lines": "too large a share of lines repeat other lines",
     "duplicate_id": "another record has the same id (the copy with the smallest text hash is kept)",
 }
-
-
-@dataclass(frozen=True)
-class QualityThresholds:
-    min_chars: int = 100
-    max_chars: int = 1_000_000
-    min_words: int = 10
-    max_non_alpha_ratio: float = 0.5
-    max_line_repeat_ratio: float = 0.5
 
 
 def check_quality(text: str, n_words: int, t: QualityThresholds) -> tuple[str, str] | None:

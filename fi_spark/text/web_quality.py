@@ -8,18 +8,19 @@ before the document-level checks when enabled.
 Rules and default thresholds follow the published filters as DataTrove implements them
 (``GopherQualityFilter``, ``GopherRepetitionFilter``, ``C4QualityFilter``, ``FineWebQualityFilter``),
 so numbers are comparable with FineWeb's ablations; every threshold is a field of
-``WebQualityThresholds`` (built from ``config.WebConfig``), and a whole family is switched off with its
-``enable_*`` flag. Words are whitespace-separated tokens, as in those filters; the stop-word rule is
+``WebQualityThresholds`` (fi_spark.text.config, the filter part of the ``web`` section), and a family
+runs only when ``filters`` names it. Words are whitespace-separated tokens, as in those filters; the stop-word rule is
 English-specific and off (``gopher_min_stop_words = 0``) unless configured.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+
+from fi_spark.text.config import WebQualityThresholds
 
 WEB_REASONS = {
     "gopher_word_count": "word count outside [gopher_min_words, gopher_max_words]",
@@ -51,43 +52,6 @@ _TERMINAL = (".", "!", "?", '"', "'", "”", "’", "。", "！", "？")
 _C4_BOILERPLATE = ("javascript", "cookie", "terms of use", "privacy policy", "uses cookies", "use of cookies")
 _PARAGRAPH_SPLIT = re.compile(r"\n{2,}")
 _HAS_ALPHA = re.compile(r"[^\W\d_]")
-
-
-@dataclass(frozen=True)
-class WebQualityThresholds:
-    enable_gopher_quality: bool = True
-    enable_gopher_repetition: bool = True
-    enable_c4: bool = True
-    enable_fineweb: bool = True
-    clean_c4_lines: bool = False
-    # Gopher quality
-    gopher_min_words: int = 50
-    gopher_max_words: int = 100_000
-    gopher_min_mean_word_length: float = 3.0
-    gopher_max_mean_word_length: float = 10.0
-    gopher_max_symbol_word_ratio: float = 0.1
-    gopher_max_bullet_lines_ratio: float = 0.9
-    gopher_max_ellipsis_lines_ratio: float = 0.3
-    gopher_min_alpha_words_ratio: float = 0.8
-    gopher_min_stop_words: int = 0
-    # Gopher repetition
-    gopher_max_dup_line_ratio: float = 0.3
-    gopher_max_dup_para_ratio: float = 0.3
-    gopher_max_dup_line_char_ratio: float = 0.2
-    gopher_max_dup_para_char_ratio: float = 0.2
-    gopher_top_ngram_ratios: tuple[tuple[int, float], ...] = ((2, 0.20), (3, 0.18), (4, 0.16))
-    gopher_dup_ngram_ratios: tuple[tuple[int, float], ...] = (
-        (5, 0.15), (6, 0.14), (7, 0.13), (8, 0.12), (9, 0.11), (10, 0.10),
-    )  # fmt: skip
-    # C4
-    c4_min_sentences: int = 0  # C4 used 5; 0 = off (paragraph-sized documents are common here)
-    c4_min_words_per_line: int = 3
-    # FineWeb
-    fineweb_min_line_punct_ratio: float = 0.12
-    fineweb_max_short_line_ratio: float = 0.67
-    fineweb_short_line_chars: int = 30
-    fineweb_max_char_dup_ratio: float = 0.01
-    fineweb_max_newline_word_ratio: float = 0.3
 
 
 Verdict = tuple[str, str] | None
@@ -160,14 +124,14 @@ def check_gopher_repetition(text: str, t: WebQualityThresholds) -> Verdict:
     if not words:
         return None
     lengths = np.fromiter((len(w) for w in words), dtype=np.int64, count=len(words))
-    sizes = [n for n, _ in t.gopher_top_ngram_ratios + t.gopher_dup_ngram_ratios]
+    sizes = [*t.gopher_top_ngram_ratios, *t.gopher_dup_ngram_ratios]
     keys = ngram_keys(word_ids(words), sizes)
     empty = np.zeros(0, dtype=np.uint64)
-    for n, max_ratio in t.gopher_top_ngram_ratios:
+    for n, max_ratio in sorted(t.gopher_top_ngram_ratios.items()):
         ratio = top_ngram_char_ratio(keys.get(n, empty), lengths, n)
         if ratio > max_ratio:
             return "gopher_top_ngram", f"top {n}-gram covers {ratio:.2f} of characters > {max_ratio}"
-    for n, max_ratio in t.gopher_dup_ngram_ratios:
+    for n, max_ratio in sorted(t.gopher_dup_ngram_ratios.items()):
         ratio = dup_ngram_char_ratio(keys.get(n, empty), lengths, n)
         if ratio > max_ratio:
             return "gopher_dup_ngrams", f"duplicated {n}-grams cover {ratio:.2f} of characters > {max_ratio}"

@@ -50,6 +50,14 @@ def test_bad_override_is_one_clear_error(tmp_path):
     assert out.returncode == 2 and "prepare.chunk_tokens" in out.stderr and "Traceback" not in out.stderr
 
 
+def test_show_config_shows_near_dedup_enabled():
+    """`fi-spark show-config` prints every key of the local profile; near-duplicate removal is on by default."""
+    out = run_cli("show-config")
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0 and "near_dedup.enabled = True" in lines
+    assert "templates.sample_queries = 48" in lines and "web.gopher_min_words = 50" in lines
+
+
 def one_line_error(out: subprocess.CompletedProcess) -> str:
     """The `fi-spark: error: ...` line of a run that must have failed cleanly (exit 2, no traceback)."""
     assert out.returncode == 2, out.stderr[-3000:]

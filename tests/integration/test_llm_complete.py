@@ -177,7 +177,7 @@ def test_groups_are_sent_together_to_one_endpoint_and_costs_add_up(spark: SparkS
         assert len({r["endpoint"] for r in results if r["key"].startswith(key + "-")}) == 1, key
     for s in stats:  # arrival order on each server: a document's requests are contiguous
         seq = [group_of[rid] for rid in s["per_request"]]
-        assert sum(1 for x, y in zip(seq, seq[1:]) if x != y) == len(set(seq)) - 1, seq
+        assert sum(1 for x, y in zip(seq, seq[1:]) if x != y) == max(len(set(seq)) - 1, 0), seq  # may get none
     assert sum(1 for s in stats if s["requests"]) >= 2
     m = run.metrics
     assert m["cached_prompt_tokens"] == sum(s["cached_tokens"] for s in stats) == 8 * 4 * 40

@@ -97,7 +97,7 @@ def test_task_retry_skips_what_its_failed_attempt_journaled(tmp_path: Path) -> N
     import pandas as pd
 
     from fi_spark.config import LLMConfig
-    from fi_spark.llm.spark import CallSpec, _send_partition
+    from fi_spark.llm.task import CallSpec, send_partition
     from fi_spark.llm.types import Sampling
 
     spec = CallSpec(
@@ -115,12 +115,12 @@ def test_task_retry_skips_what_its_failed_attempt_journaled(tmp_path: Path) -> N
     with TestServer(ServerSettings(latency_ms=(5, 10))) as srv:
         spec = dataclasses.replace(spec, endpoints=(srv.url,))
         try:
-            list(_send_partition(spec, dying()))  # type: ignore[arg-type]
+            list(send_partition(spec, dying()))  # type: ignore[arg-type]
         except RuntimeError:
             pass
         journaled = set(_journaled(spec.journal_root))
         first = srv.snapshot()
-        (summary,) = list(_send_partition(spec, iter([rows.iloc[:15], rows.iloc[15:]])))
+        (summary,) = list(send_partition(spec, iter([rows.iloc[:15], rows.iloc[15:]])))
         second = srv.snapshot()
     resumed = int(summary["resumed"].iloc[0])
     assert 0 < len(journaled) < 20

@@ -68,22 +68,15 @@ def test_missing_index_names_the_stage_to_run(tmp_path: Path) -> None:
         art.latest_artifact(str(tmp_path))
 
 
-def test_s3_round_trip_with_download_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_s3_round_trip_with_download_cache(tmp_path: Path, moto_s3: str) -> None:
     """s3:// artifacts are uploaded, found via LATEST, and downloaded once into the cache folder."""
-    moto = pytest.importorskip("moto")
     import boto3
 
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "test")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "test")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with moto.mock_aws():
-        boto3.client("s3").create_bucket(Bucket="bank")
-        x = vectors(20)
-        saved = art.save_artifact(
-            build_index(x, IndexConfig()), [f"t{i}" for i in range(20)], {}, "s3://bank/idx", "v2"
-        )
-        assert saved.uri == f"s3://bank/idx/{saved.version}"
-        found = art.latest_artifact("s3://bank/idx")
-        loaded = art.load_artifact(found.uri, found.version, cache_dir=str(tmp_path / "cache"))
-        assert loaded.index.ntotal == 20 and loaded.ids[7] == "t7"
-        assert sorted(p.name for p in (tmp_path / "cache" / saved.version).iterdir()) == sorted(art.FILES)
+    boto3.client("s3").create_bucket(Bucket="bank")
+    x = vectors(20)
+    saved = art.save_artifact(build_index(x, IndexConfig()), [f"t{i}" for i in range(20)], {}, "s3://bank/idx", "v2")
+    assert saved.uri == f"s3://bank/idx/{saved.version}"
+    found = art.latest_artifact("s3://bank/idx")
+    loaded = art.load_artifact(found.uri, found.version, cache_dir=str(tmp_path / "cache"))
+    assert loaded.index.ntotal == 20 and loaded.ids[7] == "t7"
+    assert sorted(p.name for p in (tmp_path / "cache" / saved.version).iterdir()) == sorted(art.FILES)

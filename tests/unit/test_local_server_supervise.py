@@ -1,4 +1,4 @@
-"""The shared, supervised local server (fi_spark.llm.supervise) with a tiny fake HTTP server, not vLLM.
+"""The shared, supervised local server (fi_spark.llm.lease, .supervise) with a tiny fake HTTP server, not vLLM.
 
 The fake serves /health, /v1/models and /v1/completions, appends its pid to `starts` when it starts, and
 misbehaves on request: a file `wedged-<pid>` makes its completions answer 500, `sick-<pid>` makes /health
@@ -25,8 +25,8 @@ import pytest
 
 from fi_spark.config import ConfigError, LocalLLMServerConfig, load_config
 from fi_spark.export.card import _model_license
-from fi_spark.llm import local_server, supervise
-from fi_spark.llm.supervise import ServerSpec
+from fi_spark.llm import lease, local_server
+from fi_spark.llm.lease import ServerSpec
 
 FAKE = textwrap.dedent(
     """
@@ -86,11 +86,11 @@ def fake(tmp_path: Path) -> Iterator[ServerSpec]:
         health_failures=2, max_restarts=3, probe_timeout_s=5,
     )  # fmt: skip
     yield spec
-    state = supervise.read_state(spec.root)
-    if supervise.supervisor_alive(state):
+    state = lease.read_state(spec.root)
+    if lease.supervisor_alive(state):
         assert state is not None
         os.kill(int(state["supervisor_pid"]), signal.SIGTERM)
-        supervise._wait_exit(state, 30)
+        lease.wait_exit(state, 30)
 
 
 def _starts(spec: ServerSpec) -> list[int]:
@@ -103,9 +103,9 @@ def _flag(spec: ServerSpec, name: str, pid: int) -> None:
 
 
 def _in_other_process(spec: ServerSpec, code: str) -> str:
-    """Run `code` in a fresh interpreter with `spec` and the supervise module imported; returns its stdout."""
+    """Run `code` in a fresh interpreter with `spec` and the lease module imported; returns its stdout."""
     prelude = (
-        "import json, sys\nfrom fi_spark.llm import supervise\nfrom fi_spark.llm.supervise import ServerSpec\n"
+        "import json, sys\nfrom fi_spark.llm import lease\nfrom fi_spark.llm.lease import ServerSpec\n"
         f"spec = ServerSpec(**json.loads({json.dumps(dataclasses.asdict(spec))!r}))\n"
     )
     done = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=60)
@@ -125,69 +125,69 @@ def _wait(predicate: object, timeout: float = 20.0) -> bool:
 def test_lease_of_a_dead_or_reused_pid_is_not_a_user(tmp_path: Path) -> None:
     """A SIGKILLed user's lease, or one whose pid now names another process, keeps nothing alive."""
     child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
-    supervise.add_lease(tmp_path, child.pid)
-    supervise.add_lease(tmp_path)
+    lease.add_lease(tmp_path, child.pid)
+    lease.add_lease(tmp_path)
     (tmp_path / "users" / "999999999").write_text("1")
     (tmp_path / "users" / str(os.getppid())).write_text("not-its-start-time")
-    assert supervise.live_users(tmp_path) == sorted([child.pid, os.getpid()])
+    assert lease.live_users(tmp_path) == sorted([child.pid, os.getpid()])
     child.kill()
     child.wait()
-    assert supervise.live_users(tmp_path) == [os.getpid()]
+    assert lease.live_users(tmp_path) == [os.getpid()]
     assert sorted(p.name for p in (tmp_path / "users").iterdir()) == [str(os.getpid())]
 
 
 def test_starter_exit_leaves_the_server_to_its_other_users(fake: ServerSpec) -> None:
     """The process that started the server exits; a second user keeps it, and it stops only when idle."""
     fake = dataclasses.replace(fake, idle_timeout_s=1.0)
-    out = _in_other_process(fake, "h = supervise.acquire(spec); print(h.started, h.managed)")
+    out = _in_other_process(fake, "h = lease.acquire(spec); print(h.started, h.managed)")
     assert out == "True True"
-    handle = supervise.acquire(fake)  # this process: a user that did not start it
+    handle = lease.acquire(fake)  # this process: a user that did not start it
     assert (handle.started, handle.managed) == (False, True)
     time.sleep(2.5)  # longer than the idle timeout: the starter is gone, but this process holds a lease
-    assert supervise.is_serving(fake)
+    assert lease.is_serving(fake)
     assert len(_starts(fake)) == 1
-    supervise.release(fake)
-    assert _wait(lambda: not supervise.port_open(fake.host, fake.port))
-    state = supervise.read_state(fake.root)
+    lease.release(fake)
+    assert _wait(lambda: not lease.port_open(fake.host, fake.port))
+    state = lease.read_state(fake.root)
     assert state is not None and state["status"] == "stopped"
     assert "idle for 1 s" in state["incident"]
 
 
 def test_a_user_that_did_not_start_it_cannot_stop_it(fake: ServerSpec) -> None:
     """stop() refuses while another live process holds a lease; after that process leaves it stops."""
-    supervise.acquire(fake)
+    lease.acquire(fake)
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:
-        supervise.add_lease(fake.root, other.pid)
-        assert supervise.stop(fake) is False
-        assert supervise.is_serving(fake)
+        lease.add_lease(fake.root, other.pid)
+        assert lease.stop(fake) is False
+        assert lease.is_serving(fake)
     finally:
         other.kill()
         other.wait()
-    assert supervise.stop(fake) is True
-    assert not supervise.port_open(fake.host, fake.port)
+    assert lease.stop(fake) is True
+    assert not lease.port_open(fake.host, fake.port)
 
 
 def test_dead_server_is_restarted_by_its_supervisor(fake: ServerSpec) -> None:
     """SIGKILL of the server process: the supervisor starts a new one (generation 1) on the same port."""
-    supervise.acquire(fake)
+    lease.acquire(fake)
     first = _starts(fake)[0]
     os.kill(first, signal.SIGKILL)
-    assert _wait(lambda: (supervise.read_state(fake.root) or {}).get("generation") == 1 and supervise.is_serving(fake))
-    state = supervise.read_state(fake.root)
+    assert _wait(lambda: (lease.read_state(fake.root) or {}).get("generation") == 1 and lease.is_serving(fake))
+    state = lease.read_state(fake.root)
     assert state is not None and "exited" in state["incident"]
     assert len(_starts(fake)) == 2 and _starts(fake)[1] != first
 
 
 def test_wedged_server_is_restarted_once_for_many_callers(fake: ServerSpec, caplog: pytest.LogCaptureFixture) -> None:
     """Every completion answers 500: four concurrent heal() calls cause one restart, and all see it healthy."""
-    supervise.acquire(fake)
+    lease.acquire(fake)
     _flag(fake, "wedged", _starts(fake)[0])
-    assert supervise.probe(fake) == "a one-token completion answered HTTP 500"
+    assert lease.probe(fake) == "a one-token completion answered HTTP 500"
     results: list[bool] = []
     with caplog.at_level(logging.WARNING):
         threads = [
-            threading.Thread(target=lambda: results.append(supervise.heal(fake, "genericize: 12 of 12 failed")))
+            threading.Thread(target=lambda: results.append(lease.heal(fake, "genericize: 12 of 12 failed")))
             for _ in range(4)
         ]
         for t in threads:
@@ -196,7 +196,7 @@ def test_wedged_server_is_restarted_once_for_many_callers(fake: ServerSpec, capl
             t.join(60)
     assert results == [True, True, True, True]
     assert len(_starts(fake)) == 2
-    assert supervise.read_state(fake.root)["generation"] == 1  # type: ignore[index]
+    assert lease.read_state(fake.root)["generation"] == 1  # type: ignore[index]
     lines = [r.getMessage() for r in caplog.records if "restarting" in r.getMessage()]
     assert len(lines) == 1
     assert "genericize: 12 of 12 failed" in lines[0] and "HTTP 500" in lines[0]
@@ -204,24 +204,24 @@ def test_wedged_server_is_restarted_once_for_many_callers(fake: ServerSpec, capl
 
 def test_failing_health_check_restarts_without_any_caller(fake: ServerSpec) -> None:
     """/health answers 503 twice in a row: the supervisor restarts the server by itself."""
-    supervise.acquire(fake)
+    lease.acquire(fake)
     _flag(fake, "sick", _starts(fake)[0])
-    assert _wait(lambda: (supervise.read_state(fake.root) or {}).get("generation") == 1 and supervise.is_serving(fake))
-    assert "/health failed 2 times" in supervise.read_state(fake.root)["incident"]  # type: ignore[index]
-    assert supervise.probe(fake) is None
+    assert _wait(lambda: (lease.read_state(fake.root) or {}).get("generation") == 1 and lease.is_serving(fake))
+    assert "/health failed 2 times" in lease.read_state(fake.root)["incident"]  # type: ignore[index]
+    assert lease.probe(fake) is None
 
 
 def test_killed_supervisor_leaves_a_server_that_the_next_user_adopts(fake: ServerSpec) -> None:
     """SIGKILL of the supervisor: the server runs on; the next user's supervisor adopts it, not a second one."""
-    supervise.acquire(fake)
-    state = supervise.read_state(fake.root)
+    lease.acquire(fake)
+    state = lease.read_state(fake.root)
     assert state is not None
     os.kill(int(state["supervisor_pid"]), signal.SIGKILL)
-    assert _wait(lambda: not supervise.supervisor_alive(state))
-    handle = supervise.acquire(fake)
+    assert _wait(lambda: not lease.supervisor_alive(state))
+    handle = lease.acquire(fake)
     assert handle.managed and handle.started
     assert len(_starts(fake)) == 1
-    assert supervise.read_state(fake.root)["server_pid"] == _starts(fake)[0]  # type: ignore[index]
+    assert lease.read_state(fake.root)["server_pid"] == _starts(fake)[0]  # type: ignore[index]
 
 
 def test_server_not_started_by_fi_spark_is_used_and_never_touched(
@@ -230,14 +230,14 @@ def test_server_not_started_by_fi_spark_is_used_and_never_touched(
     """A server found running is reused; heal() reports it and stop() leaves it, even when it is wedged."""
     proc = subprocess.Popen(fake.cmd)
     try:
-        assert _wait(lambda: supervise.is_serving(fake))
-        handle = supervise.acquire(fake)
+        assert _wait(lambda: lease.is_serving(fake))
+        handle = lease.acquire(fake)
         assert (handle.managed, handle.started) == (False, False)
         _flag(fake, "wedged", proc.pid)
         with caplog.at_level(logging.WARNING):
-            assert supervise.heal(fake, "judge: 3 of 3 failed") is False
+            assert lease.heal(fake, "judge: 3 of 3 failed") is False
         assert "was not started by fi-spark" in caplog.text
-        assert supervise.stop(fake) is False
+        assert lease.stop(fake) is False
         assert proc.poll() is None
     finally:
         proc.kill()
@@ -249,18 +249,18 @@ def test_port_held_by_another_program_is_one_clear_error(fake: ServerSpec) -> No
     with socket.socket() as s:
         s.bind((fake.host, fake.port))
         s.listen()
-        with pytest.raises(supervise.LocalServerError, match=rf"port {fake.port} .* llm.local.port"):
-            supervise.acquire(fake)
+        with pytest.raises(lease.LocalServerError, match=rf"port {fake.port} .* llm.local.port"):
+            lease.acquire(fake)
 
 
 def test_start_up_timeout_counts_from_the_last_output(fake: ServerSpec) -> None:
     """A start that keeps logging outlives startup_timeout_s; one that is silent that long fails, log tail shown."""
     talking = dataclasses.replace(fake, cmd=[*fake.cmd, "20"], startup_timeout_s=3.0)  # 6 s of "loading ..."
-    assert supervise.acquire(talking).started
-    assert supervise.stop(talking)
+    assert lease.acquire(talking).started
+    assert lease.stop(talking)
     silent = dataclasses.replace(fake, cmd=[sys.executable, "-c", "import time; time.sleep(30)"], startup_timeout_s=3.0)
-    with pytest.raises(supervise.LocalServerError, match="silent for 3 s"):
-        supervise.acquire(silent)
+    with pytest.raises(lease.LocalServerError, match="silent for 3 s"):
+        lease.acquire(silent)
 
 
 PIP_CONFLICT = """\
@@ -353,4 +353,4 @@ def test_model_choice_is_closed_and_names_its_license() -> None:
 def test_probe_of_a_closed_port_says_what_failed() -> None:
     """probe() of a port nobody listens on returns the failure in words instead of raising."""
     spec = ServerSpec(name="x", cmd=[], host="127.0.0.1", port=_free_port(), model="m", run_dir="/nonexistent")
-    assert (supervise.probe(spec) or "").startswith("ConnectError")
+    assert (lease.probe(spec) or "").startswith("ConnectError")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from fi_spark.text.config import WEB_FILTERS
 from fi_spark.text.web_quality import (
     WEB_REASONS,
     WebQualityThresholds,
@@ -21,7 +22,7 @@ from fi_spark.text.web_quality import (
     word_ids,
 )
 
-T = WebQualityThresholds()
+T = WebQualityThresholds(filters=list(WEB_FILTERS))  # every family on (the `web` section has them off)
 PROSE = (
     "The river town grew slowly during the nineteenth century, as merchants moved their warehouses closer to the "
     "new railway station. Most families kept small gardens behind their houses, and the market square filled "
@@ -137,7 +138,7 @@ def test_fineweb_rules():
 def test_families_can_be_switched_off():
     text = " ".join(f"word{i}" for i in range(20))
     assert check_web_quality(text, T)[0] == "gopher_word_count"
-    off = WebQualityThresholds(enable_gopher_quality=False, enable_fineweb=False)
+    off = WebQualityThresholds(filters=["gopher_repetition", "c4"])
     assert check_web_quality(text, off) is None
 
 
@@ -154,21 +155,23 @@ def test_clean_c4_lines_drops_boilerplate_and_short_lines():
     assert cleaned.startswith("The river town")
 
 
-def test_every_threshold_is_configurable():
-    """Each WebQualityThresholds field is reachable from config.WebConfig (prepare_web.thresholds_from)."""
-    from fi_spark.config import WebConfig
-    from fi_spark.stages.prepare_web import thresholds_from
+def test_web_section_is_what_the_checks_read():
+    """The `web` section is a WebQualityThresholds: filters and thresholds set by key reach the checks as they are."""
+    from fi_spark.config import load_config
 
-    web = WebConfig(
-        filters=["c4", "fineweb"], gopher_min_words=7, fineweb_short_line_chars=12, gopher_top_ngram_ratios={3: 0.5}
-    )
-    t = thresholds_from(web)
-    assert (t.enable_c4, t.enable_fineweb, t.enable_gopher_quality, t.enable_gopher_repetition) == (
+    web = load_config(
+        None,
+        ["web.filters=[c4,fineweb]", "web.gopher_min_words=7", "web.fineweb_short_line_chars=12",
+         "web.gopher_top_ngram_ratios={3: 0.5}"],
+    ).web  # fmt: skip
+    assert isinstance(web, WebQualityThresholds)
+    assert (web.enable_c4, web.enable_fineweb, web.enable_gopher_quality, web.enable_gopher_repetition) == (
         True, True, False, False,
     )  # fmt: skip
-    assert (t.gopher_min_words, t.fineweb_short_line_chars, t.gopher_top_ngram_ratios) == (7, 12, ((3, 0.5),))
-    threshold_fields = {f for f in WebQualityThresholds.__dataclass_fields__ if not f.startswith(("enable_", "clean_"))}
-    assert threshold_fields <= set(WebConfig.model_fields)
+    assert (web.gopher_min_words, web.fineweb_short_line_chars, web.gopher_top_ngram_ratios) == (7, 12, {3: 0.5})
+    text = " ".join(f"word{i}" for i in range(20))
+    assert check_gopher_quality(text, T)[0] == "gopher_word_count"
+    assert check_gopher_quality(text, load_config(None, ["web.gopher_min_words=7"]).web) is None
 
 
 def test_check_texts_cleans_hashes_and_rejects():
@@ -178,7 +181,7 @@ def test_check_texts_cleans_hashes_and_rejects():
     from fi_spark.stages.prepare_web import check_texts
     from fi_spark.text.normalize import text_hash
 
-    t = WebQualityThresholds(clean_c4_lines=True)
+    t = WebQualityThresholds(filters=list(WEB_FILTERS), clean_c4_lines=True)
     page = "This site uses cookies.\n" + PROSE
     out = check_texts(pd.Series([PROSE, page, None, "Home\nMenu"]), t)
     assert out.iloc[0]["text"] == PROSE and out.iloc[0]["reason"] is None

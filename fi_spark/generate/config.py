@@ -1,0 +1,85 @@
+"""Settings of pair generation: decontamination, instantiation, judging (fi_spark.generate)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from fi_spark.section import Section
+
+
+class DecontamConfig(Section):
+    """Drop pairs sharing a long n-gram with evaluation sets (fi_spark.generate.decontam); off when no paths."""
+
+    eval_paths: list[str] = Field(
+        default_factory=list, description="evaluation files (jsonl/json/parquet/csv/txt, local or s3://); empty = off"
+    )
+    text_fields: list[str] = Field(
+        default_factory=list, description="columns holding eval text; empty = every string column"
+    )
+    ngram: int = Field(default=13, ge=3, description="overlap length in word tokens (GPT-3 used 13)")
+    min_tokens: int = Field(default=8, ge=1, description="eval items shorter than this are ignored")
+    check: tuple[Literal["instruction", "answer"], ...] = Field(default=("instruction", "answer"), min_length=1)
+    max_ngrams: int = Field(default=50_000_000, ge=1, description="refuse eval sets with more distinct n-grams")
+
+
+class InstantiateConfig(Section):
+    """instantiate: fill template slots from the matched text, write a grounded answer (fi_spark.generate)."""
+
+    prompt: str = Field(default="instantiate.v1", description="prompt under conf/prompts/ or a YAML path")
+    max_tokens: int | None = Field(default=None, ge=1, description="override of llm.max_tokens")
+    sample_pairs: int | None = Field(
+        default=None,
+        ge=1,
+        description="instantiate only this deterministic sample of the matches (smallest "
+        "pair id hash); a re-run sends nothing new. For laptops and trials; unset on clusters.",
+    )
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    max_source_chars: int = Field(default=3000, ge=100, description="source text is cut to this many characters")
+    min_grounding: float = Field(
+        default=0.8, ge=0.0, le=1.0, description="share of answer tokens excerpted verbatim (the paper: 80%)"
+    )
+    grounding_min_span: int = Field(default=5, ge=1, description="an excerpt is at least this many word tokens")
+    min_answer_tokens: int = Field(default=3, ge=1, description="shorter answers are rejected (answer_too_short)")
+    max_instruction_chars: int = Field(
+        default=400, ge=20, description="cap in the response schema: structured output must end the instruction"
+    )
+    max_answer_chars: int = Field(
+        default=1500, ge=50, description="cap in the response schema, so a looping model closes its JSON in time"
+    )
+
+
+class JudgeConfig(Section):
+    """judge: a rubric score per pair (one constrained token by default), kept in `judged`; the final view
+    keeps score >= threshold. With logprobs the expected score is stored too (fi_spark.generate.judge)."""
+
+    prompt: str = Field(default="judge.v2", description="prompt under conf/prompts/ or a YAML path (judge.v1: "
+                        "the earlier rubric, rationale only)")  # fmt: skip
+    rationale: bool = Field(
+        default=False, description="ask for a short rationale before the score (audits); off: the score token alone"
+    )
+    logprobs: int = Field(
+        default=5, ge=0, le=20, description="alternatives returned for the score token (expected_score); 0 = none"
+    )
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="with a rationale: override of llm.max_tokens (the score alone needs 4)"
+    )
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    scale_min: int = Field(default=1, description="lowest rubric score")
+    scale_max: int = Field(default=5, description="highest rubric score")
+    threshold: float = Field(
+        default=4.0, description="pairs scoring below this are left out of the final view (paper: >= 4 of 5)"
+    )
+    max_source_chars: int = Field(default=3000, ge=100)
+    max_rationale_chars: int = Field(default=600, ge=20, description="rationale cap, in the response schema too")
+
+    @model_validator(mode="after")
+    def _scale(self) -> JudgeConfig:
+        if self.scale_min >= self.scale_max:
+            raise ValueError(f"judge.scale_min ({self.scale_min}) must be below judge.scale_max ({self.scale_max})")
+        if not self.scale_min <= self.threshold <= self.scale_max:
+            raise ValueError(
+                f"judge.threshold ({self.threshold}) must lie within the scale [{self.scale_min}, {self.scale_max}]"
+            )
+        return self

@@ -1,0 +1,69 @@
+"""Settings of the FAISS template index (fi_spark.index.build / artifact / distribute) and of matching."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from fi_spark.section import Section
+
+
+class IndexConfig(Section):
+    """FAISS inner-product index over template description vectors (fi_spark.index)."""
+
+    type: Literal["auto", "flat", "ivfpq", "hnsw"] = Field(default="auto", description="auto: flat up to flat_max")
+    flat_max: int = Field(default=50_000, ge=1, description="auto picks exact Flat search up to this many vectors")
+    large_type: Literal["ivfpq", "hnsw"] = Field(default="hnsw", description="what auto picks above flat_max")
+    factory: str | None = Field(default=None, description="FAISS index_factory string; overrides type when set")
+    ivf_nlist: int | None = Field(default=None, ge=1, description="default: about 4*sqrt(n)")
+    pq_m: int = Field(default=48, ge=1, description="PQ sub-quantizers (must divide the dimension)")
+    pq_bits: int = Field(default=8, ge=1, le=16)
+    nprobe: int = Field(default=32, ge=1)
+    hnsw_m: int = Field(default=32, ge=2)
+    hnsw_ef_construction: int = Field(default=80, ge=1)
+    hnsw_ef_search: int = Field(default=128, ge=1)
+    train_sample: int = Field(default=100_000, ge=1000, description="vectors used to train IVF/PQ")
+    recall_sample: int = Field(default=1000, ge=1, description="held-back queries for recall@k vs exact")
+    recall_k: int = Field(default=10, ge=1)
+    location: str | None = Field(default=None, description="artifact root (local or s3://); default <output>/index")
+    distribute: Literal["auto", "broadcast", "addfile", "artifacts", "path"] = Field(
+        default="auto", description="how workers get the index; auto follows the engine's capabilities"
+    )
+    broadcast_max_mb: int = Field(default=512, ge=1, description="auto broadcasts smaller indexes, ships files above")
+    cache_dir: str = Field(default="~/.cache/fi-spark/index", description="where workers keep downloaded indexes")
+    seed: int = 1234
+
+
+class MatchConfig(Section):
+    """match: documents -> candidate templates -> planned pairs, by the paper's rules (fi_spark.index.candidates):
+    a cosine threshold, a few candidates per document, slot-count-weighted sampling, a global per-template cap
+    and a token-for-token budget, applied before instantiation and again in the final view after judging."""
+
+    top_k: int = Field(default=20, ge=1, description="templates retrieved per document vector (search depth)")
+    min_score: float = Field(
+        default=0.2, ge=-1.0, le=1.0,
+        description="cosine threshold: candidates below it are dropped (paper: 0.865 with its BGE-M3 embedding; "
+        "with all-MiniLM-L6-v2 and the sample's ~20 templates, 0.2 keeps 26% of the bundled documents, 0.3 keeps 5%)",
+    )  # fmt: skip
+    candidates_per_doc: int = Field(default=6, ge=1, description="candidates a document keeps (paper: 6)")
+    max_per_doc: int = Field(default=3, ge=1, description="pairs planned per document at most")
+    selection: Literal["best", "slot_weighted"] = Field(
+        default="best",
+        description="order in which a document's candidates are planned: best = highest score first; "
+        "slot_weighted = weighted sample that keeps the bank's slot-count distribution (paper); choose from both",
+    )
+    seed: int = Field(default=0, description="seed of the slot_weighted sample (deterministic per doc/template)")
+    token_budget: float | None = Field(
+        default=1.0, gt=0.0,
+        description="pairs of a document may use at most this times its tokens (paper: 1.0); null = no budget",
+    )  # fmt: skip
+    answer_tokens: int = Field(
+        default=60, ge=0, description="estimated answer tokens of a pair, for the budget before instantiation"
+    )
+    max_per_template: int | None = Field(default=100, ge=1, description="documents one template may serve")
+    max_template_share: float | None = Field(
+        default=None, gt=0.0, le=1.0,
+        description="or at most this fraction of all planned pairs (paper: 0.0009); the tighter cap wins",
+    )  # fmt: skip
+    partitions: int | None = Field(default=None, ge=1, description="repartition the input to this many tasks")

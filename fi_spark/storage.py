@@ -1,0 +1,165 @@
+"""Files outside Spark tables: one way to join, test, read, write, list and delete paths, local or s3://.
+
+Spark reads and writes the stage tables itself (fi_spark.tables); everything else fi-spark writes by
+hand -- index artifacts, the LLM journal, export shards, the report -- goes through this module, so
+"is this remote" and "how do I open it" have one answer.
+
+Paths are plain strings in the form the user gave them: a local path (``~`` expanded), ``file://``
+URIs (local too), or a remote URI (``s3://``; ``s3a://`` is read as ``s3://``; any other scheme pyarrow
+knows, e.g. ``gs://``, ``hdfs://``). ``is_remote`` is true for every URI with a scheme other than
+``file``, so ``dbfs:/...`` counts as remote as well: Spark can read it, this module cannot, and says so.
+
+Why ``pyarrow.fs`` (not fsspec/s3fs): pyarrow is already a runtime dependency and already writes the
+journal and the export shards, so one filesystem layer needs no new package; its S3 client is the AWS
+C++ SDK, which takes credentials from the standard AWS chain (environment, ``~/.aws`` profiles, web
+identity, instance / container roles) and ``AWS_ENDPOINT_URL`` for S3-compatible stores (MinIO, moto).
+s3fs would add aiobotocore, which pins botocore to a narrow range and so fights the boto3 pin that
+mlflow's S3 artifact store needs. Credentials are never read, passed or logged here: the SDK finds them.
+
+Writes are whole-object: a local file is written under a temporary name and renamed into place, an
+object store PUT is atomic per object, so a reader never sees half a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import uuid
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pyarrow is imported on first I/O: the path functions are plain string work
+    import pyarrow.fs as pafs
+
+_SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/")  # two or more letters, so "C:/x" is not a scheme
+_ALIASES = {"s3a": "s3", "s3n": "s3"}  # Hadoop's names for the same store
+
+
+def scheme(path: str) -> str:
+    """The URI scheme of `path` (`s3`, `file`, `dbfs` ...), or '' for a plain local path."""
+    found = _SCHEME.match(path)
+    return found.group(1).lower() if found else ""
+
+
+def is_remote(path: str) -> bool:
+    """True for a URI naming anything but the local filesystem (`s3://`, `s3a://`, `gs://`, `dbfs:/` ...)."""
+    return scheme(path) not in ("", "file")
+
+
+def join(root: str, *parts: str) -> str:
+    """`root/part/...` with single slashes, for local paths and URIs alike; a local `~` is expanded."""
+    base = root if scheme(root) else os.path.expanduser(root)
+    return "/".join([base.rstrip("/"), *(p.strip("/") for p in parts if p.strip("/"))])
+
+
+def local_path(path: str) -> str:
+    """The absolute local path for a plain path or a file:// URI; an error for a remote one."""
+    if is_remote(path):
+        raise ValueError(f"{path}: a remote URI, not a local path")
+    if scheme(path) == "file":
+        path = re.sub(r"^file:(//[^/]*)?", "", path, flags=re.IGNORECASE)
+    return os.path.abspath(os.path.expanduser(path))
+
+
+def display(path: str) -> str:
+    """How to show a path to a person: remote URIs as given, local paths absolute."""
+    return path if is_remote(path) else local_path(path)
+
+
+def filesystem(path: str) -> tuple[pafs.FileSystem, str]:
+    """The pyarrow filesystem holding `path` and the path as that filesystem spells it (for pyarrow I/O)."""
+    import pyarrow.fs as pafs
+
+    if not is_remote(path):
+        return pafs.LocalFileSystem(), local_path(path)
+    name = scheme(path)
+    rest = path.split(":", 1)[1].lstrip("/")
+    bucket = rest.split("/", 1)[0]
+    endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    fs = _remote_filesystem(_ALIASES.get(name, name), bucket, endpoint, os.getpid())
+    return fs, rest.rstrip("/")
+
+
+@lru_cache(maxsize=64)
+def _remote_filesystem(name: str, bucket: str, endpoint: str | None, pid: int) -> pafs.FileSystem:
+    """One filesystem per store, bucket and process (SDK clients do not survive a fork).
+
+    `from_uri` asks S3 for the bucket's region once; the endpoint is part of the key because it names
+    the store (a test's moto server, a MinIO) as much as the bucket does.
+    """
+    import pyarrow.fs as pafs
+
+    try:
+        fs, _ = pafs.FileSystem.from_uri(f"{name}://{bucket}")
+    except (ValueError, NotImplementedError) as exc:  # pyarrow's "unrecognized filesystem type"
+        raise ValueError(
+            f"{name}://{bucket}: fi-spark cannot open {name}:// files itself ({exc}); Spark tables may live "
+            "there, but index, journal, export and report locations must be local paths or s3:// URIs"
+        ) from exc
+    return fs
+
+
+def exists(path: str) -> bool:
+    """Whether a file or a folder (a non-empty prefix, on object stores) is at `path`."""
+    import pyarrow.fs as pafs
+
+    fs, where = filesystem(path)
+    return bool(fs.get_file_info(where).type != pafs.FileType.NotFound)
+
+
+def read_bytes(path: str) -> bytes:
+    fs, where = filesystem(path)
+    with fs.open_input_stream(where) as src:
+        return bytes(src.read())
+
+
+def write_bytes(path: str, data: bytes) -> None:
+    """Write a whole file atomically (temp name + rename locally, one PUT remotely); parents are created."""
+    import pyarrow.fs as pafs
+
+    fs, where = filesystem(path)
+    if isinstance(fs, pafs.LocalFileSystem):
+        folder, name = os.path.split(where)
+        os.makedirs(folder, exist_ok=True)
+        tmp = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:8]}.tmp")
+        with open(tmp, "wb") as dst:
+            dst.write(data)
+        os.replace(tmp, where)
+        return
+    with fs.open_output_stream(where) as dst:
+        dst.write(data)
+
+
+def list_files(root: str) -> list[str]:
+    """Every file under `root` (recursively), sorted, spelled like `root`: `s3://b/x/...` or a local path."""
+    import pyarrow.fs as pafs
+
+    fs, where = filesystem(root)
+    if fs.get_file_info(where).type == pafs.FileType.NotFound:
+        return []
+    base = root.rstrip("/") if is_remote(root) else where
+    found = fs.get_file_info(pafs.FileSelector(where, recursive=True))
+    return sorted(base + item.path[len(where) :] for item in found if item.type == pafs.FileType.File)
+
+
+def delete(path: str) -> None:
+    """Remove a file or a whole folder; nothing there is fine."""
+    import pyarrow.fs as pafs
+
+    fs, where = filesystem(path)
+    kind = fs.get_file_info(where).type
+    if kind == pafs.FileType.Directory:
+        fs.delete_dir(where)
+    elif kind == pafs.FileType.File:
+        fs.delete_file(where)
+
+
+def copy_file(source: str, dest: str) -> None:
+    """Copy one file between any two locations (local -> s3 uploads, s3 -> local downloads)."""
+    import pyarrow.fs as pafs
+
+    src_fs, src = filesystem(source)
+    dst_fs, dst = filesystem(dest)
+    if isinstance(dst_fs, pafs.LocalFileSystem):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+    pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)

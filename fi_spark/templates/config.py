@@ -1,0 +1,87 @@
+"""Settings of query ingestion (fi_spark.templates.queries) and template making (genericize, import, merge)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from fi_spark.section import Section
+
+
+class QueriesConfig(Section):
+    """ingest_queries: raw user queries (JSONL / Parquet / CSV with a text column) -> `queries`."""
+
+    inputs: list[str] = Field(default_factory=list, description="files or folders (local or s3://) of raw queries")
+    format: Literal["auto", "jsonl", "parquet", "csv"] = Field(default="auto", description="auto = by file suffix")
+    text_column: str = "text"
+    id_column: str | None = Field(default="id", description="optional source id column (kept as source_id)")
+    source_column: str | None = Field(default="source", description="optional provenance column")
+    min_chars: int = Field(default=3, ge=1, description="shorter normalized queries are rejected")
+    max_chars: int = Field(default=4000, ge=1, description="longer queries are rejected, not truncated")
+
+    @model_validator(mode="after")
+    def _min_below_max(self) -> QueriesConfig:
+        if self.min_chars > self.max_chars:
+            raise ValueError("queries.min_chars must not exceed queries.max_chars")
+        return self
+
+
+class TemplatesConfig(Section):
+    """genericize / template import: prompt, validation rules, near-duplicate merge (fi_spark.templates)."""
+
+    prompt: str = Field(
+        default="genericize.v1", description="prompt name under conf/prompts/ (e.g. genericize.v1) or a YAML path"
+    )
+    max_tokens: int | None = Field(
+        default=400, ge=1, description="override of llm.max_tokens for genericize (the answer schema fits in ~400)"
+    )
+    sample_queries: int | None = Field(
+        default=None,
+        ge=1,
+        description="genericize only this deterministic sample of the queries (the ones "
+        "with the smallest id hash); a re-run sends nothing new. For laptops and trials; unset on clusters.",
+    )
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    min_chars: int = Field(default=15, ge=1, description="template length bounds (characters, tags included)")
+    max_chars: int = Field(default=1000, ge=1)
+    min_slots: int = Field(default=1, ge=0)
+    max_slots: int = Field(default=10, ge=1)
+    max_slot_chars: int = Field(default=150, ge=1, description="a longer slot description is copied content")
+    min_slot_chars: int = Field(default=3, ge=1, description="a shorter slot description (`<fi>x</fi>`) says nothing")
+    max_slot_share: float = Field(
+        default=0.85, gt=0.0, le=1.0, description="reject templates whose text is more than this share slot text"
+    )
+    description_repeat_ngram: int = Field(
+        default=5, ge=2, description="a description in which a word n-gram of this size occurs twice repeats itself"
+    )
+    min_description_chars: int = Field(default=20, ge=1, description="compatible document description bounds")
+    max_description_chars: int = Field(default=1500, ge=1)
+    check_leftover_specifics: bool = Field(
+        default=True, description="reject templates that keep query specifics (numbers, names, quotes) outside slots"
+    )
+    max_leftover_specifics: int = Field(default=0, ge=0, description="how many such leftovers are tolerated")
+    merge_near_duplicates: bool = Field(
+        default=True, description="merge templates with the same skeleton (case, punctuation, slot wording)"
+    )
+    bank: list[str] = Field(default_factory=list, description="pre-built template bank files to import (jsonl/parquet)")
+    bank_template_column: str = "template"
+    bank_description_column: str = "compatible_document_description"
+    bank_source_query_column: str | None = Field(
+        default="source_query_id", description="bank column naming the query a template was made from (lineage)"
+    )
+    bank_generator_column: str | None = Field(
+        default="generator", description="bank column naming the model that wrote the template (lineage)"
+    )
+    bank_generator: str | None = Field(
+        default=None, description="the generator to record when the bank has no generator column"
+    )
+
+    @model_validator(mode="after")
+    def _bounds(self) -> TemplatesConfig:
+        for low, high in (("min_chars", "max_chars"), ("min_slots", "max_slots")):
+            if getattr(self, low) > getattr(self, high):
+                raise ValueError(f"templates.{low} must not exceed templates.{high}")
+        if self.min_description_chars > self.max_description_chars:
+            raise ValueError("templates.min_description_chars must not exceed templates.max_description_chars")
+        return self
