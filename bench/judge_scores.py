@@ -22,7 +22,11 @@ and mismatched pairs, and the generated tokens per pair:
   b  two yes/no questions with the document ("does the ANSWER respond to the INSTRUCTION?", "is it
      supported by the DOCUMENT?"), one constrained token each, score = 1 + 4 * P(yes1) * P(yes2);
   c  one yes/no question without the document, zero-shot, score = 1 + 4 * P(yes);
-  d  judge.v3: c with two few-shot examples (one good pair, one mismatched).
+  d  judge.v3: c with two few-shot examples (one good pair, one mismatched);
+  e  not a question (a lead, not wired into the stage): the answer's likelihood lift from the instruction,
+     mean log P(answer | instruction) - mean log P(answer | "Say something."), read with vLLM's
+     completions `prompt_logprobs` (SmolLM2's ChatML written out), one generated token per request, two
+     requests; only its AUC is reported (it has no 1-5 mapping, so kept = -).
 The pairs: --sample N real pairs built from the bundled sample (fi_spark/resources/sample): for each
 article title in turn, its next paragraph (by id) gives a question from the title ("What can you
 tell me about <title>?" and two rewordings) and, as the answer, the paragraph's first sentences
@@ -194,6 +198,32 @@ async def candidate(url: str, model: str, name: str, pairs: list[dict]) -> tuple
     return expected, [None if e is None else math.floor(e + 0.5) for e in expected], tokens
 
 
+CHATML = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
+
+
+async def likelihood_lift(url: str, model: str, pairs: list[dict]) -> list[float | None]:
+    """Candidate e: mean answer-token logprob with the instruction minus with a neutral request."""
+    import httpx
+
+    sem = asyncio.Semaphore(8)
+    base = url.rstrip("/").removesuffix("/v1")
+
+    async def mean_lp(client: httpx.AsyncClient, question: str, answer: str) -> float | None:
+        prefix = CHATML.format(q=question)
+        async with sem:
+            tok = await client.post(f"{base}/tokenize", json={"model": model, "prompt": prefix})
+            body = {"model": model, "prompt": prefix + answer, "max_tokens": 1, "prompt_logprobs": 0}
+            r = await client.post(f"{url}/completions", json=body)
+        n, rows = len(tok.json()["tokens"]), r.json()["choices"][0].get("prompt_logprobs") or []
+        vals = [float(next(iter(d.values()))["logprob"]) for d in rows[n:] if d]
+        return sum(vals) / len(vals) if vals else None
+
+    async with httpx.AsyncClient(timeout=600) as client:
+        cond = await asyncio.gather(*(mean_lp(client, p["instruction"], p["answer"]) for p in pairs))
+        free = await asyncio.gather(*(mean_lp(client, "Say something.", p["answer"]) for p in pairs))
+    return [None if c is None or u is None else c - u for c, u in zip(cond, free, strict=True)]
+
+
 def _tokens(results: list) -> int:
     return sum(getattr(r, "completion_tokens", 0) or 0 for r in results)
 
@@ -208,7 +238,11 @@ def compare(args: argparse.Namespace, extra: list[dict]) -> None:
     print(f"{'cand':<5}{'set':<14}{'AUC':>6}{'kept real':>12}{'kept mism':>12}{'unusable':>9}{'tok/pair':>9}{'s':>6}")
     for name in args.candidates:
         t0 = time.time()
-        expected, scores, tokens = asyncio.run(candidate(args.url, args.model, name, pairs))
+        if name == "e":
+            expected, tokens = asyncio.run(likelihood_lift(args.url, args.model, pairs)), 2 * len(pairs)
+            scores: list = [None] * len(pairs)
+        else:
+            expected, scores, tokens = asyncio.run(candidate(args.url, args.model, name, pairs))
         offset = 0
         rows = {}
         for label, (pos, neg) in sets.items():
@@ -224,9 +258,9 @@ def compare(args: argparse.Namespace, extra: list[dict]) -> None:
         for label, (e_pos, e_neg, s_pos, s_neg) in rows.items():
             a = auc([e for e in e_pos if e is not None], [e for e in e_neg if e is not None])
             bad = sum(e is None for e in e_pos + e_neg)
-            kp = sum(s is not None and s >= 4 for s in s_pos)
-            kn = sum(s is not None and s >= 4 for s in s_neg)
-            print(f"{name:<5}{label:<14}{a:6.2f}{kp:>7}/{len(s_pos):<4}{kn:>7}/{len(s_neg):<4}{bad:>9}"
+            kp, kn = (f"{sum(s is not None and s >= 4 for s in ss)}/{len(ss)}" if name != "e" else "-"
+                      for ss in (s_pos, s_neg))  # fmt: skip
+            print(f"{name:<5}{label:<14}{a:6.2f}{kp:>12}{kn:>12}{bad:>9}"
                   f"{tokens / len(pairs):9.1f}{time.time() - t0:6.0f}", flush=True)  # fmt: skip
 
 
@@ -258,7 +292,7 @@ def main() -> None:
     src.add_argument("--pairs", type=Path, help="JSONL of doc_id, instruction, answer, source")
     ap.add_argument("--compare", action="store_true", help="table of the request shapes a-d (module docstring)")
     ap.add_argument("--sample", type=int, default=40, help="--compare: real pairs built from the bundled sample")
-    ap.add_argument("--candidates", nargs="+", default=["a", "b", "c", "d"], choices=["a", "b", "c", "d"])
+    ap.add_argument("--candidates", nargs="+", default=["a", "b", "c", "d"], choices=["a", "b", "c", "d", "e"])
     ap.add_argument("--url", default="http://localhost:8011/v1")
     ap.add_argument("--model", default="smollm2-135m-instruct")
     ap.add_argument("--limit", type=int, default=40)
