@@ -43,13 +43,18 @@ class PromptSpec(Section):
     answer_style: Literal["copied", "excerpts"] = Field(
         default="copied", description="instantiate: answers copied verbatim, or written with <excerpt> markers"
     )
+    judge_style: Literal["rubric", "yes_no"] = Field(
+        default="rubric",
+        description="judge: a score token on the rubric's scale, or one yes/no token (P(yes) "
+        "mapped onto the scale, fi_spark.generate.judge)",
+    )
     path: str = Field(default="", description="where it was loaded from (set by load_prompt)")
 
     @property
     def version_tag(self) -> str:
         """`name.version+<8 hex of the content>`: an edit without a version bump still shows in lineage."""
         body = self.model_dump(mode="json", exclude={"path"})
-        for key, default in (("prompt_format", "fi-spark"), ("answer_style", "copied")):
+        for key, default in (("prompt_format", "fi-spark"), ("answer_style", "copied"), ("judge_style", "rubric")):
             if body.get(key) == default:  # fields added later: files that do not set them keep their tag
                 body.pop(key)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:8]

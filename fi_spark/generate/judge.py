@@ -197,3 +197,105 @@ def score_alternatives(logprobs: str | None) -> dict[str, float] | None:
         if end > digit.start():
             return {str(k): float(v) for k, v in top.items() if isinstance(v, (int, float))}
     return None
+
+
+# --------------------------------------------------------------------------- yes/no judge (judge_style: yes_no)
+# A judge a small model can answer: one yes/no question, the answer constrained to the choice
+# {yes, no} (one token) with its logprobs. P(yes) is read from the token's alternatives (renormalized
+# over yes and no) and mapped onto the scale as low + (high - low) * P(yes), so `judge.threshold: 4` of
+# 1-5 still means "clearly good" (P(yes) >= 0.75 for the expected score; the integer score is that
+# value rounded half up, so score >= 4 needs P(yes) >= 0.625). Without logprobs: yes = high, no = low.
+YES_NO = ("yes", "no")
+YES_NO_MAX_TOKENS = 2  # the choice token, plus room for a server that adds whitespace
+
+
+def yes_no_schema() -> dict[str, Any]:
+    """Schema of the yes/no verdict: a root string enum (a choice for vLLM, one token)."""
+    return {"type": "string", "enum": list(YES_NO)}
+
+
+def yes_probability(logprobs: str | None) -> float | None:
+    """P(yes) at the first token, renormalized over its yes/no alternatives (any case, spaces); None if neither."""
+    top = _first_alternatives(logprobs)
+    if not top:
+        return None
+    mass = {"yes": 0.0, "no": 0.0}
+    for token, logprob in top.items():
+        word = token.strip().lower()
+        if word in mass:
+            mass[word] += math.exp(logprob)
+    total = mass["yes"] + mass["no"]
+    return mass["yes"] / total if total > 0.0 else None
+
+
+def parse_yes_no(answer: str | None, logprobs: str | None, scale: tuple[int, int]) -> JudgeVerdict:
+    """A yes/no answer (bare or JSON string) and its logprobs -> score and expected score on `scale`."""
+    word: Any = (answer or "").strip()
+    try:
+        word = json.loads(word)
+    except ValueError:
+        pass
+    if not isinstance(word, str) or word.strip().lower() not in YES_NO:
+        return JudgeVerdict(None, None, "judge_unparseable", f"expected yes or no: {answer!r:.200}")
+    low, high = scale
+    p_yes = yes_probability(logprobs)
+    if p_yes is None:
+        return JudgeVerdict(high if word.strip().lower() == "yes" else low, None)
+    expected = low + (high - low) * p_yes
+    return JudgeVerdict(math.floor(expected + 0.5), None, expected_score=expected)
+
+
+def build_yes_no_messages(
+    spec: PromptSpec, instruction: str, answer: str, source_text: str, max_source_chars: int
+) -> list[dict[str, str]]:
+    """Chat messages for the yes/no question; an example's assistant turn is its `verdict` word."""
+    values = {"document": cut_text(source_text, max_source_chars), "instruction": instruction, "answer": answer}
+    messages = chat_messages(spec, values)
+    for m in messages:
+        if m["role"] == "assistant":
+            shown = json.loads(m["content"])
+            m["content"] = str(shown.get("verdict", m["content"])) if isinstance(shown, dict) else m["content"]
+    return messages
+
+
+def _first_alternatives(logprobs: str | None) -> dict[str, float] | None:
+    """The {alternative: logprob} map of the first token: the map itself, or a token list's first entry."""
+    if not logprobs:
+        return None
+    try:
+        value = json.loads(logprobs)
+    except ValueError:
+        return None
+    if isinstance(value, list) and value and isinstance(value[0], (list, tuple)) and len(value[0]) == 2:
+        value = value[0][1]
+    if not isinstance(value, dict):
+        return None
+    return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+
+
+def request_shape(
+    spec: PromptSpec, scale: tuple[int, int], rationale: bool, max_rationale_chars: int, max_tokens: int | None
+) -> tuple[dict[str, Any], int | None]:
+    """(response schema, max_tokens) of the prompt's judge style: yes/no token, score token or rationale object."""
+    if spec.judge_style == "yes_no":
+        return yes_no_schema(), YES_NO_MAX_TOKENS
+    return response_schema(scale, rationale, max_rationale_chars), max_tokens if rationale else SCORE_MAX_TOKENS
+
+
+def judge_messages(
+    spec: PromptSpec, instruction: str, answer: str, source_text: str, scale: tuple[int, int], max_chars: int,
+    rationale: bool,
+) -> list[dict[str, str]]:  # fmt: skip
+    """The request of the prompt's judge style (build_yes_no_messages or build_messages)."""
+    if spec.judge_style == "yes_no":
+        return build_yes_no_messages(spec, instruction, answer, source_text, max_chars)
+    return build_messages(spec, instruction, answer, source_text, scale, max_chars, rationale)
+
+
+def judge_verdict(
+    spec: PromptSpec, answer: str | None, logprobs: str | None, scale: tuple[int, int], max_chars: int
+) -> JudgeVerdict:
+    """The verdict of the prompt's judge style (parse_yes_no or parse_verdict)."""
+    if spec.judge_style == "yes_no":
+        return parse_yes_no(answer, logprobs, scale)
+    return parse_verdict(answer, logprobs, scale, max_chars)

@@ -199,9 +199,13 @@ class Adapter:
         """Validate the content against the schema; set `parsed`; raise BadContent with a reason."""
         if self._validator is None:
             return completion
+        choices = choice_values(self.schema)
         try:
             value = json.loads(completion.content)
         except ValueError as exc:
+            if choices is not None and completion.content.strip() in choices:  # vLLM sends a string choice bare
+                completion.parsed = canonical_json(completion.content.strip())
+                return completion
             if completion.finish_reason == "length":
                 raise BadContent(
                     "truncated_output", f"max_tokens={self.sampling.max_tokens} reached before the JSON ended"

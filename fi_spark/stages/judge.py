@@ -1,17 +1,16 @@
 """Stage `judge`: pairs -> judged (score, expected score, optional rationale per pair); the final set is a view.
 
-Every pair not judged yet is sent to the judge LLM with the rubric prompt (fi_spark.generate.judge)
+Every pair not judged yet is sent to the judge LLM with the judge prompt (fi_spark.generate.judge)
 and the same source text the instantiator saw, rebuilt from the pair's own (doc_id, chunk_id,
 char_start, char_end) -- never re-derived from matches. By default the answer is one constrained score
-token with its logprobs (`judge.logprobs`); `judge.rationale` asks for a rationale first (audits). The
+token with its logprobs (`judge.logprobs`); `judge.rationale` asks for a rationale first (audits); a
+prompt with `judge_style: yes_no` (judge.v3) asks a yes/no question, P(yes) mapped onto the scale. The
 verdict is stored whole in `judged` -- score, expected score, rationale, or the reason no usable verdict
-came back -- and the threshold is applied only when
-reading (`final_pairs`, fi_spark.stages.lineage), so `judge.threshold` can change without a single
-new request. Transient LLM failures are not stored, so the next run asks again.
+came back -- and the threshold is applied only when reading (`final_pairs`, fi_spark.stages.lineage),
+so `judge.threshold` can change without a new request. Transient LLM failures are not stored.
 
-Result accounting: rows in = pairs judged now; rows out = those at or above the threshold; rejected =
-below_threshold + unusable verdicts + transient failures (`llm_<reason>`). The loop is
-fi_spark.stages.llm_stage's.
+Accounting (the loop is fi_spark.stages.llm_stage's): rows in = pairs judged now; rows out = those at or
+above the threshold; rejected = below_threshold + unusable verdicts + transient failures (`llm_<reason>`).
 """
 
 from __future__ import annotations
@@ -70,13 +69,13 @@ class Judge(LLMStage):
                                         self.cfg.rationale), "key string, messages string")  # fmt: skip
 
     def call_options(self) -> dict[str, Any]:
-        schema = gen.response_schema(self.scale, self.cfg.rationale, self.cfg.max_rationale_chars)
-        max_tokens = self.cfg.max_tokens if self.cfg.rationale else gen.SCORE_MAX_TOKENS
+        schema, max_tokens = gen.request_shape(self.spec, self.scale, self.cfg.rationale,
+                                               self.cfg.max_rationale_chars, self.cfg.max_tokens)  # fmt: skip
         return {"response_schema": schema, "schema_name": "verdict", "max_tokens": max_tokens,
                 "temperature": self.cfg.temperature, "top_logprobs": self.cfg.logprobs}  # fmt: skip
 
     def checker(self) -> Callable[[Row], Row]:
-        return partial(_verdict, self.scale, self.cfg.max_rationale_chars)
+        return partial(_verdict, self.spec, self.scale, self.cfg.max_rationale_chars)
 
     def decide(self, rows: DataFrame) -> DataFrame:
         outcome = (
@@ -106,16 +105,16 @@ def _requests(
     for batch in batches:
         rows = zip(batch["instruction"], batch["answer"], batch["source_text"], strict=True)
         messages = [
-            encode(gen.build_messages(spec, i, a, text or "", scale, max_chars, rationale)) for i, a, text in rows
+            encode(gen.judge_messages(spec, i, a, text or "", scale, max_chars, rationale)) for i, a, text in rows
         ]
         yield pd.DataFrame({"key": batch["pair_id"], "messages": messages})
 
 
-def _verdict(scale: tuple[int, int], max_chars: int, row: Row) -> Row:
+def _verdict(spec: PromptSpec, scale: tuple[int, int], max_chars: int, row: Row) -> Row:
     """One answer (schema-valid JSON, else the raw content) and its logprobs -> the verdict, or why none came."""
     failed = llm_failure(row, "error_reason")
     if failed:
         return failed
-    verdict = gen.parse_verdict(row["parsed"] or row["content"], row.get("logprobs"), scale, max_chars)
+    verdict = gen.judge_verdict(spec, row["parsed"] or row["content"], row.get("logprobs"), scale, max_chars)
     return {"score": verdict.score, "rationale": verdict.rationale, "error_reason": verdict.reason,
             "detail": verdict.detail, "expected_score": verdict.expected_score}  # fmt: skip
