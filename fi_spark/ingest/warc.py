@@ -85,6 +85,10 @@ def iter_warc_documents(
     while True:
         try:
             record = next(records)
+            if record.format.startswith("arc") and not (record.rec_headers.get_header("uri") or "").strip():
+                # warcio reads bytes without a WARC header as an ARC record with an empty URI: not a WARC file
+                yield _unreadable(read, "not a WARC/WET file (no WARC record header)")
+                return
             if record.rec_type not in ("response", "conversion"):
                 continue
             read += 1
