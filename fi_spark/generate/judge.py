@@ -171,14 +171,9 @@ def expected_score(logprobs: str | None, scale: tuple[int, int]) -> float | None
 
 def score_alternatives(logprobs: str | None) -> dict[str, float] | None:
     """The {alternative: logprob} map at the score token: the map itself, or the digit's entry of a token list."""
-    if not logprobs:
-        return None
-    try:
-        value = json.loads(logprobs)
-    except ValueError:
-        return None
+    value = _load_logprobs(logprobs)
     if isinstance(value, dict):
-        return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float))}
+        return _numeric(value)
     if not isinstance(value, list) or not value:
         return None
     try:
@@ -195,8 +190,24 @@ def score_alternatives(logprobs: str | None) -> dict[str, float] | None:
     for token, top in zip(tokens, tops, strict=True):
         end += len(token)
         if end > digit.start():
-            return {str(k): float(v) for k, v in top.items() if isinstance(v, (int, float))}
+            return _numeric(top)
     return None
+
+
+def _load_logprobs(logprobs: str | None) -> Any:
+    """The stored logprobs JSON (`LLMResult.logprobs`) decoded, or None when absent or not JSON."""
+    if not logprobs:
+        return None
+    try:
+        return json.loads(logprobs)
+    except ValueError:
+        return None
+
+
+def _numeric(alternatives: dict[Any, Any]) -> dict[str, float]:
+    return {
+        str(k): float(v) for k, v in alternatives.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    }
 
 
 # --------------------------------------------------------------------------- yes/no judge (judge_style: yes_no)
@@ -260,17 +271,10 @@ def build_yes_no_messages(
 
 def _first_alternatives(logprobs: str | None) -> dict[str, float] | None:
     """The {alternative: logprob} map of the first token: the map itself, or a token list's first entry."""
-    if not logprobs:
-        return None
-    try:
-        value = json.loads(logprobs)
-    except ValueError:
-        return None
+    value = _load_logprobs(logprobs)
     if isinstance(value, list) and value and isinstance(value[0], (list, tuple)) and len(value[0]) == 2:
         value = value[0][1]
-    if not isinstance(value, dict):
-        return None
-    return {str(k): float(v) for k, v in value.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    return _numeric(value) if isinstance(value, dict) else None
 
 
 def request_shape(
