@@ -11,7 +11,9 @@ checked by the stage's own `evaluate_instantiation` (grounding on the expanded a
   are enums of the shown text's sentence starts / ends that occur exactly once, so every marker names
   text that exists (it can still name an end before its start). The schema depends on the document,
   so this arm needs one schema per document: the stage's `complete` sends one schema per call, so (c)
-  exists here only.
+  exists here only;
+- (d) sentences: instantiate.v3 -- the document shown with numbered sentences, the schema asking for
+  `first_sentence` / `last_sentence` integers; the answer is that range of the shown text, verbatim.
 
 Printed per arm: pairs kept (pass every check) / sent, reject reasons, generated tokens in total and per
 kept pair, prompt tokens, and wall seconds. Requests are sent document by document (a document's
@@ -24,6 +26,7 @@ every run measures the same pairs.
     python bench/excerpts.py                 # ~6-10 minutes on 2 CPU cores
     python bench/excerpts.py --arms a,b      # some arms only
     python bench/excerpts.py --build         # rebuild the pair set (genericizes 24 sample queries first)
+    python bench/excerpts.py --arms b,d --tables /tmp/run-v2/tables --limit 16   # pairs from a run's tables
 """
 
 from __future__ import annotations
@@ -128,6 +131,29 @@ def build_pairs(url: str, model: str, n_queries: int, n_docs: int, per_doc: int)
     ]
 
 
+def pairs_from_tables(tables: Path, n: int) -> list[dict[str, str]]:
+    """Pairs from a run's Delta tables: its matches first (the region it matched), then every template
+    against the documents in doc_id order, round robin, up to `n` pairs (templates that may not fit: the
+    decline path is measured too)."""
+    from deltalake import DeltaTable
+
+    docs = DeltaTable(str(tables / "documents")).to_pandas().sort_values("doc_id")
+    temps = DeltaTable(str(tables / "templates")).to_pandas().sort_values("template_id")
+    text = dict(zip(docs["doc_id"], docs["text"], strict=True))
+    tmpl = dict(zip(temps["template_id"], temps["template"], strict=True))
+    pairs = []
+    for m in DeltaTable(str(tables / "matches")).to_pandas().sort_values(["doc_id", "rank"]).itertuples():
+        body = text[m.doc_id][int(m.char_start) : int(m.char_end)] if m.char_end else text[m.doc_id]
+        pairs.append({"doc_id": m.doc_id, "document": body, "template": tmpl[m.template_id]})
+    ids, k = list(temps["template_id"]), 0
+    for doc_id in docs["doc_id"]:
+        if len(pairs) >= n:
+            break
+        pairs.append({"doc_id": doc_id, "document": text[doc_id], "template": tmpl[ids[k % len(ids)]]})
+        k += 1
+    return pairs[:n]
+
+
 # --------------------------------------------------------------------------- arm (c): schema by construction
 def sentence_bounds(shown: str, words: int = 4, limit: int = 40) -> tuple[list[str], list[str]]:
     """Sentence starts / ends (up to `words` words) of `shown` that occur exactly once in it."""
@@ -160,7 +186,7 @@ def construction_schema(base: dict[str, Any], shown: str) -> dict[str, Any] | No
 def run_arm(name: str, pairs: list[dict[str, str]], url: str, model: str) -> dict[str, Any]:
     cfg = load_config("local")
     icfg = cfg.instantiate
-    spec = load_prompt("instantiate.v1" if name == "a" else "instantiate.v2")
+    spec = load_prompt({"a": "instantiate.v1", "d": "instantiate.v3"}.get(name, "instantiate.v2"))
     rules = gen.InstantiateRules.from_config(icfg, spec)
     jobs: list[tuple[Any, list[dict[str, str]]]] = []
     for pair in pairs:
@@ -205,7 +231,7 @@ def run_arm(name: str, pairs: list[dict[str, str]], url: str, model: str) -> dic
     }  # fmt: skip
 
 
-LABELS = {"a": "(a) copied v1", "b": "(b) markers v2", "c": "(c) by construction"}
+LABELS = {"a": "(a) copied v1", "b": "(b) markers v2", "c": "(c) by construction", "d": "(d) sentences v3"}
 
 
 def main() -> None:
@@ -216,9 +242,14 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=None, help="only the first N pairs")
     parser.add_argument("--queries", type=int, default=24, help="--build: sample queries to genericize")
     parser.add_argument("--pairs", type=Path, default=PAIRS_FILE, help="the fixed pair set (JSON list)")
+    parser.add_argument("--tables", type=Path, default=None, help="take the pairs from a run's Delta tables")
     args = parser.parse_args()
     model = server_model(args.url)
-    if args.build or not args.pairs.exists():
+    if args.tables is not None:
+        pairs = pairs_from_tables(args.tables, args.limit or 16)
+        args.pairs = Path("/tmp") / "excerpts_pairs_tables.json"
+        args.pairs.write_text(json.dumps(pairs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    elif args.build or not args.pairs.exists():
         pairs = build_pairs(args.url, model, n_queries=args.queries, n_docs=10, per_doc=3)
         args.pairs.write_text(json.dumps(pairs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     pairs = json.loads(args.pairs.read_text(encoding="utf-8"))[: args.limit]

@@ -40,8 +40,8 @@ class PromptSpec(Section):
         description="fi-spark: this file's system/user/examples; fineinstructions: the released "
         "models' own input/output contract (fi_spark.generate.fineinstructions), system/examples unused",
     )
-    answer_style: Literal["copied", "excerpts"] = Field(
-        default="copied", description="instantiate: answers copied verbatim, or written with <excerpt> markers"
+    answer_style: Literal["copied", "excerpts", "sentences"] = Field(
+        default="copied", description="instantiate: answers copied, with <excerpt> markers, or numbered sentences"
     )
     judge_style: Literal["rubric", "yes_no"] = Field(
         default="rubric",

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 
 from fi_spark.generate.grounding import CJK
 from fi_spark.generate.prompting import cut_text
+from fi_spark.text.chunking import sentence_starts
 
 REASONS = ("excerpt_malformed", "excerpt_ambiguous", "excerpt_unresolved", "excerpt_overlap")
 OPEN, GAP, CLOSE = "<excerpt>", "<...>", "</excerpt>"
@@ -59,6 +60,35 @@ MAX_DETAIL = 200
 def shown_text(source_text: str | None, max_chars: int) -> str:
     """The text the model is shown for `source_text`: the prompt builders and every check use this one cut."""
     return cut_text(source_text or "", max_chars)
+
+
+def sentence_spans(shown: str) -> list[tuple[int, int]]:
+    """[start, end) of each sentence of `shown` (fi_spark.text.chunking's split), outer whitespace excluded.
+
+    Sentence k (1-based) of the numbered document (`answer_style: sentences`) is `shown[start:end]` of
+    entry k-1, so a chosen sentence range maps back to the exact characters the model was shown.
+    Whitespace-only pieces (blank lines) are not sentences.
+    """
+    starts = sentence_starts(shown)
+    spans = []
+    for i, start in enumerate(starts):
+        piece = shown[start : starts[i + 1] if i + 1 < len(starts) else len(shown)]
+        stripped = piece.strip()
+        if stripped:
+            lead = len(piece) - len(piece.lstrip())
+            spans.append((start + lead, start + lead + len(stripped)))
+    return spans
+
+
+def number_sentences(shown: str, spans: list[tuple[int, int]] | None = None) -> str:
+    """`shown` with `[k] ` written before sentence k (1-based); the text between sentences is kept as is."""
+    spans = sentence_spans(shown) if spans is None else spans
+    out, pos = [], 0
+    for k, (start, end) in enumerate(spans, 1):
+        out.append(f"{shown[pos:start]}[{k}] {shown[start:end]}")
+        pos = end
+    out.append(shown[pos:])
+    return "".join(out)
 
 
 @dataclass(frozen=True)

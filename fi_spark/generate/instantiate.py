@@ -5,7 +5,7 @@ region of a document) and the model's answer; produces an instruction, an answer
 either a pass or one machine-readable reject reason with a detail that carries the measured value. Pure
 Python: the instantiate stage runs `evaluate_instantiation` inside a pandas UDF.
 
-Three answer contracts, chosen by the prompt file (fi_spark.config.PromptSpec):
+Four answer contracts, chosen by the prompt file (fi_spark.config.PromptSpec):
 
 - ``answer_style: copied`` (instantiate.v1): JSON {slots, instruction, answer}, the answer copied verbatim.
 - ``answer_style: excerpts`` (instantiate.v2, the default): JSON {compatible, slots, instruction, answer},
@@ -13,6 +13,15 @@ Three answer contracts, chosen by the prompt file (fi_spark.config.PromptSpec):
   connecting words, expanded by fi_spark.generate.excerpts against the shown text; `compatible: false`
   declines. The user turn puts the DOCUMENT before the template, so the templates matched to one document
   share one long prompt prefix (vLLM's automatic prefix caching reuses its KV cache).
+- ``answer_style: sentences`` (instantiate.v3): the document is shown with numbered sentences
+  (`[1] First. [2] Second.`, fi_spark.generate.excerpts.sentence_spans of the shown text); JSON
+  {compatible, slots, instruction, first_sentence, last_sentence}. The answer is the shown text from the
+  start of sentence `first_sentence` to the end of `last_sentence`, verbatim by construction (a small
+  model can pick two numbers but cannot type resolvable markers). A number beyond the document's
+  sentences or a reversed range -> ``excerpt_unresolved``. A range longer than `max_answer_chars` keeps
+  fewer sentences (from `first_sentence` on, as many whole sentences as fit, at least one) rather than
+  rejecting: the model pointed at where the answer starts, and a wide range is the common small-model
+  slip (e.g. 1 to the last sentence), so cutting keeps a verbatim, usable answer.
 - ``prompt_format: fineinstructions``: the released template_instantiator's own input and plain-text
   output (fi_spark.generate.fineinstructions); `null` declines. No response schema is sent.
 
@@ -52,6 +61,8 @@ from fi_spark.templates.tags import parse_template
 PLACEHOLDERS = {"template", "slots", "document"}
 # Schema caps, in characters (~4 per token); instruction and answer caps come from InstantiateConfig.
 MAX_SLOTS, MAX_SLOT_CHARS = 8, 100
+# `answer_style: sentences`: the schema's maximum sentence number (3000 shown characters hold ~20-40).
+MAX_SENTENCES = 40
 # Marker shape the excerpts schema enforces: up to 4 markers, each side 1-60 characters, short connectors,
 # or nothing at all (a declined template). Bounded like the genericize pattern, because vLLM's grammar
 # compiler rejects some unbounded or wide regexes.
@@ -101,6 +112,21 @@ class ExcerptInstantiation(BaseModel):
     answer: str
 
 
+class SentenceInstantiation(BaseModel):
+    """`answer_style: sentences`: decide, fill slots, then choose the answer as a range of numbered sentences."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compatible: bool
+    slots: list[SlotFill] = Field(max_length=MAX_SLOTS)
+    instruction: str
+    first_sentence: int = Field(ge=1, le=MAX_SENTENCES)
+    last_sentence: int = Field(ge=1, le=MAX_SENTENCES)
+
+
+_SCHEMAS: dict[str, type[BaseModel]] = {"excerpts": ExcerptInstantiation, "sentences": SentenceInstantiation}
+
+
 def response_schema(
     n_slots: int,
     max_instruction_chars: int | None = None,
@@ -113,17 +139,20 @@ def response_schema(
     The stage sends templates grouped by slot count, so structured output cannot invent extra slots or
     skip one; the cap of MAX_SLOTS applies when a template has more slots than that. The length caps make
     a server with structured output close the JSON in time (a small model otherwise loops to max_tokens).
-    With an excerpts prompt the answer must contain at least one well-formed marker (EXCERPT_PATTERN).
+    With an excerpts prompt the answer must contain at least one well-formed marker (EXCERPT_PATTERN);
+    with a sentences prompt the answer is two sentence numbers in 1..MAX_SENTENCES.
     """
     style = spec.answer_style if spec is not None else "copied"
     if spec is not None and spec.prompt_format == "fineinstructions":
         return None
-    schema = (ExcerptInstantiation if style == "excerpts" else Instantiation).model_json_schema()
+    schema = _SCHEMAS.get(style, Instantiation).model_json_schema()
     schema.pop("description", None)
     count = min(n_slots, MAX_SLOTS)
     props = schema["properties"]
     props["slots"].update(minItems=count, maxItems=count)
     props["instruction"]["maxLength"] = max_instruction_chars or _DEFAULTS["max_instruction_chars"].default
+    if style == "sentences":
+        return schema
     if style == "excerpts":  # vLLM refuses a maxLength beside a pattern; the pattern bounds the length
         props["answer"]["pattern"] = EXCERPT_PATTERN
     else:
@@ -140,11 +169,17 @@ class InstantiateRules:
     min_answer_tokens: int = _DEFAULTS["min_answer_tokens"].default
     max_source_chars: int = _DEFAULTS["max_source_chars"].default
     prompt_format: str = "fi-spark"
+    max_answer_chars: int = _DEFAULTS["max_answer_chars"].default  # answer_style sentences: the span cap
+    answer_style: str = "copied"
 
     @classmethod
     def from_config(cls, cfg: InstantiateConfig, spec: PromptSpec | None = None) -> InstantiateRules:
         fmt = spec.prompt_format if spec is not None else "fi-spark"
-        return cls(cfg.min_grounding, cfg.grounding_min_span, cfg.min_answer_tokens, cfg.max_source_chars, fmt)
+        style = spec.answer_style if spec is not None else "copied"
+        return cls(
+            cfg.min_grounding, cfg.grounding_min_span, cfg.min_answer_tokens, cfg.max_source_chars, fmt,
+            cfg.max_answer_chars, style,
+        )  # fmt: skip
 
 
 @dataclass
@@ -186,11 +221,16 @@ def build_messages(spec: PromptSpec, template: str, source_text: str, max_source
     if spec.prompt_format == "fineinstructions":
         return fineinstructions.instantiator_messages(template, shown)
 
+    numbered = spec.answer_style == "sentences"
+
     def example(values: dict[str, Any], output: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
         values.setdefault("slots", slot_list(str(values.get("template", ""))))
+        if numbered:
+            values["document"] = excerpts.number_sentences(str(values.get("document", "")))
         return values, output
 
-    values = {"template": template, "slots": slot_list(template), "document": shown}
+    document = excerpts.number_sentences(shown) if numbered else shown
+    values = {"template": template, "slots": slot_list(template), "document": document}
     return chat_messages(spec, values, example)
 
 
@@ -207,7 +247,8 @@ def evaluate_instantiation(
     already was). `source_ngrams` may be passed when one source is checked against many answers.
     """
     shown = excerpts.shown_text(shown_text, rules.max_source_chars)
-    check = _read(answer, rules.prompt_format)
+    sentences = rules.answer_style == "sentences" and rules.prompt_format != "fineinstructions"
+    check, chosen = _read_sentences(answer) if sentences else (_read(answer, rules.prompt_format), None)
     if check.reason is not None:
         return check
     instruction, raw_answer = (check.instruction or "").strip(), (check.answer or "").strip()
@@ -217,7 +258,12 @@ def evaluate_instantiation(
     leftover = parse_template(instruction)
     if leftover.slots or leftover.problems:
         return _reject(check, "unfilled_slots", f"instruction still has <fi> tags: {instruction[:200]}")
-    if excerpts.has_markers(raw_answer):
+    if chosen is not None:
+        span, problem = sentence_range(shown, chosen[0], chosen[1], rules.max_answer_chars)
+        if span is None:
+            return _reject(check, "excerpt_unresolved", problem)
+        check.answer, check.excerpt_share = shown[span[0] : span[1]], 1.0
+    elif excerpts.has_markers(raw_answer):
         expanded = excerpts.expand(raw_answer, shown)
         if expanded.reason is not None:
             return _reject(check, expanded.reason, expanded.detail or "")
@@ -244,6 +290,53 @@ def evaluate_instantiation(
     return check
 
 
+def sentence_range(shown: str, first: int, last: int, max_chars: int) -> tuple[tuple[int, int] | None, str]:
+    """Sentences `first`..`last` (1-based) of `shown` as one [start, end) span, or None and why not.
+
+    Over `max_chars`, whole sentences are dropped from the end (at least `first` itself is kept).
+    """
+    spans = excerpts.sentence_spans(shown)
+    n = len(spans)
+    for name, k in (("first_sentence", first), ("last_sentence", last)):
+        if not 1 <= k <= n:
+            return None, f"{name} {k} is not a sentence of the shown text (1..{n})"
+    if last < first:
+        return None, f"last_sentence {last} < first_sentence {first}"
+    start = spans[first - 1][0]
+    end_k = last
+    while end_k > first and spans[end_k - 1][1] - start > max_chars:
+        end_k -= 1
+    return (start, spans[end_k - 1][1]), ""
+
+
+def _read_sentences(answer: str | None) -> tuple[PairCheck, tuple[int, int] | None]:
+    """`answer_style: sentences`: the instruction, slot values and chosen range, or a reject."""
+    obj = loads_object(answer)
+    if obj is not None and obj.get("compatible") is False:
+        return PairCheck(reason="incompatible", detail="the model answered compatible: false"), None
+    first, last = (obj.get("first_sentence"), obj.get("last_sentence")) if obj is not None else (None, None)
+    if (
+        obj is None
+        or not isinstance(obj.get("instruction"), str)
+        or not isinstance(first, int)
+        or not isinstance(last, int)
+        or isinstance(first, bool)
+        or isinstance(last, bool)
+    ):
+        detail = f"expected an object with instruction, first_sentence and last_sentence: {answer!r:.200}"
+        return PairCheck(reason="unparseable", detail=detail), None
+    check = PairCheck(instruction=obj["instruction"], answer="", slot_values=_slot_values(obj))
+    return check, (first, last)
+
+
+def _slot_values(obj: dict[str, Any]) -> list[dict[str, str]]:
+    return [
+        {"slot": str(s.get("slot", "")), "value": str(s.get("value", ""))}
+        for s in obj.get("slots") or []
+        if isinstance(s, dict)
+    ]
+
+
 def _read(answer: str | None, prompt_format: str) -> PairCheck:
     """The instruction, raw answer and slot values of one answer, or an unparseable/incompatible reject."""
     if prompt_format == "fineinstructions":
@@ -265,12 +358,7 @@ def _read(answer: str | None, prompt_format: str) -> PairCheck:
         return PairCheck(
             reason="unparseable", detail=f"expected an object with instruction and answer: {answer!r:.200}"
         )
-    slots = [
-        {"slot": str(s.get("slot", "")), "value": str(s.get("value", ""))}
-        for s in obj.get("slots") or []
-        if isinstance(s, dict)
-    ]
-    return PairCheck(instruction=obj["instruction"], answer=value, slot_values=slots)
+    return PairCheck(instruction=obj["instruction"], answer=value, slot_values=_slot_values(obj))
 
 
 def _reject(check: PairCheck, reason: str, detail: str) -> PairCheck:
