@@ -183,7 +183,7 @@ def construction_schema(base: dict[str, Any], shown: str) -> dict[str, Any] | No
 
 
 # --------------------------------------------------------------------------- running the arms
-def run_arm(name: str, pairs: list[dict[str, str]], url: str, model: str) -> dict[str, Any]:
+def run_arm(name: str, pairs: list[dict[str, str]], url: str, model: str, dump: Path | None = None) -> dict[str, Any]:
     cfg = load_config("local")
     icfg = cfg.instantiate
     spec = load_prompt({"a": "instantiate.v1", "d": "instantiate.v3"}.get(name, "instantiate.v2"))
@@ -205,6 +205,11 @@ def run_arm(name: str, pairs: list[dict[str, str]], url: str, model: str) -> dic
         reason = f"llm_{res.error_reason}" if res.error_reason else (check.reason or "kept")
         print(f"[{name}] {time.monotonic() - started:7.1f}s pair {i:>2} {reason:<20} gen={res.completion_tokens}",
               file=sys.stderr, flush=True)  # fmt: skip
+        if dump is not None:  # the raw answer and what the checks made of it, one JSON line per pair
+            row = {"arm": name, "pair": i, "reason": reason, "detail": check.detail, "raw": res.parsed or res.content,
+                   "instruction": check.instruction, "answer": check.answer}  # fmt: skip
+            with dump.open("a", encoding="utf-8") as fh:
+                fh.write(json.dumps(row, ensure_ascii=False) + "\n")
 
     results = asyncio.run(send(llm, model, sampling, jobs, progress))
     seconds = time.monotonic() - started
@@ -243,6 +248,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=24, help="--build: sample queries to genericize")
     parser.add_argument("--pairs", type=Path, default=PAIRS_FILE, help="the fixed pair set (JSON list)")
     parser.add_argument("--tables", type=Path, default=None, help="take the pairs from a run's Delta tables")
+    parser.add_argument("--dump", type=Path, default=None, help="append each answer and its check (JSON lines)")
     args = parser.parse_args()
     model = server_model(args.url)
     if args.tables is not None:
@@ -254,7 +260,7 @@ def main() -> None:
         args.pairs.write_text(json.dumps(pairs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     pairs = json.loads(args.pairs.read_text(encoding="utf-8"))[: args.limit]
     print(f"{len(pairs)} (template, document) pairs over {len({p['doc_id'] for p in pairs})} documents; model {model}")
-    rows = [run_arm(arm, pairs, args.url, model) for arm in args.arms.split(",")]
+    rows = [run_arm(arm, pairs, args.url, model, args.dump) for arm in args.arms.split(",")]
     print(f"{'arm':<22}{'kept/sent':>10}{'pass %':>8}{'gen tok':>9}{'tok/kept':>10}{'prompt tok':>11}"
           f"{'cached':>8}{'seconds':>9}{'excerpt share':>15}")  # fmt: skip
     for r in rows:
