@@ -45,6 +45,7 @@ not the whole document: an excerpt from a part the model never saw cannot be a c
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -72,6 +73,7 @@ REJECT_REASONS = (
     "incompatible",
     "empty_instruction",
     "unfilled_slots",
+    "sentence_number_in_instruction",
     *excerpts.REASONS,
     "empty_answer",
     "answer_too_short",
@@ -124,6 +126,7 @@ class SentenceInstantiation(BaseModel):
     last_sentence: int = Field(ge=1, le=MAX_SENTENCES)
 
 
+SENTENCE_NUMBER = re.compile(r"\[\d{1,3}\]")  # the `[k]` numbering excerpts.number_sentences shows
 _SCHEMAS: dict[str, type[BaseModel]] = {"excerpts": ExcerptInstantiation, "sentences": SentenceInstantiation}
 
 
@@ -258,6 +261,8 @@ def evaluate_instantiation(
     leftover = parse_template(instruction)
     if leftover.slots or leftover.problems:
         return _reject(check, "unfilled_slots", f"instruction still has <fi> tags: {instruction[:200]}")
+    if chosen is not None and SENTENCE_NUMBER.search(instruction):  # the shown numbering leaked into the request
+        return _reject(check, "sentence_number_in_instruction", f"instruction holds a [k] marker: {instruction[:200]}")
     if chosen is not None:
         span, problem = sentence_range(shown, chosen[0], chosen[1], rules.max_answer_chars)
         if span is None:

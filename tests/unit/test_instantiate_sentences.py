@@ -177,3 +177,13 @@ def test_v3_prompt_numbers_the_document_and_schema_bounds_the_numbers() -> None:
     assert schema["required"] == ["compatible", "slots", "instruction", "first_sentence", "last_sentence"]
     rules = InstantiateRules.from_config(InstantiateConfig(max_answer_chars=700), spec)
     assert (rules.answer_style, rules.max_answer_chars) == ("sentences", 700)
+
+
+def test_sentence_numbers_leaking_into_the_instruction_are_rejected() -> None:
+    """The shown `[k]` numbering copied into the instruction (measured on SmolLM2-135M) is a reject, not a pair."""
+    check = evaluate_instantiation(answer(3, 4, "What a behavior is, such as what a [1] is."), DOC, RULES)
+    assert check.reason == "sentence_number_in_instruction"
+    assert "[1]" in (check.detail or "")
+    assert evaluate_instantiation(answer(3, 4, "Compare [12] with the rest."), DOC, RULES).reason == (
+        "sentence_number_in_instruction"
+    )
