@@ -119,16 +119,16 @@ def remove_lease(root: Path, pid: int | None = None) -> None:
 
 
 def live_users(root: Path) -> list[int]:
-    """Pids holding a lease whose process still runs; the leases of dead processes are removed."""
+    """Pids holding a lease whose process still runs, ascending; the leases of dead processes are removed."""
     users = []
-    for lease in sorted((root / "users").glob("*")) if (root / "users").is_dir() else []:
+    for lease in (root / "users").glob("*") if (root / "users").is_dir() else []:
         with contextlib.suppress(ValueError, OSError):
             pid = int(lease.name)
             if pid_alive(pid, lease.read_text() or None):
                 users.append(pid)
             else:
                 lease.unlink()
-    return users
+    return sorted(users)  # by number: file names sort "4078" before "616"
 
 
 def read_state(root: Path) -> dict[str, Any] | None:
