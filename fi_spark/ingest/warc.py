@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,6 +77,9 @@ class WarcDocument:
         )
 
 
+_ARC_DATE = re.compile(r"\d{14}")  # an ARC record header's archive-date, YYYYMMDDhhmmss
+
+
 def iter_warc_documents(
     stream: IO[bytes], extractor: Extractor = "trafilatura", max_html_bytes: int = 2_000_000
 ) -> Iterator[WarcDocument]:
@@ -85,8 +89,10 @@ def iter_warc_documents(
     while True:
         try:
             record = next(records)
-            if record.format.startswith("arc") and not (record.rec_headers.get_header("uri") or "").strip():
-                # warcio reads bytes without a WARC header as an ARC record with an empty URI: not a WARC file
+            if record.format.startswith("arc") and not _ARC_DATE.fullmatch(
+                record.rec_headers.get_header("archive-date") or ""
+            ):
+                # warcio reads bytes without a WARC header as an ARC record; a real one has a 14-digit date
                 yield _unreadable(read, "not a WARC/WET file (no WARC record header)")
                 return
             if record.rec_type not in ("response", "conversion"):

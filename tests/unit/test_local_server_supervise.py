@@ -148,6 +148,7 @@ def test_starter_exit_leaves_the_server_to_its_other_users(fake: ServerSpec) -> 
     assert len(_starts(fake)) == 1
     lease.release(fake)
     assert _wait(lambda: not lease.port_open(fake.host, fake.port))
+    assert _wait(lambda: (lease.read_state(fake.root) or {}).get("status") == "stopped")  # written after the stop
     state = lease.read_state(fake.root)
     assert state is not None and state["status"] == "stopped"
     assert "idle for 1 s" in state["incident"]
