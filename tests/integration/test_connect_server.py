@@ -9,7 +9,6 @@ fault-injecting test server.
 
 from __future__ import annotations
 
-import itertools
 import os
 import socket
 import subprocess
@@ -19,6 +18,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from submit_inputs import head, stage_lines
 
 from fi_spark.llm.testserver import ServerSettings, TestServer
 from tests.conftest import REPO
@@ -63,22 +63,6 @@ def sail_server(tmp_path_factory) -> Iterator[str]:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
-
-
-def head(src: Path, dest: Path, n: int) -> Path:
-    with src.open(encoding="utf-8") as fh:
-        dest.write_text("".join(itertools.islice(fh, n)), encoding="utf-8")
-    return dest
-
-
-def stage_lines(output: str) -> dict[str, str]:
-    """The `stage NAME: in=.. out=.. rejected=..` summary line of each stage, by stage name."""
-    out = {}
-    for line in output.splitlines():
-        if " fi_spark: stage " in line and ": in=" in line:
-            text = line.split(" fi_spark: stage ", 1)[1]
-            out[text.split(":", 1)[0]] = text
-    return out
 
 
 @pytest.mark.slow
