@@ -218,12 +218,27 @@ def test_mixed_faults_every_row_accounted() -> None:
     assert stats["requests"] == client.http_calls == sum(r.attempts for r in results)
 
 
-def _grouped(n_groups: int, per_group: int, ad: Adapter) -> list[list[LLMRequest]]:
-    reqs = _requests(n_groups * per_group, ad)
-    return [
-        [LLMRequest(id=r.id, messages=r.messages, key=r.key, group=f"doc-{g}") for r in reqs[g::n_groups]]
-        for g in range(n_groups)
-    ]
+def _grouped(names: list[str], per_group: int, ad: Adapter) -> list[list[LLMRequest]]:
+    n = len(names)
+    reqs = _requests(n * per_group, ad)
+    return [[LLMRequest(id=r.id, messages=r.messages, key=r.key, group=name) for r in reqs[g::n]] for g, name in enumerate(names)]
+
+
+def _names_covering(url_lists: list[list[str]], each: int) -> list[str]:
+    """Group names chosen so that, under every url list, every endpoint is the first choice of at least `each`
+    groups: the test servers' ports are random, so fixed names would leave that coverage to chance."""
+    from fi_spark.llm.policy import rendezvous_order
+
+    need = {(u, i): each for u, urls in enumerate(url_lists) for i in range(len(urls))}
+    names: list[str] = []
+    for g in range(10_000):
+        if not any(need.values()):
+            return names
+        firsts = [(u, rendezvous_order(f"doc-{g}", urls)[0]) for u, urls in enumerate(url_lists)]
+        if any(need[f] for f in firsts):
+            names.append(f"doc-{g}")
+            need.update({f: max(0, need[f] - 1) for f in firsts})
+    raise AssertionError("no covering group names")
 
 
 def test_a_group_goes_to_one_endpoint_and_moves_when_it_is_down() -> None:
@@ -232,11 +247,12 @@ def test_a_group_goes_to_one_endpoint_and_moves_when_it_is_down() -> None:
     from fi_spark.llm.policy import rendezvous_order
 
     ad = _adapter()
-    groups = _grouped(12, 6, ad)
     cfg = LLMConfig(concurrency=18, breaker_failures=1, **{**FAST, "breaker_reset_s": 30.0})  # share: 6 in flight
     moved = 0
     with TestServer() as a, TestServer() as b, TestServer() as c:
-        for down, urls in ((None, [a.url, b.url, c.url]), (1, [a.url, _dead_url(), c.url])):
+        cases = ((None, [a.url, b.url, c.url]), (1, [a.url, _dead_url(), c.url]))
+        groups = _grouped(_names_covering([urls for _, urls in cases], each=2), 6, ad)
+        for down, urls in cases:
             for reqs in groups:
                 results, _ = _run(cfg, urls, reqs, ad)
                 order = [i for i in rendezvous_order(reqs[0].group or "", urls) if i != down]
@@ -245,7 +261,7 @@ def test_a_group_goes_to_one_endpoint_and_moves_when_it_is_down() -> None:
                 assert {r.endpoint for r in results} == {urls[order[0]]}, reqs[0].group
         sent = [s.snapshot()["requests"] for s in (a, b, c)]
     assert moved >= 2  # some documents had the dead endpoint first, and moved
-    assert sum(sent) == 2 * 72 and min(sent) > 0  # every group sent twice; all three endpoints were used
+    assert sum(sent) == 2 * 6 * len(groups) and min(sent) > 0  # every group sent twice; all three endpoints used
 
 
 def test_cached_tokens_and_server_time_are_reported() -> None:
