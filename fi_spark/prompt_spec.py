@@ -43,10 +43,14 @@ class PromptSpec(Section):
     answer_style: Literal["copied", "excerpts", "sentences"] = Field(
         default="copied", description="instantiate: answers copied, with <excerpt> markers, or numbered sentences"
     )
-    judge_style: Literal["rubric", "yes_no"] = Field(
+    judge_style: Literal["rubric", "yes_no", "likelihood"] = Field(
         default="rubric",
-        description="judge: a score token on the rubric's scale, or one yes/no token (P(yes) "
-        "mapped onto the scale, fi_spark.generate.judge)",
+        description="judge: a score token on the rubric's scale, one yes/no token (P(yes) mapped onto the "
+        "scale, fi_spark.generate.judge), or the answer's likelihood lift (fi_spark.generate.likelihood)",
+    )
+    neutral: str = Field(default="", description="likelihood judge: the request the answer is compared against")
+    lift_edges: list[float] = Field(
+        default_factory=list, description="likelihood judge: ascending lifts (nats/token) of the scale's steps"
     )
     path: str = Field(default="", description="where it was loaded from (set by load_prompt)")
 
@@ -54,7 +58,13 @@ class PromptSpec(Section):
     def version_tag(self) -> str:
         """`name.version+<8 hex of the content>`: an edit without a version bump still shows in lineage."""
         body = self.model_dump(mode="json", exclude={"path"})
-        for key, default in (("prompt_format", "fi-spark"), ("answer_style", "copied"), ("judge_style", "rubric")):
+        for key, default in (
+            ("prompt_format", "fi-spark"),
+            ("answer_style", "copied"),
+            ("judge_style", "rubric"),
+            ("neutral", ""),
+            ("lift_edges", []),
+        ):
             if body.get(key) == default:  # fields added later: files that do not set them keep their tag
                 body.pop(key)
         digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode("utf-8")).hexdigest()[:8]

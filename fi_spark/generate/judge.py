@@ -27,6 +27,7 @@ from typing import Any
 
 from fi_spark.generate.prompting import chat_messages, check_placeholders, cut_text
 from fi_spark.prompt_spec import PromptSpec
+from fi_spark.section import ConfigError
 
 PLACEHOLDERS = {"scale_min", "scale_max", "scale_mid", "document", "instruction", "answer", "reply_format"}
 REJECT_REASONS = ("judge_unparseable", "judge_score_out_of_range")
@@ -64,8 +65,16 @@ def verdict_schema(scale_min: int, scale_max: int, max_rationale_chars: int = 60
 
 
 def check_prompt(spec: PromptSpec) -> None:
-    """Fail early when the prompt file uses placeholders this module does not fill."""
+    """Fail early when the prompt file uses placeholders this module does not fill, or a likelihood prompt
+    lacks its neutral request or ascending edges."""
     check_placeholders(spec, PLACEHOLDERS)
+    if spec.judge_style == "likelihood":
+        edges = spec.lift_edges
+        if not spec.neutral.strip() or not edges or any(b <= a for a, b in zip(edges, edges[1:])):
+            raise ConfigError(
+                f"prompt {spec.path or spec.name}: judge_style likelihood needs `neutral` (a request) and "
+                f"`lift_edges` (ascending numbers), got neutral={spec.neutral!r}, lift_edges={edges}"
+            )
 
 
 def rescale(score: float, from_range: tuple[int, int], to_range: tuple[int, int]) -> int:

@@ -90,6 +90,24 @@ def read_logprobs(choice: dict[str, Any], api: str) -> str | None:
     return json.dumps(entries, ensure_ascii=False) if entries else None
 
 
+PROMPT_TAIL_TOKENS = 512  # prompt logprobs kept per answer: the scored message's tokens, not the whole prompt
+
+
+def read_prompt_logprobs(data: dict[str, Any]) -> str | None:
+    """vLLM's `prompt_logprobs` (one `{token_id: {logprob, decoded_token}}` per prompt token, the first null)
+    as `[[decoded_token, logprob], ...]` JSON for the last PROMPT_TAIL_TOKENS tokens, or None when absent."""
+    rows = data.get("prompt_logprobs")
+    if not isinstance(rows, list) or not rows:
+        return None
+    entries: list[list[Any]] = []
+    for row in rows[-PROMPT_TAIL_TOKENS:]:
+        if not isinstance(row, dict) or not row:
+            continue
+        own = next(iter(row.values()))  # asked with prompt_logprobs=0: the prompt's own token only
+        entries.append([str(own.get("decoded_token") or ""), float(own["logprob"])])
+    return json.dumps(entries, ensure_ascii=False) if entries else None
+
+
 def schema_dict(response_schema: Any) -> dict[str, Any] | None:
     """A JSON schema from a dict or a pydantic model class (its `model_json_schema()`)."""
     if response_schema is None:
@@ -143,6 +161,8 @@ class Adapter:
             params["top_logprobs"] = self.sampling.top_logprobs
         if self.schema is not None:
             params["response_schema"] = self.schema
+        if self.sampling.score_final_message:
+            params["score_final_message"] = True
         return params
 
     def body(self, request: LLMRequest) -> bytes:
@@ -162,6 +182,8 @@ class Adapter:
                 }
             if n_top:
                 payload.update(logprobs=True, top_logprobs=n_top)
+            if self.sampling.score_final_message:  # vLLM's extra chat parameters
+                payload.update(prompt_logprobs=0, continue_final_message=True, add_generation_prompt=False)
         else:
             if request.prompt is None:
                 raise ValueError("the completions API needs a prompt")
@@ -189,7 +211,9 @@ class Adapter:
                 finish_reason=choice.get("finish_reason"),
                 prompt_tokens=int(usage.get("prompt_tokens") or 0),
                 completion_tokens=int(usage.get("completion_tokens") or 0),
-                logprobs=read_logprobs(choice, self.api),
+                logprobs=read_prompt_logprobs(data)
+                if self.sampling.score_final_message
+                else read_logprobs(choice, self.api),
                 cached_tokens=_cached_tokens(usage),
             )
         except (KeyError, IndexError, TypeError, ValueError, AttributeError) as exc:
@@ -197,6 +221,8 @@ class Adapter:
 
     def check_content(self, completion: Completion) -> Completion:
         """Validate the content against the schema; set `parsed`; raise BadContent with a reason."""
+        if self.sampling.score_final_message and completion.logprobs is None:
+            raise BadContent("no_prompt_logprobs", "the server sent no prompt_logprobs (scoring needs a vLLM server)")
         if self._validator is None:
             return completion
         choices = choice_values(self.schema)

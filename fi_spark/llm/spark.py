@@ -90,6 +90,7 @@ def complete(
     max_tokens: int | None = None,
     temperature: float | None = None,
     top_logprobs: int = 0,
+    score_final_message: bool = False,
 ) -> LLMRun:
     """Answer every row of `requests_df` (key + messages JSON or prompt); see fi_spark.llm for the contract."""
     cols = set(requests_df.columns)
@@ -104,6 +105,7 @@ def complete(
         seed=cfg.seed,
         frequency_penalty=cfg.frequency_penalty,
         top_logprobs=top_logprobs,
+        score_final_message=score_final_message,
     )
     tasks = env.partitions
     if not cfg.endpoints:  # one small CPU server: more in flight than its batch only queues and times out

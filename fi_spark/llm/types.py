@@ -86,6 +86,9 @@ class Sampling:
     stop: tuple[str, ...] = ()
     frequency_penalty: float = 0.0  # OpenAI-standard; small models loop without it (see conf/local.yaml)
     top_logprobs: int = 0  # alternatives per generated token to return (0 = none); the adapter names the fields
+    # Score the request's own last message instead of writing one: vLLM continues the final (assistant) message
+    # and returns the logprob of every prompt token (`prompt_logprobs`); the likelihood judge reads them.
+    score_final_message: bool = False
 
     def as_params(self) -> dict[str, Any]:
         params: dict[str, Any] = {"max_tokens": self.max_tokens, "temperature": self.temperature, "top_p": self.top_p}
