@@ -17,7 +17,7 @@ Behaviour, all deterministic given the request:
   content is not valid for the schema), and, only when asked for, 400;
 - answers: with a `response_format` json_schema (or vLLM `structured_outputs.json`), a minimal valid
   instance of the schema; with vLLM `structured_outputs.choice`, its first value; otherwise an echo of
-  the last user message;
+  the last user message; with `prompt_logprobs`, scripted per-word prompt logprobs (fi_spark.llm.scripted);
 - counters: HTTP requests per request id (the `X-Request-Id` header, else a hash of the body), and
   *answered* requests per id (a 200 with a usable answer). An answer counts as *acknowledged* once the
   client sends another request on the same keep-alive connection: the client has then read it (and
@@ -45,6 +45,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fi_spark.llm.schema_instance import minimal_instance
+from fi_spark.llm.scripted import prompt_logprobs
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "drop", "truncate", "not_json", "bad_content")
 ALL_FAULT_KINDS = (*FAULT_KINDS, "400")  # a 400 is final (never retried), so it is not injected by default
@@ -313,6 +314,7 @@ class TestServer:
             usage["prompt_tokens_details"] = {"cached_tokens": self._cache_prefix(words)}
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
         choice.update({"message": {"role": "assistant", "content": content}} if chat else {"text": content})
+        extra = {"prompt_logprobs": prompt_logprobs(req.get("messages") or [])} if "prompt_logprobs" in req else {}
         return {
             "id": f"cmpl-{rid[:16]}",
             "object": "chat.completion" if chat else "text_completion",
@@ -320,6 +322,7 @@ class TestServer:
             "model": self.settings.model,
             "choices": [choice],
             "usage": usage,
+            **extra,
         }
 
     def _cache_prefix(self, words: list[str]) -> int:

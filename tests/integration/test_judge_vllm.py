@@ -59,3 +59,33 @@ def test_one_token_score_with_logprobs() -> None:
         assert len(entries[0][1]) == 5 and likely <= {"1", "2", "3", "4", "5"}
         verdict = gen.parse_verdict(r.parsed, r.logprobs, scale)
         assert verdict.score == int(r.content) and 1.0 <= (verdict.expected_score or 0) <= 5.0
+
+
+def test_likelihood_judge_prefers_the_answer_that_responds() -> None:
+    """On the real server the scoring requests come back with prompt logprobs covering the answer, and the
+    answer that responds to the instruction gets a higher lift than an unrelated one (judge.v4's contract)."""
+    from fi_spark.generate.likelihood import lift_verdict, scoring_messages
+
+    cfg = LocalLLMServerConfig()
+    url, model = shared_server(cfg), cfg.served_model_name
+    spec = load_prompt("judge.v4")
+    ad = Adapter(model=model, sampling=Sampling(max_tokens=1, score_final_message=True))
+    reqs = []
+    for i, (instruction, answer) in enumerate(PAIRS):
+        for role, text in (("cond", instruction), ("free", spec.neutral)):
+            m = scoring_messages(text, answer)
+            rid = request_id(model=model, stage="t", params=ad.id_params(), messages=m)
+            reqs.append(LLMRequest(id=rid, messages=m, key=f"{i}|{role}"))
+
+    async def go() -> list:
+        async with LLMClient(LLMConfig(concurrency=4, request_timeout_s=300), [url], ad) as client:
+            return await client.complete_all(reqs)
+
+    by_key = {r.key: r for r in asyncio.run(go())}
+    assert all(r.ok and r.completion_tokens <= 1 for r in by_key.values()), [r.error for r in by_key.values()]
+    verdicts = [
+        lift_verdict(by_key[f"{i}|cond"].logprobs, by_key[f"{i}|free"].logprobs, a, spec.lift_edges, (1, 5))
+        for i, (_, a) in enumerate(PAIRS)
+    ]
+    assert all(v.score is not None for v in verdicts), verdicts
+    assert verdicts[0].expected_score > verdicts[1].expected_score, verdicts

@@ -98,6 +98,8 @@ def make_ctx(engine, output: Path, server: ScriptedServer, overrides: list[str] 
             "export.validation_fraction=0.3",
             "export.licenses={documents.jsonl: CC BY-SA 3.0}",
             "match.token_budget=null",  # the final view's budget has its own test below
+            "instantiate.prompt=instantiate.v1",  # what ScriptedServer answers; judge.v4 has its own test below
+            "judge.prompt=judge.v2",
             *overrides,
         ],
     )
@@ -191,6 +193,41 @@ def test_rerun_makes_no_llm_calls_and_adds_no_rows(ran, embedded_engine, run_dir
     after = {spec.name: ctx.store.count(spec) for spec in (PAIRS, PAIR_REJECTS, JUDGED, LLM_RESPONSES)}
     assert after == before
     assert server.snapshot()["requests"] == calls
+
+
+def _word_lift(instruction: str, answer: str) -> float:
+    """The lift fi_spark.llm.scripted's word model gives: answer words seen in the request cost -1, others -2."""
+    words = answer.split()
+
+    def mean(request: str) -> float:
+        seen = {w.casefold() for w in request.split()}
+        return sum(-1.0 if w.casefold() in seen else -2.0 for w in words) / len(words)
+
+    return mean(instruction) - mean("Say something.")
+
+
+def test_likelihood_judge_sends_two_scoring_requests_per_pair(ran, embedded_engine, server, tmp_path):
+    """judge.v4: each pair's answer is scored after its instruction and after the neutral request (one request
+    per distinct answer), the two answers are paired up again, and the lift maps onto 1-5 by the edges."""
+    from bisect import bisect_right
+
+    ctx = make_ctx(embedded_engine, tmp_path, server, ["judge.prompt=judge.v4"])
+    write_inputs(ctx, tmp_path)
+    instantiate.run(ctx)
+    pairs = ctx.store.read(PAIRS).select("pair_id", "instruction", "answer").collect()
+    before = server.snapshot()["requests"]
+    result = judge.run(ctx)
+    sent = server.snapshot()["requests"] - before
+    assert result.rows_in == len(pairs) > 0
+    assert sent == len(pairs) + len({p["answer"] for p in pairs})  # the neutral scoring is shared by an answer
+    judged = {r["pair_id"]: r for r in ctx.store.read(JUDGED).collect()}
+    edges = [0.0, 0.1, 0.2, 0.4]
+    for p in pairs:
+        lift = _word_lift(p["instruction"], p["answer"])
+        row = judged[p["pair_id"]]
+        assert (row["score"], row["error_reason"]) == (min(5, 1 + bisect_right(edges, lift)), None), (p, lift)
+        assert row["rationale"].startswith(f"lift {lift:+.3f}") and row["prompt_version"].startswith("judge.v4")
+    assert judge.run(ctx).rows_in == 0 and server.snapshot()["requests"] - before == sent  # a re-run sends nothing
 
 
 def test_export_round_trip(ran, run_dir):

@@ -221,7 +221,10 @@ def test_mixed_faults_every_row_accounted() -> None:
 def _grouped(names: list[str], per_group: int, ad: Adapter) -> list[list[LLMRequest]]:
     n = len(names)
     reqs = _requests(n * per_group, ad)
-    return [[LLMRequest(id=r.id, messages=r.messages, key=r.key, group=name) for r in reqs[g::n]] for g, name in enumerate(names)]
+    return [
+        [LLMRequest(id=r.id, messages=r.messages, key=r.key, group=name) for r in reqs[g::n]]
+        for g, name in enumerate(names)
+    ]
 
 
 def _names_covering(url_lists: list[list[str]], each: int) -> list[str]:
