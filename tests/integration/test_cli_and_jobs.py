@@ -55,7 +55,7 @@ def test_show_config_shows_near_dedup_enabled():
     out = run_cli("show-config")
     lines = out.stdout.splitlines()
     assert out.returncode == 0 and "near_dedup.enabled = True" in lines
-    assert "templates.sample_queries = 48" in lines and "web.gopher_min_words = 50" in lines
+    assert "templates.sample_queries = 160" in lines and "web.gopher_min_words = 50" in lines
 
 
 def one_line_error(out: subprocess.CompletedProcess) -> str:

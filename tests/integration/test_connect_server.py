@@ -80,7 +80,8 @@ def test_pipeline_on_a_separate_sail_server(sail_server: str, tmp_path: Path) ->
             + ["--documents", str(docs), "--queries", str(queries), "--output", str(tmp_path / "run")]
             + ["--set", f"engine.connect_url={sail_server}", "--set", f"llm.endpoints=[{llm.url}]"]
             + ["--set", "llm.model=test-model", "--set", "match.min_score=-1.0"]  # every document matches
-            + ["--set", "match.token_budget=null"],  # and none is held back by the pre-instantiation budget
+            + ["--set", "match.token_budget=null"]  # and none is held back by the pre-instantiation budget
+            + ["--set", "instantiate.prompt=instantiate.v1", "--set", "judge.prompt=judge.v2"],  # as submit_inputs
             capture_output=True,
             text=True,
             timeout=1500,
