@@ -92,7 +92,9 @@ async def send(
 
 
 # --------------------------------------------------------------------------- building the fixed pair set
-def build_pairs(url: str, model: str, n_queries: int, n_docs: int, per_doc: int) -> list[dict[str, str]]:
+def genericize_sample(url: str, model: str, n_queries: int) -> tuple[list[tuple[str, str]], dict[str, Any]]:
+    """The local profile's genericize prompt on the first `n_queries` sample queries (by id), validated by the
+    stage's rules: (valid (template, description) pairs, {"sent", "reasons", "gen_tokens", "seconds"})."""
     cfg = load_config("local")
     spec = load_prompt(cfg.templates.prompt)
     from fi_spark.generate.prompting import chat_messages
@@ -102,6 +104,7 @@ def build_pairs(url: str, model: str, n_queries: int, n_docs: int, per_doc: int)
     sampling = Sampling(max_tokens=cfg.templates.max_tokens or 256, temperature=0.0, seed=0,
                         frequency_penalty=cfg.llm.frequency_penalty)  # fmt: skip
     jobs = [(GenericizeAnswer, chat_messages(spec, {"query": q["text"]})) for q in queries]
+    started = time.monotonic()
     results = asyncio.run(send(llm, model, sampling, jobs))
     templates: list[tuple[str, str]] = []
     verdicts: collections.Counter[str] = collections.Counter()
@@ -111,7 +114,14 @@ def build_pairs(url: str, model: str, n_queries: int, n_docs: int, per_doc: int)
         verdicts[(verdict.reason or "ok") if verdict else f"llm_{res.error_reason or 'unusable'}"] += 1
         if verdict is not None and verdict.ok:
             templates.append((str(template), str(desc)))
-    print(f"genericized {len(queries)} queries -> {len(templates)} valid templates; {dict(verdicts)}", file=sys.stderr)
+    stats = {"sent": len(queries), "reasons": dict(verdicts), "seconds": time.monotonic() - started,
+             "gen_tokens": sum(r.completion_tokens for r in results)}  # fmt: skip
+    return templates, stats
+
+
+def build_pairs(url: str, model: str, n_queries: int, n_docs: int, per_doc: int) -> list[dict[str, str]]:
+    templates, stats = genericize_sample(url, model, n_queries)
+    print(f"genericized {n_queries} queries -> {len(templates)} valid templates; {stats['reasons']}", file=sys.stderr)
 
     import numpy as np
 
