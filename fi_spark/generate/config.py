@@ -41,7 +41,12 @@ class InstantiateConfig(Section):
         default=0.8, ge=0.0, le=1.0, description="share of answer tokens excerpted verbatim (the paper: 80%)"
     )
     grounding_min_span: int = Field(default=5, ge=1, description="an excerpt is at least this many word tokens")
-    min_answer_tokens: int = Field(default=3, ge=1, description="shorter answers are rejected (answer_too_short)")
+    min_answer_tokens: int = Field(
+        default=5,
+        ge=1,
+        description="shorter answers are rejected (answer_too_short); the default is one excerpt "
+        "(grounding_min_span): a shorter answer cannot be shown to be copied from its source",
+    )
     max_instruction_chars: int = Field(
         default=400, ge=20, description="cap in the response schema: structured output must end the instruction"
     )
