@@ -16,7 +16,7 @@ from importlib import resources
 
 from fi_spark import storage
 from fi_spark.config import Config, ConfigError, load_config
-from fi_spark.errors import InputError
+from fi_spark.errors import InputError, OutputFullError, is_disk_full, output_full
 from fi_spark.pipeline import STAGES  # names and help only: stage modules (and pyspark) load when a stage runs
 
 log = logging.getLogger("fi_spark")
@@ -374,8 +374,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             if path and not storage.is_remote(path) and not os.path.exists(path) and not any(c in path for c in "*?["):
                 raise InputError(f"--{name}: path not found: {path}")
         return handler(args, config)
-    except (ConfigError, InputError) as exc:
+    except (ConfigError, InputError, OutputFullError) as exc:
         print(f"fi-spark: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # a full disk outside a stage (tracking, the report): one line as well
+        if not is_disk_full(exc):
+            raise
+        print(f"fi-spark: error: {output_full(args.command, getattr(args, 'output', '?'))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("fi-spark: interrupted", file=sys.stderr)

@@ -18,6 +18,8 @@ from functools import partial
 from types import ModuleType
 from typing import TYPE_CHECKING
 
+from fi_spark import storage
+from fi_spark.errors import is_disk_full, output_full
 from fi_spark.stages.base import AccountingError, MissingInputError, StageContext, StageResult, StageTables
 
 if TYPE_CHECKING:
@@ -53,7 +55,12 @@ class StageSpec:
         """Check the declared inputs, run the stage, check its result against the declaration."""
         require_inputs(ctx, self)
         kwargs = {name: getattr(inputs or PipelineInputs(), name) for name in self.inputs}
-        result: StageResult = self.module().run(ctx, **kwargs)
+        try:
+            result: StageResult = self.module().run(ctx, **kwargs)
+        except Exception as exc:  # a full output disk surfaces from any Spark action or journal write: one line
+            if is_disk_full(exc):
+                raise output_full(self.name, storage.display(ctx.output)) from exc
+            raise
         check_result(result, self.tables)
         for table in self.tables.writes:  # a stage that ran leaves its tables, even empty: "ran, nothing came
             if not ctx.store.exists(table):  # out" must not read as "never ran" to the next stage's check
