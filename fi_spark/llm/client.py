@@ -14,6 +14,9 @@ up to `4 * concurrency` requests admitted, so requests sleeping in backoff do no
 Requests are admitted in input order, so a group's requests (kept adjacent by fi_spark.llm.spark) reach
 their endpoint (fi_spark.llm.policy, affinity) close together in time.
 
+If `on_result` raises (the journal cannot write: a full disk), the call stops: no further attempt is sent, since
+its answer could not be kept either, and `stream` raises that error.
+
 `on_result` (the journal) is called synchronously in the request's own coroutine the moment its result
 is final -- no `await` between reading the response and that call -- so the connection that carried the
 answer cannot carry another request before the answer is journaled. That ordering is what lets the
@@ -46,6 +49,10 @@ WINDOW_FACTOR = 4  # requests admitted per HTTP slot (see module docstring)
 CONTENT_REASONS = ("schema_invalid", "not_json", "truncated_output")
 
 
+class ClientStopped(Exception):
+    """Raised in requests still waiting to be sent once `on_result` failed; the call raises that failure instead."""
+
+
 class LLMClient:
     """Use as `async with LLMClient(cfg, endpoints, adapter) as client: results = await client.complete_all(reqs)`."""
 
@@ -71,6 +78,7 @@ class LLMClient:
         self._api_key = api_key
         self._slots: asyncio.Semaphore | None = None
         self._http: aiohttp.ClientSession | None = None
+        self._stopped: BaseException | None = None  # on_result failed (the journal's disk is full): send nothing more
 
     async def __aenter__(self) -> LLMClient:  # noqa: PYI034 - typing.Self needs 3.11, we support 3.10
         self._slots = asyncio.Semaphore(self.cfg.concurrency)
@@ -96,6 +104,7 @@ class LLMClient:
         it = iter(requests)
         window = self.cfg.concurrency * WINDOW_FACTOR
         pending: set[asyncio.Task[LLMResult]] = set()
+        done: set[asyncio.Task[LLMResult]] = set()
         exhausted = False
         try:
             while True:
@@ -108,6 +117,8 @@ class LLMClient:
                 if not pending:
                     return
                 done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+                if self._stopped is not None:
+                    raise self._stopped
                 for task in done:
                     yield task.result()
         finally:  # the input failed (a dying Spark task) or the caller stopped: end what is still in flight
@@ -115,13 +126,20 @@ class LLMClient:
                 task.cancel()
             if pending:
                 await asyncio.gather(*pending, return_exceptions=True)
+            for task in done | pending:  # one error is raised above; the others are not logged as "never retrieved"
+                if task.done() and not task.cancelled():
+                    task.exception()
 
     async def complete(self, req: LLMRequest) -> LLMResult:
         """One request to a final result; every failure mode ends in `error_reason`, nothing is raised."""
         res = await self._complete(req)
         res.finished_at_ms = int(time.time() * 1000)
         if self.on_result is not None:
-            self.on_result(res)
+            try:
+                self.on_result(res)
+            except BaseException as exc:
+                self._stopped = self._stopped or exc  # every later answer would be lost the same way: stop sending
+                raise
         return res
 
     async def _complete(self, req: LLMRequest) -> LLMResult:
@@ -176,8 +194,10 @@ class LLMClient:
         """One HTTP attempt -> (kind, cause, detail, wait): kind is ok | final | content | retry | unavailable."""
         assert self._http is not None and self._slots is not None
         async with self._slots:
-            ep = self.pool.acquire(time.monotonic(), group)
+            ep = None if self._stopped else self.pool.acquire(time.monotonic(), group)
             while ep is None:
+                if self._stopped is not None:
+                    raise ClientStopped from self._stopped
                 now = time.monotonic()
                 if now >= deadline:
                     return "unavailable", "", "no endpoint admitted a request before the deadline", None

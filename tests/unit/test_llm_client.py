@@ -277,3 +277,33 @@ def test_cached_tokens_and_server_time_are_reported() -> None:
     by_id = {r.request_id: r for r in results}
     assert [by_id[f"r{i}"].cached_tokens for i in range(3)] == [0, 40, 40]  # 40 shared words = 10 blocks of 4
     assert all(r.prompt_tokens == 42 and 20 <= r.server_ms <= r.total_ms for r in results)
+
+
+def test_a_failing_journal_stops_sending(caplog: pytest.LogCaptureFixture) -> None:
+    """When the journal cannot keep an answer (on_result raises: a full disk), that error ends the call at once: no
+    HTTP attempt starts after it (each answer would be lost too) and no other request's error is logged unretrieved."""
+    import errno
+    import gc
+
+    ad = _adapter()
+    reqs = _requests(80, ad)
+    calls_at_failure: list[int] = []
+    client: LLMClient | None = None
+
+    def journal(res: LLMResult) -> None:
+        assert client is not None
+        if not calls_at_failure:
+            calls_at_failure.append(client.http_calls)
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async def go() -> None:
+        nonlocal client
+        async with LLMClient(LLMConfig(concurrency=8, **FAST), [srv.url], ad, on_result=journal) as client:
+            await client.complete_all(reqs)
+
+    with TestServer(ServerSettings(latency_ms=(5, 30))) as srv, pytest.raises(OSError) as failed:
+        asyncio.run(go())
+    gc.collect()
+    assert failed.value.errno == errno.ENOSPC
+    assert client is not None and client.http_calls == calls_at_failure[0]
+    assert not [r for r in caplog.records if "never retrieved" in r.getMessage()]
