@@ -54,6 +54,9 @@ INSTALL_REQUIRES = [
 
 EXTRAS = {
     "spark": SPARK,  # laptops and CI: `pip install fi-spark[spark]` (the embedded Sail engine, classic local[*])
+    # prepare.sentence_splitter=sparknlp (fi_spark/stages/sentences.py): the Python side of Spark NLP; the cluster
+    # adds the matching jar (Spark 3.5: com.johnsnowlabs.nlp:spark-nlp_2.12:7.0.0, 4.0.1+: spark-nlp_2.13:7.0.0)
+    "sparknlp": ["spark-nlp==7.0.0"],
     "dev": [
         *SPARK,
         "build==1.6.1",

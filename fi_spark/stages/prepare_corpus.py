@@ -3,7 +3,9 @@
 Steps: read (JSONL / Parquet) -> parse, normalize and check each record (mapInPandas over the pure
 fi_spark.ingest.records) -> derive ids -> reject repeated ids -> exact dedup on the normalized-text
 hash (survivor: a document stored by an earlier run, else the smallest doc_id) -> write ->
-chunk the kept documents (mapInPandas over fi_spark.text.chunking).
+chunk the kept documents (mapInPandas over fi_spark.text.chunking). Sentence starts for chunking come
+from the regex in fi_spark.text.chunking, or with ``prepare.sentence_splitter=sparknlp`` from Spark
+NLP's SentenceDetector (fi_spark.stages.sentences, checked when the stage starts).
 
 Every input record ends in exactly one of: documents (kept), duplicates, doc_rejects. The counts come
 from one small aggregation over the classified frame and are checked: read = kept + duplicates + rejects.
@@ -22,9 +24,9 @@ from pyspark.sql import functions as F
 from fi_spark.ingest.documents import read_documents
 from fi_spark.ingest.records import classify_record
 from fi_spark.schemas import CHUNKS, DOC_REJECTS, DOCUMENTS, DUP_CLUSTERS, DUPLICATES
-from fi_spark.stages import prepare_web
+from fi_spark.stages import prepare_web, sentences
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
-from fi_spark.text.chunking import chunk_text
+from fi_spark.text.chunking import chunk_text, utf16_to_str_offsets
 from fi_spark.text.config import PrepareConfig
 from fi_spark.text.normalize import text_hash
 from fi_spark.text.tokenizer import load_tokenizer
@@ -48,6 +50,8 @@ def run(ctx: StageContext, documents: str) -> StageResult:
     """Run the stage on the files at ``documents`` and write its four tables under ``ctx.output``."""
     started = time.monotonic()
     cfg = ctx.config.prepare
+    # Before any input is read: a cluster without Spark NLP fails here with one sentence (exit 2).
+    detector = sentences.build_sentence_detector(ctx.engine) if cfg.sentence_splitter == "sparknlp" else None
     ctx.log.info("%s: reading %s", STAGE, documents)
     raw = prepare_web.read_web_input(ctx, documents)  # WARC/WET input (issue 7); None for JSONL / Parquet
     if raw is None:
@@ -67,8 +71,17 @@ def run(ctx: StageContext, documents: str) -> StageResult:
         DUPLICATES.name: ctx.store.write(duplicate_rows(decided), DUPLICATES),
         DOC_REJECTS.name: ctx.store.write(reject_rows(decided), DOC_REJECTS),
     }
-    ctx.log.info("%s: chunking kept documents (%d tokens, overlap %d)", STAGE, cfg.chunk_tokens, cfg.chunk_overlap)
-    chunks = chunk_documents(kept.select("doc_id", "text"), cfg)
+    ctx.log.info(
+        "%s: chunking kept documents (%d tokens, overlap %d, %s sentences)",
+        STAGE,
+        cfg.chunk_tokens,
+        cfg.chunk_overlap,
+        cfg.sentence_splitter,
+    )
+    docs = kept.select("doc_id", "text")
+    if detector is not None:
+        docs = sentences.with_sentence_starts(docs, detector)
+    chunks = chunk_documents(docs, cfg)
     added[CHUNKS.name] = ctx.store.write(chunks, CHUNKS)
     chunk_stats = (
         ctx.store.read(CHUNKS)
@@ -164,16 +177,23 @@ def reject_rows(decided: DataFrame) -> DataFrame:
 
 
 def chunk_documents(docs: DataFrame, cfg: PrepareConfig) -> DataFrame:
-    """(doc_id, text) -> CHUNKS rows; the tokenizer is loaded once per Python process."""
+    """(doc_id, text[, sentence_starts]) -> CHUNKS rows; the tokenizer is loaded once per Python process.
+
+    With a ``sentence_starts`` column (UTF-16 offsets from fi_spark.stages.sentences) chunks break at
+    those starts; without one, at the regex starts of fi_spark.text.chunking.
+    """
     max_tokens, overlap, tokenizer_name = cfg.chunk_tokens, cfg.chunk_overlap, cfg.tokenizer
     columns = CHUNKS.columns
+    external = sentences.STARTS in docs.columns
 
     def chunk_batches(batches: Iterable[pd.DataFrame]) -> Iterable[pd.DataFrame]:
         tokenizer = load_tokenizer(tokenizer_name)
         for batch in batches:
             rows = []
-            for doc_id, text in zip(batch["doc_id"], batch["text"]):
-                for c in chunk_text(text, tokenizer, max_tokens, overlap):
+            given = batch[sentences.STARTS] if external else [None] * len(batch)
+            for doc_id, text, jvm_starts in zip(batch["doc_id"], batch["text"], given):
+                starts = _str_starts(text, jvm_starts) if external else None
+                for c in chunk_text(text, tokenizer, max_tokens, overlap, starts):
                     rows.append(
                         (
                             "c" + text_hash(f"{doc_id}|{c.char_start}|{c.char_end}")[:24],
@@ -188,6 +208,12 @@ def chunk_documents(docs: DataFrame, cfg: PrepareConfig) -> DataFrame:
             yield pd.DataFrame(rows, columns=columns)
 
     return docs.mapInPandas(chunk_batches, CHUNKS.schema)
+
+
+def _str_starts(text: str, jvm_starts: Iterable[int] | None) -> list[int]:
+    """The detector's UTF-16 begin offsets as str indices; null means no sentence found (token cuts only),
+    never a silent fall back to the regex."""
+    return utf16_to_str_offsets(text, [] if jvm_starts is None else [int(s) for s in jvm_starts])
 
 
 def _result(counts: dict, added: dict[str, int], chunk_stats, seconds: float) -> StageResult:

