@@ -249,20 +249,27 @@ def _add_plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg
     p.add_argument("--queries", type=int, help="queries to genericize (default: the sample's queries per document)")
     p.add_argument("--sample-queries", type=int, help="genericize at most this many (templates.sample_queries)")
     p.add_argument("--sample-pairs", type=int, help="instantiate at most this many (instantiate.sample_pairs)")
-    p.add_argument("--gpus", type=int, default=8, help="GPUs serving the models (default: 8)")
+    from fi_spark.plan import Cluster  # pure arithmetic, no heavy imports; its defaults are the ones shown
+
+    c = Cluster()
+    p.add_argument("--gpus", type=int, default=c.gpus, help=f"GPUs serving the models (default: {c.gpus})")
     p.add_argument(
         "--gen-tokens-per-s",
         type=float,
-        default=11_000.0,
-        help="generated tokens per s per GPU at full batch (default 11000: ~4e11 tokens in 1e4 H100-h)",
+        default=c.gen_tokens_per_s,
+        help=f"generated tokens per s per GPU at full batch (default {c.gen_tokens_per_s:g}: ~4e11 tokens in 1e4 "
+        "H100-h)",
     )
     p.add_argument(
         "--prefill-tokens-per-s",
         type=float,
-        default=110_000.0,
-        help="uncached prompt tokens per s per GPU (default 110000: assumed 10x generation)",
+        default=c.prefill_tokens_per_s,
+        help=f"uncached prompt tokens per s per GPU (default {c.prefill_tokens_per_s:g}: assumed 10x generation)",
     )
-    p.add_argument("--usd-per-gpu-hour", type=float, default=2.5, help="price of one GPU-hour (default: 2.5)")
+    p.add_argument(
+        "--usd-per-gpu-hour", type=float, default=c.usd_per_gpu_hour,
+        help=f"price of one GPU-hour (default: {c.usd_per_gpu_hour:g})",
+    )  # fmt: skip
     p.add_argument("--self-check", action="store_true", help="re-apply to the sample's own size; compare")
     _config_args(p)
     p.set_defaults(handler=_cmd_plan)

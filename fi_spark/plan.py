@@ -14,9 +14,9 @@ between the target's and the sample's shown document tokens. Prompt tokens serve
 (`cached_tokens`, where the ledger has them) keep the sample's share and cost no prefill.
 
 GPU time of a stage = uncached prompt tokens / prefill tokens per s + generated tokens / generated tokens per s
-(per GPU, with the server's batching at full load); wall time = GPU time / GPUs (the stage's requests spread
-evenly, no start-up or tail); $ = GPU-hours x price. Non-LLM stages (prepare, embed, match) run on CPUs and
-are not counted.
+(per GPU, with the server's batching at full load; fi_spark.cost.GpuRates, the report's rule too); wall time =
+GPU time / GPUs (the stage's requests spread evenly, no start-up or tail); $ = GPU-hours x price. Non-LLM
+stages (prepare, embed, match) run on CPUs and are not counted.
 
 `fit_throughput` turns a run's own per-stage tokens and measured send seconds into the two throughputs
 (least squares over its stages), so the plan can be re-applied to the sample's size and compared with
@@ -29,6 +29,8 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from fi_spark.cost import GpuRates
 
 LLM_STAGES = ("genericize", "instantiate", "judge")
 
@@ -67,9 +69,13 @@ class Target:
 @dataclass(frozen=True)
 class Cluster:
     gpus: int = 8
-    gen_tokens_per_s: float = 11_000.0  # per GPU; ~4e11 generated tokens in ~1e4 H100-hours (issue 12)
-    prefill_tokens_per_s: float = 110_000.0  # per GPU; assumed 10x the generation rate
-    usd_per_gpu_hour: float = 2.5
+    gen_tokens_per_s: float = GpuRates.gen_tokens_per_s  # per GPU (the defaults and their sources: fi_spark.cost)
+    prefill_tokens_per_s: float = GpuRates.prefill_tokens_per_s  # per GPU
+    usd_per_gpu_hour: float = GpuRates.usd_per_gpu_hour
+
+    @property
+    def rates(self) -> GpuRates:
+        return GpuRates(self.usd_per_gpu_hour, self.gen_tokens_per_s, self.prefill_tokens_per_s)
 
 
 @dataclass(frozen=True)
@@ -109,7 +115,7 @@ def estimate(sample: SampleRun, target: Target, cluster: Cluster) -> list[StageE
         prompt = requests * max(prompt_per, 0.0)
         cached = prompt * cached_share
         completion = requests * s.completion_tokens / s.requests
-        gpu_s = (prompt - cached) / cluster.prefill_tokens_per_s + completion / cluster.gen_tokens_per_s
+        gpu_s = cluster.rates.gpu_seconds(prompt, cached, completion)
         passed = requests * s.passed / s.requests
         if stage == "genericize":
             templates_per_query = passed / requests if requests else 0.0
