@@ -65,6 +65,7 @@ def render_report(data: ReportData, config: Config, folder: str) -> ReportFiles:
         ),
         "judge": p.plot_scores(data.judge_scores, data.judge_threshold, at("judge"), scale),
         "llm": p.plot_llm(data.llm, at("llm")),
+        "cost": p.plot_cost(data.cost, at("cost")),
     }
     for stale in set(drawn) - {k for k, v in drawn.items() if v}:  # a re-render must not show an old plot
         if os.path.exists(at(stale)):

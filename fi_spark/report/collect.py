@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from fi_spark import storage
+from fi_spark.cost import CostRow, StageCost, cost_rows
 from fi_spark.report.data import FunnelRow, Histogram, LLMStageStats, ReportData, TemplateUsage, gini
 from fi_spark.schemas import ALL_TABLES, TableSpec
 
@@ -195,11 +196,13 @@ def llm_stats(t: Tables) -> list[LLMStageStats]:
     busy = {r["stage"]: (float(r["busy"] or 0), int(r["runs"])) for r in per_run.groupBy("stage").agg(
         F.sum(F.col("span_s") + F.coalesce(F.col("p50_s"), F.lit(0.0))).alias("busy"), F.count("*").alias("runs")
     ).collect()}  # fmt: skip
+    optional = [F.sum(c if c in ledger.columns else F.lit(0)).alias(c) for c in ("cached_tokens", "server_ms")]
     rows = ledger.groupBy("stage").agg(
         F.count("*").alias("requests"),
         F.sum(F.when(F.col("error_reason").isNotNull(), 1).otherwise(0)).alias("failed"),
         F.sum("prompt_tokens").alias("prompt_tokens"),
         F.sum("completion_tokens").alias("completion_tokens"),
+        *optional,
         *[F.percentile_approx("latency_ms", q, 1000).alias(k) for k, q in LATENCY_QUANTILES.items()],
     )
     out = []
@@ -214,9 +217,24 @@ def llm_stats(t: Tables) -> list[LLMStageStats]:
                 latency_ms={k: float(r[k] or 0.0) for k in LATENCY_QUANTILES},
                 busy_s=busy.get(r["stage"], (0.0, 0))[0],
                 runs=busy.get(r["stage"], (0.0, 0))[1],
+                cached_tokens=int(r["cached_tokens"] or 0),
+                server_s=float(r["server_ms"] or 0.0) / 1000.0,
             )
         )
     return out
+
+
+def kept_pairs(data: ReportData) -> int:
+    """Judged pairs at or above the threshold (the pairs the final view keeps); 0 before the judge has run."""
+    threshold = data.judge_threshold
+    return sum(n for score, n in (data.judge_scores or {}).items() if threshold is not None and score >= threshold)
+
+
+def stage_costs(llm: list[LLMStageStats], kept: int, config: Config) -> list[CostRow]:
+    """The cost rows (fi_spark.cost) of the LLM stages' ledger sums, at the configured GPU price and rates."""
+    spend = [StageCost(s.stage, s.requests, s.prompt_tokens, s.cached_tokens, s.completion_tokens, s.server_s)
+             for s in llm]  # fmt: skip
+    return cost_rows(spend, kept, config.report.rates())
 
 
 def samples(t: Tables, config: Config, n: int) -> list[dict[str, str]]:
@@ -269,5 +287,7 @@ def collect_report_data(store: TableStore, config: Config, export_location: str)
         data.judge_failed = sum(int(r["count"]) for r in counts if r["score"] is None)
         data.judge_threshold = config.judge.threshold
     data.llm = llm_stats(t)
+    data.gpu_rates = config.report.rates()
+    data.cost = stage_costs(data.llm, kept_pairs(data), config)
     data.samples = samples(t, config, config.report.sample_pairs)
     return data

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from fi_spark.cost import CostRow, GpuRates
+
 
 @dataclass(frozen=True)
 class Histogram:
@@ -52,6 +54,8 @@ class LLMStageStats:
     latency_ms: dict[str, float]  # "p50" / "p95" / "p99"
     busy_s: float  # summed per run: last finish - first finish (+ one median latency)
     runs: int
+    cached_tokens: int = 0  # prompt tokens served from the prefix cache (ledgers written before: 0)
+    server_s: float = 0.0  # the ledger's server_ms summed, in seconds
 
     @property
     def completion_tokens_per_s(self) -> float:
@@ -79,6 +83,8 @@ class ReportData:
     judge_threshold: float | None = None
     judge_failed: int = 0
     llm: list[LLMStageStats] = field(default_factory=list)
+    cost: list[CostRow] = field(default_factory=list)  # per LLM stage + total (fi_spark.cost); [] without a ledger
+    gpu_rates: GpuRates = field(default_factory=GpuRates)  # what the cost estimate assumed (report.* settings)
     samples: list[dict[str, str]] = field(default_factory=list)
     export: dict[str, Any] | None = None  # the export's stats.json, when it exists
     notes: list[str] = field(default_factory=list)

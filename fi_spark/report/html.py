@@ -61,6 +61,27 @@ def _hist_table(hist: Histogram | None) -> str:
     return table([k for k, _ in stats], [[v for _, v in stats]])
 
 
+def cost_section(data: ReportData, plots: dict[str, str | None]) -> str:
+    """The ledger's spend per LLM stage, per kept pair, and the GPU-hour / $ estimate (fi_spark.cost)."""
+    if not data.cost:
+        return _missing("llm_responses table (an LLM stage)")
+    r = data.gpu_rates
+    kept = data.cost[-1].kept
+    rows = [(c.spend.stage, c.spend.prompt_tokens, c.spend.cached_tokens, c.spend.completion_tokens, c.spend.server_s,
+             c.server_s_per_pair, c.completion_tokens_per_pair, c.gpu_hours, c.usd) for c in data.cost]  # fmt: skip
+    head = ["stage", "prompt tok", "cached tok", "generated tok", "server-s", "server-s / kept pair",
+            "generated tok / kept pair", "est. GPU-h", "est. $"]  # fmt: skip
+    return (
+        _img(plots, "cost", "cost per kept pair by stage")
+        + table(head, rows)
+        + f"<p class='muted'>{kept:,} kept pairs (judge score at or above the threshold). Server-seconds were "
+        "measured on the servers this run used (the ledger's server_ms); GPU-hours and $ are estimated from the "
+        f"tokens at {r.gen_tokens_per_s:,.0f} generated and {r.prefill_tokens_per_s:,.0f} uncached prompt tokens/s "
+        f"per GPU and ${r.usd_per_gpu_hour:g} per GPU-hour (report.gen_tokens_per_s, report.prefill_tokens_per_s, "
+        "report.usd_per_gpu_hour); cached prompt tokens cost no prefill.</p>"
+    )
+
+
 def render_html(data: ReportData, plots: dict[str, str | None], judge_scale: tuple[int, int]) -> str:
     """The report page for `data`, linking the PNGs in `plots` (name -> file in the same folder)."""
     s: list[str] = [f"<h1>fi-spark run report</h1><p class='muted'>Output folder: {_esc(data.output)}</p>"]
@@ -157,6 +178,9 @@ def render_html(data: ReportData, plots: dict[str, str | None], judge_scale: tup
         )
     else:
         s.append(_missing("llm_responses table (an LLM stage)"))
+
+    s.append("<h2>Cost per kept pair</h2>")
+    s.append(cost_section(data, plots))
 
     s.append("<h2>Export</h2>")
     if data.export:

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
 
+from fi_spark.cost import CostRow
 from fi_spark.report.data import FunnelRow, Histogram, LLMStageStats, TemplateUsage
 
 WIDTH, HEIGHT, DPI = 8.0, 4.2, 110
@@ -217,4 +218,30 @@ def plot_llm(stats: list[LLMStageStats], path: str) -> str | None:
     for ax in axes:
         ax.set_xticks(list(xs), names, fontsize=9)
         ax.spines[["top", "right"]].set_visible(False)
+    return _save(fig, path)
+
+
+def plot_cost(rows: list[CostRow], path: str) -> str | None:
+    """Per LLM stage: server-seconds and generated tokens per kept pair; None before any pair was kept."""
+    stages = [r for r in rows if r.spend.stage != "total"]
+    if not stages or not rows[-1].kept:
+        return None
+    total = rows[-1]
+    fig, axes = plt.subplots(1, 2, figsize=(WIDTH * 1.2, HEIGHT), dpi=DPI)
+    names, xs = [r.spend.stage for r in stages], list(range(len(stages)))
+    panels = (
+        ("server-seconds per kept pair", [r.server_s_per_pair or 0.0 for r in stages], BAR),
+        ("generated tokens per kept pair", [r.completion_tokens_per_pair or 0.0 for r in stages], ACCENT),
+    )
+    for ax, (title, values, color) in zip(axes, panels, strict=True):
+        bars = ax.bar(xs, values, color=color)
+        for bar, value in zip(bars, values, strict=True):
+            text = f"{value:,.0f}" if value >= 100 else f"{value:.3g}"
+            ax.text(bar.get_x() + bar.get_width() / 2, bar.get_height(), text, ha="center", va="bottom", fontsize=8)
+        ax.set_xticks(xs, names, fontsize=9)
+        ax.set_title(title)
+        ax.spines[["top", "right"]].set_visible(False)
+    usd = total.usd_per_pair or 0.0
+    fig.suptitle(f"Cost per kept pair by stage ({total.kept:,} kept pairs; est. ${usd * 1e6:,.2f} per million pairs)",
+                 fontsize=10)  # fmt: skip
     return _save(fig, path)

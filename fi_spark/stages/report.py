@@ -2,7 +2,9 @@
 
 Reads every stage table that exists under the output folder (missing ones are named in the report),
 writes `<output>/report/report.html` + `*.png` (or `report.location`), and returns the files as
-artifacts so the pipeline logs them to its MLflow run. It writes no table: rows in = rows out = 0.
+artifacts so the pipeline logs them to its MLflow run, with the funnel and the cost accounting
+(fi_spark.cost: `cost.<stage>.*`, per kept pair and estimated GPU-hours / $) as metrics. It writes no table:
+rows in = rows out = 0.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import os
 import re
 import time
 
+from fi_spark.cost import cost_metrics
 from fi_spark.report import build_report
 from fi_spark.stages.base import StageContext, StageResult, StageTables
 
@@ -28,7 +31,7 @@ def run(ctx: StageContext) -> StageResult:
         stage=STAGE,
         rows_in=0,
         rows_out=0,
-        metrics={"plots": float(len(files.plots)), **funnel},
+        metrics={"plots": float(len(files.plots)), **funnel, **cost_metrics(files.data.cost)},
         artifacts=artifacts,
         seconds=time.time() - started,
     )

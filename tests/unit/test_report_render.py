@@ -9,8 +9,12 @@ from pathlib import Path
 import pytest
 
 from fi_spark.config import Config
+from fi_spark.cost import GpuRates, StageCost, cost_rows
 from fi_spark.report import render_report
+from fi_spark.report.collect import kept_pairs, stage_costs
 from fi_spark.report.data import FunnelRow, Histogram, LLMStageStats, ReportData, TemplateUsage, gini
+
+RATES = GpuRates(3.6, 1_000.0, 10_000.0)
 
 
 def hist(values: list[float], bins: int, lo: float, hi: float) -> Histogram:
@@ -75,6 +79,15 @@ def full_data() -> ReportData:
             ),
             LLMStageStats("judge", 210, 5, 120_000, 10_000, {"p50": 700.0, "p95": 1500.0, "p99": 2000.0}, 120.0, 1),
         ],
+        cost=cost_rows(
+            [
+                StageCost("instantiate", 1400, 900_000, 600_000, 300_000, 1200.0),
+                StageCost("judge", 210, 120_000, 0, 420, 60.0),
+            ],
+            kept=120,
+            rates=RATES,
+        ),
+        gpu_rates=RATES,
         samples=[{"instruction": "What <b>is</b> X?", "answer": "X is Y.", "grounding": "1.000", "score": "5"}],
         export={
             "rows": 120,
@@ -92,7 +105,7 @@ def full_data() -> ReportData:
 
 
 def test_full_report_has_every_plot_and_section(tmp_path):
-    """With every table present, all nine plots are drawn and linked, and data text is escaped."""
+    """With every table present, all ten plots are drawn and linked, and data text is escaped."""
     files = render_report(full_data(), Config(), str(tmp_path))
     assert set(files.plots) == {
         "funnel",
@@ -104,6 +117,7 @@ def test_full_report_has_every_plot_and_section(tmp_path):
         "grounding",
         "judge",
         "llm",
+        "cost",
     }
     for path in files.plots.values():
         assert os.path.getsize(path) > 5_000
@@ -113,6 +127,33 @@ def test_full_report_has_every_plot_and_section(tmp_path):
     assert "What &lt;b&gt;is&lt;/b&gt; X?" in page and "<b>is</b>" not in page
     assert "Dedup rate: <b>1.60%</b>" in page
     assert "Not available yet" not in page
+
+
+def test_cost_section_lists_spend_per_kept_pair(tmp_path):
+    """The cost table shows each stage's spend, its server-seconds / generated tokens per kept pair and the estimate."""
+    page = Path(render_report(full_data(), Config(), str(tmp_path)).html).read_text(encoding="utf-8")
+    section = page.split("<h2>Cost per kept pair</h2>")[1].split("<h2>")[0]
+    # instantiate: 1200 s / 120 pairs = 10 s, 300,000 tokens / 120 = 2,500; 300,000 uncached prompt tokens at 10k/s +
+    # 300,000 generated at 1k/s = 330 GPU-s = 0.0917 GPU-h = $0.33 at $3.6/GPU-h
+    assert (
+        '<tr><td>instantiate</td><td class="n">900,000</td><td class="n">600,000</td><td class="n">300,000</td>'
+        '<td class="n">1,200</td><td class="n">10</td><td class="n">2,500</td><td class="n">0.0917</td>'
+        '<td class="n">0.33</td></tr>'
+    ) in section
+    assert "<td>total</td>" in section and "120 kept pairs" in section and "$3.6 per GPU-hour" in section
+
+
+def test_kept_pairs_and_stage_costs_from_report_data():
+    """Kept pairs are the judged scores at or above the threshold; the LLM stats become cost rows at the settings."""
+    data = full_data()
+    assert kept_pairs(data) == 60 + 40 + 20  # threshold 3.0 of {1: 30, 2: 55, 3: 60, 4: 40, 5: 20}
+    assert kept_pairs(ReportData(output="/tmp/run", tables={}, missing=[])) == 0
+    cfg = Config().model_copy(update={"report": Config().report.model_copy(update={"usd_per_gpu_hour": 1.0})})
+    rows = stage_costs(data.llm, 120, cfg)
+    assert [r.spend.stage for r in rows] == ["genericize", "instantiate", "judge", "total"]
+    assert rows[-1].spend.completion_tokens == 350_000 and rows[-1].kept == 120
+    # 1,170,000 prompt tokens at 110k/s + 350,000 generated at 11k/s, $1 per GPU-hour
+    assert rows[-1].usd == pytest.approx((1_170_000 / 110_000 + 350_000 / 11_000) / 3600)
 
 
 def test_empty_report_degrades_and_removes_stale_plots(tmp_path):
