@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from fi_spark.cost import CostRow, GpuRates
+
 
 @dataclass(frozen=True)
 class ShardStat:
@@ -55,6 +57,8 @@ class CardInputs:
     tokenizer: str
     columns: dict[str, str] = field(default_factory=dict)  # metadata column -> meaning
     system_prompt: str | None = None
+    cost: list[CostRow] = field(default_factory=list)  # per LLM stage + total over this dataset's pairs
+    gpu_rates: GpuRates = field(default_factory=GpuRates)  # what the cost estimate assumed
 
 
 def _table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
@@ -159,9 +163,38 @@ def render_card(inputs: CardInputs) -> str:
         "## Reject reasons",
         _table(["stage / reason", "rows"], rejects) if inputs.rejects else "No rows were rejected.",
     ]
+    if inputs.cost:
+        parts += ["## Generation cost", *_cost(inputs.cost, inputs.gpu_rates)]
     if inputs.columns:
         parts += ["## Metadata columns", _table(["column", "meaning"], inputs.columns.items())]
     return "\n\n".join(parts) + "\n"
+
+
+def _cost(rows: list[CostRow], rates: GpuRates) -> list[str]:
+    """The LLM stages' measured spend and its GPU estimate, in total and per pair of this dataset."""
+    kept = rows[-1].kept
+
+    def per(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    table = _table(
+        ["stage", "requests", "prompt tokens", "cached prompt tokens", "generated tokens", "server-seconds",
+         "generated tokens / pair", "server-seconds / pair", "est. GPU-hours", "est. $"],
+        [(r.spend.stage, r.spend.requests, r.spend.prompt_tokens, r.spend.cached_tokens, r.spend.completion_tokens,
+          f"{r.spend.server_s:,.1f}", per(r.completion_tokens_per_pair, ",.1f"), per(r.server_s_per_pair, ",.2f"),
+          f"{r.gpu_hours:.3g}", f"{r.usd:.3g}") for r in rows],
+    )  # fmt: skip
+    usd = rows[-1].usd_per_pair
+    estimate = f" About ${usd * 1e6:,.2f} per million pairs at these rates." if usd is not None else ""
+    return [
+        f"What the LLM requests behind these {kept:,} pairs cost, from the request ledger (every request of the "
+        "run, also those whose pair was rejected). Server-seconds were measured on the servers that answered; "
+        f"GPU-hours and $ are estimated from the tokens at {rates.gen_tokens_per_s:,.0f} generated and "
+        f"{rates.prefill_tokens_per_s:,.0f} uncached prompt tokens per second per GPU and "
+        f"${rates.usd_per_gpu_hour:g} per GPU-hour; prompt tokens served from the prefix cache cost no prefill."
+        + estimate,
+        table,
+    ]
 
 
 def _model_license(model: str | None) -> str:

@@ -30,7 +30,7 @@ from fi_spark.export.card import CardInputs, FunnelStep, ShardStat, SourceStat, 
 from fi_spark.export.records import shard_count, split_for
 from fi_spark.export.shards import STATS_SCHEMA, ShardWriter
 from fi_spark.report import export_location
-from fi_spark.report.collect import Tables, funnel, rejects
+from fi_spark.report.collect import Tables, funnel, llm_stats, rejects, stage_costs
 from fi_spark.schemas import DOCUMENTS, JUDGED, PAIRS
 from fi_spark.stages.base import FunnelStep as Step
 from fi_spark.stages.base import StageContext, StageResult, StageTables
@@ -158,6 +158,8 @@ def card_inputs(ctx: StageContext, final: DataFrame, stats: list[ShardStat], wri
     }
     return CardInputs(
         dataset_name=config.export.dataset_name,
+        cost=stage_costs(llm_stats(tables), written, config),
+        gpu_rates=config.report.rates(),
         shards=stats,
         sources=sources,
         funnel=_funnel_steps(steps),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from fi_spark.cost import GpuRates, StageCost, cost_rows
 from fi_spark.export.card import CardInputs, FunnelStep, ShardStat, SourceStat, render_card
 
 
@@ -76,3 +77,25 @@ def test_empty_export_still_renders():
     card = render_card(inputs(shards=[], rejects={}))
     assert "0 instruction/answer pairs" in card and "No rows were rejected." in card
     assert "configs:" not in card
+
+
+def test_card_states_generation_cost_per_pair_and_its_assumptions():
+    """The cost section lists each LLM stage's spend, per pair and estimated, with the rates it assumed."""
+    rates = GpuRates(3.6, 1_000.0, 10_000.0)
+    stages = [
+        StageCost("instantiate", 300, 150_000, 90_000, 30_000, 600.0),
+        StageCost("judge", 150, 30_000, 0, 150, 75.0),
+    ]
+    card = render_card(inputs(cost=cost_rows(stages, kept=100, rates=rates), gpu_rates=rates))
+    section = card.split("## Generation cost")[1].split("## Metadata columns")[0]
+    # instantiate: 60,000 uncached prompt tokens at 10k/s + 30,000 generated at 1k/s = 36 GPU-s = 0.01 GPU-h = $0.036
+    assert "| instantiate | 300 | 150,000 | 90,000 | 30,000 | 600.0 | 300.0 | 6.00 | 0.01 | 0.036 |" in section
+    # judge: 3 + 0.15 = 3.15 GPU-s; total 39.15 GPU-s = $0.03915, $391.50 per million pairs
+    assert "| total | 450 | 180,000 | 90,000 | 30,150 | 675.0 | 301.5 | 6.75 | 0.0109 | 0.0392 |" in section
+    assert "these 100 pairs" in section and "About $391.50 per million pairs" in section
+    assert "1,000 generated and 10,000 uncached prompt tokens per second per GPU and $3.6 per GPU-hour" in section
+
+
+def test_card_without_ledger_has_no_cost_section():
+    """A dataset whose run kept no ledger (or sent nothing) says nothing about cost rather than zeros."""
+    assert "## Generation cost" not in render_card(inputs())
