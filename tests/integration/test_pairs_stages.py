@@ -252,6 +252,7 @@ def test_export_round_trip(ran, run_dir):
         assert s["tokens"] > 0 and re.match(rf"data/{s['split']}-\d{{5}}-of-\d{{5}}\.(parquet|jsonl)$", s["file"])
     card = (run_dir / "export" / "README.md").read_text()
     assert f"{len(final_ids):,} instruction/answer pairs" in card and "CC BY-SA 3.0" in card
+    assert "## Generation cost" in card and f"the LLM requests behind these {len(final_ids):,} pairs" in card
 
 
 def test_lineage_is_complete(ran):
@@ -285,6 +286,14 @@ def test_report_shows_all_stages(ran, embedded_engine, run_dir, server):
     assert result.metrics["funnel.pairs.passed_checks"] == 6
     page = (run_dir / "report" / "report.html").read_text()
     assert "ungrounded" in page and "unfilled_slots" in page
+    assert "cost.png" in {p.name for p in folder.iterdir()}  # cost per kept pair by stage (fi_spark.cost)
+    ledger = ctx.store.read(LLM_RESPONSES).agg(F.sum("completion_tokens"), F.sum("server_ms")).first()
+    assert result.metrics["cost.kept_pairs"] == final_pairs(ctx).count() > 0
+    assert result.metrics["cost.total.completion_tokens"] == ledger[0] > 0
+    assert result.metrics["cost.total.server_seconds"] == pytest.approx(ledger[1] / 1000)
+    assert result.metrics["cost.total.server_seconds_per_kept_pair"] == pytest.approx(
+        ledger[1] / 1000 / result.metrics["cost.kept_pairs"]
+    )
 
 
 def test_decontamination_rejects_overlapping_pairs(embedded_engine, server, tmp_path):
