@@ -69,21 +69,22 @@ def server_model(url: str) -> str:
 
 
 async def send(
-    cfg: LLMConfig, model: str, sampling: Sampling, jobs: list[tuple[Any, list[dict[str, str]]]], on_result: Any = None
+    cfg: LLMConfig, model: str, sampling: Sampling, jobs: list[tuple[Any, ...]], on_result: Any = None
 ) -> list[Any]:
-    """Each job is (schema, messages); one adapter per distinct schema, results in job order."""
+    """Each job is (schema, messages) or (schema, messages, group); one adapter per distinct schema, results in
+    job order. A group (e.g. the document) asks the client for endpoint affinity (fi_spark.llm.policy)."""
     adapters: dict[str, Adapter] = {}
     out: list[Any] = [None] * len(jobs)
     async with LLMClient(cfg, cfg.endpoints, Adapter(model=model, sampling=sampling)) as client:
         groups: dict[str, list[int]] = collections.defaultdict(list)
-        for i, (schema, _) in enumerate(jobs):
+        for i, (schema, *_) in enumerate(jobs):
             key = json.dumps(schema, sort_keys=True, default=str)
             if key not in adapters:
                 adapters[key] = Adapter(model=model, sampling=sampling, response_schema=schema, schema_name="answer")
             groups[key].append(i)
         for key, idx in groups.items():  # groups keep document order; one adapter (schema) per group
             client.adapter = adapters[key]
-            reqs = [LLMRequest(id=f"r{i}", messages=jobs[i][1], key=str(i)) for i in idx]
+            reqs = [LLMRequest(id=f"r{i}", messages=jobs[i][1], key=str(i), group=(*jobs[i], None)[2]) for i in idx]
             async for res in client.stream(reqs):
                 out[int(res.key)] = res
                 if on_result is not None:
