@@ -29,8 +29,13 @@ On one server the baseline still gets the hits its prompt order allows (its judg
 before the pair); at scale without affinity a document's requests spread over servers: a conservative
 baseline.
 
-    nice -n 15 python bench/cost_per_pair.py            # ~10 minutes on 2 busy CPU cores
+    nice -n 15 python bench/cost_per_pair.py --save /tmp/cost.json   # 17-23 minutes on 2 busy CPU cores
+    python bench/cost_per_pair.py --replay /tmp/cost.json            # the tables again, no server
     nice -n 15 python bench/cost_per_pair.py --limit 12 --concurrency 4
+
+With SmolLM2-135M only 0-1 of the 30 matches survive both instantiate and judge in either shape (measured
+2026-12-02), so server-seconds per kept pair is inf or a single pair's noise; the comparison lines also
+divide by the pairs that passed instantiate's checks and by the matches sent (same 30 in both shapes).
 
 Last line: `cost_per_pair: optimized A s/pair vs baseline B s/pair = R x` (R = B / A; the goal is R >= 3).
 """
@@ -211,19 +216,20 @@ def table(rows: list[tuple[str, list[Phase]]]) -> list[str]:
     return out
 
 
-def per_pair(phases: list[Phase], what: str = "server_s", of: int = -1) -> float:
-    """`what` summed over the shape's phases, per row that passed phase `of` (-1: the judge, i.e. kept pairs)."""
-    n = phases[of].passed
+def per_pair(phases: list[Phase], what: str = "server_s", of: int | None = -1) -> float:
+    """`what` summed over the shape's phases, per row that passed phase `of` (-1: the judge, i.e. kept pairs;
+    None: per match sent, the instantiate phase's requests)."""
+    n = phases[0].requests if of is None else phases[of].passed
     return sum(getattr(p, what) for p in phases) / n if n else float("inf")
 
 
 def comparisons(rows: list[tuple[str, list[Phase]]]) -> list[str]:
     """Baseline (first row) vs each optimized row: per kept pair and, as kept counts are small, per pair that
-    passed instantiate's checks; server-seconds, wall seconds, estimated GPU-seconds and generated tokens."""
+    passed instantiate's checks and per match sent; server-seconds, wall seconds, est. GPU-seconds, generated tokens."""
     out = []
     base = rows[0][1]
     for label, phases in rows[1:]:
-        for of, unit in ((-1, "kept pair"), (0, "passed instantiation")):
+        for of, unit in ((-1, "kept pair"), (0, "passed instantiation"), (None, "match sent")):
             cells = []
             for what in ("server_s", "wall_s", "gpu_s", "gen_tokens"):
                 b, a = per_pair(base, what, of), per_pair(phases, what, of)
