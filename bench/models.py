@@ -33,18 +33,20 @@ def main() -> None:
     args = ap.parse_args()
     pairs = json.loads(ex.PAIRS_FILE.read_text(encoding="utf-8"))[: args.pairs]
     rows = []
-    for url in args.urls:
+    for url in args.urls:  # each result is printed as soon as it is measured: a cut-short run keeps its numbers
         model = ex.server_model(url)
         templates, g = ex.genericize_sample(url, model, args.queries)
+        print(f"{model}: genericize {len(templates)}/{g['sent']} valid, {g['gen_tokens']} generated tokens, "
+              f"{g['seconds']:.0f} s; {g['reasons']}", flush=True)  # fmt: skip
         arm = ex.run_arm("d", pairs, url, model)
+        print(f"{model}: instantiate.v3 {arm['kept']}/{arm['sent']} kept, {arm['gen_tokens']} generated tokens, "
+              f"{arm['seconds']:.0f} s; {arm['reasons']}", flush=True)  # fmt: skip
         rows.append((model, len(templates), g, arm))
     print(f"{'model':<26}{'genericize valid':>18}{'gen tok':>9}{'s':>6}{'instantiate kept':>18}{'gen tok':>9}{'s':>6}")
     for model, valid, g, arm in rows:
         made, kept = f"{valid}/{g['sent']}", f"{arm['kept']}/{arm['sent']}"
         print(f"{model:<26}{made:>18}{g['gen_tokens']:>9}{g['seconds']:6.0f}"
               f"{kept:>18}{arm['gen_tokens']:>9}{arm['seconds']:6.0f}")  # fmt: skip
-    for model, _, g, arm in rows:
-        print(f"  {model}: genericize {g['reasons']}; instantiate {arm['reasons']}")
     best_g = max(rows, key=lambda r: r[1])[0]
     best_i = max(rows, key=lambda r: r[3]["kept"])[0]
     print(f"models: genericize best {best_g}, instantiate best {best_i}")
