@@ -176,14 +176,12 @@ class _Object:
     """The lock as an object (s3://...) through pyarrow.fs: best-effort, advisory."""
 
     def __init__(self, uri: str) -> None:
-        import pyarrow.fs as pafs
-
-        self.fs, self.path = pafs.FileSystem.from_uri(uri)
+        self.uri = uri
+        self.fs, self.path = storage.filesystem(uri)  # fi_spark.storage's client: its retries on throttling
 
     def read(self) -> str | None:
         try:
-            with self.fs.open_input_stream(self.path) as fh:
-                return bytes(fh.read()).decode("utf-8")
+            return storage.read_bytes(self.uri).decode("utf-8")
         except (FileNotFoundError, OSError):
             return None
 

@@ -16,6 +16,16 @@ identity, instance / container roles) and ``AWS_ENDPOINT_URL`` for S3-compatible
 s3fs would add aiobotocore, which pins botocore to a narrow range and so fights the boto3 pin that
 mlflow's S3 artifact store needs. Credentials are never read, passed or logged here: the SDK finds them.
 
+Retries: S3 answers load with 503 SlowDown (per prefix, in bursts) and now and then a 500 InternalError.
+``from_uri`` leaves Arrow's default strategy, which retries every 200 ms for 6 s and then gives up, no
+backoff; S3 filesystems here use the SDK's standard strategy instead (exponential backoff with jitter, a
+retry quota), with ``AWS_MAX_ATTEMPTS`` attempts (the variable the AWS SDKs and CLI read), 10 when unset.
+One hole the SDK leaves: it writes an error response's body into the buffer of the read, and for an
+object smaller than S3's XML error document (a few hundred bytes: a LATEST pointer, a manifest) the
+throttled GET then fails as a non-retryable ``INTERNAL_FAILURE ... Failed to flush response stream``.
+Reads here (``read_bytes``, ``open_input``, downloads by ``copy_file``) retry that error themselves,
+with the same attempts and backoff (measured against a fault-injecting proxy, tests/s3_faults.py).
+
 Writes are whole-object: a local file is written under a temporary name and renamed into place, an
 object store PUT is atomic per object, so a reader never sees half a file.
 """
@@ -23,16 +33,22 @@ object store PUT is atomic per object, so a reader never sees half a file.
 from __future__ import annotations
 
 import os
+import random
 import re
+import tempfile
+import time
 import uuid
+from collections.abc import Callable
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:  # pyarrow is imported on first I/O: the path functions are plain string work
     import pyarrow.fs as pafs
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/")  # two or more letters, so "C:/x" is not a scheme
 _ALIASES = {"s3a": "s3", "s3n": "s3"}  # Hadoop's names for the same store
+COPY_CHUNK = 8 << 20  # bytes per read when spooling a remote file
+T = TypeVar("T")
 
 
 def scheme(path: str) -> str:
@@ -96,6 +112,9 @@ def _remote_filesystem(name: str, bucket: str, endpoint: str | None, pid: int) -
             f"{name}://{bucket}: fi-spark cannot open {name}:// files itself ({exc}); Spark tables may live "
             "there, but index, journal, export and report locations must be local paths or s3:// URIs"
         ) from exc
+    if isinstance(fs, pafs.S3FileSystem):  # the same store, with retries for throttling (module docstring)
+        attempts = pafs.AwsStandardS3RetryStrategy(max_attempts=_max_attempts())
+        fs = pafs.S3FileSystem(region=fs.region, endpoint_override=endpoint, retry_strategy=attempts)
     return fs
 
 
@@ -107,10 +126,54 @@ def exists(path: str) -> bool:
     return bool(fs.get_file_info(where).type != pafs.FileType.NotFound)
 
 
+def _max_attempts() -> int:
+    return int(os.environ.get("AWS_MAX_ATTEMPTS") or 10)
+
+
+def _retry_reads(read: Callable[[], T]) -> T:
+    """``read()``, tried again (backoff with full jitter) while the SDK reports a throttled small GET as an
+    unretryable flush failure (module docstring); any other error is raised at once."""
+    for attempt in range(1, _max_attempts() + 1):
+        try:
+            return read()
+        except OSError as exc:
+            if "Failed to flush response stream" not in str(exc) or attempt == _max_attempts():
+                raise
+            time.sleep(random.uniform(0, min(20.0, 0.05 * 2**attempt)))
+    raise AssertionError("unreachable")
+
+
 def read_bytes(path: str) -> bytes:
+    """The bytes of a file as stored (``compression=None``: pyarrow would un-gzip a `.gz` name on its own)."""
     fs, where = filesystem(path)
-    with fs.open_input_stream(where) as src:
-        return bytes(src.read())
+
+    def read() -> bytes:
+        with fs.open_input_stream(where, compression=None) as src:
+            return bytes(src.read())
+
+    return _retry_reads(read) if is_remote(path) else read()
+
+
+def open_input(path: str) -> IO[bytes]:
+    """A seekable binary file with the bytes at `path` (use it in ``with``); a remote file is first copied,
+    in one streamed GET, to a temporary local file that vanishes on close (readers like the WARC one seek)."""
+    if not is_remote(path):
+        return open(local_path(path), "rb")
+    fs, where = filesystem(path)
+
+    def spool() -> IO[bytes]:
+        copy = tempfile.TemporaryFile()
+        try:
+            with fs.open_input_stream(where, compression=None) as src:
+                while chunk := src.read(COPY_CHUNK):
+                    copy.write(chunk)
+        except BaseException:
+            copy.close()
+            raise
+        copy.seek(0)
+        return copy
+
+    return _retry_reads(spool)
 
 
 def write_bytes(path: str, data: bytes) -> None:
@@ -126,17 +189,21 @@ def write_bytes(path: str, data: bytes) -> None:
             dst.write(data)
         os.replace(tmp, where)
         return
-    with fs.open_output_stream(where) as dst:
+    with fs.open_output_stream(where, compression=None) as dst:
         dst.write(data)
 
 
 def list_files(root: str) -> list[str]:
-    """Every file under `root` (recursively), sorted, spelled like `root`: `s3://b/x/...` or a local path."""
+    """Every file under `root` (recursively), sorted, spelled like `root`: `s3://b/x/...` or a local path.
+    A `root` that is a file lists itself."""
     import pyarrow.fs as pafs
 
     fs, where = filesystem(root)
-    if fs.get_file_info(where).type == pafs.FileType.NotFound:
+    kind = fs.get_file_info(where).type
+    if kind == pafs.FileType.NotFound:
         return []
+    if kind == pafs.FileType.File:
+        return [root if is_remote(root) else where]
     base = root.rstrip("/") if is_remote(root) else where
     found = fs.get_file_info(pafs.FileSelector(where, recursive=True))
     return sorted(base + item.path[len(where) :] for item in found if item.type == pafs.FileType.File)
@@ -162,4 +229,8 @@ def copy_file(source: str, dest: str) -> None:
     dst_fs, dst = filesystem(dest)
     if isinstance(dst_fs, pafs.LocalFileSystem):
         os.makedirs(os.path.dirname(dst), exist_ok=True)
-    pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)
+
+    def copy() -> None:
+        pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)
+
+    _retry_reads(copy) if is_remote(source) else copy()

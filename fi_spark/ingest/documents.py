@@ -10,8 +10,10 @@ never data) and each becomes one ``unreadable_input`` reject while the other fil
 
 from __future__ import annotations
 
+import fnmatch
 import glob
 import os
+import re
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -26,7 +28,12 @@ MAX_FILES_TO_LABEL = 256  # per-file reads (to record input_file) up to this man
 
 
 def list_input_files(path: str) -> list[str]:
-    """Local files behind a file, folder or glob (hidden and Spark marker files skipped)."""
+    """The files behind a file, folder or glob, local or remote (hidden and Spark marker files skipped).
+
+    Remote (s3://) paths are listed through fi_spark.storage: a file, everything under a prefix, or a glob
+    matched against the listing of the prefix before its first wildcard (`*` also crosses `/` there)."""
+    if storage.is_remote(path):
+        return _remote_input_files(path)
     if any(ch in path for ch in "*?["):
         candidates = glob.glob(path)
     elif os.path.isdir(path):
@@ -41,6 +48,18 @@ def list_input_files(path: str) -> list[str]:
     unreadable = [p for p in files if not os.access(p, os.R_OK)]
     if unreadable:
         raise InputError(f"cannot read {len(unreadable)} input file(s), e.g. {unreadable[0]} (permission denied)")
+    return files
+
+
+def _remote_input_files(path: str) -> list[str]:
+    wildcard = re.search(r"[*?\[]", path)
+    root = path[: path.rfind("/", 0, wildcard.start())] if wildcard else path
+    found = storage.list_files(root)
+    if wildcard:
+        found = [f for f in found if fnmatch.fnmatchcase(f, path)]
+    files = [f for f in found if not f.rsplit("/", 1)[-1].startswith(("_", "."))]
+    if not files:
+        raise InputError(f"no input files under {path}" if found else f"input path not found: {path}")
     return files
 
 

@@ -42,11 +42,7 @@ CLUSTER_SIZE_BUCKETS = ((2, 2), (3, 5), (6, 10), (11, 100), (101, None))
 
 # ---------------------------------------------------------------------------------------------- input
 def read_web_input(ctx: StageContext, path: str) -> DataFrame | None:
-    """(value, input_file) rows for WARC/WET input at ``path``; None when it holds no WARC file."""
-    if storage.is_remote(path):
-        if is_warc_path(path):
-            raise InputError(f"{path}: WARC input is read from local or mounted paths only (copy it locally first)")
-        return None
+    """(value, input_file) rows for WARC/WET input at ``path`` (local or s3://); None when it holds no WARC file."""
     files = list_input_files(path)
     warc = [f for f in files if is_warc_path(f)]
     if not warc:
@@ -61,7 +57,7 @@ def read_web_input(ctx: StageContext, path: str) -> DataFrame | None:
         for batch in batches:
             for file in batch["input_file"]:
                 lines: list[str] = []
-                with open(file, "rb") as stream:
+                with storage.open_input(file) as stream:  # a remote file: one streamed GET to a local spool
                     for line in warc_json_lines(stream, extractor, max_bytes):
                         lines.append(line)
                         if len(lines) >= ROWS_PER_BATCH:

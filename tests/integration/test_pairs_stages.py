@@ -47,8 +47,8 @@ class ScriptedServer(TestServer):
         out = super()._answer(chat, req, rid, bad)
         props = (((req.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}).get("properties")
         choice = (req.get("structured_outputs") or {}).get("choice")  # the one-token judge (vLLM flavor)
-        if bad or not (props or choice):
-            return out
+        if bad or not (choice or (props and ({"instruction", "answer"} <= set(props) or "score" in props))):
+            return out  # not instantiate or judge (e.g. genericize): the base server's minimal schema instance
         last = str(req["messages"][-1]["content"])
         if props and "instruction" in props and "answer" in props:
             content = self._instantiate(last)
