@@ -108,6 +108,8 @@ def test_whole_pipeline_on_s3_through_faults_without_leaking_credentials(faulty_
             "match.token_budget=null",
             f"index.cache_dir={tmp_path / 'index-cache'}",
             "export.rows_per_shard=2",
+            "instantiate.prompt=instantiate.v1",  # the prompts ScriptedServer's answers fit
+            "judge.prompt=judge.v2",
         ]
         rc, log = run_cli(
             tmp_path, "pipeline", "--documents", f"s3://{BUCKET}/in/documents.jsonl",
