@@ -8,7 +8,6 @@ import socket
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 from tests.conftest import REPO
 
@@ -89,7 +88,7 @@ def test_lock_of_a_killed_run_is_taken_over_and_released_on_normal_exit(tmp_path
     assert not lock_path(out).exists()
 
 
-def test_s3_output_lock_is_an_advisory_object(tmp_path, monkeypatch, caplog):
+def test_s3_output_lock_is_an_advisory_object(moto_s3, caplog):
     """On s3:// (a local moto server) the lock is an object: a second run refuses, release deletes it; advisory."""
     import logging
 
@@ -97,37 +96,16 @@ def test_s3_output_lock_is_an_advisory_object(tmp_path, monkeypatch, caplog):
 
     from fi_spark.runlock import RunLock, RunLockedError
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        [str(Path(sys.executable).parent / "moto_server"), "-H", "127.0.0.1", "-p", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    try:
-        url = f"http://127.0.0.1:{port}"
-        for key, value in {"AWS_ENDPOINT_URL": url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
-                           "AWS_REGION": "us-east-1", "AWS_DEFAULT_REGION": "us-east-1"}.items():  # fmt: skip
-            monkeypatch.setenv(key, value)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            with socket.socket() as sock:
-                if sock.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.2)
-        s3 = boto3.client("s3", endpoint_url=url, region_name="us-east-1")
-        s3.create_bucket(Bucket="fi-lock")
-        with caplog.at_level(logging.WARNING, logger="fi_spark"), RunLock("s3://fi-lock/out"):
-            body = json.loads(s3.get_object(Bucket="fi-lock", Key="out/_run.lock")["Body"].read())
-            assert body["pid"] == os.getpid() and body["host"] == socket.gethostname()
-            try:
-                RunLock("s3://fi-lock/out").acquire()
-                raise AssertionError("a second lock on a held s3:// output was granted")
-            except RunLockedError as exc:
-                assert f"pid {os.getpid()} on host" in str(exc)
-        keys = [o["Key"] for o in s3.list_objects_v2(Bucket="fi-lock", Prefix="out/").get("Contents", [])]
-        assert "out/_run.lock" not in keys, keys  # (pyarrow may leave an empty `out/` folder marker)
-        assert any("advisory" in r.getMessage() for r in caplog.records)
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
+    s3.create_bucket(Bucket="fi-lock")
+    with caplog.at_level(logging.WARNING, logger="fi_spark"), RunLock("s3://fi-lock/out"):
+        body = json.loads(s3.get_object(Bucket="fi-lock", Key="out/_run.lock")["Body"].read())
+        assert body["pid"] == os.getpid() and body["host"] == socket.gethostname()
+        try:
+            RunLock("s3://fi-lock/out").acquire()
+            raise AssertionError("a second lock on a held s3:// output was granted")
+        except RunLockedError as exc:
+            assert f"pid {os.getpid()} on host" in str(exc)
+    keys = [o["Key"] for o in s3.list_objects_v2(Bucket="fi-lock", Prefix="out/").get("Contents", [])]
+    assert "out/_run.lock" not in keys, keys  # (pyarrow may leave an empty `out/` folder marker)
+    assert any("advisory" in r.getMessage() for r in caplog.records)
