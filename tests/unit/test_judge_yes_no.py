@@ -106,14 +106,14 @@ def test_adapter_accepts_a_bare_string_choice():
 
 def test_stage_checker_reads_a_yes_no_answer_with_the_v3_prompt():
     """The judge stage's per-row checker turns a stored yes/no answer and its logprobs into the verdict columns."""
-    from fi_spark.stages.judge import _verdict
+    from fi_spark.stages.judge_styles import verdict
 
     row = {"llm_reason": None, "error": None, "parsed": '"no"', "content": "no", "logprobs": VLLM}
-    assert _verdict(load_prompt("judge.v3"), (1, 5), 600, row) == {
+    assert verdict(load_prompt("judge.v3"), (1, 5), 600, row) == {
         "score": 2, "rationale": None, "error_reason": None, "detail": None, "expected_score": 2.0,
     }  # fmt: skip
     failed = {**row, "llm_reason": "timeout", "error": "read timeout"}
-    assert _verdict(load_prompt("judge.v3"), (1, 5), 600, failed) == {
+    assert verdict(load_prompt("judge.v3"), (1, 5), 600, failed) == {
         "error_reason": "llm_timeout",
         "detail": "read timeout",
     }
