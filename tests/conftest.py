@@ -20,6 +20,7 @@ from fi_spark.config import Config, EngineConfig, load_config  # noqa: E402
 from fi_spark.engine import Engine, start_engine  # noqa: E402
 from fi_spark.stages.base import StageContext  # noqa: E402
 from fi_spark.tables import TableStore, resolve_format  # noqa: E402
+from tests import jvm_options  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +35,9 @@ def _embedded() -> Iterator[Engine]:
 
 @pytest.fixture(scope="session")
 def _local(_embedded: Engine) -> Iterator[Engine]:
-    engine = start_engine(EngineConfig(mode="local", local_master="local[2]", shuffle_partitions=2))
+    engine = start_engine(
+        EngineConfig(mode="local", local_master="local[2]", shuffle_partitions=2, spark_conf=jvm_options.SPARK_CONF)
+    )
     yield engine
     engine.stop()
 

@@ -12,6 +12,8 @@ import os
 import sys
 from pathlib import Path
 
+from tests.jvm_options import FAST_JVM
+
 REPO = Path(__file__).resolve().parents[2]
 SAMPLE = REPO / "fi_spark" / "resources" / "sample"
 VENV_BIN = Path(sys.executable).parent
@@ -46,7 +48,8 @@ def pipeline_args(tmp_path: Path, llm_url: str, bad_line: bool = False) -> list[
 
 
 def submit_env(**extra: str) -> dict[str, str]:
-    """The virtualenv's bin first on PATH, its python for drivers and workers, loopback only, no PYTHONPATH."""
+    """The virtualenv's bin first on PATH, its python for drivers and workers, loopback only, no PYTHONPATH;
+    standalone daemons (master, workers) get the tests' fast-start JVM flags (tests/jvm_options.py)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPARK_CONNECT_MODE_ENABLED")}
     env.pop("MLFLOW_TRACKING_URI", None)
     env.update(
@@ -56,6 +59,7 @@ def submit_env(**extra: str) -> dict[str, str]:
         SPARK_LOCAL_IP="127.0.0.1",
         HF_HUB_OFFLINE="1",
         PYTHONUNBUFFERED="1",
+        SPARK_DAEMON_JAVA_OPTS=FAST_JVM,
     )
     env.update(extra)
     return env

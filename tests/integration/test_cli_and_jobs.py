@@ -142,6 +142,7 @@ def test_spark_submit_runs_the_whole_pipeline(tmp_path):
     from submit_inputs import VENV_BIN, assert_whole_pipeline, driver_log, pipeline_args, submit_env
 
     from fi_spark.llm.testserver import ServerSettings, TestServer
+    from tests.jvm_options import submit_conf
 
     spark_submit = shutil.which("spark-submit", path=str(VENV_BIN))
     assert spark_submit, "pyspark ships spark-submit next to the interpreter"
@@ -153,6 +154,7 @@ def test_spark_submit_runs_the_whole_pipeline(tmp_path):
                 "local[2]",
                 "--conf",
                 "spark.ui.enabled=false",
+                *submit_conf(),
                 str(REPO / "jobs" / "pipeline.py"),
             ]
             + pipeline_args(tmp_path, llm.url, bad_line=True),

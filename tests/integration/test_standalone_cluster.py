@@ -22,6 +22,7 @@ import pytest
 from submit_inputs import REPO, VENV_BIN, assert_whole_pipeline, driver_log, pipeline_args, submit_env
 
 from fi_spark.llm.testserver import ServerSettings, TestServer
+from tests.jvm_options import submit_conf
 
 PROBE = """
 import json
@@ -111,7 +112,7 @@ def submit(master: str, zipped: Path, script: Path, args: list[str]) -> subproce
     assert spark_submit
     command = [spark_submit, "--master", master, "--py-files", str(zipped)]
     command += ["--conf", "spark.ui.enabled=false", "--conf", "spark.executor.memory=900m"]
-    command += ["--conf", "spark.cores.max=2", "--conf", "spark.executor.cores=1"]
+    command += ["--conf", "spark.cores.max=2", "--conf", "spark.executor.cores=1", *submit_conf()]
     return subprocess.run(
         [*command, str(script), *args], capture_output=True, text=True, timeout=1500, env=submit_env(), cwd=REPO
     )
