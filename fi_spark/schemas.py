@@ -245,6 +245,15 @@ TEMPLATES = TableSpec(
     key=("template_id",),
 )
 
+# Which template each genericized query became. `templates.source_query_ids` lists the queries merged in the
+# run that stored the template; a query whose template merges into one stored by an earlier run is recorded
+# only here (tables are append-only), so pending queries and the lineage read both.
+TEMPLATE_SOURCES = TableSpec(
+    "template_sources",
+    _s(("query_id", StringType(), False), ("template_id", StringType(), False)),
+    key=("query_id",),
+)
+
 TEMPLATE_REJECTS = TableSpec(
     "template_rejects",
     _s(
@@ -315,6 +324,7 @@ ALL_TABLES: dict[str, TableSpec] = {
         QUERIES,
         QUERY_REJECTS,
         TEMPLATES,
+        TEMPLATE_SOURCES,
         TEMPLATE_REJECTS,
         TEMPLATE_VECTORS,
         MATCHES,
@@ -338,6 +348,7 @@ __all__ = [
     "QUERY_REJECTS",
     "TEMPLATES",
     "TEMPLATE_REJECTS",
+    "TEMPLATE_SOURCES",
     "TEMPLATE_VECTORS",
     "PAIRS",
     "PAIR_REJECTS",

@@ -1,16 +1,14 @@
-"""Stage `genericize`: queries -> `templates`, `template_rejects` (FineInstructions step 2).
+"""Stage `genericize`: queries -> `templates`, `template_sources`, `template_rejects` (FineInstructions step 2).
 
 Each query not handled yet is sent to the genericizer LLM (prompt: conf/prompts/<templates.prompt>.yaml,
 answer schema: fi_spark.templates.GenericizeAnswer) by the shared loop (fi_spark.stages.llm_stage), whose
 ledger makes a re-run send nothing. Answers are validated (fi_spark.stages.template_rows) and near-duplicates
-merged into one template whose `source_query_ids` lists every query behind it.
+merged into one template whose `source_query_ids` lists every query behind it; `template_sources` records
+the template of every genericized query, including one whose template merges into a template stored by an
+*earlier* run (append-only tables cannot add it to that row's `source_query_ids`; the lineage reads both).
 
 Every pending query ends in one place: a template (new, or merged with others), a stored reject (validation
 reason, or llm_<final LLM reason>), or -- transient LLM failures -- a count (`llm_<reason>`), sent again next run.
-
-A query whose template merges into one stored by an *earlier* run is counted as out but its id is not
-appended to that template's `source_query_ids` (tables are append-only): the next run re-checks it from
-the ledger, without HTTP calls.
 """
 
 from __future__ import annotations
@@ -26,7 +24,7 @@ from pyspark.sql.types import StringType, StructField, StructType
 
 from fi_spark.config import PromptSpec, load_prompt
 from fi_spark.generate.prompting import chat_messages
-from fi_spark.schemas import QUERIES, TEMPLATE_REJECTS, TEMPLATES
+from fi_spark.schemas import QUERIES, TEMPLATE_REJECTS, TEMPLATE_SOURCES, TEMPLATES
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row, encode, llm_failure
 from fi_spark.stages.template_rows import check_templates, merge_templates, slot_histogram
@@ -35,7 +33,7 @@ from fi_spark.templates import check_genericize_prompt, genericize_schema
 STAGE = "genericize"
 TABLES = StageTables(
     reads=(QUERIES,),
-    writes=(TEMPLATES, TEMPLATE_REJECTS, *LLM_TABLES),
+    writes=(TEMPLATES, TEMPLATE_SOURCES, TEMPLATE_REJECTS, *LLM_TABLES),
     funnel=(FunnelStep("queries", "templates kept", ("templates",)),),
 )
 
@@ -54,7 +52,8 @@ class Genericize(LLMStage):
         """Queries neither a source of a stored template nor a stored reject (a sample: templates.sample_queries)."""
         store = self.ctx.store
         sources = store.read(TEMPLATES).select(F.explode("source_query_ids").alias("query_id"))
-        done = sources.unionByName(store.read(TEMPLATE_REJECTS).select(F.col("source_key").alias("query_id")))
+        done = sources.unionByName(store.read(TEMPLATE_SOURCES).select("query_id"))
+        done = done.unionByName(store.read(TEMPLATE_REJECTS).select(F.col("source_key").alias("query_id")))
         queries = store.read(QUERIES).select("query_id", "text")
         return self.sample(queries.join(done, "query_id", "left_anti"), queries, self.cfg.sample_queries)
 
@@ -85,8 +84,9 @@ class Genericize(LLMStage):
             "source_key", "reason", "detail", "template", F.col("description").alias("compatible_doc_description"),
             "query", "origin", "request_id",
         )  # fmt: skip
-        return {
+        return {  # templates before their sources: a crash between them leaves the queries done (source_query_ids)
             TEMPLATES.name: self.ctx.store.write(merge_templates(valid), TEMPLATES),
+            TEMPLATE_SOURCES.name: self.ctx.store.write(valid.select("query_id", "template_id"), TEMPLATE_SOURCES),
             TEMPLATE_REJECTS.name: self.ctx.store.write(rejects, TEMPLATE_REJECTS),
         }
 

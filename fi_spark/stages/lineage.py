@@ -87,12 +87,25 @@ def pair_lineage(ctx: StageContext) -> DataFrame:
         view = view.withColumn("dedup_cluster", F.col("doc_id"))
     templates = named_table(ctx, "templates")
     if templates is not None and "template_id" in templates.columns:
+        templates = _with_later_sources(templates, named_table(ctx, "template_sources"))
         keep = [F.col(c) for c in ("template_id", "template", *QUERY_COLUMNS) if c in templates.columns]
         keep += [F.col(c).alias(alias) for c, alias in TEMPLATE_EXTRA.items() if c in templates.columns]
         view = view.join(templates.select(*keep), "template_id", "left")
     if "template" not in view.columns:
         view = view.withColumn("template", F.lit(None).cast("string"))
     return view
+
+
+def _with_later_sources(templates: DataFrame, sources: DataFrame | None) -> DataFrame:
+    """`source_query_ids` plus the queries `template_sources` maps to the template (those merged into it by
+    later runs, which its append-only row cannot list)."""
+    if sources is None or "source_query_ids" not in templates.columns or "query_id" not in sources.columns:
+        return templates
+    later = sources.groupBy("template_id").agg(F.collect_set("query_id").alias("_later"))
+    merged = F.array_union("source_query_ids", F.coalesce("_later", F.array().cast("array<string>")))
+    return (
+        templates.join(later, "template_id", "left").withColumn("source_query_ids", F.array_sort(merged)).drop("_later")
+    )
 
 
 def final_pairs(ctx: StageContext, threshold: float | None = None) -> DataFrame:

@@ -8,9 +8,6 @@ clear line (fi_spark.errors.OutputFullError) and resume from where it stopped on
 fills a real 4 MB tmpfs, so it needs root (`mount`) and is skipped elsewhere (tests/unit/test_disk_full_errors.py
 checks the message mapping everywhere).
 
-The scripted queries never merge into one template: a query whose template merges into one stored by an
-earlier run is counted out again on every run (fi_spark.stages.genericize), which would blur "nothing left".
-
 Already covered elsewhere, not repeated here: one fault of each kind retried by the client
 (tests/unit/test_llm_client.py), `complete` under 20% mixed faults and a server down for a whole call
 (tests/integration/test_llm_complete.py), SIGKILL mid-call (test_llm_resume.py) and mid-stage

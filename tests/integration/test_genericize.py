@@ -12,9 +12,10 @@ import pytest
 
 from fi_spark.engine import Engine
 from fi_spark.llm.testserver import TestServer
-from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATES
+from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATE_SOURCES, TEMPLATES
 from fi_spark.stages import genericize, import_templates, ingest_queries
 from fi_spark.stages.base import StageContext
+from fi_spark.stages.lineage import _with_later_sources
 
 DESC = "An encyclopedia article about a country that names its capital city and describes it."
 ANSWERS: dict[str, dict[str, str]] = {
@@ -84,6 +85,33 @@ def test_genericize_validates_merges_and_reruns_from_the_ledger(
     assert again.rows_in == 0 and server.snapshot()["requests"] == calls
 
 
+def test_a_query_merging_into_an_earlier_runs_template_is_recorded_and_not_pending_again(
+    embedded_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path, server: GenericizeServer
+) -> None:
+    """Run 1 stores Peru's template; Chile's query arrives later and its template merges into that stored row,
+    which append-only tables cannot extend: `template_sources` records it, the lineage lists both queries, and
+    a third run has nothing pending (before: Chile was pending -- and counted out -- on every later run)."""
+    overrides = [f"llm.endpoints=[{server.url}]", "llm.model=test-model", "templates.sample_queries=null"]
+    ctx = make_ctx(embedded_engine, overrides)
+    peru, chile = "What is the capital of Peru?", "what is the capital of Chile"
+    for i, texts in enumerate([[peru], [peru, chile]]):
+        queries = tmp_path / f"q{i}.jsonl"
+        queries.write_text("".join(json.dumps({"text": q}) + "\n" for q in texts))
+        ingest_queries.run(ctx, str(queries))
+        result = genericize.run(ctx)
+        assert (result.rows_in, result.rows_out, result.rejected) == (1, 1, {})
+    assert result.tables == {"templates": 0, "template_sources": 1, "template_rejects": 0}
+    (template,) = ctx.store.read(TEMPLATES).collect()
+    sources = {r.template_id for r in ctx.store.read(TEMPLATE_SOURCES).collect()}
+    assert sources == {template.template_id} and ctx.store.count(TEMPLATE_SOURCES) == 2
+    (seen,) = _with_later_sources(ctx.store.read(TEMPLATES), ctx.store.read(TEMPLATE_SOURCES)).collect()
+    assert len(template.source_query_ids) == 1 and len(seen.source_query_ids) == 2
+
+    calls = server.snapshot()["requests"]
+    again = genericize.run(ctx)
+    assert again.rows_in == 0 and server.snapshot()["requests"] == calls
+
+
 def test_import_templates_bank(any_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path) -> None:
     """A bank loads with the same validation and merging; malformed rows are rejected; re-import adds nothing."""
     ctx = make_ctx(any_engine)
@@ -123,7 +151,7 @@ def test_genericize_every_request_failing_or_nothing_pending(
         ingest_queries.run(ctx, str(queries))
         failed = genericize.run(ctx)
     assert (failed.rows_in, failed.rows_out, failed.rejected) == (5, 0, {"llm_retries_exhausted": 5})
-    assert failed.tables == {"templates": 0, "template_rejects": 0}
+    assert failed.tables == {"templates": 0, "template_sources": 0, "template_rejects": 0}
     assert ctx.store.count(TEMPLATES) == ctx.store.count(TEMPLATE_REJECTS) == 0
 
     empty = make_ctx(embedded_engine, overrides, output=tmp_path / "empty")
