@@ -228,13 +228,17 @@ def test_by_construction_parts_are_rendered_to_markers():
 
 
 def test_excerpts_schema_decides_first_and_constrains_markers():
-    """The v2 schema asks `compatible` first and forces well-formed markers (or an empty declined answer)."""
+    """The v2 schema asks `compatible` first and forces well-formed markers; a decline is `{"compatible": false}`
+    and nothing more (the object closes right after it)."""
     import re
 
     from fi_spark.generate.instantiate import EXCERPT_PATTERN, response_schema
 
-    schema = response_schema(2, 200, 700, spec=load_prompt("instantiate.v2"))
+    union = response_schema(2, 200, 700, spec=load_prompt("instantiate.v2"))
+    schema, decline = union["anyOf"]
     assert schema["required"] == ["compatible", "slots", "instruction", "answer"]
+    assert schema["properties"]["compatible"] == {"const": True} and "SlotFill" in union["$defs"]
+    assert decline["required"] == ["compatible"] and decline["properties"] == {"compatible": {"const": False}}
     assert schema["properties"]["answer"]["pattern"] == EXCERPT_PATTERN
     assert re.match(EXCERPT_PATTERN, "So <excerpt>a b<...>c d</excerpt>.") and re.match(EXCERPT_PATTERN, "")
     assert not re.match(EXCERPT_PATTERN, "copied text without a marker")
@@ -245,3 +249,20 @@ def test_rule_defaults_are_the_config_defaults():
     from fi_spark.config import InstantiateConfig
 
     assert InstantiateRules() == InstantiateRules.from_config(InstantiateConfig())
+
+
+def test_a_decline_and_an_accepted_answer_both_validate_against_the_union_schema():
+    """What the LLM client checks an answer against (jsonschema): `{"compatible": false}` alone is valid; a
+    decline carrying the other fields is not (the grammar closes the object); an accepted answer is valid."""
+    import jsonschema
+
+    from fi_spark.generate.instantiate import response_schema
+
+    schema = response_schema(1, 200, 700, spec=load_prompt("instantiate.v3"))
+    accepted = {"compatible": True, "slots": [{"slot": "a", "value": "b"}], "instruction": "Why?",
+                "first_sentence": 1, "last_sentence": 2}  # fmt: skip
+    jsonschema.validate({"compatible": False}, schema)
+    jsonschema.validate(accepted, schema)
+    for bad in ({**accepted, "compatible": False}, {"compatible": True}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(bad, schema)

@@ -163,8 +163,10 @@ def test_v3_prompt_numbers_the_document_and_schema_bounds_the_numbers() -> None:
     assert "\n\n[4] Scouts repeat" in messages[-1]["content"]
     assert messages[1]["content"].startswith('DOCUMENT:\n"""\n[1] ')  # the first example, numbered
     assert json.loads(messages[2]["content"])["first_sentence"] == 2
-    schema = response_schema(1, 200, 700, spec=spec)
-    assert schema is not None
+    union = response_schema(1, 200, 700, spec=spec)
+    assert union is not None
+    schema, decline = union["anyOf"]
+    assert decline["properties"] == {"compatible": {"const": False}}
     props = schema["properties"]
     assert props["first_sentence"] == {
         "maximum": MAX_SENTENCES,
