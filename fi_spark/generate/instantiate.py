@@ -171,10 +171,11 @@ def _decline_or(schema: dict[str, Any]) -> dict[str, Any]:
     """The whole answer with `compatible: true`, or `{"compatible": false}` and nothing more.
 
     Most matches are declined (25 of 30 of bench/excerpts_pairs.json with SmolLM2-135M); with `compatible`
-    as a plain boolean a declined answer still wrote empty slots, an empty instruction and the answer fields,
-    ~75 generated tokens. Under this union the grammar closes the object right after `false` (~10 tokens,
-    measured on vLLM). The decision itself is the same token at the same position, so greedy decisions do
-    not change. Accepted first: a server that answers with the first branch (the test server) fills it.
+    as a plain boolean a declined answer still wrote empty slots, an empty instruction and the answer fields.
+    Under this union the grammar closes the object right after `false`. Measured on the local vLLM server,
+    instantiate.v3 on those 30 matches, same prompts: 2,197 -> 488 generated tokens, 273 -> 133
+    server-seconds, the same decisions (the decision is the same token at the same position). Accepted
+    branch first: a server that answers with the first branch (the test server) fills it.
     """
     defs = schema.pop("$defs", None)
     schema["properties"]["compatible"] = {"const": True}
