@@ -26,6 +26,8 @@ every run measures the same pairs.
     python bench/excerpts.py                 # ~6-10 minutes on 2 CPU cores
     python bench/excerpts.py --arms a,b      # some arms only
     python bench/excerpts.py --build         # rebuild the pair set (genericizes 24 sample queries first)
+    python bench/excerpts.py --build --queries 160 --docs 40 --arms "" --pairs bench/cost_pairs.json
+                                             # the larger set bench/cost_per_pair.py uses (120 pairs)
     python bench/excerpts.py --arms b,d --tables /tmp/run-v2/tables --limit 16   # pairs from a run's tables
 """
 
@@ -257,6 +259,7 @@ def main() -> None:
     parser.add_argument("--build", action="store_true", help="rebuild bench/excerpts_pairs.json first")
     parser.add_argument("--limit", type=int, default=None, help="only the first N pairs")
     parser.add_argument("--queries", type=int, default=24, help="--build: sample queries to genericize")
+    parser.add_argument("--docs", type=int, default=10, help="--build: documents, each with its 3 best templates")
     parser.add_argument("--pairs", type=Path, default=PAIRS_FILE, help="the fixed pair set (JSON list)")
     parser.add_argument("--tables", type=Path, default=None, help="take the pairs from a run's Delta tables")
     parser.add_argument("--dump", type=Path, default=None, help="append each answer and its check (JSON lines)")
@@ -267,11 +270,13 @@ def main() -> None:
         args.pairs = Path("/tmp") / "excerpts_pairs_tables.json"
         args.pairs.write_text(json.dumps(pairs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     elif args.build or not args.pairs.exists():
-        pairs = build_pairs(args.url, model, n_queries=args.queries, n_docs=10, per_doc=3)
+        pairs = build_pairs(args.url, model, n_queries=args.queries, n_docs=args.docs, per_doc=3)
         args.pairs.write_text(json.dumps(pairs, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     pairs = json.loads(args.pairs.read_text(encoding="utf-8"))[: args.limit]
     print(f"{len(pairs)} (template, document) pairs over {len({p['doc_id'] for p in pairs})} documents; model {model}")
-    rows = [run_arm(arm, pairs, args.url, model, args.dump) for arm in args.arms.split(",")]
+    rows = [run_arm(arm, pairs, args.url, model, args.dump) for arm in args.arms.split(",") if arm]
+    if not rows:  # --arms "": build (or show) the pair set only
+        return
     print(f"{'arm':<22}{'kept/sent':>10}{'pass %':>8}{'gen tok':>9}{'tok/kept':>10}{'prompt tok':>11}"
           f"{'cached':>8}{'seconds':>9}{'excerpt share':>15}")  # fmt: skip
     for r in rows:
