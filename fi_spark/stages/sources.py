@@ -77,7 +77,8 @@ def attach_source_text(ctx: StageContext, pairs: DataFrame) -> DataFrame:
     joined = pairs.join(docs, "doc_id", "left").join(chunks, "chunk_id", "left")
     has_chunk = F.col("_chunk_text").isNotNull()
     has_span = F.col("char_start").isNotNull() & F.col("char_end").isNotNull()
-    span = F.substring(F.col("_doc_text"), F.col("char_start") + 1, F.col("char_end") - F.col("char_start"))
+    # Column.substr, not F.substring: F.substring takes Column positions only from Spark 4.0 on
+    span = F.col("_doc_text").substr(F.col("char_start") + 1, F.col("char_end") - F.col("char_start"))
     source = F.when(has_chunk, F.col("_chunk_text")).when(has_span, span).otherwise(F.col("_doc_text"))
     start = F.when(has_chunk, F.col("_c0")).when(has_span, F.col("char_start")).otherwise(F.lit(0))
     end = F.when(has_chunk, F.col("_c1")).when(has_span, F.col("char_end")).otherwise(F.length("_doc_text"))

@@ -47,15 +47,16 @@ def pipeline_args(tmp_path: Path, llm_url: str, bad_line: bool = False) -> list[
     ]
 
 
-def submit_env(**extra: str) -> dict[str, str]:
-    """The virtualenv's bin first on PATH, its python for drivers and workers, loopback only, no PYTHONPATH;
+def submit_env(bin_dir: Path = VENV_BIN, **extra: str) -> dict[str, str]:
+    """`bin_dir` (a virtualenv's bin) first on PATH, its python for driver and workers, loopback, no PYTHONPATH;
     standalone daemons (master, workers) get the tests' fast-start JVM flags (tests/jvm_options.py)."""
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "SPARK_CONNECT_MODE_ENABLED")}
     env.pop("MLFLOW_TRACKING_URI", None)
+    python = sys.executable if bin_dir == VENV_BIN else str(bin_dir / "python")
     env.update(
-        PATH=f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}",
-        PYSPARK_PYTHON=sys.executable,
-        PYSPARK_DRIVER_PYTHON=sys.executable,
+        PATH=f"{bin_dir}{os.pathsep}{env.get('PATH', '')}",
+        PYSPARK_PYTHON=python,
+        PYSPARK_DRIVER_PYTHON=python,
         SPARK_LOCAL_IP="127.0.0.1",
         HF_HUB_OFFLINE="1",
         PYTHONUNBUFFERED="1",
