@@ -40,13 +40,14 @@ def _build(home: Path, version: str) -> None:
         # No pip of its own: this interpreter's pip installs into it (`pip --python`), before the .pth exists,
         # so pip sees an empty environment and cannot touch (or count on) the main one's packages.
         subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(tmp)], check=True)
-        subprocess.run(
+        pip = subprocess.run(
             [sys.executable, "-m", "pip", "--python", str(tmp / "bin" / "python"), "install"]
             + ["--disable-pip-version-check", "--no-warn-script-location", f"pyspark=={version}"],
-            check=True,
             capture_output=True,
             text=True,
         )
+        if pip.returncode != 0:
+            raise RuntimeError(f"pip install pyspark=={version} failed:\n{pip.stdout[-2000:]}{pip.stderr[-2000:]}")
         purelib = _purelib(tmp)
         installed = sorted(p.name.split("-")[0].lower() for p in purelib.glob("*.dist-info"))
         if installed != ["py4j", "pyspark"]:

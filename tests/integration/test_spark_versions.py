@@ -10,9 +10,10 @@ import subprocess
 
 import pytest
 from spark_venv import spark_venv
-from submit_inputs import REPO, assert_whole_pipeline, driver_log, pipeline_args, submit_env
+from submit_inputs import REPO, assert_whole_pipeline, driver_log, pipeline_args, stage_lines, submit_env
+from test_pairs_stages import ScriptedServer  # grounded answers, so judge and export get rows too
 
-from fi_spark.llm.testserver import ServerSettings, TestServer
+from fi_spark.llm.testserver import ServerSettings
 
 PYSPARK_35 = "3.5.9"  # the newest 3.5.x on PyPI (EMR 7.x, Databricks Runtime 15.4 LTS-16.x)
 
@@ -20,7 +21,8 @@ PYSPARK_35 = "3.5.9"  # the newest 3.5.x on PyPI (EMR 7.x, Databricks Runtime 15
 @pytest.mark.slow
 @pytest.mark.timeout(1800)  # ~1 min to build the virtualenv once (a 300 MB download), then the pipeline
 def test_spark_35_submit_runs_the_whole_pipeline(tmp_path):
-    """jobs/pipeline.py under pyspark 3.5's spark-submit local[2]: every stage, the same counts as on 4.0."""
+    """jobs/pipeline.py under pyspark 3.5's spark-submit local[2]: every stage, the counts 4.0 gives, and pairs
+    through judge and export (the scripted server's answers are grounded)."""
     bin_dir = spark_venv(PYSPARK_35)
     version = subprocess.run(
         [str(bin_dir / "python"), "-c", "import pyspark; print(pyspark.__version__)"],
@@ -31,7 +33,7 @@ def test_spark_35_submit_runs_the_whole_pipeline(tmp_path):
     assert version == PYSPARK_35
     spark_submit = shutil.which("spark-submit", path=str(bin_dir))
     assert spark_submit, f"pyspark {PYSPARK_35} ships spark-submit in {bin_dir}"
-    with TestServer(ServerSettings(latency_ms=(1, 5))) as llm:
+    with ScriptedServer(ServerSettings(latency_ms=(1, 5))) as llm:
         out = subprocess.run(
             [
                 spark_submit,
@@ -53,4 +55,10 @@ def test_spark_35_submit_runs_the_whole_pipeline(tmp_path):
     assert f"engine cluster ready (Spark {PYSPARK_35}, delta=False, sparkContext=True, artifacts=False)" in ours, ours
     assert "(Flat, via broadcast)" in ours, ours
     assert_whole_pipeline(ours, bad_line=True)
-    assert (tmp_path / "run" / "tables" / "matches").is_dir()
+    lines = stage_lines(ours)
+    assert lines["instantiate"].startswith("instantiate: in=12 out=12 rejected=0 (none)"), ours[-3000:]
+    assert lines["judge"].startswith("judge: in=12 out=4 rejected=8 (below_threshold=8)"), ours[-3000:]
+    assert lines["export"].startswith("export: in=4 out=4 rejected=0 (none)"), ours[-3000:]
+    exported = (tmp_path / "run" / "export" / "data" / "train-00000-of-00001.jsonl").read_text(encoding="utf-8")
+    assert len(exported.splitlines()) == 4
+    assert (tmp_path / "run" / "report" / "report.html").is_file()
