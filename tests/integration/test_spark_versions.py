@@ -14,6 +14,7 @@ from submit_inputs import REPO, assert_whole_pipeline, driver_log, pipeline_args
 from test_pairs_stages import ScriptedServer  # grounded answers, so judge and export get rows too
 
 from fi_spark.llm.testserver import ServerSettings
+from tests.jvm_options import submit_conf  # the fast-start JVM flags the 4.0 spark-submit test uses
 
 PYSPARK_35 = "3.5.9"  # the newest 3.5.x on PyPI (EMR 7.x, Databricks Runtime 15.4 LTS-16.x)
 
@@ -41,6 +42,7 @@ def test_spark_35_submit_runs_the_whole_pipeline(tmp_path):
                 "local[2]",
                 "--conf",
                 "spark.ui.enabled=false",
+                *submit_conf(),
                 str(REPO / "jobs" / "pipeline.py"),
             ]
             + pipeline_args(tmp_path, llm.url, bad_line=True),
