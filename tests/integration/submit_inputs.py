@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -91,3 +93,38 @@ def assert_whole_pipeline(log: str, bad_line: bool = False) -> None:
     assert lines["match"].startswith("match: in=12 out=12 rejected=0"), log[-3000:]
     assert lines["instantiate"].startswith("instantiate: in=12 "), log[-3000:]  # test-server answers: ungrounded
     assert {"build_index", "judge", "export", "report"} <= set(lines), log[-3000:]
+
+
+def submit_local_pipeline(bin_dir: Path, tmp_path: Path) -> str:
+    """jobs/pipeline.py under `bin_dir`'s spark-submit, local[2], against the scripted LLM server (grounded
+    answers, so judge and export get rows); checks every stage, the pairs exported and the report, and returns
+    our log lines."""
+    from test_pairs_stages import ScriptedServer
+
+    from fi_spark.llm.testserver import ServerSettings
+    from tests.jvm_options import submit_conf
+
+    spark_submit = shutil.which("spark-submit", path=str(bin_dir))
+    assert spark_submit, f"pyspark ships spark-submit next to the interpreter in {bin_dir}"
+    with ScriptedServer(ServerSettings(latency_ms=(1, 5))) as llm:
+        command = [spark_submit, "--master", "local[2]", "--conf", "spark.ui.enabled=false", *submit_conf()]
+        out = subprocess.run(
+            [*command, str(REPO / "jobs" / "pipeline.py"), *pipeline_args(tmp_path, llm.url, bad_line=True)],
+            capture_output=True,
+            text=True,
+            timeout=1500,
+            env=submit_env(bin_dir, PYTHONPATH=str(REPO)),
+            cwd=REPO,
+        )
+    ours = driver_log(out)
+    assert out.returncode == 0, ours[-4000:] or out.stderr[-4000:]
+    assert "(Flat, via broadcast)" in ours, ours
+    assert_whole_pipeline(ours, bad_line=True)
+    lines = stage_lines(ours)
+    assert lines["instantiate"].startswith("instantiate: in=12 out=12 rejected=0 (none)"), ours[-3000:]
+    assert lines["judge"].startswith("judge: in=12 out=4 rejected=8 (below_threshold=8)"), ours[-3000:]
+    assert lines["export"].startswith("export: in=4 out=4 rejected=0 (none)"), ours[-3000:]
+    exported = (tmp_path / "run" / "export" / "data" / "train-00000-of-00001.jsonl").read_text(encoding="utf-8")
+    assert len(exported.splitlines()) == 4
+    assert (tmp_path / "run" / "report" / "report.html").is_file()
+    return ours
