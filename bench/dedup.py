@@ -46,6 +46,11 @@ DATATROVE_REQUIREMENTS = [
     "orjson==3.13.0",
     "tokenizers==0.23.3",
     "xxhash==3.8.2",  # xxhash 4.x breaks datatrove's signature step
+    # InferenceRunner (bench/llm_client.py): the parts of datatrove[inference] that its "endpoint" server
+    # type imports -- not the extra itself, which pulls vLLM and SGLang
+    "httpx==0.28.1",
+    "aiofiles==25.1.0",
+    "aiosqlite==0.22.1",
 ]
 THRESHOLD = 0.8
 
@@ -155,12 +160,18 @@ def _tree_rss_kib(root: int) -> int:
 
 
 def ensure_datatrove(cache: Path) -> Path:
+    """The python of DataTrove's own virtualenv under ``cache``, created on first use and topped up when
+    DATATROVE_REQUIREMENTS changed since (the installed list is kept in the venv as requirements.txt)."""
     venv = cache / "datatrove-venv"
     python = venv / "bin" / "python"
+    stamp = venv / "requirements.txt"
+    wanted = "\n".join(DATATROVE_REQUIREMENTS) + "\n"
     if not python.exists():
         print(f"creating {venv} (datatrove and spaCy from PyPI; a few minutes, once)", flush=True)
         subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    if not stamp.exists() or stamp.read_text(encoding="utf-8") != wanted:
         subprocess.run([str(python), "-m", "pip", "install", "-q", *DATATROVE_REQUIREMENTS], check=True)
+        stamp.write_text(wanted, encoding="utf-8")
     return python
 
 

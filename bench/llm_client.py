@@ -1,51 +1,139 @@
-"""Benchmark: the async pandas-UDF LLM client vs a naive row-at-a-time UDF, as a share of server capacity.
+"""Benchmark: fi-spark's async LLM client vs DataTrove's InferenceRunner vs a naive UDF, as a share of server capacity.
 
 The server is fi_spark's fault-injecting test server in a subprocess, configured as a fixed-capacity
-"GPU": `--capacity` requests processed at once (default 64), each taking 200-800 ms, with 10% injected
-faults of every kind (429 + Retry-After, 500, 503, timeouts, dropped connections, truncated and non-JSON
-bodies, garbled content). Capacity = slots / mean latency (64 / 0.5 s = 128 requests/s).
+"GPU": `--capacity` requests processed at once (default 64), each taking 200-800 ms. Capacity = slots /
+mean latency (64 / 0.5 s = 128 requests/s). Every client runs twice, once per `--fault-rates` entry
+(default 0 and 0.10; 10% = injected faults of every kind: 429 + Retry-After, 500, 503, timeouts,
+dropped connections, truncated and non-JSON bodies, garbled content), on a fresh server each time.
 
-- async: `fi_spark.llm.complete` (mapInPandas, asyncio client, retries, ledger) with `--tasks` Spark tasks,
-  ~1.5x capacity in flight in total;
+- fi-spark: `fi_spark.llm.complete` (mapInPandas, asyncio client, retries, ledger) with `--tasks` Spark
+  tasks, ~1.5x capacity in flight in total, a 3 s request timeout;
+- datatrove: DataTrove 0.10.1's `InferenceRunner` with server_type "endpoint" (its remote,
+  OpenAI-compatible server type) pointed at the same server, `LocalPipelineExecutor` with `--dt-workers`
+  processes (default 2), the same total in flight, the same number of requests and prompts (read from
+  JSONL shards, one per worker, answers written as JSONL). It runs in its own virtualenv
+  (bench/dedup.py's `ensure_datatrove`), as a small script this bench writes. For an http://127.0.0.1
+  URL DataTrove posts with its own raw-socket helper (no timeout; any status but 200 or a dropped
+  connection ends the task); an aborted run is reported as what it answered before it stopped;
 - naive: a plain Python UDF calling the server synchronously per row (with a simple retry loop, so
   faults do not lose rows), the pattern the async client replaces.
-Throughput is reported two ways, as % of capacity: "run" = answered rows / seconds of the whole sending
-action (includes start-up and the retry tail: a request hit by an injected timeout waits the client's
-3 s timeout, then backs off, so the last rows of a short run trail); "steady" = answers per second
-between the 5th and 95th percentile of finish times (what the client sustains while work is queued).
-The summary line's async figure is the best steady rate; the naive UDF has no tail worth separating.
+Throughput is reported as % of capacity two ways: "run" = answered rows / seconds of the WHOLE run
+(fi-spark: its one Spark action -- task start-up, sending, the retry tail, folding the journal into the
+ledger; datatrove: `LocalPipelineExecutor.run()` -- worker start-up, reading, sending, writing; naive:
+its count() action); "steady" = answers per second between the 5th and 95th percentile of finish times
+(what a client sustains while work is queued). The last line gives the whole-run shares at
+`--summary-faults` (default 0.10, i.e. with faults), fi-spark and naive at 2 tasks (DataTrove's 2 workers).
 
 Then tokens/s of the real local vLLM server (fi_spark.llm.local_server), if it is installed
 (`fi-spark serve-llm --install-only`); `--no-local-model` skips it.
 
-    python bench/llm_client.py            # default: about 3-4 minutes
-    python bench/llm_client.py --quick    # about a minute, smaller runs
+    python bench/llm_client.py            # default: about 6 minutes (+ DataTrove's venv on first use)
+    python bench/llm_client.py --quick    # about 2 minutes, smaller runs
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import math
+import os
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
+from pathlib import Path
 
 import httpx
 import numpy as np
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig
-from fi_spark.engine import start_engine
-from fi_spark.llm import complete
-from fi_spark.llm import local_server as ls
-from fi_spark.schemas import LLM_RESPONSES
-from fi_spark.stages.base import StageContext
-from fi_spark.tables import TableStore
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.dedup import ensure_datatrove  # noqa: E402
+from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig  # noqa: E402
+from fi_spark.engine import start_engine  # noqa: E402
+from fi_spark.llm import complete  # noqa: E402
+from fi_spark.llm import local_server as ls  # noqa: E402
+from fi_spark.schemas import LLM_RESPONSES  # noqa: E402
+from fi_spark.stages.base import StageContext  # noqa: E402
+from fi_spark.tables import TableStore  # noqa: E402
+
+DATATROVE_SCRIPT = r"""
+import glob, json, sys, time
+from datatrove.executor.local import LocalPipelineExecutor
+from datatrove.pipeline.inference.run_inference import InferenceConfig, InferenceRunner
+from datatrove.pipeline.readers import JsonlReader
+from datatrove.pipeline.writers.jsonl import JsonlWriter
+
+inp, work, url, workers, in_flight = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), int(sys.argv[5])
+
+
+async def rollout(document, generate):
+    result = await generate({"messages": [{"role": "user", "content": document.text}], "max_tokens": 64})
+    return {"text": result.text, "finished": time.time()}
+
+
+config = InferenceConfig(server_type="endpoint", model_name_or_path="test-model", endpoint_url=url,
+                         max_concurrent_generations=in_flight, metric_interval=3600)
+executor = LocalPipelineExecutor(
+    pipeline=[JsonlReader(inp), InferenceRunner(rollout, config, JsonlWriter(f"{work}/out", compression=None))],
+    tasks=workers, workers=workers, logging_dir=f"{work}/logs")
+started = time.time()
+error = None
+try:
+    executor.run()
+except Exception as exc:  # a task that stopped on a server error: report what was answered
+    while isinstance(getattr(exc, "error", None), Exception):  # ServerError wraps ServerError
+        exc = exc.error
+    error = f"{type(exc).__name__}: {getattr(exc, 'error', exc)}"
+seconds = time.time() - started
+finished = []
+for path in glob.glob(f"{work}/out/*.jsonl"):
+    with open(path) as f:
+        finished += [r["finished"] - started for line in f for r in json.loads(line)["metadata"]["rollout_results"]]
+print(json.dumps({"seconds": seconds, "finished": finished, "error": error and error[:300]}))
+"""
+
+
+@dataclass
+class Run:
+    """One client's run: rows answered of rows requested, whole-run seconds, steady answers/s."""
+
+    tool: str
+    faults: float
+    parallel: int  # Spark tasks or DataTrove workers
+    ok: int
+    requested: int
+    seconds: float
+    steady: float
+    finished: tuple[float, float, float] | None = None  # first, 95th percentile, last answer (s after start)
+    note: str = ""
+
+    @property
+    def rate(self) -> float:
+        return self.ok / self.seconds
+
+
+def timeline(finished_s: list[float]) -> tuple[float, float, float] | None:
+    if not finished_s:
+        return None
+    first, p95, last = np.percentile(np.asarray(finished_s), [0, 95, 100])
+    return float(first), float(p95), float(last)
+
+
+def steady_rate(finished_s: list[float]) -> float:
+    """Answers per second between the 5th and 95th percentile of finish times."""
+    if len(finished_s) < 20:
+        return float("nan")
+    t5, t95 = np.percentile(np.asarray(finished_s), [5, 95])
+    return 0.9 * len(finished_s) / max(t95 - t5, 1e-9)
 
 
 def start_server(capacity: int, latency: str, fault_rate: float) -> tuple[subprocess.Popen[str], str]:
@@ -74,18 +162,25 @@ def start_server(capacity: int, latency: str, fault_rate: float) -> tuple[subpro
     return proc, line.split(" ", 1)[1]
 
 
+def prompts(n: int, tag: str) -> list[str]:
+    return [f"{tag} question {i}" for i in range(n)]
+
+
 def rows(spark, n: int, tag: str):  # type: ignore[no-untyped-def]
-    data = [(f"{tag}{i}", json.dumps([{"role": "user", "content": f"{tag} question {i}"}])) for i in range(n)]
+    data = [(f"{tag}{i}", json.dumps([{"role": "user", "content": p}])) for i, p in enumerate(prompts(n, tag))]
     return spark.createDataFrame(data, "key string, messages string")
 
 
-def run_async(engine, url: str, n: int, tasks: int, capacity: int) -> tuple[int, float, float]:  # type: ignore[no-untyped-def]
+def in_flight_per_worker(capacity: int, workers: int) -> int:
+    return math.ceil(capacity * 1.5 / workers)
+
+
+def run_fispark(engine, url: str, n: int, tasks: int, capacity: int, faults: float) -> Run:  # type: ignore[no-untyped-def]
     out = tempfile.mkdtemp(prefix="bench-llm-")
-    per_task = math.ceil(capacity * 1.5 / tasks)
     llm = LLMConfig(
         endpoints=[url],
         model="test-model",
-        concurrency=per_task,
+        concurrency=in_flight_per_worker(capacity, tasks),
         partitions=tasks,
         request_timeout_s=3,
         backoff_base_s=0.2,
@@ -94,14 +189,15 @@ def run_async(engine, url: str, n: int, tasks: int, capacity: int) -> tuple[int,
     )
     cfg = Config(engine=EngineConfig(shuffle_partitions=tasks), llm=llm)
     ctx = StageContext(engine.spark, engine, cfg, TableStore(engine.spark, out, "delta"), out, logging.getLogger("b"))
-    run = complete(ctx.llm_env(), rows(engine.spark, n, f"a{tasks}-"), stage="bench")
+    started_ms = time.time() * 1000
+    run = complete(ctx.llm_env(), rows(engine.spark, n, f"a{tasks}-{faults:g}-"), stage="bench")
     done = ctx.store.read(LLM_RESPONSES).filter("error_reason IS NULL").select("finished_at_ms").toPandas()
-    t5, t95 = np.percentile(done["finished_at_ms"].to_numpy(), [5, 95])
-    steady = 0.9 * len(done) / max((t95 - t5) / 1000, 1e-9)
-    return int(run.metrics["ok"]), run.metrics["send_seconds"], steady
+    finished = list((done["finished_at_ms"].to_numpy() - started_ms) / 1000)
+    seconds = run.metrics["send_seconds"]
+    return Run("fi-spark", faults, tasks, int(run.metrics["ok"]), n, seconds, steady_rate(finished), timeline(finished))
 
 
-def run_naive(engine, url: str, n: int, tasks: int) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+def run_naive(engine, url: str, n: int, tasks: int, faults: float) -> Run:  # type: ignore[no-untyped-def]
     endpoint = url + "/chat/completions"
 
     def call(messages: str) -> str | None:
@@ -117,10 +213,41 @@ def run_naive(engine, url: str, n: int, tasks: int) -> tuple[int, float]:  # typ
         return None
 
     udf = F.udf(call, StringType())
-    df = rows(engine.spark, n, f"n{tasks}-").repartition(tasks)
+    df = rows(engine.spark, n, f"n{tasks}-{faults:g}-").repartition(tasks)
     t0 = time.monotonic()
     ok = df.select(udf("messages").alias("c")).filter(F.col("c").isNotNull()).count()
-    return ok, time.monotonic() - t0
+    seconds = time.monotonic() - t0
+    return Run("naive", faults, tasks, ok, n, seconds, ok / seconds)
+
+
+def run_datatrove(python: Path, url: str, n: int, workers: int, capacity: int, faults: float) -> Run:
+    """DataTrove's InferenceRunner in its own venv, fed the same prompts from one JSONL shard per worker."""
+    work = Path(tempfile.mkdtemp(prefix="bench-llm-dt-"))
+    (work / "in").mkdir()
+    texts = prompts(n, f"d{workers}-{faults:g}-")
+    for w in range(workers):
+        with open(work / "in" / f"{w:02d}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps({"id": str(i), "text": t}) + "\n" for i, t in enumerate(texts) if i % workers == w)
+    (work / "run.py").write_text(DATATROVE_SCRIPT, encoding="utf-8")
+    root = url.removesuffix("/v1")  # DataTrove appends /v1/chat/completions itself
+    cmd = [str(python), str(work / "run.py"), str(work / "in"), str(work), root, str(workers)]
+    cmd.append(str(in_flight_per_worker(capacity, workers)))
+    # output to files and a session of its own: when a task fails, DataTrove's forkserver processes outlive
+    # the script (holding its pipes open); they are ended with the session once the script has exited
+    with open(work / "stdout", "w") as stdout, open(work / "stderr", "w") as stderr:
+        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, start_new_session=True)
+        try:
+            proc.wait(timeout=1200)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+    last = [line for line in (work / "stdout").read_text().splitlines() if line.startswith("{")]
+    if not last:
+        raise RuntimeError(f"datatrove run failed ({proc.returncode}):\n{(work / 'stderr').read_text()[-3000:]}")
+    out = json.loads(last[-1])
+    note = f"stopped: {out['error'][:120]}" if out["error"] else ""
+    done = out["finished"]
+    return Run("datatrove", faults, workers, len(done), n, out["seconds"], steady_rate(done), timeline(done), note)
 
 
 def local_model_tokens_per_s(streams: int, max_tokens: int) -> float | None:
@@ -158,49 +285,68 @@ def local_model_tokens_per_s(streams: int, max_tokens: int) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smaller runs (about a minute)")
+    ap.add_argument("--quick", action="store_true", help="smaller runs (about 2 minutes)")
     ap.add_argument("--capacity", type=int, default=64)
     ap.add_argument("--latency-ms", default="200,800")
-    ap.add_argument("--fault-rate", type=float, default=0.10)
-    ap.add_argument("--tasks", default="1,2,4")
-    ap.add_argument("--seconds", type=float, default=None, help="target length of each async run")
+    ap.add_argument("--fault-rates", default="0,0.10", help="one pass per rate, each on a fresh server")
+    ap.add_argument("--summary-faults", type=float, default=0.10, help="fault rate of the last line's figures")
+    ap.add_argument("--tasks", default="1,2,4", help="fi-spark (and naive) Spark tasks")
+    ap.add_argument("--dt-workers", type=int, default=2, help="DataTrove LocalPipelineExecutor workers")
+    ap.add_argument("--skip-datatrove", action="store_true")
+    ap.add_argument("--cache", default=str(Path.home() / ".cache" / "fi-spark" / "bench"), help="DataTrove's venv")
+    ap.add_argument("--seconds", type=float, default=None, help="target length of each fi-spark run")
     ap.add_argument("--no-local-model", action="store_true")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     lo, hi = (float(x) for x in args.latency_ms.split(","))
     capacity_rps = args.capacity / ((lo + hi) / 2000)
     seconds = args.seconds or (8.0 if args.quick else 25.0)
+    n = int(capacity_rps * seconds)
     naive_rows_per_task = 6 if args.quick else 20
-    server, url = start_server(args.capacity, args.latency_ms, args.fault_rate)
+    dt_python = None
+    if not args.skip_datatrove:
+        Path(args.cache).mkdir(parents=True, exist_ok=True)
+        dt_python = ensure_datatrove(Path(args.cache))
     engine = start_engine(EngineConfig())
-    table = []
+    runs: list[Run] = []
     try:
-        for tasks in (int(t) for t in args.tasks.split(",")):
-            a_ok, a_s, steady = run_async(engine, url, int(capacity_rps * seconds), tasks, args.capacity)
-            n_ok, n_s = run_naive(engine, url, naive_rows_per_task * tasks, tasks)
-            table.append((tasks, a_ok, a_s, a_ok / a_s, steady, n_ok, n_s, n_ok / n_s))
+        for faults in (float(x) for x in args.fault_rates.split(",")):
+            server, url = start_server(args.capacity, args.latency_ms, faults)
+            try:
+                for tasks in (int(t) for t in args.tasks.split(",")):
+                    runs.append(run_fispark(engine, url, n, tasks, args.capacity, faults))
+                    runs.append(run_naive(engine, url, naive_rows_per_task * tasks, tasks, faults))
+                if dt_python is not None:
+                    runs.append(run_datatrove(dt_python, url, n, args.dt_workers, args.capacity, faults))
+            finally:
+                server.terminate()
     finally:
         engine.stop()
-        server.terminate()
+    print(f"\nserver: {args.capacity} slots, {args.latency_ms} ms -> capacity {capacity_rps:.0f} req/s")
     print(
-        f"\nserver: {args.capacity} slots, {args.latency_ms} ms, {args.fault_rate:.0%} faults "
-        f"-> capacity {capacity_rps:.0f} req/s"
+        "| faults | client | tasks/workers | rows answered / requested | s | whole run % cap | steady % cap "
+        "| first / 95% / last answer at s |"
     )
-    print(
-        f"{'tasks':>5} | {'async rows':>10} {'s':>6} {'run/s':>7} {'% cap':>6} {'steady/s':>8} {'% cap':>6} | "
-        f"{'naive rows':>10} {'s':>6} {'req/s':>7} {'% cap':>6} | {'async/naive':>11}"
-    )
-    for tasks, a_ok, a_s, a_rps, steady, n_ok, n_s, n_rps in table:
+    print("|---|---|---|---|---|---|---|---|")
+    for r in runs:
+        when = " / ".join(f"{t:.1f}" for t in r.finished) if r.finished else ""
+        note = f" {r.note}" if r.note else ""
         print(
-            f"{tasks:>5} | {a_ok:>10} {a_s:>6.1f} {a_rps:>7.1f} {a_rps / capacity_rps:>6.1%} {steady:>8.1f} "
-            f"{steady / capacity_rps:>6.1%} | {n_ok:>10} {n_s:>6.1f} {n_rps:>7.2f} {n_rps / capacity_rps:>6.1%} | "
-            f"{a_rps / n_rps:>10.0f}x"
+            f"| {r.faults:.0%} | {r.tool} | {r.parallel} | {r.ok} / {r.requested} | {r.seconds:.1f} "
+            f"| {r.rate / capacity_rps:.1%} | {r.steady / capacity_rps:.1%} | {when} |{note}"
         )
     tok_s = None if args.no_local_model else local_model_tokens_per_s(streams=8, max_tokens=64)
-    best_async = max(r[4] for r in table) / capacity_rps
-    best_naive = max(r[7] for r in table) / capacity_rps
-    z = f"{tok_s:.0f}" if tok_s else "n/a"
-    print(f"llm_client: async {best_async:.0%} of capacity, naive {best_naive:.1%}, local model {z} tok/s")
+    if tok_s:
+        print(f"local model: {tok_s:.0f} tok/s")
+
+    def share(tool: str, parallel: int) -> str:
+        found = [r for r in runs if r.tool == tool and r.parallel == parallel and r.faults == args.summary_faults]
+        return f"{found[0].rate / capacity_rps:.1%}" if found else "n/a"
+
+    print(
+        f"llm_client: fi-spark {share('fi-spark', 2)} of capacity over the whole run, "
+        f"datatrove {share('datatrove', args.dt_workers)}, naive {share('naive', 2)}"
+    )
 
 
 if __name__ == "__main__":
