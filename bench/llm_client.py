@@ -7,7 +7,9 @@ mean latency (64 / 0.5 s = 128 requests/s). Every client runs twice, once per `-
 dropped connections, truncated and non-JSON bodies, garbled content), on a fresh server each time.
 
 - fi-spark: `fi_spark.llm.complete` (mapInPandas, asyncio client, retries, ledger) with `--tasks` Spark
-  tasks, ~1.5x capacity in flight in total, a 3 s request timeout;
+  tasks, ~1.5x capacity in flight in total, a 3 s request timeout; and once more at 2 tasks with tail
+  hedging (`llm.hedge_after_s`, `--hedge-after-s`, default 1 s: in the tail the server's queue is empty, so
+  an attempt out longer than the slowest answer, 0.8 s, is stuck; it gets a second copy);
 - datatrove: DataTrove 0.10.1's `InferenceRunner` with server_type "endpoint" (its remote,
   OpenAI-compatible server type) pointed at the same server, `LocalPipelineExecutor` with `--dt-workers`
   processes (default 2), the same total in flight, the same number of requests and prompts (read from
@@ -21,8 +23,9 @@ Throughput is reported as % of capacity two ways: "run" = answered rows / second
 (fi-spark: its one Spark action -- task start-up, sending, the retry tail, folding the journal into the
 ledger; datatrove: `LocalPipelineExecutor.run()` -- worker start-up, reading, sending, writing; naive:
 its count() action); "steady" = answers per second between the 5th and 95th percentile of finish times
-(what a client sustains while work is queued). The last line gives the whole-run shares at
-`--summary-faults` (default 0.10, i.e. with faults), fi-spark and naive at 2 tasks (DataTrove's 2 workers).
+(what a client sustains while work is queued). The last line gives the whole-run shares WITH faults
+(`--summary-faults`, default 0.10) of fi-spark's default client (no hedging) and naive at 2 tasks, and
+DataTrove at its 2 workers; the table has both fault rates.
 
 Then tokens/s of the real local vLLM server (fi_spark.llm.local_server), if it is installed
 (`fi-spark serve-llm --install-only`); `--no-local-model` skips it.
@@ -175,7 +178,7 @@ def in_flight_per_worker(capacity: int, workers: int) -> int:
     return math.ceil(capacity * 1.5 / workers)
 
 
-def run_fispark(engine, url: str, n: int, tasks: int, capacity: int, faults: float) -> Run:  # type: ignore[no-untyped-def]
+def run_fispark(engine, url: str, n: int, tasks: int, capacity: int, faults: float, hedge: float | None = None) -> Run:  # type: ignore[no-untyped-def]
     out = tempfile.mkdtemp(prefix="bench-llm-")
     llm = LLMConfig(
         endpoints=[url],
@@ -186,15 +189,17 @@ def run_fispark(engine, url: str, n: int, tasks: int, capacity: int, faults: flo
         backoff_base_s=0.2,
         backoff_max_s=2,
         max_attempts=8,
+        hedge_after_s=hedge,
     )
     cfg = Config(engine=EngineConfig(shuffle_partitions=tasks), llm=llm)
     ctx = StageContext(engine.spark, engine, cfg, TableStore(engine.spark, out, "delta"), out, logging.getLogger("b"))
     started_ms = time.time() * 1000
-    run = complete(ctx.llm_env(), rows(engine.spark, n, f"a{tasks}-{faults:g}-"), stage="bench")
+    run = complete(ctx.llm_env(), rows(engine.spark, n, f"a{tasks}-{faults:g}-{hedge}-"), stage="bench")
     done = ctx.store.read(LLM_RESPONSES).filter("error_reason IS NULL").select("finished_at_ms").toPandas()
     finished = list((done["finished_at_ms"].to_numpy() - started_ms) / 1000)
     seconds = run.metrics["send_seconds"]
-    return Run("fi-spark", faults, tasks, int(run.metrics["ok"]), n, seconds, steady_rate(finished), timeline(finished))
+    tool = "fi-spark" if hedge is None else f"fi-spark, hedge {hedge:g} s"
+    return Run(tool, faults, tasks, int(run.metrics["ok"]), n, seconds, steady_rate(finished), timeline(finished))
 
 
 def run_naive(engine, url: str, n: int, tasks: int, faults: float) -> Run:  # type: ignore[no-untyped-def]
@@ -291,8 +296,11 @@ def main() -> None:
     ap.add_argument("--fault-rates", default="0,0.10", help="one pass per rate, each on a fresh server")
     ap.add_argument("--summary-faults", type=float, default=0.10, help="fault rate of the last line's figures")
     ap.add_argument("--tasks", default="1,2,4", help="fi-spark (and naive) Spark tasks")
+    ap.add_argument(
+        "--hedge-after-s", type=float, default=1.0, help="also run fi-spark at 2 tasks with llm.hedge_after_s (0: no)"
+    )
     ap.add_argument("--dt-workers", type=int, default=2, help="DataTrove LocalPipelineExecutor workers")
-    ap.add_argument("--skip-datatrove", action="store_true")
+    ap.add_argument("--clients", default="fi-spark,datatrove,naive", help="which clients to run")
     ap.add_argument("--cache", default=str(Path.home() / ".cache" / "fi-spark" / "bench"), help="DataTrove's venv")
     ap.add_argument("--seconds", type=float, default=None, help="target length of each fi-spark run")
     ap.add_argument("--no-local-model", action="store_true")
@@ -303,8 +311,9 @@ def main() -> None:
     seconds = args.seconds or (8.0 if args.quick else 25.0)
     n = int(capacity_rps * seconds)
     naive_rows_per_task = 6 if args.quick else 20
+    clients = set(args.clients.split(","))
     dt_python = None
-    if not args.skip_datatrove:
+    if "datatrove" in clients:
         Path(args.cache).mkdir(parents=True, exist_ok=True)
         dt_python = ensure_datatrove(Path(args.cache))
     engine = start_engine(EngineConfig())
@@ -314,8 +323,12 @@ def main() -> None:
             server, url = start_server(args.capacity, args.latency_ms, faults)
             try:
                 for tasks in (int(t) for t in args.tasks.split(",")):
-                    runs.append(run_fispark(engine, url, n, tasks, args.capacity, faults))
-                    runs.append(run_naive(engine, url, naive_rows_per_task * tasks, tasks, faults))
+                    if "fi-spark" in clients:
+                        runs.append(run_fispark(engine, url, n, tasks, args.capacity, faults))
+                    if "fi-spark" in clients and args.hedge_after_s and tasks == 2:
+                        runs.append(run_fispark(engine, url, n, tasks, args.capacity, faults, args.hedge_after_s))
+                    if "naive" in clients:
+                        runs.append(run_naive(engine, url, naive_rows_per_task * tasks, tasks, faults))
                 if dt_python is not None:
                     runs.append(run_datatrove(dt_python, url, n, args.dt_workers, args.capacity, faults))
             finally:

@@ -14,6 +14,14 @@ up to `4 * concurrency` requests admitted, so requests sleeping in backoff do no
 Requests are admitted in input order, so a group's requests (kept adjacent by fi_spark.llm.spark) reach
 their endpoint (fi_spark.llm.policy, affinity) close together in time.
 
+Tail hedging (`llm.hedge_after_s`, off by default): once `stream()` has admitted its last request, an attempt
+unanswered after `hedge_after_s` gets a second copy (same request id) on a free slot, to the endpoint the pool
+picks; the first 200 wins and the other copy is cancelled (counted as `retries["hedge"]`). At the end of a run
+the slots are idle anyway, and a request hung on the server (or on a dead connection) would otherwise hold the
+whole run up for the full request timeout. The cost is duplicate server work on those few requests, and the
+journal-before-reuse ordering below holds only approximately for hedged attempts (their answer is read in a
+task of its own), which is why it is opt-in.
+
 If `on_result` raises (the journal cannot write: a full disk), the call stops: no further attempt is sent, since
 its answer could not be kept either, and `stream` raises that error.
 
@@ -30,12 +38,14 @@ import random
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Any
 
 import aiohttp
 
 from fi_spark.llm.adapter import Adapter, BadBody, BadContent
 from fi_spark.llm.config import LLMConfig
 from fi_spark.llm.policy import (
+    Endpoint,
     EndpointPool,
     TokenBudget,
     backoff_delay,
@@ -79,6 +89,7 @@ class LLMClient:
         self._slots: asyncio.Semaphore | None = None
         self._http: aiohttp.ClientSession | None = None
         self._stopped: BaseException | None = None  # on_result failed (the journal's disk is full): send nothing more
+        self._draining = asyncio.Event()  # set once stream() admitted its last request: tail hedging may start
 
     async def __aenter__(self) -> LLMClient:  # noqa: PYI034 - typing.Self needs 3.11, we support 3.10
         self._slots = asyncio.Semaphore(self.cfg.concurrency)
@@ -112,6 +123,7 @@ class LLMClient:
                     req = next(it, None)
                     if req is None:
                         exhausted = True
+                        self._draining.set()
                     else:
                         pending.add(asyncio.ensure_future(self.complete(req)))
                 if not pending:
@@ -208,10 +220,11 @@ class LLMClient:
             self.http_calls += 1
             t0 = time.monotonic()
             try:
-                async with self._http.post(
-                    ep.url + self.adapter.path, data=body, headers={"X-Request-Id": res.request_id}
-                ) as resp:
-                    status, headers, payload = resp.status, resp.headers, await resp.read()
+                if self.cfg.hedge_after_s is None:
+                    status, headers, payload = await self._post(ep, body, res.request_id)
+                else:
+                    ep, answered = await self._hedged(res, ep, body, group)
+                    status, headers, payload = answered.result()  # a copy's transport error is raised here
             except TimeoutError as exc:  # aiohttp's ServerTimeoutError is one too
                 self.pool.release(ep, time.monotonic(), "failure")
                 return "retry", "timeout", type(exc).__name__, None
@@ -224,6 +237,53 @@ class LLMClient:
             finally:
                 res.latency_ms = (time.monotonic() - t0) * 1000
         return self._judge(res, ep, status, headers, payload)
+
+    async def _post(self, ep: Endpoint, body: bytes, rid: str) -> tuple[int, Any, bytes]:
+        assert self._http is not None
+        async with self._http.post(ep.url + self.adapter.path, data=body, headers={"X-Request-Id": rid}) as resp:
+            return resp.status, resp.headers, await resp.read()
+
+    async def _hedged(
+        self, res: LLMResult, ep: Endpoint, body: bytes, group: str | None
+    ) -> tuple[Endpoint, asyncio.Future[tuple[int, Any, bytes]]]:
+        """`_post` to `ep`, plus at most one second copy once the stream is draining, the first copy has been out
+        `hedge_after_s` and a slot is free. Returns the finished copy to judge (its endpoint and task): the first
+        200, else the last copy to finish; a copy that failed while the other still runs has its endpoint released
+        as a failure, and a copy still running at the end is cancelled and its endpoint released."""
+        assert self._slots is not None and self.cfg.hedge_after_s is not None
+        primary = asyncio.ensure_future(self._post(ep, body, res.request_id))
+        copies = {primary: ep}
+        try:
+            await asyncio.wait({primary}, timeout=self.cfg.hedge_after_s)
+            if not primary.done() and not self._draining.is_set():
+                drained = asyncio.ensure_future(self._draining.wait())
+                await asyncio.wait({primary, drained}, return_when=asyncio.FIRST_COMPLETED)
+                drained.cancel()
+            while not primary.done() and self._stopped is None:
+                second = None if self._slots.locked() else self.pool.acquire(time.monotonic(), group)
+                if second is not None:
+                    await self._slots.acquire()  # not locked: returns at once
+                    res.attempts += 1
+                    self.http_calls += 1
+                    self.retries["hedge"] += 1
+                    hedge = asyncio.ensure_future(self._post(second, body, res.request_id))
+                    hedge.add_done_callback(lambda _: self._slots.release() if self._slots is not None else None)
+                    copies[hedge] = second
+                    break
+                await asyncio.wait({primary}, timeout=0.05)  # every slot busy: only in the tail, so poll
+            while True:
+                done, _ = await asyncio.wait(copies, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task_ep = copies.pop(task)
+                    if not copies or (task.exception() is None and task.result()[0] == 200):
+                        return task_ep, task
+                    self.pool.release(task_ep, time.monotonic(), "failure")  # the other copy may still answer
+        finally:
+            for task, task_ep in copies.items():  # the losing copy, or every copy when this attempt was cancelled
+                task.cancel()
+                self.pool.release(task_ep, time.monotonic(), "cancelled")
+            if copies:
+                await asyncio.gather(*copies, return_exceptions=True)
 
     def _judge(self, res: LLMResult, ep, status: int, headers, payload: bytes) -> tuple[str, str, str, float | None]:  # type: ignore[no-untyped-def]
         now = time.monotonic()

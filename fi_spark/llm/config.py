@@ -121,6 +121,13 @@ class LLMConfig(Section):
     schema_retries: int = Field(default=2, ge=0, description="extra tries when an answer is not schema-valid JSON")
     breaker_failures: int = Field(default=5, ge=1, description="consecutive failures that open an endpoint's breaker")
     breaker_reset_s: float = Field(default=10.0, gt=0, description="how long an open breaker rests before a probe")
+    hedge_after_s: float | None = Field(
+        default=None,
+        gt=0,
+        description="tail hedging, off by default: once a task has admitted its last request, an attempt still "
+        "unanswered after this long gets a second copy on a free slot; the first answer wins, the other is cancelled "
+        "(a hung request stops holding up the run's end; costs the server duplicate work on those few requests)",
+    )
     request_deadline_s: float = Field(
         default=900.0, gt=0, description="give a request up (retries and waits included) after this long"
     )

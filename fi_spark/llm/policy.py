@@ -176,7 +176,8 @@ class EndpointPool:
         return best
 
     def release(self, ep: Endpoint, now: float, outcome: str, retry_after: float | None = None) -> None:
-        """outcome: ok | failure (breaker counts it) | throttled (429: pause, no breaker count)."""
+        """outcome: ok | failure (breaker counts it) | throttled (429: pause, no breaker count) | cancelled (a
+        hedged copy that lost: says nothing about health)."""
         ep.outstanding -= 1
         if retry_after:
             ep.paused_until = max(ep.paused_until, now + retry_after)
@@ -184,7 +185,7 @@ class EndpointPool:
             ep.breaker.succeeded()
         elif outcome == "failure":
             ep.breaker.failed(now)
-        elif ep.breaker.state == "half_open":  # a throttled probe says nothing about health: let another probe go
+        elif ep.breaker.state == "half_open":  # a throttled or cancelled probe says nothing: let another probe go
             ep.breaker.probe_in_flight = False
 
     def wait_hint(self, now: float) -> float:

@@ -96,6 +96,37 @@ def test_each_fault_is_retried_with_its_cause(kind: str, cause: str) -> None:
     assert set(stats["per_request"].values()) == {2}
 
 
+def test_tail_hedging_cuts_a_hung_request_short() -> None:
+    """With hedge_after_s, a request hung on the server at the end of the stream is answered by a second copy long
+    before the request timeout; the hedge is counted, and each request is answered once."""
+    ad = _adapter()
+    reqs = _requests(6, ad)
+    settings = ServerSettings(fault_kinds=("timeout",), fault_first_attempts=1, hang_s=3.0)
+    cfg = LLMConfig(concurrency=8, **{**FAST, "request_timeout_s": 5.0}, hedge_after_s=0.1)
+    with TestServer(settings) as srv:
+        t0 = time.monotonic()
+        results, client = _run(cfg, [srv.url], reqs, ad)
+        seconds = time.monotonic() - t0
+        stats = srv.snapshot()
+    assert all(r.ok and r.attempts == 2 and r.retry_causes == [] for r in results), results
+    assert client.retries == Counter({"hedge": 6}) and client.http_calls == 12
+    assert seconds < 2.0  # not the 3 s hang, nor the 5 s timeout
+    assert set(stats["per_request"].values()) == {2} and set(stats["answered"].values()) == {1}
+
+
+def test_tail_hedging_waits_for_the_tail() -> None:
+    """Hedging starts only once the last request is admitted (the window then holds the last 8 of 16) and a slot
+    is free, although every attempt outlasts hedge_after_s."""
+    ad = _adapter()
+    reqs = _requests(16, ad)
+    with TestServer(ServerSettings(latency_ms=(50, 50))) as srv:
+        results, client = _run(LLMConfig(concurrency=2, **FAST, hedge_after_s=0.01), [srv.url], reqs, ad)
+    assert all(r.ok for r in results)
+    hedged = [int(r.key or "") for r in results if r.attempts > 1]
+    assert len(hedged) == client.retries["hedge"] == client.http_calls - 16
+    assert all(i >= 8 for i in hedged), hedged  # window = 4 x concurrency = 8
+
+
 def test_persistent_faults_end_in_reasoned_errors() -> None:
     """A request that always fails ends with retries_exhausted after max_attempts HTTP calls, never raising."""
     ad = _adapter()
