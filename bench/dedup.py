@@ -8,8 +8,9 @@ Both tools read the same JSONL shards (the first N documents of shared/bench/cor
 cluster ids. fi-spark: fi_spark.dedup.near_dedup on the embedded engine (Sail), default settings (the
 banding derived from threshold 0.8 is 14 x 8; candidates verified by exact Jaccard). DataTrove 0.10.1:
 its four MinHash stages (signatures, buckets, clusters, filter) with LocalPipelineExecutor and
-``--workers`` processes, installed with spaCy, regex, orjson, tokenizers and xxhash<4 into its own
-virtualenv under ``--cache`` (created on first use; pip must reach PyPI then).
+``--workers`` processes, installed with spaCy, regex, orjson, tokenizers and xxhash<4 (and httpx, aiofiles,
+aiosqlite for bench/llm_client.py's InferenceRunner) into its own virtualenv under ``--cache`` (created on first
+use, topped up when that list changes; pip must reach PyPI then).
 
 Each tool runs in its own child process, one at a time; wall time covers reading the input through
 writing the output (not interpreter start-up), and peak memory is the peak of the summed resident
