@@ -305,6 +305,8 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=None, help="target length of each fi-spark run")
     ap.add_argument("--no-local-model", action="store_true")
     args = ap.parse_args()
+    # a SIGTERM (`timeout`) unwinds like Ctrl-C, so run_datatrove's finally ends DataTrove's process session
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.WARNING)
     lo, hi = (float(x) for x in args.latency_ms.split(","))
     capacity_rps = args.capacity / ((lo + hi) / 2000)
