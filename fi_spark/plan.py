@@ -7,7 +7,9 @@ Pure arithmetic (`estimate`) over numbers a sample run measured (`SampleRun`, re
   sample's valid share;
 - instantiate: one request per match; matches = documents x the sample's matches per document, capped by
   `sample_pairs` where given; pairs that pass the checks = requests x the sample's pass share;
-- judge: one request per passed pair; kept pairs = requests x the sample's kept share.
+- judge: the sample's requests per judged pair (1 for a one-token judge; about 2 for judge.v4, two scoring
+  requests per pair less the neutral ones pairs share) x the passed pairs; kept pairs = passed pairs x the
+  sample's kept share of the pairs it judged.
 Tokens per request are the sample's averages per stage (the LLM ledger `llm_responses`). Instantiate and
 judge prompts show the document cut to `max_source_tokens`: their prompt tokens move by the difference
 between the target's and the sample's shown document tokens. Prompt tokens served from the prefix cache
@@ -98,7 +100,7 @@ def estimate(sample: SampleRun, target: Target, cluster: Cluster) -> list[StageE
     cap = sample.max_source_tokens
     doc_delta = min(target.doc_tokens, cap) - min(sample.doc_tokens, cap)  # shown document tokens
     templates_per_query = 0.0
-    upstream = 0.0
+    upstream = sample_upstream = 0.0
     for stage in LLM_STAGES:
         s = sample.stages.get(stage)
         if s is None or s.requests == 0:
@@ -108,8 +110,8 @@ def estimate(sample: SampleRun, target: Target, cluster: Cluster) -> list[StageE
         elif stage == "instantiate":
             matches = target.documents * sample.matches / max(sample.documents, 1)
             requests = min(matches, float(target.sample_pairs)) if target.sample_pairs else matches
-        else:
-            requests = upstream
+        else:  # judge: the sample's requests per pair it judged (1; about 2 for judge.v4's scoring pairs)
+            requests = upstream * s.requests / sample_upstream if sample_upstream else upstream
         prompt_per = s.prompt_tokens / s.requests + (doc_delta if stage != "genericize" else 0.0)
         cached_share = s.cached_tokens / s.prompt_tokens if s.prompt_tokens else 0.0
         prompt = requests * max(prompt_per, 0.0)
@@ -119,7 +121,7 @@ def estimate(sample: SampleRun, target: Target, cluster: Cluster) -> list[StageE
         passed = requests * s.passed / s.requests
         if stage == "genericize":
             templates_per_query = passed / requests if requests else 0.0
-        upstream = passed
+        upstream, sample_upstream = passed, s.passed
         out.append(
             StageEstimate(
                 stage=stage, requests=requests, passed=passed, prompt_tokens=prompt, cached_tokens=cached,

@@ -39,7 +39,7 @@ def test_estimate_per_stage_on_literal_numbers() -> None:
         "genericize": (500.0, 250.0, 100_000.0, 0.0, 25_000.0, 0.35),
         # 1000 docs x 3 matches; (500 + 200 more shown document tokens) x 3000, 40% cached; 1260 + 3000 GPU-s
         "instantiate": (3000.0, 1200.0, 2_100_000.0, 840_000.0, 300_000.0, 4.26),
-        # one request per passing pair; (600 + 200) x 1200 prompt; 960 + 600 GPU-s
+        # one request per passing pair (the sample's 12 requests for 12 pairs); (600 + 200) x 1200 prompt
         "judge": (1200.0, 600.0, 960_000.0, 0.0, 60_000.0, 1.56),
         "total": (4700.0, 600.0, 3_160_000.0, 840_000.0, 385_000.0, 6.17),
     }
@@ -54,6 +54,17 @@ def test_sample_caps_and_long_documents() -> None:
     rows = {r.stage: r for r in estimate(SAMPLE, target, CLUSTER)}
     assert (rows["genericize"].requests, rows["instantiate"].requests, rows["judge"].requests) == (100, 50, 20)
     assert rows["instantiate"].prompt_tokens == 50 * (500 + 750 - 200)
+
+
+def test_a_judge_with_two_requests_per_pair_is_planned_per_judged_pair() -> None:
+    """judge.v4 sends two scoring requests per pair (less shared neutral ones): the sample's 24 requests for
+    its 12 judged pairs plan 2 requests per passing pair, and kept pairs stay 6 of 12 judged (not 6 of 24
+    requests, which halved them: the fresh sample run planned 4 kept pairs where it had kept 7 of 23)."""
+    stages = {**SAMPLE.stages, "judge": StageSample(requests=24, prompt_tokens=1200, completion_tokens=24, passed=6)}
+    two = SampleRun(documents=100, doc_tokens=200.0, queries=50, matches=300, max_source_tokens=750.0, stages=stages)
+    rows = {r.stage: r for r in estimate(two, Target(documents=1000, doc_tokens=200.0, queries=500), CLUSTER)}
+    assert (rows["instantiate"].passed, rows["judge"].requests, rows["judge"].passed) == (1200.0, 2400.0, 600.0)
+    assert rows["judge"].prompt_tokens == 2400 * 50 and rows["judge"].completion_tokens == 2400
 
 
 def test_fit_throughput_recovers_the_rates_that_made_the_seconds() -> None:
