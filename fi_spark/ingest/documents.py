@@ -79,8 +79,7 @@ def read_documents(spark: SparkSession, path: str, caps: Capabilities) -> DataFr
         if damaged:
             rejects = damaged_rows(spark, damaged)
             return rejects.unionByName(read_documents_from(spark, readable, caps)) if readable else rejects
-    if fmt == "jsonl" and files is not None and caps.udfs_in_driver_process:
-        # Embedded Sail: its text reader fails a whole read on one bad byte; read ranges in Python instead.
+    if fmt == "jsonl" and files is not None and read_in_python(files, caps):
         return read_lines(spark, files)
     if files is not None and len(files) <= MAX_FILES_TO_LABEL and not caps.spark_context:
         # Sail has no input_file_name(): read file by file and label each (few files, cheap unions).
@@ -92,6 +91,17 @@ def read_documents(spark: SparkSession, path: str, caps: Capabilities) -> DataFr
     frame = _read_one(spark, path, fmt)
     label = F.input_file_name() if caps.spark_context else F.lit(path)
     return frame.withColumn("input_file", label)
+
+
+def read_in_python(files: list[str], caps: Capabilities) -> bool:
+    """Whether local text files are read by fi-spark's own Python readers rather than Spark's.
+
+    Always on embedded Sail: its text and CSV readers fail a whole read on one bad byte or ragged row. On the
+    JVM too when any file is gzipped: a truncated or corrupt `.gz` fails Spark's reader, and with it the job,
+    where ours yields the lines before the damage and one `unreadable_input` reject. A gzip file is one task
+    in either reader, so nothing is lost in parallelism.
+    """
+    return caps.udfs_in_driver_process or any(f.endswith(".gz") for f in files)
 
 
 def split_damaged_parquet(files: list[str]) -> tuple[list[str], list[tuple[str, str]]]:

@@ -23,7 +23,7 @@ from fi_spark import storage
 from fi_spark.config import QueriesConfig
 from fi_spark.engine import Capabilities
 from fi_spark.ingest.csv_rows import read_csv_records
-from fi_spark.ingest.documents import InputError, list_input_files, read_documents
+from fi_spark.ingest.documents import InputError, list_input_files, read_documents, read_in_python
 from fi_spark.schemas import QUERIES, QUERY_REJECTS
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.templates.queries import classify_query
@@ -76,8 +76,8 @@ def _read_path(spark: SparkSession, path: str, cfg: QueriesConfig, caps: Capabil
         fmt = "csv" if all(n.endswith((".csv", ".csv.gz")) for n in names) else "jsonl"
     if fmt != "csv":
         return read_documents(spark, path, caps)  # JSONL and Parquet: prepare_corpus's reader (same JSON rows)
-    if caps.udfs_in_driver_process and not storage.is_remote(path):
-        return read_csv_records(spark, list_input_files(path))  # Sail's CSV reader fails on one ragged row
+    if not storage.is_remote(path) and read_in_python(files := list_input_files(path), caps):
+        return read_csv_records(spark, files)  # Sail's CSV reader fails on one ragged row, Spark's on a cut .gz
     frame = spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(path)
     value = F.to_json(F.struct(*[F.col(c) for c in frame.columns]))
     return frame.select(value.alias("value"), F.lit(path).alias("input_file"))

@@ -183,3 +183,22 @@ def test_prepare_corpus_on_damaged_parquet(embedded_engine: Engine, make_ctx: Ca
     assert (result.rows_in, result.rows_out) == (5, 2)
     reject = ctx.store.read(DOC_REJECTS).filter(F.col("reason") == "unreadable_input").first()
     assert reject.raw_excerpt == "noise.parquet" and reject.detail.startswith("Parquet footer unreadable")
+
+
+def test_truncated_gzip_on_the_classic_engine(local_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path):
+    """On the JVM a cut .jsonl.gz or .csv.gz failed Spark's reader and the job; now the lines before the damage
+    are records and the damaged rest is one unreadable_input reject, as on the embedded engine."""
+    whole = gzip.compress(line({"id": "c", "text": C}) + b"\n")
+    cut = gzip.compress(line({"id": "lost", "text": D}) + b"\n")[:-12]
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "cut.jsonl.gz").write_bytes(whole + cut)
+    ctx = make_ctx(local_engine, ["prepare.min_chars=50", "prepare.min_words=5", "tables.format=parquet"])
+    result = prepare_corpus.run(ctx, str(folder))
+    assert (result.rows_in, result.rows_out, result.rejected) == (2, 1, {"unreadable_input": 1})
+
+    queries = tmp_path / "q.csv.gz"
+    queries.write_bytes(gzip.compress(b"id,text\n1,What is the tallest mountain?\n") + gzip.compress(b"2,Why?\n")[:-12])
+    out = make_ctx(local_engine, ["tables.format=parquet"], output=tmp_path / "out2")
+    result = ingest_queries.run(out, str(queries))
+    assert (result.rows_in, result.rows_out, result.rejected) == (2, 1, {"unreadable_input": 1})
