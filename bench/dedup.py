@@ -39,7 +39,7 @@ from itertools import combinations
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-CORPUS = REPO.parent / "shared" / "bench" / "corpus.jsonl.gz"
+CORPUS = Path(os.environ.get("FI_SPARK_BENCH_CORPUS") or REPO.parent / "shared" / "bench" / "corpus.jsonl.gz")
 DATATROVE_REQUIREMENTS = [
     "datatrove==0.10.1",
     "spacy==3.8.18",

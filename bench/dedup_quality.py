@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import random
 import tempfile
 import time
@@ -36,7 +37,10 @@ from fi_spark.dedup.minhash import MinHasher, jaccard
 from fi_spark.dedup.near_dedup import near_dedup
 from fi_spark.engine import start_engine
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "corpus.jsonl.gz"
+CORPUS = Path(
+    os.environ.get("FI_SPARK_BENCH_CORPUS")
+    or Path(__file__).resolve().parents[2] / "shared" / "bench" / "corpus.jsonl.gz"
+)
 BOILERPLATE = [
     "This website uses cookies to improve your experience. Accept all cookies or manage your preferences.",
     "Home | News | Sports | Business | Culture | Opinion | Contact us | Privacy policy | Terms of use",

@@ -287,6 +287,7 @@ def main() -> None:
               f"{share:>15}")  # fmt: skip
     for r in rows:
         print(f"{LABELS[r['arm']]} reasons: {json.dumps(r['reasons'], sort_keys=True)}")
+    print("excerpts: " + ", ".join(f"{r['arm']} {r['kept']}/{r['sent']} kept" for r in rows))
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gzip
 import json
+import os
 import re
 import time
 from collections.abc import Callable
@@ -27,7 +28,10 @@ import rensa
 
 from fi_spark.dedup.minhash import _SEP, MinHasher
 
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "bench" / "corpus.jsonl.gz"
+CORPUS = Path(
+    os.environ.get("FI_SPARK_BENCH_CORPUS")
+    or Path(__file__).resolve().parents[2] / "shared" / "bench" / "corpus.jsonl.gz"
+)
 WORD = re.compile(r"\w+")
 NUM_PERM, NGRAM = 112, 5
 

