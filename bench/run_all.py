@@ -142,7 +142,7 @@ def command_for(bench: Bench, shared: Path | None, args: argparse.Namespace) -> 
     if bench.name == "llm_client" and args.full and not serving(local_vllm_url()):
         extra = [*extra, "--no-local-model"]
     if bench.name == "check_export":
-        extra = list(args.check_export)
+        extra = list(args.check_export or ["RUN_DIR", "DOCUMENTS"])
     return [f"bench/{bench.name}.py", *extra]
 
 
