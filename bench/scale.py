@@ -180,6 +180,11 @@ class PeakRss:
                 pass
         return total
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of this process and its (waited-for) children so far."""
+        t = self.me.cpu_times()
+        return t.user + t.system + t.children_user + t.children_system
+
     def _run(self) -> None:
         while not self._stop.wait(self.interval):
             self.peak = max(self.peak, self.tree_rss())
@@ -204,6 +209,7 @@ class StageRun:
     stage: str
     seconds: float
     peak_mb: float
+    cpu_s: float
     rows_in: int
     rows_out: int
     rejected: int
@@ -255,13 +261,13 @@ def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], r
         with tracker.run("pipeline", tags={"fi_spark.stage": "pipeline"}):  # run_pipeline's loop, timed
             for spec in STAGES:
                 rss.reset()
-                t0 = time.monotonic()
+                cpu0, t0 = rss.cpu_seconds(), time.monotonic()
                 result = run_stage(tracker, spec.name, lambda spec=spec: spec.run(ctx, inputs))
                 seconds = time.monotonic() - t0
-                run = StageRun(spec.name, seconds, rss.read() / 2**20, result.rows_in, result.rows_out,
-                               result.rows_rejected, dict(result.metrics))  # fmt: skip
+                run = StageRun(spec.name, seconds, rss.read() / 2**20, rss.cpu_seconds() - cpu0, result.rows_in,
+                               result.rows_out, result.rows_rejected, dict(result.metrics))  # fmt: skip
                 stages.append(run)
-                print(f"  {n:>7} {spec.name:<16} {seconds:>8.1f} s {run.peak_mb:>7.0f} MB "
+                print(f"  {n:>7} {spec.name:<16} {seconds:>8.1f} s {run.cpu_s:>8.1f} cpu-s {run.peak_mb:>7.0f} MB "
                       f"{run.rows_in:>8} -> {run.rows_out}", flush=True)  # fmt: skip
     return SizeRun(n, start_s, stages)
 
@@ -288,28 +294,40 @@ def size_label(n: int) -> str:
 
 
 def print_table(runs: list[SizeRun]) -> None:
+    """Per stage and size: wall s, CPU s, peak MB, rows out; then wall and CPU growth per consecutive pair."""
     sizes = [size_label(r.docs) for r in runs]
-    head = f"{'stage':<16}" + "".join(f"{'s@' + s:>10}{'MB@' + s:>9}{'rows out@' + s:>14}" for s in sizes)
-    head += "".join(f"{'growth ' + a + '->' + b:>17}" for a, b in zip(sizes, sizes[1:], strict=False))
+    pairs = list(zip(runs, runs[1:], strict=False))
+    head = f"{'stage':<16}" + "".join(f"{'s@' + s:>9}{'cpu@' + s:>10}{'MB@' + s:>9}{'out@' + s:>10}" for s in sizes)
+    head += "".join(f"{'wall ' + size_label(a.docs) + '>' + size_label(b.docs):>15}{'cpu':>6}" for a, b in pairs)
     print(head)
     for i, name in enumerate(s.stage for s in runs[0].stages):
         line = f"{name:<16}"
         for r in runs:
             s = r.stages[i]
-            line += f"{s.seconds:>10.1f}{s.peak_mb:>9.0f}{s.rows_out:>14,}"
-        for a, b in zip(runs, runs[1:], strict=False):
-            g = growth(a.stages[i].seconds, b.stages[i].seconds, a.docs, b.docs)
-            mark = "" if b.stages[i].seconds >= MIN_SECONDS else " ~"
-            line += f"{g:>15.2f}{mark:<2}"
+            line += f"{s.seconds:>9.1f}{s.cpu_s:>10.1f}{s.peak_mb:>9.0f}{s.rows_out:>10,}"
+        for a, b in pairs:
+            sa, sb = a.stages[i], b.stages[i]
+            mark = "" if sb.seconds >= MIN_SECONDS else "~"
+            line += f"{growth(sa.seconds, sb.seconds, a.docs, b.docs):>14.2f}{mark:<1}"
+            line += f"{growth(sa.cpu_s, sb.cpu_s, a.docs, b.docs):>6.2f}"
         print(line)
-    for label, get in (("start", lambda r: r.start_s), ("total", lambda r: r.total_s)):
+    for label in ("start", "total"):
         line = f"{label:<16}"
         for r in runs:
-            line += f"{get(r):>10.1f}{(r.peak_mb if label == 'total' else 0):>9.0f}{'':>14}"
-        for a, b in zip(runs, runs[1:], strict=False):
-            line += f"{growth(get(a), get(b), a.docs, b.docs):>15.2f}  "
+            if label == "start":
+                line += f"{r.start_s:>9.1f}{'-':>10}{'-':>9}{'':>10}"
+            else:
+                line += f"{r.total_s:>9.1f}{sum(s.cpu_s for s in r.stages):>10.1f}{r.peak_mb:>9.0f}{'':>10}"
+        for a, b in pairs:
+            wa, wb = (a.start_s, b.start_s) if label == "start" else (a.total_s, b.total_s)
+            ca, cb = (sum(s.cpu_s for s in r.stages) for r in (a, b))
+            line += f"{growth(wa, wb, a.docs, b.docs):>14.2f} "
+            line += f"{growth(ca, cb, a.docs, b.docs):>6.2f}" if label == "total" else f"{'':>6}"
         print(line)
-    print(f"(~ = under {MIN_SECONDS:g} s at the larger size: not counted for the worst growth)")
+    print(
+        f"growth = (t(M)/t(N)) / (M/N), 1.00 = linear; ~ = under {MIN_SECONDS:g} s at the larger size (not counted "
+        "for the worst growth); cpu = user+system seconds of the size's process (the machine may be shared)"
+    )
 
 
 def one_size(argv: list[str]) -> None:
