@@ -236,6 +236,7 @@ def compare(args: argparse.Namespace, extra: list[dict]) -> None:
     print(f"{len(real)} real + {len(control)} mismatched sample pairs, {len(extra)} + {len(extra_control)} "
           f"instantiated pairs from {args.pairs}")  # fmt: skip
     print(f"{'cand':<5}{'set':<14}{'AUC':>6}{'kept real':>12}{'kept mism':>12}{'unusable':>9}{'tok/pair':>9}{'s':>6}")
+    aucs: dict[str, float] = {}
     for name in args.candidates:
         t0 = time.time()
         if name == "e":
@@ -257,11 +258,16 @@ def compare(args: argparse.Namespace, extra: list[dict]) -> None:
             rows["all"] = tuple(sum((rows[k][j] for k in sets), []) for j in range(4))  # type: ignore[assignment]
         for label, (e_pos, e_neg, s_pos, s_neg) in rows.items():
             a = auc([e for e in e_pos if e is not None], [e for e in e_neg if e is not None])
+            if label == ("all" if extra else "sample"):
+                aucs[name] = a
             bad = sum(e is None for e in e_pos + e_neg)
             kp, kn = (f"{sum(s is not None and s >= 4 for s in ss)}/{len(ss)}" if name != "e" else "-"
                       for ss in (s_pos, s_neg))  # fmt: skip
             print(f"{name:<5}{label:<14}{a:6.2f}{kp:>12}{kn:>12}{bad:>9}"
                   f"{tokens / len(pairs):9.1f}{time.time() - t0:6.0f}", flush=True)  # fmt: skip
+    best = max(aucs, key=lambda k: (aucs[k] == aucs[k], aucs[k]))  # NaN (no usable score) ranks last
+    print(f"judge_scores: compare best AUC {aucs[best]:.2f} (candidate {best}); " + ", ".join(
+        f"{k} {v:.2f}" for k, v in aucs.items()))  # fmt: skip
 
 
 def auc(pos: list[float], neg: list[float]) -> float:
