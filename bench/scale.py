@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/scale.py                            # 1k, 10k, 100k documents (100k: hours on 2 cores)
     .venv/bin/python bench/scale.py --sizes 1000,10000 --save /tmp/scale.json
-    .venv/bin/python bench/scale.py --quick                    # 100 and 1,000 documents (a few minutes)
+    .venv/bin/python bench/scale.py --quick                    # 100 and 1,000 documents (5-8 minutes)
 
 Documents: the first N of the benchmark corpus (shared/bench/corpus.jsonl.gz: real reviews, Usenet posts,
 news, book paragraphs); queries: the bundled sample (427 real instructions), the same at every size. Each size
