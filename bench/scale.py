@@ -23,11 +23,12 @@ slot with the document's first words and answers with its first one or two numbe
 
 Sampling knobs set so the LLM stages scale with the documents (the local profile caps them for a 135M CPU
 model): templates.sample_queries=null (every query, a constant 427 requests), instantiate.sample_pairs=null
-(every planned match), match.max_per_template=null (otherwise ~100 documents per template cap the matches
-at a few templates x 100, whatever the corpus size). Everything else is the local profile; --set adds more.
+(every planned match), match.max_per_template=null (its 100 documents per template would cap the matches
+at 100 x the ~420 templates, a bound the 100k corpus reaches). Everything else is the local profile; --set adds more.
 
 Per stage: seconds (wall, around run_stage), peak RSS of the size's process and its children (sampled every
-0.1 s with psutil; the LLM server is the parent's child and not counted), rows in -> out. Growth per 10x
+0.1 s with psutil; the LLM server is the parent's child and not counted), CPU seconds of that process (on
+a shared machine wall time also measures the neighbours), rows in -> out. Growth per 10x
 between consecutive sizes N < M = (t(M) / t(N)) / (M / N): 1.0 is linear, below 1 fixed costs still
 dominate, above 1 superlinear.
 The worst growth is taken over stages whose larger run took at least 2 s (shorter ones are start-up noise).
