@@ -19,8 +19,11 @@ datasets = pytest.importorskip("datasets")
 
 from small_run import shared_run  # noqa: E402 - a helper module beside this file
 
+from fi_spark.llm.config import LocalLLMServerConfig  # noqa: E402
+from fi_spark.llm.local_server import model_dir  # noqa: E402
+
 SHARD = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.(?P<ext>parquet|jsonl)$")
-MODEL_DIR = Path.home() / ".cache" / "fi-spark" / "vllm" / "model"  # fi_spark.llm.local_server's converted model
+MODEL_DIR = model_dir(LocalLLMServerConfig())  # the local server's converted default model (SmolLM2-135M-Instruct)
 
 
 @pytest.fixture(scope="module")
