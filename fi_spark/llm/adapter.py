@@ -176,9 +176,12 @@ class Adapter:
                 raise ValueError("the chat API needs messages")
             payload["messages"] = request.messages
             if self.schema is not None and choices is None:
+                # OpenAI's strict mode refuses a root `anyOf` (instantiate's accept-or-decline union): such a
+                # schema goes non-strict, as guidance; vLLM enforces either way and every answer is validated here
+                strict = "anyOf" not in self.schema
                 payload["response_format"] = {
                     "type": "json_schema",
-                    "json_schema": {"name": self.schema_name, "schema": self.schema, "strict": True},
+                    "json_schema": {"name": self.schema_name, "schema": self.schema, "strict": strict},
                 }
             if n_top:
                 payload.update(logprobs=True, top_logprobs=n_top)

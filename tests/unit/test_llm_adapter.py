@@ -70,6 +70,15 @@ def test_chat_body_asks_for_json_schema() -> None:
     assert ad.path == "/chat/completions"
 
 
+def test_a_root_union_schema_is_sent_non_strict() -> None:
+    """OpenAI's strict structured output refuses a root anyOf (instantiate's decline union): it goes strict=false,
+    still as the schema; an object schema stays strict."""
+    union = {"anyOf": [SCHEMA, {"type": "object", "properties": {"compatible": {"const": False}}}]}
+    ad = Adapter(model="m", sampling=Sampling(8), flavor="openai", response_schema=union, schema_name="u")
+    body = json.loads(ad.body(LLMRequest(id="x", messages=MSGS)))
+    assert body["response_format"]["json_schema"] == {"name": "u", "schema": union, "strict": False}
+
+
 def test_completions_body_uses_vllm_field_only_for_vllm() -> None:
     """vLLM's structured_outputs is sent only to the vllm flavor; plain OpenAI servers get no such field."""
     req = LLMRequest(id="x", prompt="Q: 2+2?\nA:")
