@@ -70,13 +70,13 @@ def read_queries(spark: SparkSession, paths: list[str], cfg: QueriesConfig, caps
 
 
 def _read_path(spark: SparkSession, path: str, cfg: QueriesConfig, caps: Capabilities) -> DataFrame:
+    files = None if storage.is_remote(path) else list_input_files(path)  # listed once, for both decisions
     fmt = cfg.format
     if fmt == "auto":
-        names = [path] if storage.is_remote(path) else list_input_files(path)
-        fmt = "csv" if all(n.endswith((".csv", ".csv.gz")) for n in names) else "jsonl"
+        fmt = "csv" if all(n.endswith((".csv", ".csv.gz")) for n in files or [path]) else "jsonl"
     if fmt != "csv":
         return read_documents(spark, path, caps)  # JSONL and Parquet: prepare_corpus's reader (same JSON rows)
-    if not storage.is_remote(path) and read_in_python(files := list_input_files(path), caps):
+    if files is not None and read_in_python(files, caps):
         return read_csv_records(spark, files)  # Sail's CSV reader fails on one ragged row, Spark's on a cut .gz
     frame = spark.read.option("header", True).option("multiLine", True).option("escape", '"').csv(path)
     value = F.to_json(F.struct(*[F.col(c) for c in frame.columns]))
