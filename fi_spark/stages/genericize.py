@@ -51,7 +51,7 @@ class Genericize(LLMStage):
     def pending(self) -> DataFrame:
         """Queries neither a source of a stored template nor a stored reject (a sample: templates.sample_queries)."""
         store = self.ctx.store
-        sources = store.read(TEMPLATES).select(F.explode("source_query_ids").alias("query_id"))
+        sources = store.read(TEMPLATES).select(F.explode("source_query_ids").alias("query_id"))  # pre-template_sources
         done = sources.unionByName(store.read(TEMPLATE_SOURCES).select("query_id"))
         done = done.unionByName(store.read(TEMPLATE_REJECTS).select(F.col("source_key").alias("query_id")))
         queries = store.read(QUERIES).select("query_id", "text")
