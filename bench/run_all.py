@@ -75,6 +75,7 @@ BENCHES = [
     Bench("scale", ["--quick"], ["--sizes", "1000,10000"], needs=("corpus",), corpus_flag=True),
     Bench("excerpts", ["--arms", "d", "--limit", "4"], needs=("vllm",)),
     Bench("cost_per_pair", ["--limit", "4"], needs=("vllm",)),
+    Bench("decline_stop", needs=("vllm",)),
     Bench("judge_scores", ["--compare", "--sample", "8", "--candidates", "e"], needs=("vllm",)),
     Bench("models", needs=("vllm", "vllm2")),
     Bench("check_export", needs=("export",)),
