@@ -43,6 +43,11 @@ class PromptSpec(Section):
     answer_style: Literal["copied", "excerpts", "sentences"] = Field(
         default="copied", description="instantiate: answers copied, with <excerpt> markers, or numbered sentences"
     )
+    instruction_style: Literal["written", "filled"] = Field(
+        default="written",
+        description="instantiate: the model writes the instruction, or only the slot values and the instruction "
+        "is the template with them filled in (it cannot drift from the template or be cut at a length cap)",
+    )
     judge_style: Literal["rubric", "yes_no", "likelihood"] = Field(
         default="rubric",
         description="judge: a score token on the rubric's scale, one yes/no token (P(yes) mapped onto the "
@@ -61,6 +66,7 @@ class PromptSpec(Section):
         for key, default in (
             ("prompt_format", "fi-spark"),
             ("answer_style", "copied"),
+            ("instruction_style", "written"),
             ("judge_style", "rubric"),
             ("neutral", ""),
             ("lift_edges", []),

@@ -154,6 +154,7 @@ PAIRS = TableSpec(
         ("answer_tokens", IntegerType(), False),  # word tokens of the answer, as grounding counts them
         ("longest_excerpt", IntegerType(), False),
         ("excerpt_share", DoubleType(), True),  # share of the expanded answer's characters from <excerpt> markers
+        ("relevance", DoubleType(), True),  # cosine of instruction and answer (fi_spark.generate.relevance)
         ("match_score", DoubleType(), True),
         ("match_rank", IntegerType(), True),
         ("char_start", IntegerType(), True),  # the span of the document the source text is (judge and export

@@ -19,6 +19,12 @@ class ExportConfig(Section):
         default=0.0, ge=0.0, lt=1.0, description="share of pairs in a validation split, chosen by id hash; 0 = none"
     )
     split_salt: str = Field(default="fi-spark", description="changing it draws a different (still deterministic) split")
+    max_per_instruction: int | None = Field(
+        default=2,
+        ge=1,
+        description="at most this many pairs per distinct instruction in the final view and the export "
+        "(best verdicts first), so one template filled alike for many documents cannot fill it; null = no cap",
+    )
     system_prompt: str | None = Field(default=None, description="optional system turn before the user turn")
     tokenizer: str = Field(default="minilm", description="counts tokens per shard; same choices as prepare.tokenizer")
     dataset_name: str = "fi-spark-instructions"

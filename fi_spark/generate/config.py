@@ -53,6 +53,25 @@ class InstantiateConfig(Section):
     max_answer_chars: int = Field(
         default=1500, ge=50, description="cap in the response schema, so a looping model closes its JSON in time"
     )
+    slot_values_from_source: bool = Field(
+        default=False,
+        description="every slot value must be words of the shown text (slot_not_in_source): the request is then "
+        "about what the document says; for small models that fill slots with the template's own examples",
+    )
+    min_slot_coverage: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of each slot value's content words the answer must contain (answer_misses_slots "
+        "below it; 0 = off): an answer that never names what was asked about answers another question",
+    )
+    min_relevance: float = Field(
+        default=0.0,
+        ge=-1.0,
+        le=1.0,
+        description="cosine of instruction and answer under the embed encoder (pairs.relevance; off_topic "
+        "below it; 0 = off). Calibrated on bench/labeled/ (bench/pair_gates.py)",
+    )
 
 
 class JudgeConfig(Section):

@@ -51,13 +51,14 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fi_spark.generate import excerpts, fineinstructions
+from fi_spark.generate import excerpts, fineinstructions, pair_gates
 from fi_spark.generate.config import InstantiateConfig
 from fi_spark.generate.grounding import DocumentNgrams
 from fi_spark.generate.prompting import chat_messages, check_placeholders, loads_object
 from fi_spark.prompt_spec import PromptSpec
 from fi_spark.section import ConfigError
 from fi_spark.templates.tags import parse_template
+from fi_spark.text import instructions
 
 PLACEHOLDERS = {"template", "slots", "document"}
 # Schema caps, in characters (~4 per token); instruction and answer caps come from InstantiateConfig.
@@ -74,10 +75,18 @@ REJECT_REASONS = (
     "empty_instruction",
     "unfilled_slots",
     "sentence_number_in_instruction",
+    "slot_value_empty",
+    "instruction_cut",
+    "instruction_too_long",
+    *instructions.REASONS,
+    "slot_not_in_source",
     *excerpts.REASONS,
+    "answer_fragment",
     "empty_answer",
     "answer_too_short",
     "ungrounded",
+    "answer_misses_slots",
+    "off_topic",
 )
 _DEFAULTS = InstantiateConfig.model_fields  # the one place every instantiate default is written
 
@@ -126,6 +135,18 @@ class SentenceInstantiation(BaseModel):
     last_sentence: int = Field(ge=1, le=MAX_SENTENCES)
 
 
+class FilledInstantiation(BaseModel):
+    """`instruction_style: filled`: decide, fill the slots, choose the sentences; the instruction is the template
+    with the values filled in (pair_gates.fill_template), so the model never writes it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    compatible: bool
+    slots: list[SlotFill] = Field(max_length=MAX_SLOTS)
+    first_sentence: int = Field(ge=1, le=MAX_SENTENCES)
+    last_sentence: int = Field(ge=1, le=MAX_SENTENCES)
+
+
 SENTENCE_NUMBER = re.compile(r"\[\d{1,3}\]")  # the `[k]` numbering excerpts.number_sentences shows
 _SCHEMAS: dict[str, type[BaseModel]] = {"excerpts": ExcerptInstantiation, "sentences": SentenceInstantiation}
 
@@ -149,12 +170,14 @@ def response_schema(
     style = spec.answer_style if spec is not None else "copied"
     if spec is not None and spec.prompt_format == "fineinstructions":
         return None
-    schema = _SCHEMAS.get(style, Instantiation).model_json_schema()
+    filled = spec is not None and spec.instruction_style == "filled" and style == "sentences"
+    schema = (FilledInstantiation if filled else _SCHEMAS.get(style, Instantiation)).model_json_schema()
     schema.pop("description", None)
     count = min(n_slots, MAX_SLOTS)
     props = schema["properties"]
     props["slots"].update(minItems=count, maxItems=count)
-    props["instruction"]["maxLength"] = max_instruction_chars or _DEFAULTS["max_instruction_chars"].default
+    if not filled:
+        props["instruction"]["maxLength"] = max_instruction_chars or _DEFAULTS["max_instruction_chars"].default
     if style == "excerpts":  # vLLM refuses a maxLength beside a pattern; the pattern bounds the length
         props["answer"]["pattern"] = EXCERPT_PATTERN
     elif style != "sentences":
@@ -193,6 +216,10 @@ class InstantiateRules:
     prompt_format: str = "fi-spark"
     max_answer_chars: int = _DEFAULTS["max_answer_chars"].default  # answer_style sentences: the span cap
     answer_style: str = "copied"
+    instruction_style: str = "written"
+    max_instruction_chars: int = _DEFAULTS["max_instruction_chars"].default
+    slot_values_from_source: bool = False
+    min_slot_coverage: float = 0.0
 
     @classmethod
     def from_config(cls, cfg: InstantiateConfig, spec: PromptSpec | None = None) -> InstantiateRules:
@@ -200,7 +227,8 @@ class InstantiateRules:
         style = spec.answer_style if spec is not None else "copied"
         return cls(
             cfg.min_grounding, cfg.grounding_min_span, cfg.min_answer_tokens, cfg.max_source_chars, fmt,
-            cfg.max_answer_chars, style,
+            cfg.max_answer_chars, style, spec.instruction_style if spec is not None else "written",
+            cfg.max_instruction_chars, cfg.slot_values_from_source, cfg.min_slot_coverage,
         )  # fmt: skip
 
 
@@ -261,32 +289,56 @@ def evaluate_instantiation(
     shown_text: str,
     rules: InstantiateRules,
     source_ngrams: DocumentNgrams | None = None,
+    template: str | None = None,
 ) -> PairCheck:
     """Read the model's answer and run the checks against the text it was shown.
 
     `answer` is the schema-valid JSON (`parsed`) for our formats, the raw content for the released one.
     `shown_text` may also be the uncut source: it is cut with `rules.max_source_chars` (a no-op when it
     already was). `source_ngrams` may be passed when one source is checked against many answers.
+    `template` is needed by `instruction_style: filled` (the instruction is the template with its values).
     """
     shown = excerpts.shown_text(shown_text, rules.max_source_chars)
     sentences = rules.answer_style == "sentences" and rules.prompt_format != "fineinstructions"
-    check, chosen = _read_sentences(answer) if sentences else (_read(answer, rules.prompt_format), None)
+    filled = sentences and rules.instruction_style == "filled"
+    check, chosen = _read_sentences(answer, filled) if sentences else (_read(answer, rules.prompt_format), None)
     if check.reason is not None:
         return check
+    values = [s["value"] for s in check.slot_values]
+    if filled:
+        descriptions = parse_template(template or "").descriptions
+        empty = pair_gates.empty_values(descriptions, values)
+        if empty:
+            return _reject(check, "slot_value_empty", f"slot {empty[0]!r} has no value of its own: {values}")
+        check.instruction = pair_gates.fill_template(template or "", values)
     instruction, raw_answer = (check.instruction or "").strip(), (check.answer or "").strip()
     check.instruction, check.answer = instruction, raw_answer
     if not instruction:
         return _reject(check, "empty_instruction", "the instruction is empty")
+    if not filled and rules.prompt_format != "fineinstructions" and len(instruction) >= rules.max_instruction_chars:
+        return _reject(check, "instruction_cut", f"{len(instruction)} chars = the schema's cap: {instruction[-80:]!r}")
     leftover = parse_template(instruction)
     if leftover.slots or leftover.problems:
         return _reject(check, "unfilled_slots", f"instruction still has <fi> tags: {instruction[:200]}")
     if chosen is not None and SENTENCE_NUMBER.search(instruction):  # the shown numbering leaked into the request
         return _reject(check, "sentence_number_in_instruction", f"instruction holds a [k] marker: {instruction[:200]}")
+    if len(instruction) > rules.max_instruction_chars:
+        return _reject(check, "instruction_too_long", f"{len(instruction)} > {rules.max_instruction_chars} chars")
+    problem = instructions.request_problem(instruction)
+    if problem:
+        return _reject(check, *problem)
+    if sentences and rules.slot_values_from_source:
+        missing = pair_gates.values_missing_from(values, shown)
+        if missing:
+            return _reject(check, "slot_not_in_source", f"not words of the document: {missing[:3]}")
     if chosen is not None:
-        span, problem = sentence_range(shown, chosen[0], chosen[1], rules.max_answer_chars)
+        span, problem_text = sentence_range(shown, chosen[0], chosen[1], rules.max_answer_chars)
         if span is None:
-            return _reject(check, "excerpt_unresolved", problem)
+            return _reject(check, "excerpt_unresolved", problem_text)
         check.answer, check.excerpt_share = shown[span[0] : span[1]], 1.0
+        cut = pair_gates.fragment(check.answer)
+        if cut:
+            return _reject(check, "answer_fragment", cut)
     elif excerpts.has_markers(raw_answer):
         expanded = excerpts.expand(raw_answer, shown)
         if expanded.reason is not None:
@@ -311,6 +363,10 @@ def evaluate_instantiation(
             f"grounding {measured.coverage:.3f} < {rules.min_grounding:.2f} "
             f"({measured.covered_tokens}/{measured.answer_tokens} tokens in excerpts of >= {rules.min_span})",
         )
+    if rules.min_slot_coverage > 0:
+        missing = pair_gates.values_missing_from(values, check.answer or "", rules.min_slot_coverage)
+        if missing:
+            return _reject(check, "answer_misses_slots", f"the answer never names {missing[:3]}")
     return check
 
 
@@ -327,21 +383,23 @@ def sentence_range(shown: str, first: int, last: int, max_chars: int) -> tuple[t
     if last < first:
         return None, f"last_sentence {last} < first_sentence {first}"
     start = spans[first - 1][0]
+    if last > first or "\n" in shown[start : spans[last - 1][1]]:
+        start = pair_gates.drop_heading_lines(shown, start, spans[last - 1][1])
     end_k = last
     while end_k > first and spans[end_k - 1][1] - start > max_chars:
         end_k -= 1
     return (start, spans[end_k - 1][1]), ""
 
 
-def _read_sentences(answer: str | None) -> tuple[PairCheck, tuple[int, int] | None]:
-    """`answer_style: sentences`: the instruction, slot values and chosen range, or a reject."""
+def _read_sentences(answer: str | None, filled: bool = False) -> tuple[PairCheck, tuple[int, int] | None]:
+    """`answer_style: sentences`: the instruction (none when `filled`), slot values and chosen range, or a reject."""
     obj = loads_object(answer)
     if obj is not None and obj.get("compatible") is False:
         return PairCheck(reason="incompatible", detail="the model answered compatible: false"), None
     first, last = (obj.get("first_sentence"), obj.get("last_sentence")) if obj is not None else (None, None)
     if (
         obj is None
-        or not isinstance(obj.get("instruction"), str)
+        or not (filled or isinstance(obj.get("instruction"), str))
         or not isinstance(first, int)
         or not isinstance(last, int)
         or isinstance(first, bool)
@@ -349,7 +407,7 @@ def _read_sentences(answer: str | None) -> tuple[PairCheck, tuple[int, int] | No
     ):
         detail = f"expected an object with instruction, first_sentence and last_sentence: {answer!r:.200}"
         return PairCheck(reason="unparseable", detail=detail), None
-    check = PairCheck(instruction=obj["instruction"], answer="", slot_values=_slot_values(obj))
+    check = PairCheck(instruction=obj.get("instruction", ""), answer="", slot_values=_slot_values(obj))
     return check, (first, last)
 
 

@@ -29,6 +29,7 @@ from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTab
 from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row, encode, llm_failure
 from fi_spark.stages.template_rows import check_templates, merge_templates, slot_histogram
 from fi_spark.templates import check_genericize_prompt, genericize_schema
+from fi_spark.text.instructions import query_problem
 
 STAGE = "genericize"
 TABLES = StageTables(
@@ -42,6 +43,7 @@ class Genericize(LLMStage):
     name, key, tables, rejects = STAGE, "query_id", TABLES, TEMPLATE_REJECTS
     checked = StructType([StructField(c, StringType()) for c in ("query_id", "template", "description", "reason",
                                                                  "detail")])  # fmt: skip
+    check_columns = ("skip_reason", "skip_detail")
 
     def setup(self) -> None:
         self.cfg = self.ctx.config.templates
@@ -55,11 +57,19 @@ class Genericize(LLMStage):
         done = sources.unionByName(store.read(TEMPLATE_SOURCES).select("query_id"))
         done = done.unionByName(store.read(TEMPLATE_REJECTS).select(F.col("source_key").alias("query_id")))
         queries = store.read(QUERIES).select("query_id", "text")
-        return self.sample(queries.join(done, "query_id", "left_anti"), queries, self.cfg.sample_queries)
+        gated = queries.mapInPandas(partial(_gate, self.cfg.extractive_only), f"{QUERY_GATE_DDL}")
+        gated = self.ctx.store.materialize(gated, f"{self.name}/gated")
+        todo = gated.join(done, "query_id", "left_anti")
+        skipped = todo.where(F.col("skip_reason").isNotNull())  # decided here, no LLM call: never sampled out
+        usable = gated.where(F.col("skip_reason").isNull())
+        sampled = self.sample(todo.where(F.col("skip_reason").isNull()), usable, self.cfg.sample_queries)
+        return skipped.unionByName(sampled)
 
     def requests(self, pending: DataFrame) -> DataFrame:
-        return pending.select("query_id", "text").mapInPandas(
-            partial(_requests, self.spec), "key string, messages string"
+        return (
+            pending.where(F.col("skip_reason").isNull())
+            .select("query_id", "text")
+            .mapInPandas(partial(_requests, self.spec), "key string, messages string")
         )
 
     def call_options(self) -> dict[str, Any]:
@@ -108,10 +118,22 @@ def _requests(spec: PromptSpec, batches: Iterator[pd.DataFrame]) -> Iterator[pd.
         yield pd.DataFrame({"key": batch["query_id"], "messages": messages})
 
 
+QUERY_GATE_DDL = "query_id string, text string, skip_reason string, skip_detail string"
+
+
+def _gate(extractive: bool, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    """Queries that cannot make a usable template (fi_spark.text.instructions.query_problem) get a reason."""
+    for batch in batches:
+        problems = [query_problem(text, extractive=extractive) for text in batch["text"]]
+        yield batch.assign(skip_reason=[p and p[0] for p in problems], skip_detail=[p and p[1] for p in problems])
+
+
 def _parse(row: Row) -> Row:
     """One answer -> template + description, or the reason it is unusable."""
     from fi_spark.templates import parse_answer
 
+    if row["skip_reason"] is not None:  # refused before any call (`_gate`)
+        return {"reason": f"query_{row['skip_reason']}", "detail": row["skip_detail"]}
     failed = llm_failure(row)
     if failed:
         return failed

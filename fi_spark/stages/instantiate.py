@@ -19,6 +19,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
 from fi_spark.config import PromptSpec, load_prompt
+from fi_spark.embed.config import EmbedConfig
 from fi_spark.generate import instantiate as gen
 from fi_spark.generate.decontam import EvalNgramIndex
 from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCHES, PAIR_REJECTS, PAIRS, SLOT_VALUES, TEMPLATES
@@ -41,13 +42,14 @@ TABLES = StageTables(
 
 class Instantiate(LLMStage):
     name, key, tables, rejects = STAGE, "pair_id", TABLES, PAIR_REJECTS
-    check_columns = ("source_text",)
+    check_columns = ("source_text", "template")
     checked = StructType(
         [StructField(c, StringType()) for c in ("pair_id", "instruction", "answer", "reason", "detail")]
         + [StructField("slot_values", SLOT_VALUES), StructField("grounding", DoubleType())]
         + [StructField(c, IntegerType()) for c in ("answer_tokens", "longest_excerpt")]
         + [StructField("excerpt_share", DoubleType())]
     )  # fmt: skip
+    relevance_ddl = "pair_id string, relevance double"
 
     def setup(self) -> None:
         self.cfg = self.ctx.config.instantiate
@@ -85,12 +87,27 @@ class Instantiate(LLMStage):
         return partial(_check, rules, load_eval_index(self.ctx), self.ctx.config.decontam.check)
 
     def decide(self, rows: DataFrame) -> DataFrame:
+        rows = self.with_relevance(rows)
         return rows.select(
             "pair_id", "doc_id", "chunk_id", "template_id", "instruction", "answer", "slot_values", "grounding",
-            "answer_tokens", "longest_excerpt", "excerpt_share", "match_score", "match_rank", "char_start", "char_end",
+            "answer_tokens", "longest_excerpt", "excerpt_share", "relevance", "match_score", "match_rank",
+            "char_start", "char_end",
             F.coalesce("model", F.lit(self.ctx.config.llm.model or "unknown")).alias("model"),
             F.lit(self.spec.version_tag).alias("prompt_version"), "request_id", "reason", "detail",
         )  # fmt: skip
+
+    def with_relevance(self, rows: DataFrame) -> DataFrame:
+        """`relevance` (instruction vs answer, fi_spark.generate.relevance) for pairs that passed every check, and
+        the `off_topic` reject below `instantiate.min_relevance`."""
+        passed = rows.where(F.col("reason").isNull()).select("pair_id", "instruction", "answer")
+        scored = passed.mapInPandas(partial(_relevance, self.ctx.config.embed), self.relevance_ddl)
+        rows = rows.join(scored, "pair_id", "left")
+        floor = F.lit(self.cfg.min_relevance)
+        low = F.col("reason").isNull() & (F.col("relevance") < floor)
+        detail = F.format_string("relevance %.3f < instantiate.min_relevance %.2f", "relevance", floor)
+        return rows.withColumn("detail", F.when(low, detail).otherwise(F.col("detail"))).withColumn(
+            "reason", F.when(low, F.lit("off_topic")).otherwise(F.col("reason"))
+        )
 
 
 def run(ctx: StageContext) -> StageResult:
@@ -113,8 +130,16 @@ def _check(rules: gen.InstantiateRules, eval_index: EvalNgramIndex | None, field
     if failed:
         return failed
     answer = row["parsed"] if row["parsed"] is not None else row["content"]  # released formats answer in text
-    check = gen.evaluate_instantiation(answer, row["source_text"], rules)
+    check = gen.evaluate_instantiation(answer, row["source_text"], rules, template=row["template"])
     overlap = contamination(eval_index, {name: getattr(check, name) for name in fields}) if not check.reason else None
     if overlap:
         check.reason, check.detail = "contaminated", overlap
     return {f.name: getattr(check, f.name, None) for f in Instantiate.checked.fields[1:]}  # excerpt_share: if measured
+
+
+def _relevance(cfg: EmbedConfig, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+    from fi_spark.generate.relevance import relevance
+
+    for batch in batches:
+        scores = relevance(cfg, batch["instruction"].tolist(), batch["answer"].tolist())
+        yield pd.DataFrame({"pair_id": batch["pair_id"], "relevance": pd.Series(scores, dtype="float64")})

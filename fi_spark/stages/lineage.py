@@ -10,7 +10,7 @@ query, a near-dup cluster) appear when the upstream table has them.
 
 from __future__ import annotations
 
-from pyspark.sql import DataFrame
+from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
 from fi_spark.schemas import CHUNKS, DOCUMENTS, DUPLICATES, JUDGED, PAIRS
@@ -114,4 +114,17 @@ def final_pairs(ctx: StageContext, threshold: float | None = None) -> DataFrame:
     from fi_spark.stages.match import final_budget
 
     cut = ctx.config.judge.threshold if threshold is None else threshold
-    return final_budget(ctx, pair_lineage(ctx).where(F.col("judge_score") >= F.lit(cut)))
+    kept = final_budget(ctx, pair_lineage(ctx).where(F.col("judge_score") >= F.lit(cut)))
+    return at_most_per_instruction(kept, ctx.config.export.max_per_instruction)
+
+
+def at_most_per_instruction(view: DataFrame, n: int | None) -> DataFrame:
+    """At most `n` rows of `view` per instruction (compared without case, spacing or punctuation), the best
+    verdicts first: one template filled the same way for many documents would otherwise fill the export with
+    one request (a window partitioned by the instruction: no driver collect). None = no cap."""
+    if not n:
+        return view
+    key = F.trim(F.regexp_replace(F.lower(F.col("instruction")), r"[^\p{L}\p{N}]+", " "))
+    expected = F.col("judge_expected_score") if "judge_expected_score" in view.columns else F.lit(None)
+    order = Window.partitionBy(key).orderBy(F.desc("judge_score"), F.desc_nulls_last(expected), F.asc("pair_id"))
+    return view.withColumn("_nth", F.row_number().over(order)).where(F.col("_nth") <= n).drop("_nth")

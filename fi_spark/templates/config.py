@@ -61,6 +61,24 @@ class TemplatesConfig(Section):
         default=True, description="reject templates that keep query specifics (numbers, names, quotes) outside slots"
     )
     max_leftover_specifics: int = Field(default=0, ge=0, description="how many such leftovers are tolerated")
+    extractive_only: bool = Field(
+        default=False,
+        description="skip (reject not_extractive, no LLM call) queries that ask for new writing -- a poem, an "
+        "email, ideas, a rewrite -- which a verbatim excerpt cannot answer; on where answers are excerpts "
+        "(the local profile's instantiate.v3)",
+    )
+    snap_slots: bool = Field(
+        default=True,
+        description="a slot cutting through a word (`<fi>a job</fi>s`) takes in the glued letters (at most 3) "
+        "instead of a slot_splits_word reject",
+    )
+    min_query_word_share: float = Field(
+        default=0.6,
+        ge=0.0,
+        le=1.0,
+        description="share of a generated template's words outside slots that must come from its query "
+        "(drifted_from_query below it; 0 = off; imported banks have no query and are not checked)",
+    )
     merge_near_duplicates: bool = Field(
         default=True, description="merge templates with the same skeleton (case, punctuation, slot wording)"
     )

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from fi_spark.templates.config import TemplatesConfig
 from fi_spark.templates.tags import ParsedTemplate, parse_template
+from fi_spark.text import instructions
 
 # Checked in this order; the first failure is the row's reason.
 REASONS = {
@@ -35,6 +36,9 @@ REASONS = {
     "template_too_long": "template longer than templates.max_chars",
     "mostly_slots": "slot descriptions make up more than templates.max_slot_share of the template's text",
     "leftover_specifics": "query specifics copied outside slots where a slot was expected",
+    "placeholder": "markup outside the slots a person would fill in (`[keyword]`, `{topic}`, `___`): not a <fi> slot",
+    "needs_input": "the words outside the slots point at an input no document supplies (`the given sentence`)",
+    "drifted_from_query": "the words outside the slots are mostly not the query's: the model wrote on past it",
     "missing_description": "no compatible document description",
     "description_too_short": "description shorter than templates.min_description_chars",
     "description_too_long": "description longer than templates.max_description_chars",
@@ -74,7 +78,7 @@ def validate_template(
     """
     if not isinstance(template, str) or not template.strip():
         return Verdict.reject("empty_template", "template is empty")
-    parsed = parse_template(template)
+    parsed = parse_template(snap_slots(template) if cfg.snap_slots else template)
     structural = [p for p in parsed.problems if p.kind != "empty_slot"]
     if structural:
         detail = "; ".join(f"{p.kind} at {p.position}: {p.detail!r}" for p in structural[:5])
@@ -92,6 +96,11 @@ def validate_template(
     glued = glued_slot(parsed)
     if glued:
         return Verdict.reject("slot_splits_word", f"slot inside a word: {glued!r}", parsed)
+    literal = parsed.literal_text(placeholder=" X ")
+    for reason, rule in (("placeholder", instructions.placeholder), ("needs_input", instructions.needs_input)):
+        evidence = rule(literal)
+        if evidence:
+            return Verdict.reject(reason, f"{evidence!r} outside the slots of {parsed.canonical()[:200]!r}", parsed)
     short_slots = [s.description for s in parsed.slots if len(s.description) < cfg.min_slot_chars]
     if short_slots:
         return Verdict.reject("slot_too_short", f"{len(short_slots[0])} chars: <fi>{short_slots[0]}</fi>", parsed)
@@ -111,6 +120,15 @@ def validate_template(
         return Verdict.reject(
             "mostly_slots", f"slot text is {share:.2f} of the template > {cfg.max_slot_share:.2f}", parsed
         )
+    if query and cfg.min_query_word_share > 0:
+        share, foreign = query_word_share(query, parsed)
+        if share < cfg.min_query_word_share:
+            return Verdict.reject(
+                "drifted_from_query",
+                f"{share:.2f} of the words outside slots come from the query < {cfg.min_query_word_share:.2f}; "
+                f"not in it: {', '.join(foreign[:8])}",
+                parsed,
+            )
     if cfg.check_leftover_specifics and query:
         leftovers = leftover_specifics(query, parsed)
         if len(leftovers) > cfg.max_leftover_specifics:
@@ -126,6 +144,49 @@ def validate_template(
     if repeated:
         return Verdict.reject("repetitive_description", f"{repeated!r} occurs more than once", parsed)
     return Verdict(True, parsed=parsed)
+
+
+def snap_slots(template: str, max_glued: int = 3) -> str:
+    """Move slot boundaries that cut through a word out to the whole word, where that is unambiguous.
+
+    A small genericizer often slots a word's stem and leaves its ending outside (`<fi>a profession</fi>s`,
+    `un<fi>an adjective</fi>`): the slot was meant to replace the whole word. A glued run of at most
+    `max_glued` letters is taken into the slot (dropped: the slot's value stands for the whole word); a
+    longer run is a word of its own, so the template is left as it is and `slot_splits_word` rejects it.
+    Templates with broken tags are returned unchanged (validation names their problem).
+    """
+    parsed = parse_template(template)
+    if parsed.problems or not parsed.slots:
+        return template
+    text, out, pos = parsed.text, [], 0
+    for slot in parsed.slots:
+        start, end = slot.start, slot.end
+        while start > pos and text[start - 1].isalnum():
+            start -= 1
+        after = end
+        while after < len(text) and text[after].isalnum():
+            after += 1
+        if slot.start - start > max_glued or after - end > max_glued or (start < slot.start and start == pos > 0):
+            return template  # a whole word glued on, or glued to the previous slot: ambiguous
+        out.append(text[pos:start])
+        out.append(text[slot.start : slot.end])
+        pos = after
+    out.append(text[pos:])
+    return "".join(out)
+
+
+def query_word_share(query: str, parsed: ParsedTemplate) -> tuple[float, list[str]]:
+    """Share of the template's literal words (outside slots) that occur in `query`, and the ones that do not.
+
+    The genericizer's job is to keep the query's wording and slot its specifics; a template whose literal
+    words are mostly new was written past the query (`What is an actuary? An engineer who helps people ...`).
+    """
+    query_words = {w.casefold() for w in _WORD.findall(query)}
+    words = [w for w in _WORD.findall(parsed.literal_text()) if not w.isdigit()]
+    if not words:
+        return 1.0, []
+    foreign = [w for w in words if w.casefold() not in query_words]
+    return 1 - len(foreign) / len(words), foreign
 
 
 def glued_slot(parsed: ParsedTemplate) -> str | None:

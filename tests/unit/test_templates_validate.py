@@ -58,10 +58,10 @@ def test_description_reasons(desc: str | None, expected: str) -> None:
 @pytest.mark.parametrize(
     ("template", "expected", "detail"),
     [
-        ("How do I cook a mé<fi>l</fi>m at home?", "slot_splits_word",
-         "slot inside a word: ' cook a mé<fi>l</fi>m at home?'"),
-        ("What is the <fi>ordinal number</fi>th planet from the Sun?", "slot_splits_word",
-         "slot inside a word: 'at is the <fi>ordinal number</fi>th planet '"),
+        ("How do I cook a mé<fi>l</fi>m at home?", "slot_too_short", "1 chars: <fi>l</fi>"),  # snapped first
+        ("What is the <fi>ordinal number</fi>th planet from the Sun?", "ok", None),  # `th` taken into the slot
+        ("Where is Paris<fi>a landmark</fi> found?", "slot_splits_word",
+         "slot inside a word: 'e is Paris<fi>a landmark</fi> found?'"),  # a whole word glued on: ambiguous
         ("How do you say <fi>x</fi> in French?", "slot_too_short", "1 chars: <fi>x</fi>"),
         ("Is <fi>an ox</fi> bigger than a horse?", "ok", None),
         ("Compare <fi>a product</fi> with <fi>A product</fi> for me.", "repeated_slot",
@@ -131,3 +131,30 @@ def test_query_specifics() -> None:
 def test_bank_templates_skip_the_query_check() -> None:
     """Imported templates have no query; only structure and lengths are checked."""
     assert reason("What is the capital of Yugoslavia, a <fi>country</fi>?", query=None) == "ok"
+
+
+def test_snap_slots_takes_glued_letters_into_the_slot() -> None:
+    """A slot cutting a word (`<fi>a profession</fi>s`) covers the whole word; switched off, it is a reject."""
+    from fi_spark.templates.validate import snap_slots
+
+    assert snap_slots("What do <fi>a profession</fi>s earn?") == "What do <fi>a profession</fi> earn?"
+    assert snap_slots("Is un<fi>a quality</fi> bad?") == "Is <fi>a quality</fi> bad?"
+    assert snap_slots("Where is Paris<fi>a landmark</fi>?") == "Where is Paris<fi>a landmark</fi>?"
+    strict = CFG.model_copy(update={"snap_slots": False})
+    assert validate_template("What do <fi>a profession</fi>s earn?", DESC, strict).reason == "slot_splits_word"
+
+
+@pytest.mark.parametrize(
+    ("template", "query", "expected"),
+    [
+        ("Expand <fi>a sentence</fi> and give it more details.", None, "ok"),
+        ("Expand the given sentence about <fi>a topic</fi>.", None, "needs_input"),
+        ("What is the most recent version of the [keyword] in <fi>a product</fi>?", None, "placeholder"),
+        ("What is <fi>a profession</fi>? An engineer who helps people manage risks by designing systems.",
+         "What is an actuary?", "drifted_from_query"),
+        ("What is <fi>a profession</fi>?", "What is an actuary?", "ok"),
+    ],
+)  # fmt: skip
+def test_templates_that_cannot_make_a_self_contained_request(template: str, query: str | None, expected: str) -> None:
+    """Issue #18's junk: a pointer to a missing input, a placeholder, a model writing on past the query."""
+    assert (validate_template(template, DESC, CFG, query=query).reason or "ok") == expected

@@ -1,0 +1,124 @@
+"""Checks that an instantiated pair is one a person would keep: pure functions, no Spark, no model.
+
+The instantiate stage (fi_spark.generate.instantiate) runs them after grounding; each failing check is one
+machine-readable reject reason with its evidence. What they protect, from pairs read by hand
+(bench/labeled/, measured per gate by bench/pair_gates.py):
+
+- the instruction is the template with its slots filled (`fill_template`), so it can neither be cut at a
+  length cap nor drift from the template; a slot value must be words of the document
+  (`values_missing_from`: `slot_not_in_source`), so the request is about what the document says;
+- the instruction reads alone (fi_spark.text.instructions: `placeholder`, `needs_input`);
+- the answer covers what was asked about (`values_missing_from` on the answer: `answer_misses_slots`): a
+  sentence range that never names the filled entity answers another question;
+- the answer is no bare heading (`drop_heading_lines`: a "Title" line of "Title\n\nparagraph" documents is
+  not part of the answer) and no fragment (`fragment`: it starts and ends where sentences do).
+"""
+
+from __future__ import annotations
+
+import re
+
+from fi_spark.templates.tags import parse_template
+
+REASONS = {
+    "slot_value_empty": "a slot was left empty or filled with its own description",
+    "slot_not_in_source": "a slot value is not words of the document: the request is not about what it says",
+    "instruction_too_long": "the filled instruction is longer than instantiate.max_instruction_chars (never cut)",
+    "instruction_cut": "the written instruction reached the response schema's length cap: it was cut off",
+    "answer_misses_slots": "the answer never names what the instruction asks about (a filled slot value)",
+    "answer_fragment": "the answer does not start or end where a sentence does, or is only a heading",
+}
+
+_WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
+_SENTENCE_START = re.compile(r"^[\"'\u201c\u2018(\[]*[A-Z0-9\u00C0-\u024F]")
+# Words that say nothing about what a value names: a value must be found by its other words.
+STOPWORDS = frozenset(
+    "a an the of in on at to for from by with and or as is are was were be been its it this that these those "
+    "his her their our your my some any each every one two".split()
+)
+
+
+def content_words(text: str) -> list[str]:
+    """Case-folded word tokens of `text` without stopwords (what names something)."""
+    return [w for w in (m.group(0).casefold() for m in _WORD.finditer(text or "")) if w not in STOPWORDS]
+
+
+def fill_template(template: str, values: list[str]) -> str:
+    """`template` with its slots replaced, in order, by `values` (stripped); a slot opening a sentence is
+    capitalized. The caller checks the counts match (extra values are ignored, missing slots stay empty)."""
+    parsed = parse_template(template)
+    parts: list[str] = []
+    pos = 0
+    for i, slot in enumerate(parsed.slots):
+        before = parsed.text[pos : slot.start]
+        value = (values[i] if i < len(values) else "").strip()
+        opens = not (parts or before.strip()) or re.search(r"[.!?]\s*$", before) is not None
+        if opens and value[:1].islower():
+            value = value[0].upper() + value[1:]
+        parts.extend((before, value))
+        pos = slot.end
+    parts.append(parsed.text[pos:])
+    return re.sub(r"\s+", " ", "".join(parts)).strip()
+
+
+def empty_values(descriptions: list[str], values: list[str]) -> list[str]:
+    """Slots whose value is empty or the slot's own description (the model copied the slot)."""
+    return [
+        d
+        for d, v in zip(descriptions, values, strict=False)
+        if not content_words(v) or content_words(v) == content_words(d)
+    ] + descriptions[len(values) :]
+
+
+def values_missing_from(values: list[str], text: str, min_share: float = 1.0) -> list[str]:
+    """Values of which fewer than `min_share` of the content words occur in `text` (as words, any case).
+
+    A value with no content word (only stopwords or digits-free punctuation) is never missing."""
+    words = set(content_words(text))
+    missing = []
+    for value in values:
+        wanted = content_words(value)
+        if wanted and sum(w in words for w in wanted) / len(wanted) < min_share:
+            missing.append(value)
+    return missing
+
+
+def is_heading(line: str, max_words: int = 12) -> bool:
+    """A short line without sentence punctuation at its end: a title or section heading."""
+    stripped = line.strip()
+    return bool(stripped) and len(stripped.split()) <= max_words and not _SENTENCE_END.search(stripped)
+
+
+def drop_heading_lines(shown: str, start: int, end: int) -> int:
+    """The answer span's start moved past heading lines that open it ("Title\\n\\nFirst sentence.").
+
+    Returns `start` unchanged when the span is nothing but headings (then `fragment` rejects it)."""
+    pos = start
+    while True:
+        newline = shown.find("\n", pos, end)
+        if newline < 0 or not is_heading(shown[pos:newline]):
+            return pos
+        nxt = newline
+        while nxt < end and shown[nxt].isspace():
+            nxt += 1
+        if nxt >= end:
+            return start
+        pos = nxt
+
+
+def fragment(answer: str) -> str | None:
+    """Why `answer` is not whole sentences (a heading alone, a cut start or end), or None."""
+    text = (answer or "").strip()
+    if is_heading(text):
+        return f"a heading alone: {text[:80]!r}"
+    if not _SENTENCE_START.search(text):
+        return f"starts mid-sentence: {text[:60]!r}"
+    if not _SENTENCE_END.search(text):
+        return f"ends mid-sentence: {text[-60:]!r}"
+    return None
+
+
+def instruction_key(instruction: str) -> str:
+    """What two instructions share when they are the same request (case, spacing and punctuation aside)."""
+    return " ".join(m.group(0).casefold() for m in _WORD.finditer(instruction or ""))

@@ -1,0 +1,54 @@
+"""fi_spark.generate.pair_gates: filled instructions, slot coverage, headings and fragments (literal rows)."""
+
+from __future__ import annotations
+
+from fi_spark.generate.pair_gates import (
+    drop_heading_lines,
+    empty_values,
+    fill_template,
+    fragment,
+    instruction_key,
+    values_missing_from,
+)
+
+
+def test_fill_template_capitalizes_an_opening_slot() -> None:
+    """The instruction is the template with its values; a slot opening a sentence is capitalized."""
+    assert fill_template("<fi>a person</fi> was born where?", ["marie Curie"]) == "Marie Curie was born where?"
+    assert fill_template("Who was <fi>a famous person</fi>?", [" Marie Curie "]) == "Who was Marie Curie?"
+
+
+def test_empty_values_catch_copied_descriptions() -> None:
+    """A value that is empty or the slot's own description fills nothing."""
+    assert empty_values(["a famous person"], ["A famous person"]) == ["a famous person"]
+    assert empty_values(["a city", "a year"], ["Paris"]) == ["a year"]
+    assert empty_values(["a city"], ["Paris"]) == []
+
+
+def test_values_missing_from_reads_content_words() -> None:
+    """A value is found by its content words, any case; stopwords do not count."""
+    doc = "The Archimedes Palimpsest is a parchment codex palimpsest."
+    assert values_missing_from(["the archimedes palimpsest"], doc) == []
+    assert values_missing_from(["white onions"], doc) == ["white onions"]
+    assert values_missing_from(["Archimedes manuscript"], doc, min_share=0.5) == []
+
+
+def test_heading_lines_are_dropped_from_an_answer() -> None:
+    """`Agriculture\\n\\nTop crops...` -> the answer starts at the sentence (issue #18: answers began with titles)."""
+    shown = "Agriculture\n\nTop agricultural products are sugar cane and maize. Rice follows."
+    start = drop_heading_lines(shown, 0, len(shown))
+    assert shown[start:] == "Top agricultural products are sugar cane and maize. Rice follows."
+    assert drop_heading_lines("Agriculture\n\n", 0, 11) == 0  # nothing but a heading: unchanged
+
+
+def test_fragment() -> None:
+    """An answer is whole sentences: not a heading alone, not cut at either end."""
+    assert fragment("Agriculture") is not None
+    assert fragment("and then the court must first of") is not None
+    assert fragment("The court must first decide.") is None
+    assert fragment('He said "go."') is None
+
+
+def test_instruction_key_ignores_case_and_punctuation() -> None:
+    """Repeats are counted on the request, not its spelling."""
+    assert instruction_key("Who was Marie Curie?") == instruction_key("who was  marie curie")
