@@ -1,9 +1,19 @@
-r"""An independent check of an export, written apart from fi_spark's own grounding code on purpose.
+r"""An independent check of an export, written apart from fi_spark's own checks on purpose.
 
-Every exported answer must be covered >= 80% by verbatim runs of >= 5 words of its source document, and no
-instruction may hold a `<fi>` tag (issue 11's acceptance rule). Words are `\w+` runs, lower-cased; nothing
-from fi_spark is imported, so a bug in the stages' checks cannot hide here. Prints one line per pair and
-ends with `check_export: B bad of N pairs`.
+The automatic part of the rubric (bench/labeled/RUBRIC.md), each rule written here again from its text so a
+bug in the stages' gates cannot hide; nothing from fi_spark is imported. Words are `\w+` runs, lower-cased.
+- grounded: the answer is covered >= 80% by verbatim runs of >= 5 words of its source document (issue 11);
+- markup: no `<fi>` tag, `[placeholder]`, `{placeholder}` or `___` in the instruction;
+- pointer: the instruction does not point at an input it does not carry (`the given ...`, `the following
+  ...`, `this passage`, a closing colon);
+- cut: the instruction ends as a sentence does (`?`, `.`, `!`, a closing quote or bracket);
+- title: the answer does not open with a title line (a short first line without sentence punctuation);
+- fragment: the answer ends as a sentence does;
+- topic: the answer shares at least one content word with the instruction (a floor, not a relevance score);
+- repeat: no instruction appears more than twice.
+Whether the answer truly answers the request is for a reader (the labels); these checks only bound it.
+Prints one line per pair and ends with `check_export: B bad of N pairs; share passing the automatic rubric
+checks: P%`.
 
     python bench/check_export.py ./fi-spark-out fi_spark/resources/sample/documents.jsonl
 """
@@ -19,6 +29,43 @@ import pyarrow.parquet as pq
 
 WORD = re.compile(r"\w+")
 RUN = 5
+MARKUP = re.compile(r"<\s*/?\s*fi\s*>|\[[A-Za-z][^\]]{0,40}\]|\{[A-Za-z_][^}]{0,40}\}|_{3,}")
+POINTER = re.compile(
+    r"\b(?:the|this|these)\s+(?:given|following|above|below|provided)\b|\bthis\s+(?:passage|text|sentence|"
+    r"paragraph|article|document|list|story|poem)\b|:\s*$",
+    re.IGNORECASE,
+)
+ENDS = re.compile(r"[.?!][\"')\]\u201d\u2019]*\s*$")
+FUNCTION = set(
+    "a an the of in on at to for from by with and or as is are was were be been its it this that what who whom "
+    "which when where why how do does did can could would should will tell me about give explain describe "
+    "i you your my".split()
+)
+
+
+def problems(instruction: str, answer: str, source: str, seen: int) -> list[str]:
+    """The automatic rubric checks `instruction` / `answer` fail (empty: it passes them all)."""
+    found = []
+    cov = coverage(answer, source)
+    if cov < 0.8:
+        found.append(f"ungrounded({cov:.2f})")
+    if MARKUP.search(instruction):
+        found.append("markup")
+    if POINTER.search(instruction.strip()):
+        found.append("pointer")
+    if not ENDS.search(instruction):
+        found.append("cut")
+    first_line = answer.strip().split("\n", 1)[0]
+    if "\n" in answer.strip() and len(first_line.split()) <= 12 and not ENDS.search(first_line):
+        found.append("title")
+    if not ENDS.search(answer):
+        found.append("fragment")
+    asked = {w.lower() for w in WORD.findall(instruction)} - FUNCTION
+    if asked and not asked & {w.lower() for w in WORD.findall(answer)}:
+        found.append("topic")
+    if seen > 2:
+        found.append("repeat")
+    return found
 
 
 def coverage(answer: str, source: str) -> float:
@@ -40,13 +87,18 @@ def main() -> None:
     files = sorted(glob.glob(f"{run}/export/data/**/*.parquet", recursive=True))
     rows = [r for f in files for r in pq.read_table(f).to_pylist()]
     bad = 0
+    seen: dict[str, int] = {}
     for r in rows:
         said = {m["role"]: m["content"] for m in r["messages"]}
-        cov = coverage(said.get("assistant", ""), docs.get(r["doc_id"], ""))
-        ok = cov >= 0.8 and "<fi>" not in said.get("user", "")
-        bad += not ok
-        print(f"{'ok ' if ok else 'BAD'} coverage={cov:.2f} doc={r['doc_id']} | {said.get('user', '')[:70]!r}")
-    print(f"check_export: {bad} bad of {len(rows)} pairs ({len(files)} shards)")
+        instruction, answer = said.get("user", ""), said.get("assistant", "")
+        key = " ".join(WORD.findall(instruction.lower()))
+        seen[key] = seen.get(key, 0) + 1
+        failed = problems(instruction, answer, docs.get(r["doc_id"], ""), seen[key])
+        bad += bool(failed)
+        print(f"{'ok ' if not failed else 'BAD'} {','.join(failed) or '-'} doc={r['doc_id']} | {instruction[:90]!r}")
+    share = (len(rows) - bad) / len(rows) if rows else 0.0
+    print(f"check_export: {bad} bad of {len(rows)} pairs ({len(files)} shards); "
+          f"share passing the automatic rubric checks: {share:.0%}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -43,6 +43,11 @@ class PromptSpec(Section):
     answer_style: Literal["copied", "excerpts", "sentences"] = Field(
         default="copied", description="instantiate: answers copied, with <excerpt> markers, or numbered sentences"
     )
+    template_style: Literal["written", "from_query"] = Field(
+        default="written",
+        description="genericize: the model writes the template, or names the query's spans to slot and the "
+        "template is the query with them replaced (fi_spark.templates.prompts.template_from_query)",
+    )
     instruction_style: Literal["written", "filled"] = Field(
         default="written",
         description="instantiate: the model writes the instruction, or only the slot values and the instruction "
@@ -67,6 +72,7 @@ class PromptSpec(Section):
             ("prompt_format", "fi-spark"),
             ("answer_style", "copied"),
             ("instruction_style", "written"),
+            ("template_style", "written"),
             ("judge_style", "rubric"),
             ("neutral", ""),
             ("lift_edges", []),

@@ -29,6 +29,7 @@ from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTab
 from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row, encode, llm_failure
 from fi_spark.stages.template_rows import check_templates, merge_templates, slot_histogram
 from fi_spark.templates import check_genericize_prompt, genericize_schema
+from fi_spark.templates.prompts import FROM_QUERY_REASONS
 from fi_spark.text.instructions import query_problem
 
 STAGE = "genericize"
@@ -43,7 +44,7 @@ class Genericize(LLMStage):
     name, key, tables, rejects = STAGE, "query_id", TABLES, TEMPLATE_REJECTS
     checked = StructType([StructField(c, StringType()) for c in ("query_id", "template", "description", "reason",
                                                                  "detail")])  # fmt: skip
-    check_columns = ("skip_reason", "skip_detail")
+    check_columns = ("skip_reason", "skip_detail", "text")
 
     def setup(self) -> None:
         self.cfg = self.ctx.config.templates
@@ -137,6 +138,9 @@ def _parse(row: Row) -> Row:
     failed = llm_failure(row)
     if failed:
         return failed
-    template, description, problem = parse_answer(row["parsed"] or row["content"])  # released formats: text
-    reason = "llm_unusable_answer" if problem else None
+    template, description, problem = parse_answer(row["parsed"] or row["content"], row["text"])  # released: text
+    reason = None
+    if problem:
+        head = problem.split(":", 1)[0]
+        reason = head if head in FROM_QUERY_REASONS else "llm_unusable_answer"
     return {"template": template, "description": description, "reason": reason, "detail": problem}

@@ -27,6 +27,53 @@ from fi_spark.section import ConfigError
 SLOT_PATTERN = r"^[^<]{0,120}(<fi>[^<]{1,60}</fi>[^<]{0,80}){1,4}$"
 
 
+FROM_QUERY_REASONS = ("slot_not_in_query", "slot_overlap")
+
+
+class QuerySlot(BaseModel):
+    """One span of the query to turn into a slot: the words as written in the query, and what they stand for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    text: str = Field(min_length=1, max_length=60)
+    description: str = Field(min_length=3, max_length=60)
+
+
+class QuerySlotsAnswer(BaseModel):
+    """`template_style: from_query` (genericize.v2): the model names the query's spans to slot; the template is
+    built from the query itself (`template_from_query`), so it can only be the query's own words with some
+    spans replaced -- right by construction, where a small model asked to write the template copied the
+    query, wrote on past it, or glued slots into words (issue #18: 77 of 160 sample templates lost)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    slots: list[QuerySlot] = Field(min_length=1, max_length=4)
+    compatible_document_description: str = Field(min_length=20, max_length=300)
+
+
+def template_from_query(query: str, slots: list[dict[str, str]]) -> tuple[str | None, str | None]:
+    """The query with each slot's `text` (found as whole words, any case) replaced by `<fi>description</fi>`.
+
+    Returns (template, None) or (None, problem), the problem opening with its reject reason (one of
+    FROM_QUERY_REASONS): a span not in the query, or spans that overlap."""
+    import re
+
+    spans: list[tuple[int, int, str]] = []
+    for slot in slots:
+        text, description = str(slot.get("text", "")).strip(), " ".join(str(slot.get("description", "")).split())
+        found = re.search(rf"(?<!\w){re.escape(text)}(?!\w)", query, re.IGNORECASE) if text else None
+        if found is None:
+            return None, f"slot_not_in_query: slot text {text!r} is not words of the query"
+        if any(found.start() < end and start < found.end() for start, end, _ in spans):
+            return None, f"slot_overlap: slot text {text!r} overlaps another slot"
+        spans.append((found.start(), found.end(), description))
+    out, pos = [], 0
+    for start, end, description in sorted(spans):
+        out.append(f"{query[pos:start]}<fi>{description}</fi>")
+        pos = end
+    return "".join(out) + query[pos:], None
+
+
 class GenericizeAnswer(BaseModel):
     """What the genericizer returns for one query."""
 
@@ -50,20 +97,26 @@ def check_genericize_prompt(spec: PromptSpec) -> None:
     fields = {f for _, f, _, _ in Formatter().parse(spec.user) if f}
     if fields != {"query"}:
         raise ConfigError(f"prompt {spec.path or spec.name}: `user` must use exactly {{query}}, found {sorted(fields)}")
+    answer = QuerySlotsAnswer if spec.template_style == "from_query" else GenericizeAnswer
     for i, ex in enumerate(spec.examples):
-        if set(ex.input) != {"query"} or set(ex.output) != set(GenericizeAnswer.model_fields):
+        if set(ex.input) != {"query"} or set(ex.output) != set(answer.model_fields):
             raise ConfigError(
-                f"prompt {spec.path or spec.name}: example {i} needs input.query and output "
-                f"{sorted(GenericizeAnswer.model_fields)}"
+                f"prompt {spec.path or spec.name}: example {i} needs input.query and output {sorted(answer.model_fields)}"
             )
+        if answer is QuerySlotsAnswer:
+            _, problem = template_from_query(ex.input["query"], ex.output["slots"])
+            if problem:
+                raise ConfigError(f"prompt {spec.path or spec.name}: example {i}: {problem}")
 
 
-def genericize_schema(spec: PromptSpec) -> type[GenericizeAnswer] | None:
+def genericize_schema(spec: PromptSpec) -> type[BaseModel] | None:
     """The response schema to send with `spec`: ours, or none for the released templatizer (its own JSON)."""
-    return None if spec.prompt_format == "fineinstructions" else GenericizeAnswer
+    if spec.prompt_format == "fineinstructions":
+        return None
+    return QuerySlotsAnswer if spec.template_style == "from_query" else GenericizeAnswer
 
 
-def parse_answer(parsed_json: str | None) -> tuple[str | None, str | None, str | None]:
+def parse_answer(parsed_json: str | None, query: str | None = None) -> tuple[str | None, str | None, str | None]:
     """An answer (schema-valid JSON, or a released model's raw text) -> (template, description, problem).
 
     The LLM layer already validated our JSON against the schema; this still guards against an
@@ -79,8 +132,11 @@ def parse_answer(parsed_json: str | None) -> tuple[str | None, str | None, str |
         return None, None, f"answer is not JSON: {parsed_json!r:.120}"
     if not isinstance(obj, dict):
         return None, None, f"answer is a {type(obj).__name__}, not an object"
-    template = obj.get("template")
     description = obj.get("compatible_document_description")
+    if query is not None and isinstance(obj.get("slots"), list) and "template" not in obj:  # from_query answers
+        template, problem = template_from_query(query, [s for s in obj["slots"] if isinstance(s, dict)])
+        return template, description if isinstance(description, str) else None, problem
+    template = obj.get("template")
     if not isinstance(template, str):
         return None, None, "answer has no string 'template'"
     return template, description if isinstance(description, str) else None, None

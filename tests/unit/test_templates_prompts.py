@@ -56,3 +56,33 @@ def test_parse_answer(answer: str | None, expected: tuple[object, ...]) -> None:
 def test_parse_answer_not_json() -> None:
     """Non-JSON text is reported as such."""
     assert str(parse_answer("{oops")[2]).startswith("answer is not JSON")
+
+
+def test_template_from_query_is_the_query_with_spans_slotted() -> None:
+    """genericize.v2: the template is built from the query, so it can only be the query's own words (issue #18)."""
+    from fi_spark.templates.prompts import template_from_query
+
+    query = "What vitamins do white onions have?"
+    assert template_from_query(query, [{"text": "White Onions", "description": "a vegetable"}]) == (
+        "What vitamins do <fi>a vegetable</fi> have?",
+        None,
+    )
+    template, problem = template_from_query(query, [{"text": "red onions", "description": "a vegetable"}])
+    assert template is None and problem is not None and problem.startswith("slot_not_in_query:")
+    overlapping = [{"text": "white onions", "description": "a vegetable"}, {"text": "onions", "description": "x y"}]
+    assert template_from_query(query, overlapping)[1].startswith("slot_overlap:")  # type: ignore[union-attr]
+    # a span must be whole words: `on` is inside `onions`
+    assert template_from_query(query, [{"text": "on", "description": "a word"}])[0] is None
+
+
+def test_parse_answer_builds_from_query_answers() -> None:
+    """An answer with `slots` and no `template` is built against the query it came from."""
+    from fi_spark.templates import parse_answer
+
+    answer = '{"slots": [{"text": "Marie Curie", "description": "a famous person"}], ' \
+             '"compatible_document_description": "A biography of the person."}'  # fmt: skip
+    assert parse_answer(answer, "Who was Marie Curie?") == (
+        "Who was <fi>a famous person</fi>?",
+        "A biography of the person.",
+        None,
+    )
