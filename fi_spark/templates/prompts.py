@@ -101,7 +101,8 @@ def check_genericize_prompt(spec: PromptSpec) -> None:
     for i, ex in enumerate(spec.examples):
         if set(ex.input) != {"query"} or set(ex.output) != set(answer.model_fields):
             raise ConfigError(
-                f"prompt {spec.path or spec.name}: example {i} needs input.query and output {sorted(answer.model_fields)}"
+                f"prompt {spec.path or spec.name}: example {i} needs input.query and output "
+                f"{sorted(answer.model_fields)}"
             )
         if answer is QuerySlotsAnswer:
             _, problem = template_from_query(ex.input["query"], ex.output["slots"])
