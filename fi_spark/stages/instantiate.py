@@ -75,8 +75,8 @@ class Instantiate(LLMStage):
             schema = gen.response_schema(n, self.cfg.max_instruction_chars, self.cfg.max_answer_chars, spec=self.spec)
             run = self.complete(
                 requests.where(F.col("n_slots") == n).drop("n_slots"), response_schema=schema,
-                schema_name="instantiation", max_tokens=self.cfg.max_tokens, temperature=self.cfg.temperature,
-            )  # fmt: skip
+                schema_name="instantiation",
+            )  # fmt: skip  (sampling: self.llm, the stage's own settings)
             results = run if results is None else results.unionByName(run)
         return results
 
@@ -88,7 +88,7 @@ class Instantiate(LLMStage):
         return rows.select(
             "pair_id", "doc_id", "chunk_id", "template_id", "instruction", "answer", "slot_values", "grounding",
             "answer_tokens", "longest_excerpt", "excerpt_share", "match_score", "match_rank", "char_start", "char_end",
-            F.coalesce("model", F.lit(self.ctx.config.llm.model or "unknown")).alias("model"),
+            F.coalesce("model", F.lit(self.llm.model or "unknown")).alias("model"),
             F.lit(self.spec.version_tag).alias("prompt_version"), "request_id", "reason", "detail",
         )  # fmt: skip
 

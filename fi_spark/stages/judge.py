@@ -82,9 +82,9 @@ class Judge(LLMStage):
         if self.spec.judge_style == "likelihood":  # nothing is generated: one token, the prompt is what counts
             return {"max_tokens": 1, "temperature": 0.0, "score_final_message": True}
         schema, max_tokens = gen.request_shape(self.spec, self.scale, self.cfg.rationale,
-                                               self.cfg.max_rationale_chars, self.cfg.max_tokens)  # fmt: skip
+                                               self.cfg.max_rationale_chars, self.llm.max_tokens)  # fmt: skip
         return {"response_schema": schema, "schema_name": "verdict", "max_tokens": max_tokens,
-                "temperature": self.cfg.temperature, "top_logprobs": self.cfg.logprobs}  # fmt: skip
+                "top_logprobs": self.cfg.logprobs}  # fmt: skip  (temperature: self.llm, the stage's own)
 
     def checker(self) -> Callable[[Row], Row]:
         return partial(verdict, self.spec, self.scale, self.cfg.max_rationale_chars)
@@ -98,7 +98,7 @@ class Judge(LLMStage):
         return rows.select(
             "pair_id", "score", "rationale", "error_reason", "detail", "expected_score",
             F.lit(self.scale[0]).alias("scale_min"), F.lit(self.scale[1]).alias("scale_max"),
-            F.coalesce("model", F.lit(self.ctx.config.llm.model or "unknown")).alias("model"),
+            F.coalesce("model", F.lit(self.llm.model or "unknown")).alias("model"),
             F.lit(self.spec.version_tag).alias("prompt_version"), "request_id", outcome.alias("reason"),
         )  # fmt: skip
 
