@@ -60,7 +60,8 @@ DRY_DOCS = {
 }
 DRY_QUERIES = {
     "How do I keep my sourdough starter alive while on vacation?": {
-        "template": "How can someone keep <fi>a living food culture</fi> alive during <fi>a period away from home</fi>?",
+        "template": "How can someone keep <fi>a living food culture</fi> alive during "
+        "<fi>a period away from home</fi>?",
         "compatible_document_description": "A document that explains how a living food culture is kept and fed.",
     },
     "What makes glaciers move downhill?": {
@@ -188,8 +189,8 @@ def print_summary(summary: dict[str, object]) -> None:
     for name, s in summary["stages"].items():  # type: ignore[attr-defined]
         print(f"  {name:<12} {s['model']:<40} requests={s['requests']:<6} busy={s['busy_s']}s "
               f"tokens/s={s['tokens_per_s']}")  # fmt: skip
-    print(f"\nkept pairs: {summary['kept_pairs']}; GPU-seconds per kept pair: "
-          f"{summary['gpu_s_per_kept_pair_llm']} (LLM stages busy), {summary['gpu_s_per_kept_pair_wall']} (wall)")  # fmt: skip
+    llm, wall = summary["gpu_s_per_kept_pair_llm"], summary["gpu_s_per_kept_pair_wall"]
+    print(f"\nkept pairs: {summary['kept_pairs']}; GPU-seconds per kept pair: {llm} (LLM stages busy), {wall} (wall)")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -19,8 +19,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from fi_spark import storage
-from fi_spark.errors import is_disk_full, output_full
 from fi_spark.config import LLM_STAGES
+from fi_spark.errors import is_disk_full, output_full
 from fi_spark.stages.base import (
     AccountingError,
     MissingInputError,

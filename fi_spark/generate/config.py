@@ -38,7 +38,8 @@ class InstantiateConfig(Section):
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     llm: StageLLMConfig = Field(
-        default_factory=StageLLMConfig, description="instantiate's own llm keys (endpoints, model, ...); the rest: llm.*"
+        default_factory=StageLLMConfig,
+        description="instantiate's own llm keys (endpoints, model, ...); the rest: llm.*",
     )
     max_source_chars: int = Field(default=3000, ge=100, description="source text is cut to this many characters")
     min_grounding: float = Field(

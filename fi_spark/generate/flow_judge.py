@@ -35,7 +35,9 @@ def check_prompt(spec: PromptSpec) -> None:
     found = placeholders(spec.user)
     problems = []
     if found != PLACEHOLDERS:
-        problems.append(f"its user template must use exactly {{{'}, {'.join(sorted(PLACEHOLDERS))}}}, not {sorted(found)}")
+        problems.append(
+            f"its user template must use exactly {{{'}, {'.join(sorted(PLACEHOLDERS))}}}, not {sorted(found)}"
+        )
     if spec.system.strip() or spec.examples:
         problems.append("Flow Judge was trained without a system turn or examples: leave `system` and `examples` out")
     if "<feedback>" not in spec.user or "<score>" not in spec.user:
@@ -44,7 +46,9 @@ def check_prompt(spec: PromptSpec) -> None:
         raise ConfigError(f"prompt {spec.path or spec.name}: prompt_format flow-judge: {'; '.join(problems)}")
 
 
-def flow_messages(spec: PromptSpec, instruction: str, answer: str, source_text: str, max_chars: int) -> list[dict[str, str]]:
+def flow_messages(
+    spec: PromptSpec, instruction: str, answer: str, source_text: str, max_chars: int
+) -> list[dict[str, str]]:
     """The one user message Flow Judge reads: the template with the pair and its (cut) source filled in."""
     values = {"document": cut_text(source_text, max_chars), "instruction": instruction, "answer": answer}
     return [{"role": "user", "content": spec.user.format(**values)}]
@@ -59,8 +63,18 @@ def parse_flow_output(
     feedback = feedback_match.group(1).strip()[:max_rationale_chars] if feedback_match else ""
     score_match = _SCORE.search(text)
     if score_match is None:
-        return None, feedback or None, "judge_unparseable", f"expected <feedback>...</feedback><score>N</score>: {text!r:.200}"
+        return (
+            None,
+            feedback or None,
+            "judge_unparseable",
+            f"expected <feedback>...</feedback><score>N</score>: {text!r:.200}",
+        )
     value = float(score_match.group(1))
     if value != int(value) or not scale[0] <= value <= scale[1]:
-        return None, feedback or None, "judge_score_out_of_range", f"score {score_match.group(1)} outside [{scale[0]}, {scale[1]}]"
+        return (
+            None,
+            feedback or None,
+            "judge_score_out_of_range",
+            f"score {score_match.group(1)} outside [{scale[0]}, {scale[1]}]",
+        )
     return int(value), feedback, None, None

@@ -170,7 +170,9 @@ class StageLLMConfig(Section):
         if isinstance(data, dict):
             unknown = sorted(set(data) - set(STAGE_KEYS))
             if unknown:
-                raise ValueError(f"unknown key(s) {', '.join(unknown)}; choose from the llm keys: {', '.join(STAGE_KEYS)}")
+                raise ValueError(
+                    f"unknown key(s) {', '.join(unknown)}; choose from the llm keys: {', '.join(STAGE_KEYS)}"
+                )
         return data
 
     @property

@@ -73,10 +73,10 @@ class Instantiate(LLMStage):
         results = None
         for n in sorted(r["n_slots"] for r in requests.select("n_slots").distinct().collect()):
             schema = gen.response_schema(n, self.cfg.max_instruction_chars, self.cfg.max_answer_chars, spec=self.spec)
-            run = self.complete(
+            run = self.complete(  # sampling: self.llm, the stage's own settings (Config.stage_llm)
                 requests.where(F.col("n_slots") == n).drop("n_slots"), response_schema=schema,
                 schema_name="instantiation",
-            )  # fmt: skip  (sampling: self.llm, the stage's own settings)
+            )  # fmt: skip
             results = run if results is None else results.unionByName(run)
         return results
 

@@ -83,8 +83,9 @@ class Judge(LLMStage):
             return {"max_tokens": 1, "temperature": 0.0, "score_final_message": True}
         schema, max_tokens = gen.request_shape(self.spec, self.scale, self.cfg.rationale,
                                                self.cfg.max_rationale_chars, self.llm.max_tokens)  # fmt: skip
+        # temperature and the rest of the sampling: self.llm, the stage's own (Config.stage_llm)
         return {"response_schema": schema, "schema_name": "verdict", "max_tokens": max_tokens,
-                "top_logprobs": self.cfg.logprobs}  # fmt: skip  (temperature: self.llm, the stage's own)
+                "top_logprobs": self.cfg.logprobs}  # fmt: skip
 
     def checker(self) -> Callable[[Row], Row]:
         return partial(verdict, self.spec, self.scale, self.cfg.max_rationale_chars)

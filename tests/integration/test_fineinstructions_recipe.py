@@ -68,7 +68,7 @@ def test_each_stage_reached_its_own_server_with_its_own_model(recipe, store):
 
 
 def test_the_templatizer_json_becomes_templates_and_its_text_a_reject(store):
-    """Two queries answered with the templatizer's JSON are templates (its model recorded); the third, text, a reject."""
+    """Two queries answered with the templatizer's JSON are templates (its model kept); the third, text, a reject."""
     templates = sorted((r["template"], r["model"]) for r in store.read(TEMPLATES).collect())
     assert templates == [
         ("How can someone keep <fi>a living food culture</fi> alive during <fi>a period away from home</fi>?",
@@ -114,5 +114,6 @@ def test_the_card_and_the_smoke_summary_name_each_stages_model(recipe):
     assert {s: v["model"] for s, v in summary["stages"].items()} == {
         "genericize": TEMPLATIZER, "instantiate": INSTANTIATOR, "judge": FLOW_JUDGE,
     }  # fmt: skip
-    assert ["pairs", "score >= 4", 1] in summary["funnel"] and all(v["requests"] > 0 for v in summary["stages"].values())
+    assert ["pairs", "score >= 4", 1] in summary["funnel"]
+    assert all(v["requests"] > 0 for v in summary["stages"].values())
     assert "GPU-seconds per kept pair:" in recipe[1]

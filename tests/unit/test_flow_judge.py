@@ -22,7 +22,10 @@ def test_the_prompt_is_flow_judges_published_template_with_the_pair():
     assert [m["role"] for m in messages] == ["user"]
     text = messages[0]["content"]
     assert text.startswith("# GOAL\nYour job is to evaluate a task carried out by an AI system powered by a large")
-    assert "<inputs>\n<document>\nX is the 24th letter.\n</document>\n<instruction>\nWhat is X?\n</instruction>\n</inputs>" in text
+    assert (
+        "<inputs>\n<document>\nX is the 24th letter.\n</document>\n<instruction>\nWhat is X?\n</instruction>\n</inputs>"
+        in text
+    )
     assert "<output>\n<answer>\nX is a letter.\n</answer>\n</output>" in text
     assert "- Score 1: Unusable." in text and "- Score 5: Excellent." in text
     assert "- Write the verbal feedback inside <feedback> tags without any additional surrounding text." in text

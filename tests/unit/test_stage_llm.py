@@ -11,7 +11,9 @@ from fi_spark.stages.base import require_llm_servers
 def test_fineinstructions_profile_names_three_models_on_three_servers():
     """The recipe's profile resolves one model and one server per LLM stage (issue #19 item 1)."""
     config = load_config("fineinstructions")
-    got = {s: (config.stage_llm(s).model, config.stage_llm(s).endpoints) for s in ("genericize", "instantiate", "judge")}
+    got = {
+        s: (config.stage_llm(s).model, config.stage_llm(s).endpoints) for s in ("genericize", "instantiate", "judge")
+    }
     assert got == {
         "genericize": ("fineinstructions/query_templatizer", ["http://localhost:8001/v1"]),
         "instantiate": ("fineinstructions/template_instantiator", ["http://localhost:8000/v1"]),
