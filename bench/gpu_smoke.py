@@ -31,6 +31,7 @@ import json
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -98,11 +99,11 @@ def write_inputs(folder: Path, dry: bool, docs: int, queries: int) -> tuple[Path
 
 
 @contextmanager
-def vllm_servers(share: float, max_len: int, logs: Path, timeout_s: float) -> Iterator[dict[str, str]]:
+def vllm_servers(vllm_bin: str, share: float, max_len: int, logs: Path, timeout_s: float) -> Iterator[dict[str, str]]:
     """The three released models under `vllm serve` on this machine's GPU; stage -> base URL."""
-    vllm = shutil.which("vllm")
+    vllm = shutil.which(vllm_bin)
     if vllm is None:
-        raise SystemExit("gpu_smoke: `vllm` is not on PATH: pip install vllm (or use --dry-run)")
+        raise SystemExit(f"gpu_smoke: {vllm_bin!r} not found: pip install vllm, or --vllm PATH (or use --dry-run)")
     logs.mkdir(parents=True, exist_ok=True)
     procs, urls = [], {}
     try:
@@ -191,19 +192,23 @@ def print_summary(summary: dict[str, object]) -> None:
               f"tokens/s={s['tokens_per_s']}")  # fmt: skip
     llm, wall = summary["gpu_s_per_kept_pair_llm"], summary["gpu_s_per_kept_pair_wall"]
     print(f"\nkept pairs: {summary['kept_pairs']}; GPU-seconds per kept pair: {llm} (LLM stages busy), {wall} (wall)")
+    rates = ", ".join(f"{name} {s['tokens_per_s']} tok/s" for name, s in summary["stages"].items())  # type: ignore[attr-defined]
+    print(f"gpu_smoke: {summary['kept_pairs']} kept pairs, {wall} GPU-s per kept pair (wall); {rates}")
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("--output", required=True, type=Path, help="run folder (inputs, tables, server logs)")
+    ap.add_argument("--output", type=Path, default=None, help="run folder (inputs, tables, server logs); default: temp")
     ap.add_argument("--dry-run", action="store_true", help="scripted servers instead of vLLM, MiniLM on the CPU")
     ap.add_argument("--docs", type=int, default=200, help="sample documents (default 200)")
     ap.add_argument("--queries", type=int, default=100, help="sample queries to genericize (default 100)")
     ap.add_argument("--gpu-share", type=float, default=0.28, help="--gpu-memory-utilization of each server")
     ap.add_argument("--max-model-len", type=int, default=8192)
+    ap.add_argument("--vllm", default="vllm", help="the vllm command (e.g. from a virtualenv of its own)")
     ap.add_argument("--startup-timeout", type=float, default=1200.0, help="seconds for each server's first start")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="more fi-spark overrides")
     args = ap.parse_args(argv)
+    args.output = args.output or Path(tempfile.mkdtemp(prefix="gpu_smoke-"))
     docs, queries = write_inputs(args.output / "_inputs", args.dry_run, args.docs, args.queries)
     serving: AbstractContextManager[dict[str, str]]
     if args.dry_run:
@@ -211,7 +216,9 @@ def main(argv: list[str] | None = None) -> int:
         urls = {stage: srv.url for stage, srv in servers.items()}
         serving = nullcontext(urls)
     else:
-        serving = vllm_servers(args.gpu_share, args.max_model_len, args.output / "_logs", args.startup_timeout)
+        serving = vllm_servers(
+            args.vllm, args.gpu_share, args.max_model_len, args.output / "_logs", args.startup_timeout
+        )
     with serving as urls:
         sets = pipeline_sets(urls, args.dry_run) + args.sets
         started = time.monotonic()
