@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
-from fi_spark.config import PromptSpec, load_prompt
+from fi_spark.config import ConfigError, PromptSpec, load_prompt
 from fi_spark.generate import judge as gen
 from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, PAIRS
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
@@ -59,6 +59,11 @@ class Judge(LLMStage):
         self.spec: PromptSpec = load_prompt(self.cfg.prompt)
         gen.check_prompt(self.spec)
         self.scale = (self.cfg.scale_min, self.cfg.scale_max)
+        if self.spec.prompt_format == "flow-judge" and self.scale != (1, 5):
+            raise ConfigError(
+                f"judge.prompt {self.cfg.prompt} is Flow Judge's 1-5 Likert rubric: set judge.scale_min=1 and "
+                f"judge.scale_max=5 (got {self.scale[0]}-{self.scale[1]})"
+            )
 
     def pending(self) -> DataFrame:
         """Pairs without a stored verdict, with the source text of their stored span."""

@@ -1,5 +1,6 @@
 """A cluster never starts a CPU server on the driver: with engine.mode cluster or connect and no endpoints for an
-LLM stage, the stage (and a pipeline that includes it) stops at once with one sentence (issue #19 item 7)."""
+LLM stage, the stage (and a pipeline that includes it) stops at once with one sentence (issue #19 item 7); and
+the other check an LLM stage makes when it starts, judge.flow's 1-5 scale."""
 
 from __future__ import annotations
 
@@ -37,3 +38,10 @@ def test_a_pipeline_on_a_cluster_stops_before_its_first_stage(embedded_engine, m
         run_pipeline(ctx, Tracker(ctx.config, ctx.output), PipelineInputs(), only=["prepare_corpus", "instantiate",
                                                                                   "judge"])  # fmt: skip
     assert not ctx.store.exists(instantiate.TABLES.writes[0])
+
+
+def test_flow_judge_on_another_scale_is_refused(embedded_engine, make_ctx):
+    """judge.flow's rubric is Flow Judge's 1-5 Likert scale: another scale is one error at the judge's start."""
+    ctx = make_ctx(embedded_engine, ["judge.prompt=judge.flow", "judge.scale_max=10", "judge.threshold=8"])
+    with pytest.raises(ConfigError, match="Flow Judge's 1-5 Likert rubric: set judge.scale_min=1 and"):
+        judge.Judge(ctx)

@@ -70,3 +70,15 @@ def test_local_modes_may_use_the_local_server():
     """embedded and local engines run on this machine: no endpoints means the local server, no error."""
     for mode in ("embedded", "local"):
         require_llm_servers(load_config("local", [f"engine.mode={mode}"]), "genericize")
+
+
+def test_mlflow_params_name_each_stages_model():
+    """What tracking logs as params (redacted flat config) holds the resolved model of every LLM stage."""
+    from fi_spark.redact import redact_config
+
+    params = redact_config(load_config("fineinstructions").to_flat_dict())
+    assert {k: v for k, v in params.items() if k.startswith("resolved_llm.") and k.endswith(".model")} == {
+        "resolved_llm.genericize.model": "fineinstructions/query_templatizer",
+        "resolved_llm.instantiate.model": "fineinstructions/template_instantiator",
+        "resolved_llm.judge.model": "flowaicom/Flow-Judge-v0.1",
+    }
