@@ -79,6 +79,7 @@ BENCHES = [
     Bench("judge_scores", ["--compare", "--sample", "8", "--candidates", "e"], needs=("vllm",)),
     Bench("models", needs=("vllm", "vllm2")),
     Bench("check_export", needs=("export",)),
+    Bench("gpu_smoke", ["--dry-run"], ["--dry-run"]),  # scripted servers here; on a GPU run it without --dry-run
 ]
 
 

@@ -41,7 +41,14 @@ from fi_spark.embed.config import EmbedConfig
 from fi_spark.export.config import ExportConfig
 from fi_spark.generate.config import DecontamConfig, InstantiateConfig, JudgeConfig
 from fi_spark.index.config import IndexConfig, MatchConfig
-from fi_spark.llm.config import LOCAL_MODELS, LLMConfig, LocalLLMServerConfig, LocalModel
+from fi_spark.llm.config import (
+    LOCAL_MODELS,
+    LLMConfig,
+    LocalLLMServerConfig,
+    LocalModel,
+    StageLLMConfig,
+    resolve_stage_llm,
+)
 from fi_spark.prompt_spec import PromptExample, PromptSpec, load_prompt
 from fi_spark.report.config import ReportConfig
 from fi_spark.section import CONF_DIR_ENV, ConfigError, Section, conf_dirs
@@ -60,6 +67,7 @@ __all__ = [
     "InstantiateConfig",
     "JudgeConfig",
     "LLMConfig",
+    "LLM_STAGES",
     "LOCAL_MODELS",
     "LocalLLMServerConfig",
     "LocalModel",
@@ -72,6 +80,7 @@ __all__ = [
     "QueriesConfig",
     "ReportConfig",
     "Section",
+    "StageLLMConfig",
     "TablesConfig",
     "TemplatesConfig",
     "TrackingConfig",
@@ -119,6 +128,10 @@ class TrackingConfig(Section):
 
 
 # --------------------------------------------------------------------------- the tree
+LLM_STAGES = {"genericize": "templates", "instantiate": "instantiate", "judge": "judge"}  # stage -> its section
+SHOWN_LLM_KEYS = ("model", "endpoints", "api", "max_tokens", "temperature", "concurrency")  # resolved_llm.* params
+
+
 class Config(Section):
     """The whole resolved configuration of a run."""
 
@@ -140,9 +153,31 @@ class Config(Section):
     web: WebConfig = Field(default_factory=WebConfig)
     near_dedup: NearDedupConfig = Field(default_factory=NearDedupConfig)
 
+    @model_validator(mode="after")
+    def _stage_llms(self) -> Config:
+        for stage in LLM_STAGES:
+            self.stage_llm(stage)  # a bad merged value fails at load, naming the key
+        return self
+
+    def stage_llm(self, stage: str) -> LLMConfig:
+        """The effective LLM settings of one LLM stage -- the only place they are resolved: `llm.*`, then the
+        section's `max_tokens` / `temperature` (where set), then the section's own `llm` sub-section."""
+        section = getattr(self, LLM_STAGES[stage])
+        try:
+            return resolve_stage_llm(
+                self.llm, section.llm, max_tokens=section.max_tokens, temperature=section.temperature
+            )
+        except ValueError as exc:
+            raise ValueError(f"{LLM_STAGES[stage]}.llm: {exc}") from None
+
     def to_flat_dict(self) -> dict[str, Any]:
-        """`section.key -> value`, the shape MLflow params and logs want."""
-        return _flatten(self.model_dump(mode="json"))
+        """`section.key -> value`, the shape MLflow params and logs want; `resolved_llm.<stage>.<key>` shows
+        which model and servers each LLM stage uses after the fallbacks (not settable: set `<section>.llm.*`)."""
+        flat = _flatten(self.model_dump(mode="json"))
+        for stage in LLM_STAGES:
+            resolved = self.stage_llm(stage).model_dump(mode="json")
+            flat.update({f"resolved_llm.{stage}.{key}": resolved[key] for key in SHOWN_LLM_KEYS})
+        return flat
 
 
 # --------------------------------------------------------------------------- loading

@@ -19,8 +19,16 @@ from types import ModuleType
 from typing import TYPE_CHECKING
 
 from fi_spark import storage
+from fi_spark.config import LLM_STAGES
 from fi_spark.errors import is_disk_full, output_full
-from fi_spark.stages.base import AccountingError, MissingInputError, StageContext, StageResult, StageTables
+from fi_spark.stages.base import (
+    AccountingError,
+    MissingInputError,
+    StageContext,
+    StageResult,
+    StageTables,
+    require_llm_servers,
+)
 
 if TYPE_CHECKING:
     from fi_spark.tracking import Tracker
@@ -86,6 +94,14 @@ STAGES: list[StageSpec] = [
 ]
 
 
+def llm_stages_to_run(ctx: StageContext, inputs: PipelineInputs, only: list[str] | None) -> list[str]:
+    """The LLM stages this pipeline run will send requests from: genericize only when queries are given (a run
+    from a template bank has none to send)."""
+    queries = bool(inputs.queries or ctx.config.queries.inputs)
+    return [s.name for s in STAGES if s.name in LLM_STAGES and (not only or s.name in only)
+            and (s.name != "genericize" or queries)]  # fmt: skip
+
+
 def stage(name: str) -> StageSpec:
     return next(s for s in STAGES if s.name == name)
 
@@ -124,6 +140,8 @@ def run_pipeline(
     """Run every stage (or the ``only`` ones, in pipeline order) under one parent run."""
     from fi_spark.runner import run_stage
 
+    for name in llm_stages_to_run(ctx, inputs, only):  # a cluster without LLM servers stops before any stage runs
+        require_llm_servers(ctx.config, name)
     results: list[StageResult] = []
     with tracker.run("pipeline", tags={"fi_spark.stage": "pipeline"}):
         for spec in STAGES:

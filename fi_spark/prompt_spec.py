@@ -35,10 +35,12 @@ class PromptSpec(Section):
     user: str
     examples: list[PromptExample] = Field(default_factory=list)
     notes: str = ""
-    prompt_format: Literal["fi-spark", "fineinstructions"] = Field(
+    prompt_format: Literal["fi-spark", "fineinstructions", "flow-judge"] = Field(
         default="fi-spark",
         description="fi-spark: this file's system/user/examples; fineinstructions: the released "
-        "models' own input/output contract (fi_spark.generate.fineinstructions), system/examples unused",
+        "models' own input/output contract (fi_spark.generate.fineinstructions), system/examples unused; "
+        "flow-judge (judge only): Flow Judge's published template and <feedback>/<score> output "
+        "(fi_spark.generate.flow_judge)",
     )
     answer_style: Literal["copied", "excerpts", "sentences"] = Field(
         default="copied", description="instantiate: answers copied, with <excerpt> markers, or numbered sentences"

@@ -197,11 +197,19 @@ def _cost(rows: list[CostRow], rates: GpuRates) -> list[str]:
     ]
 
 
+RELEASED_LICENSES = {  # the paper's models (conf/fineinstructions.yaml), as their cards state them
+    "flowaicom/Flow-Judge-v0.1": "Apache-2.0 (flowaicom/Flow-Judge-v0.1)",
+    "fineinstructions/query_templatizer": "none declared on its model card: decide on use before publishing",
+    "fineinstructions/template_instantiator": "none declared on its model card: decide on use before publishing",
+}
+
+
 def _model_license(model: str | None) -> str:
-    """The license of a model fi-spark serves locally (fi_spark.config.LOCAL_MODELS); else the user's to state."""
+    """The license of a model fi-spark serves locally (fi_spark.config.LOCAL_MODELS) or of one of the paper's
+    released models; else the user's to state."""
     from fi_spark.llm.config import LOCAL_MODELS
 
-    known = {m.served_model_name: m.license for m in LOCAL_MODELS.values()}
+    known = {m.served_model_name: m.license for m in LOCAL_MODELS.values()} | RELEASED_LICENSES
     return known.get(model or "", "see the model's own card")
 
 

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from fi_spark.llm.config import StageLLMConfig
 from fi_spark.section import Section
 
 
@@ -36,6 +37,10 @@ class InstantiateConfig(Section):
         "pair id hash); a re-run sends nothing new. For laptops and trials; unset on clusters.",
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    llm: StageLLMConfig = Field(
+        default_factory=StageLLMConfig,
+        description="instantiate's own llm keys (endpoints, model, ...); the rest: llm.*",
+    )
     max_source_chars: int = Field(default=3000, ge=100, description="source text is cut to this many characters")
     min_grounding: float = Field(
         default=0.8, ge=0.0, le=1.0, description="share of answer tokens excerpted verbatim (the paper: 80%)"
@@ -90,6 +95,9 @@ class JudgeConfig(Section):
         default=None, ge=1, description="with a rationale: override of llm.max_tokens (the score alone needs 4)"
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    llm: StageLLMConfig = Field(
+        default_factory=StageLLMConfig, description="judge's own llm keys (endpoints, model, ...); the rest: llm.*"
+    )
     scale_min: int = Field(default=1, description="lowest rubric score")
     scale_max: int = Field(default=5, description="highest rubric score")
     threshold: float = Field(

@@ -25,6 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from fi_spark.generate import flow_judge
 from fi_spark.generate.prompting import chat_messages, check_placeholders, cut_text
 from fi_spark.prompt_spec import PromptSpec
 from fi_spark.section import ConfigError
@@ -37,7 +38,7 @@ REPLY_RATIONALE = (
     'Reply with JSON only: {{"rationale": "<one to three sentences>", "score": <integer from {low} to {high}>}}, '
     "the rationale first."
 )
-_SCORE_KEY = re.compile(r'"score"\s*:\s*')
+_SCORE_KEY = re.compile(r'"score"\s*:\s*|<score>\s*')  # JSON's score key, or Flow Judge's tag
 _DIGIT = re.compile(r"\d")
 
 
@@ -66,7 +67,10 @@ def verdict_schema(scale_min: int, scale_max: int, max_rationale_chars: int = 60
 
 def check_prompt(spec: PromptSpec) -> None:
     """Fail early when the prompt file uses placeholders this module does not fill, or a likelihood prompt
-    lacks its neutral request or ascending edges."""
+    lacks its neutral request or ascending edges; a flow-judge prompt is checked by fi_spark.generate.flow_judge."""
+    if spec.prompt_format == "flow-judge":
+        flow_judge.check_prompt(spec)
+        return
     check_placeholders(spec, PLACEHOLDERS)
     if spec.judge_style == "likelihood":
         edges = spec.lift_edges
@@ -288,8 +292,11 @@ def _first_alternatives(logprobs: str | None) -> dict[str, float] | None:
 
 def request_shape(
     spec: PromptSpec, scale: tuple[int, int], rationale: bool, max_rationale_chars: int, max_tokens: int | None
-) -> tuple[dict[str, Any], int | None]:
-    """(response schema, max_tokens) of the prompt's judge style: yes/no token, score token or rationale object."""
+) -> tuple[dict[str, Any] | None, int | None]:
+    """(response schema, max_tokens) of the prompt's judge style: yes/no token, score token or rationale object;
+    Flow Judge writes free text (feedback, then the score): no schema, the stage's max_tokens."""
+    if spec.prompt_format == "flow-judge":
+        return None, max_tokens
     if spec.judge_style == "yes_no":
         return yes_no_schema(), YES_NO_MAX_TOKENS
     return response_schema(scale, rationale, max_rationale_chars), max_tokens if rationale else SCORE_MAX_TOKENS
@@ -299,7 +306,9 @@ def judge_messages(
     spec: PromptSpec, instruction: str, answer: str, source_text: str, scale: tuple[int, int], max_chars: int,
     rationale: bool,
 ) -> list[dict[str, str]]:  # fmt: skip
-    """The request of the prompt's judge style (build_yes_no_messages or build_messages)."""
+    """The request of the prompt's judge style (build_yes_no_messages or build_messages), or Flow Judge's."""
+    if spec.prompt_format == "flow-judge":
+        return flow_judge.flow_messages(spec, instruction, answer, source_text, max_chars)
     if spec.judge_style == "yes_no":
         return build_yes_no_messages(spec, instruction, answer, source_text, max_chars)
     return build_messages(spec, instruction, answer, source_text, scale, max_chars, rationale)
@@ -308,7 +317,11 @@ def judge_messages(
 def judge_verdict(
     spec: PromptSpec, answer: str | None, logprobs: str | None, scale: tuple[int, int], max_chars: int
 ) -> JudgeVerdict:
-    """The verdict of the prompt's judge style (parse_yes_no or parse_verdict)."""
+    """The verdict of the prompt's judge style (parse_yes_no or parse_verdict), or of Flow Judge's text."""
+    if spec.prompt_format == "flow-judge":
+        score, feedback, reason, detail = flow_judge.parse_flow_output(answer, scale, max_chars)
+        expected = expected_score(logprobs, scale) if reason is None else None
+        return JudgeVerdict(score, feedback, reason, detail, expected)
     if spec.judge_style == "yes_no":
         return parse_yes_no(answer, logprobs, scale)
     return parse_verdict(answer, logprobs, scale, max_chars)

@@ -57,7 +57,9 @@ What `complete` guarantees:
   retries (exponential backoff with full jitter, Retry-After honoured), a circuit breaker per endpoint,
   and a token budget (`config.llm.token_budget`) that stops sending cleanly; rows cut off by the budget
   or by transient failures get an error row now and are sent again by the next run.
-- With `config.llm.endpoints` empty, the shared local vLLM server is used (fi_spark.llm.local_server):
+- `env.cfg` is the calling stage's own settings (fi_spark.config.Config.stage_llm: `<section>.llm`, then `llm.*`).
+- With `config.llm.endpoints` empty, the shared local vLLM server is used (fi_spark.llm.local_server; on a
+  cluster or Spark Connect engine the stage refuses instead, fi_spark.stages.base.require_llm_servers):
   started if none runs, kept while any process uses it, restarted when dead or wedged; rows that failed
   with a transient error are sent once more after that check.
 

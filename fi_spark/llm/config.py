@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 
 from fi_spark.section import Section
 
@@ -148,3 +148,46 @@ class LLMConfig(Section):
         default=1.0, gt=0, description="seconds between journal fsyncs (local) or journal objects (s3://)"
     )
     local: LocalLLMServerConfig = Field(default_factory=LocalLLMServerConfig)
+
+
+STAGE_KEYS = tuple(k for k in LLMConfig.model_fields if k != "local")  # what a stage's own `llm` may set
+
+
+class StageLLMConfig(Section):
+    """One LLM stage's own settings (`templates.llm`, `instantiate.llm`, `judge.llm`): any `llm` key but `local`.
+
+    Only the keys given are kept; the rest fall back to `llm.*`. `resolve_stage_llm` merges them, and
+    `fi_spark.config.Config.stage_llm` is the one place a stage's effective LLMConfig is made. So the paper's
+    three models run in one pipeline: each stage names its own endpoints and model (conf/fineinstructions.yaml).
+    The single local server (`llm.local`) is shared by every stage and cannot be set per stage.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(STAGE_KEYS))
+            if unknown:
+                raise ValueError(
+                    f"unknown key(s) {', '.join(unknown)}; choose from the llm keys: {', '.join(STAGE_KEYS)}"
+                )
+        return data
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        """The keys this stage sets itself."""
+        return dict(self.model_extra or {})
+
+
+def resolve_stage_llm(base: LLMConfig, own: StageLLMConfig, **section_keys: Any) -> LLMConfig:
+    """A stage's effective settings: `llm.*`, then the stage section's older sampling keys (`max_tokens`,
+    `temperature`, where not null), then the stage's own `llm` sub-section. Raises ValueError naming the key."""
+    merged = {**base.model_dump(), **{k: v for k, v in section_keys.items() if v is not None}, **own.overrides}
+    try:
+        return LLMConfig.model_validate(merged)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise ValueError(f"{key}: {first['msg']} (got {first.get('input')!r})") from None

@@ -20,13 +20,14 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fi_spark.config import ConfigError
+from fi_spark.config import LLM_STAGES, ConfigError
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from fi_spark.config import Config
     from fi_spark.engine import Engine
+    from fi_spark.llm.config import LLMConfig
     from fi_spark.llm.spark import LLMEnv
     from fi_spark.schemas import TableSpec
     from fi_spark.tables import TableStore
@@ -71,12 +72,29 @@ class StageContext:
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("fi_spark"))
     work_dir: str | None = None  # a local scratch folder for artifacts (plots, index files) before upload
 
-    def llm_env(self) -> LLMEnv:
-        """What fi_spark.llm.complete needs from this run."""
+    def llm_env(self, stage: str | None = None) -> LLMEnv:
+        """What fi_spark.llm.complete needs from this run: the LLM stage's own settings (Config.stage_llm),
+        or `llm.*` for anything else (benches). Refuses a cluster without servers (`require_llm_servers`)."""
         from fi_spark.llm.spark import LLMEnv
 
-        partitions = self.config.llm.partitions or self.config.engine.shuffle_partitions
-        return LLMEnv(self.spark, self.store, self.config.llm, self.output, self.log, partitions)
+        cfg = self.config.stage_llm(stage) if stage in LLM_STAGES else self.config.llm
+        require_llm_servers(self.config, stage or "llm", cfg)
+        partitions = cfg.partitions or self.config.engine.shuffle_partitions
+        return LLMEnv(self.spark, self.store, cfg, self.output, self.log, partitions)
+
+
+def require_llm_servers(config: Config, stage: str, cfg: LLMConfig | None = None) -> None:
+    """On a cluster (`engine.mode` cluster or connect) with no endpoints, stop: the local CPU server would start
+    on the driver at 127.0.0.1, which the executors that send the requests cannot reach (issue #19, item 7)."""
+    cfg = cfg or config.stage_llm(stage)
+    if cfg.endpoints or config.engine.mode not in ("cluster", "connect"):
+        return
+    own = f"{LLM_STAGES[stage]}.llm.endpoints" if stage in LLM_STAGES else "llm.endpoints"
+    raise ConfigError(
+        f"{stage}: engine.mode={config.engine.mode} runs LLM requests on executors, which cannot reach a local "
+        f"server on the driver, so point the stage at your OpenAI-compatible servers with "
+        f"--set 'llm.endpoints=[\"http://gpu-host:8000/v1\"]' (every stage) or {own} (this stage only)."
+    )
 
 
 class AccountingError(RuntimeError):

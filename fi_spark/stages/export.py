@@ -146,16 +146,13 @@ def card_inputs(ctx: StageContext, final: DataFrame, stats: list[ShardStat], wri
         SourceStat(r["source"], int(r["documents"] or 0), int(r["pairs"] or 0), _license(config, r["source"], r["lic"]))
         for r in source_rows
     ]
-    distinct = final.select("instantiate_model", "judge_model", "instantiate_prompt", "judge_prompt").distinct()
-    seen = distinct.limit(20).collect()
-    models = {
-        role: ", ".join(sorted({r[f"{role}_model"] for r in seen if r[f"{role}_model"]}))
-        for role in ("instantiate", "judge")
-    }
-    prompts = {
-        role: ", ".join(sorted({r[f"{role}_prompt"] for r in seen if r[f"{role}_prompt"]}))
-        for role in ("instantiate", "judge")
-    }
+    # role -> (model column, prompt column) of the final view: each LLM stage's own model (Config.stage_llm)
+    roles = {"genericize": ("template_model", "template_origin"), "instantiate": ("instantiate_model",
+             "instantiate_prompt"), "judge": ("judge_model", "judge_prompt")}  # fmt: skip
+    roles = {role: cols for role, cols in roles.items() if set(cols) <= set(final.columns)}  # no templates table
+    seen = final.select(*{c for cols in roles.values() for c in cols}).distinct().limit(20).collect()
+    models = {role: ", ".join(sorted({r[m] for r in seen if r[m]})) for role, (m, _) in roles.items()}
+    prompts = {role: ", ".join(sorted({r[p] for r in seen if r[p]})) for role, (_, p) in roles.items()}
     return CardInputs(
         dataset_name=config.export.dataset_name,
         cost=stage_costs(llm_stats(tables), written, config),

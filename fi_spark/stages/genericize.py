@@ -74,8 +74,7 @@ class Genericize(LLMStage):
         )
 
     def call_options(self) -> dict[str, Any]:
-        return {"response_schema": genericize_schema(self.spec), "schema_name": "template",
-                "max_tokens": self.cfg.max_tokens, "temperature": self.cfg.temperature}  # fmt: skip
+        return {"response_schema": genericize_schema(self.spec), "schema_name": "template"}  # sampling: self.llm
 
     def checker(self) -> Callable[[Row], Row]:
         return _parse

@@ -75,9 +75,9 @@ class Instantiate(LLMStage):
         results = None
         for n in sorted(r["n_slots"] for r in requests.select("n_slots").distinct().collect()):
             schema = gen.response_schema(n, self.cfg.max_instruction_chars, self.cfg.max_answer_chars, spec=self.spec)
-            run = self.complete(
+            run = self.complete(  # sampling: self.llm, the stage's own settings (Config.stage_llm)
                 requests.where(F.col("n_slots") == n).drop("n_slots"), response_schema=schema,
-                schema_name="instantiation", max_tokens=self.cfg.max_tokens, temperature=self.cfg.temperature,
+                schema_name="instantiation",
             )  # fmt: skip
             results = run if results is None else results.unionByName(run)
         return results
@@ -92,7 +92,7 @@ class Instantiate(LLMStage):
             "pair_id", "doc_id", "chunk_id", "template_id", "instruction", "answer", "slot_values", "grounding",
             "answer_tokens", "longest_excerpt", "excerpt_share", "relevance", "match_score", "match_rank",
             "char_start", "char_end",
-            F.coalesce("model", F.lit(self.ctx.config.llm.model or "unknown")).alias("model"),
+            F.coalesce("model", F.lit(self.llm.model or "unknown")).alias("model"),
             F.lit(self.spec.version_tag).alias("prompt_version"), "request_id", "reason", "detail",
         )  # fmt: skip
 

@@ -25,7 +25,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
-from fi_spark.config import PromptSpec, load_prompt
+from fi_spark.config import ConfigError, PromptSpec, load_prompt
 from fi_spark.generate import judge as gen
 from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, PAIRS
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
@@ -59,6 +59,11 @@ class Judge(LLMStage):
         self.spec: PromptSpec = load_prompt(self.cfg.prompt)
         gen.check_prompt(self.spec)
         self.scale = (self.cfg.scale_min, self.cfg.scale_max)
+        if self.spec.prompt_format == "flow-judge" and self.scale != (1, 5):
+            raise ConfigError(
+                f"judge.prompt {self.cfg.prompt} is Flow Judge's 1-5 Likert rubric: set judge.scale_min=1 and "
+                f"judge.scale_max=5 (got {self.scale[0]}-{self.scale[1]})"
+            )
 
     def pending(self) -> DataFrame:
         """Pairs without a stored verdict, with the source text of their stored span."""
@@ -82,9 +87,10 @@ class Judge(LLMStage):
         if self.spec.judge_style == "likelihood":  # nothing is generated: one token, the prompt is what counts
             return {"max_tokens": 1, "temperature": 0.0, "score_final_message": True}
         schema, max_tokens = gen.request_shape(self.spec, self.scale, self.cfg.rationale,
-                                               self.cfg.max_rationale_chars, self.cfg.max_tokens)  # fmt: skip
+                                               self.cfg.max_rationale_chars, self.llm.max_tokens)  # fmt: skip
+        # temperature and the rest of the sampling: self.llm, the stage's own (Config.stage_llm)
         return {"response_schema": schema, "schema_name": "verdict", "max_tokens": max_tokens,
-                "temperature": self.cfg.temperature, "top_logprobs": self.cfg.logprobs}  # fmt: skip
+                "top_logprobs": self.cfg.logprobs}  # fmt: skip
 
     def checker(self) -> Callable[[Row], Row]:
         return partial(verdict, self.spec, self.scale, self.cfg.max_rationale_chars)
@@ -98,7 +104,7 @@ class Judge(LLMStage):
         return rows.select(
             "pair_id", "score", "rationale", "error_reason", "detail", "expected_score",
             F.lit(self.scale[0]).alias("scale_min"), F.lit(self.scale[1]).alias("scale_max"),
-            F.coalesce("model", F.lit(self.ctx.config.llm.model or "unknown")).alias("model"),
+            F.coalesce("model", F.lit(self.llm.model or "unknown")).alias("model"),
             F.lit(self.spec.version_tag).alias("prompt_version"), "request_id", outcome.alias("reason"),
         )  # fmt: skip
 

@@ -65,6 +65,8 @@ class LLMStage:
     def __init__(self, ctx: StageContext) -> None:
         self.ctx = ctx
         self.llm_metrics: dict[str, float] = {}
+        self.env = ctx.llm_env(self.name)  # this stage's own servers and model (Config.stage_llm); a cluster
+        self.llm = self.env.cfg  # with none stops here, before anything is read or started
         self.setup()
 
     # ---- the hooks
@@ -132,7 +134,7 @@ class LLMStage:
         """One `complete` call; its metrics are added to this run's (counts summed, latency/rates the max)."""
         from fi_spark.llm import complete
 
-        run = complete(self.ctx.llm_env(), requests, stage=self.name, **options)
+        run = complete(self.env, requests, stage=self.name, **options)
         for key, value in run.metrics.items():
             peak = key.startswith("latency") or key.endswith("_per_s")
             old = self.llm_metrics.get(key)

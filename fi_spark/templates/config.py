@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from fi_spark.llm.config import StageLLMConfig
 from fi_spark.section import Section
 
 
@@ -43,6 +44,9 @@ class TemplatesConfig(Section):
         "with the smallest id hash); a re-run sends nothing new. For laptops and trials; unset on clusters.",
     )
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    llm: StageLLMConfig = Field(
+        default_factory=StageLLMConfig, description="genericize's own llm keys (endpoints, model, ...); the rest: llm.*"
+    )
     min_chars: int = Field(default=15, ge=1, description="template length bounds (characters, tags included)")
     max_chars: int = Field(default=1000, ge=1)
     min_slots: int = Field(default=1, ge=0)
