@@ -84,9 +84,9 @@ def run(ctx: StageContext) -> StageResult:
     started = time.monotonic()
     cfg = ctx.config
     artifact = latest_artifact(index_root(ctx))
-    if artifact.manifest.get("model") != cfg.embed.model:
+    if artifact.manifest.get("model") != cfg.embed.identity():
         raise ConfigError(
-            f"embed.model={cfg.embed.model!r} but index {artifact.version} was built with "
+            f"embed.model={cfg.embed.identity()!r} but index {artifact.version} was built with "
             f"{artifact.manifest.get('model')!r}; run build_index with this model first"
         )
     pending = read_pending(ctx)
