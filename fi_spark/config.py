@@ -211,7 +211,8 @@ def load_config(profile: str | None = "local", overrides: list[str] | tuple[str,
         raise ConfigError(_explain(exc, source, overrides)) from None
     problems = check_profile(config)
     if problems:
-        raise ConfigError(f"inconsistent configuration (profile {source}): " + " ".join(problems))
+        given = f", overrides {' '.join(overrides)}" if overrides else ""
+        raise ConfigError(f"inconsistent configuration (profile {source}{given}): " + " ".join(problems))
     return config
 
 
