@@ -4,7 +4,9 @@ Per partition (mapInPandas, fi_spark.embed.documents + fi_spark.index.candidates
 grouped by document, are batch-encoded, coverage-pooled into 1 + N vectors per document, and each
 vector retrieves its top-k templates; a document keeps `match.candidates_per_doc` candidates at or
 above the cosine threshold `match.min_score`; only (doc, template, score, region, chunk) rows leave
-the worker. Then, in Spark (no collect of data-sized things):
+the worker. With `embed.pooling_unit=tokens` the units are whole documents, whose token embeddings are
+pooled over overlapping encoder windows (the released retriever's way, fi_spark.embed.pooling).
+Then, in Spark (no collect of data-sized things; the share cap needs one count of the planned pairs):
 
 1. global per-template cap: each template keeps its best-scoring documents, at most
    `match.max_per_template` or `match.max_template_share` of all planned pairs (this run's plan without
