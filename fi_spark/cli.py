@@ -26,7 +26,7 @@ DEFAULT_OUTPUT = "fi-spark-out"
 EPILOG = """\
 configuration:
   Profiles are YAML files in conf/ (local = default, databricks, emr) or a path to your own.
-  Any key can be overridden: --set prepare.chunk_tokens=512 --set engine.mode=local
+  Any key can be overridden: --set prepare.chunk_tokens=128 --set engine.mode=local
   `fi-spark show-config` prints every key with its resolved value.
 
 engines (engine.mode, or --engine):
@@ -67,7 +67,7 @@ def _config_args(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="SECTION.KEY=VALUE",
-        help="override one config key; repeatable (e.g. --set prepare.chunk_tokens=512)",
+        help="override one config key; repeatable (e.g. --set prepare.chunk_tokens=128)",
     )
     parser.add_argument(
         "--engine",

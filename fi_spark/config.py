@@ -49,6 +49,7 @@ from fi_spark.llm.config import (
     StageLLMConfig,
     resolve_stage_llm,
 )
+from fi_spark.profile_checks import check_profile  # it names Config for typing only: no cycle
 from fi_spark.prompt_spec import PromptExample, PromptSpec, load_prompt
 from fi_spark.report.config import ReportConfig
 from fi_spark.section import CONF_DIR_ENV, ConfigError, Section, conf_dirs
@@ -105,6 +106,11 @@ class EngineConfig(Section):
     local_master: str = "local[*]"
     shuffle_partitions: int = Field(default=8, ge=1)
     spark_conf: dict[str, str] = Field(default_factory=dict, description="extra Spark conf (local / cluster)")
+    delta_package: str | None = Field(
+        default=None,
+        description="the delta-spark Maven coordinate the cluster runs (e.g. io.delta:delta-spark_2.12:3.2.0); "
+        "checked against the running Spark and its Scala when the engine starts (fi_spark.profile_checks)",
+    )
 
     @model_validator(mode="after")
     def _connect_needs_url(self) -> EngineConfig:
@@ -235,9 +241,14 @@ def load_config(profile: str | None = "local", overrides: list[str] | tuple[str,
             node = child
         node[parts[-1]] = value
     try:
-        return Config.model_validate(data)
+        config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(_explain(exc, source, overrides)) from None
+    problems = check_profile(config)
+    if problems:
+        given = f", overrides {' '.join(overrides)}" if overrides else ""
+        raise ConfigError(f"inconsistent configuration (profile {source}{given}): " + " ".join(problems))
+    return config
 
 
 def _explain(exc: ValidationError, source: str, overrides: list[str] | tuple[str, ...]) -> str:

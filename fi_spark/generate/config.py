@@ -41,7 +41,16 @@ class InstantiateConfig(Section):
         default_factory=StageLLMConfig,
         description="instantiate's own llm keys (endpoints, model, ...); the rest: llm.*",
     )
-    max_source_chars: int = Field(default=3000, ge=100, description="source text is cut to this many characters")
+    source: Literal["chunk", "document"] = Field(
+        default="chunk",
+        description="what the instantiator reads: chunk = the matched chunk (or region's chunk); document = the "
+        "document from its start up to max_source_chars, cut at a sentence end, the cut recorded in the pair's "
+        "char_end (the paper; fi_spark.stages.sources); choose from both",
+    )
+    max_source_chars: int = Field(
+        default=3000, ge=100,
+        description="source text is cut to this many characters (with source=document: the model's context)",
+    )  # fmt: skip
     min_grounding: float = Field(
         default=0.8, ge=0.0, le=1.0, description="share of answer tokens excerpted verbatim (the paper: 80%)"
     )

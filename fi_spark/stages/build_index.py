@@ -1,7 +1,8 @@
 """Stage `build_index`: templates -> template_vectors -> a versioned FAISS index artifact.
 
 1. Embed the compatible-document description of every template that has no vector yet for
-   `embed.model` (mapInPandas, one encoder per worker process) -> `template_vectors`. Vectors are
+   `embed.model` at `embed.revision` (`EmbedConfig.identity`; mapInPandas, one encoder per worker process)
+   -> `template_vectors`, pooled as the documents are (`embed_texts`). Vectors are
    kept in a table so changing index settings, or adding a few templates, never re-embeds the bank.
 2. Bring the bank's vectors to the driver, sorted by template_id, and build the index there: a FAISS
    index is one in-memory structure, so this is the one place where the bank (not the corpus) is
@@ -17,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -25,7 +27,8 @@ from pyspark.sql import functions as F
 
 from fi_spark import storage
 from fi_spark.config import EmbedConfig, IndexConfig
-from fi_spark.embed.encoder import encode, load_encoder
+from fi_spark.embed.encoder import encode, encode_windows, load_encoder
+from fi_spark.embed.pooling import pool_windows
 from fi_spark.index.artifact import IndexArtifact, artifact_version, find_artifact, save_artifact, set_latest
 from fi_spark.index.build import build_index, choose_index, held_back_sample, recall_at_k
 from fi_spark.schemas import TEMPLATE_VECTORS, TEMPLATES
@@ -47,12 +50,12 @@ def run(ctx: StageContext) -> StageResult:
     if not ctx.store.exists(TEMPLATES):
         raise ValueError("build_index needs the `templates` table: run genericize or import_templates first")
     templates = ctx.store.read(TEMPLATES).select("template_id", "compatible_doc_description")
-    stored = ctx.store.read(TEMPLATE_VECTORS).where(F.col("model") == cfg.embed.model)
+    stored = ctx.store.read(TEMPLATE_VECTORS).where(F.col("model") == cfg.embed.identity())
     missing = templates.join(stored.select("template_id"), "template_id", "left_anti")
     added = ctx.store.write(embed_descriptions(missing, cfg.embed), TEMPLATE_VECTORS)
-    ctx.log.info("%s: embedded %d new template descriptions with %s", STAGE, added, cfg.embed.model)
+    ctx.log.info("%s: embedded %d new template descriptions with %s", STAGE, added, cfg.embed.identity())
 
-    vectors = ctx.store.read(TEMPLATE_VECTORS).where(F.col("model") == cfg.embed.model)
+    vectors = ctx.store.read(TEMPLATE_VECTORS).where(F.col("model") == cfg.embed.identity())
     ids, matrix = collect_vectors(vectors.join(templates.select("template_id"), "template_id", "left_semi"))
     if not ids:
         raise ValueError("build_index: the templates table is empty; nothing to index")
@@ -87,15 +90,27 @@ def embed_descriptions(templates: DataFrame, cfg: EmbedConfig) -> DataFrame:
 def _embed_batches(cfg: EmbedConfig, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     model = load_encoder(cfg)
     for batch in batches:
-        vecs = encode(model, batch["compatible_doc_description"].astype(str).tolist(), cfg.batch_size)
+        vecs = embed_texts(model, batch["compatible_doc_description"].astype(str).tolist(), cfg)
         yield pd.DataFrame(
             {
                 "template_id": batch["template_id"],
-                "model": cfg.model,
+                "model": cfg.identity(),
                 "vector": [v.astype("<f4").tobytes() for v in vecs],
                 "dim": np.int32(vecs.shape[1]),
             }
         )
+
+
+def embed_texts(model: Any, texts: list[str], cfg: EmbedConfig) -> np.ndarray:
+    """Description vectors in the documents' space: the model's own pooling, or with token pooling the same
+    pooling's global vector (the mean of the description's tokens), so both sides are pooled alike."""
+    if cfg.pooling_unit != "tokens":
+        return encode(model, texts, cfg.batch_size)
+    encoded = encode_windows(model, texts, cfg.batch_size, cfg.window_overlap, cfg.max_batch_tokens)
+    dim = model.get_sentence_embedding_dimension()
+    return np.vstack(
+        [pool_windows(n, w, 0, cfg.sigma, cfg.alpha)[0] if n else np.zeros((1, dim), np.float32) for n, w in encoded]
+    ).astype(np.float32)
 
 
 def collect_vectors(vectors: DataFrame) -> tuple[list[str], np.ndarray]:
@@ -116,7 +131,7 @@ def build_artifact(
     """Find or build+save the artifact for these vectors; returns it and the build seconds (0 if reused)."""
     plan = choose_index(len(ids), matrix.shape[1], cfg)
     params = {
-        "model": embed.model,
+        "model": embed.identity(),
         "factory": plan.factory,
         **cfg.model_dump(include={"nprobe", "hnsw_ef_construction", "hnsw_ef_search", "train_sample", "seed"}),
     }

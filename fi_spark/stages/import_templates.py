@@ -2,9 +2,14 @@
 
 Lets users skip genericizing by loading a bank such as the released FineTemplates: each row needs a
 template text (`templates.bank_template_column`, with `<fi>` slots) and a compatible document
-description (`templates.bank_description_column`). Rows are validated and near-duplicates merged
-with exactly the rules genericize uses (fi_spark.stages.template_rows); there is no source query, so
-the leftover-specifics check does not apply. A row that fails the line-level rules every reader shares
+description (`templates.bank_description_column`). A released bank is kept as released
+(`templates.bank_rules=released`, the default): a row is rejected only when it cannot be used -- no
+template text, tags that do not parse, no slot, no description (template_rows.usable_template) -- and
+only rows of identical text share an id. Our stricter rules (slot counts, slot and description lengths,
+repetition: fi_spark.templates.validate) were written for our own genericizer's output; a bank its
+authors filtered with theirs would lose part of the paper's recipe to them. `templates.bank_rules=ours`
+applies them (and the near-duplicate merge) to a bank too; there is no source query, so the
+leftover-specifics check does not apply. A row that fails the line-level rules every reader shares
 (fi_spark.ingest.jsonline: encoding, JSON, nesting, Unicode, size) is a `malformed_row` whose detail
 names that rule and quotes the start of the row. A bank row's key is a hash of the raw row, so importing
 the same bank twice adds nothing.
@@ -55,8 +60,10 @@ def run(ctx: StageContext, bank: str | None = None) -> StageResult:
         return StageResult(STAGE, 0, 0, seconds=time.monotonic() - started)
     raw = read_bank(ctx.spark, paths, ctx.engine.caps)
     rows = raw.mapInPandas(partial(_parse_rows, cfg), ROW_DDL).withColumn("query", F.lit(None).cast("string"))
-    checked = ctx.store.materialize(check_templates(rows.withColumn("request_id", F.lit(None).cast("string")), cfg),
-                                    f"{STAGE}/checked")  # fmt: skip
+    released = cfg.bank_rules == "released"
+    checked = ctx.store.materialize(
+        check_templates(rows.withColumn("request_id", F.lit(None).cast("string")), cfg, released), f"{STAGE}/checked"
+    )
     valid = checked.where(F.col("reason").isNull())
     rejects = checked.where(F.col("reason").isNotNull()).dropDuplicates(["source_key"])  # identical raw rows
     added = {

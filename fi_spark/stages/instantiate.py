@@ -26,7 +26,7 @@ from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCHES, PAIR_REJECTS, PAIRS, SL
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.stages.decontam import contamination, load_eval_index
 from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row, encode, llm_failure
-from fi_spark.stages.sources import attach_source_text, candidate_pairs
+from fi_spark.stages.sources import attach_source_text, candidate_pairs, source_chars
 from fi_spark.templates.tags import parse_template
 
 STAGE = "instantiate"
@@ -63,7 +63,12 @@ class Instantiate(LLMStage):
         candidates = candidate_pairs(read(MATCHES))
         pending = candidates.join(decided, "pair_id", "left_anti")
         pending = pending.join(read(TEMPLATES).select("template_id", "template"), "template_id", "left")
-        return self.sample(attach_source_text(self.ctx, pending), candidates, self.cfg.sample_pairs)
+        if self.cfg.source == "document":  # the document from its start, not the match's chunk span
+            pending = pending.withColumn("char_start", F.lit(None).cast("int")).withColumn(
+                "char_end", F.lit(None).cast("int")
+            )
+        return self.sample(attach_source_text(self.ctx, pending, source_chars(self.ctx)), candidates,
+                           self.cfg.sample_pairs)  # fmt: skip
 
     def requests(self, pending: DataFrame) -> DataFrame:
         rows = pending.where(F.col("source_text").isNotNull()).select("pair_id", "doc_id", "template", "source_text")

@@ -31,7 +31,7 @@ from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, PAIRS
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.stages.judge_styles import pair_up, rubric_requests, scoring_requests, verdict
 from fi_spark.stages.llm_stage import LLM_TABLES, LLMStage, Row
-from fi_spark.stages.sources import attach_source_text
+from fi_spark.stages.sources import attach_source_text, source_chars
 
 STAGE = "judge"
 SOURCE_COLUMNS = ("pair_id", "doc_id", "chunk_id", "char_start", "char_end")
@@ -69,7 +69,8 @@ class Judge(LLMStage):
         """Pairs without a stored verdict, with the source text of their stored span."""
         pairs = self.ctx.store.read(PAIRS)  # pairs written before they kept a span lack char_start/char_end
         pairs = pairs.select(*[c for c in (*SOURCE_COLUMNS, "instruction", "answer") if c in pairs.columns])
-        return attach_source_text(self.ctx, pairs.join(self.ctx.store.read(JUDGED), "pair_id", "left_anti"))
+        pending = pairs.join(self.ctx.store.read(JUDGED), "pair_id", "left_anti")
+        return attach_source_text(self.ctx, pending, source_chars(self.ctx))
 
     def requests(self, pending: DataFrame) -> DataFrame:
         rows = pending.select("pair_id", "instruction", "answer", "source_text")

@@ -4,7 +4,9 @@ Per partition (mapInPandas, fi_spark.embed.documents + fi_spark.index.candidates
 grouped by document, are batch-encoded, coverage-pooled into 1 + N vectors per document, and each
 vector retrieves its top-k templates; a document keeps `match.candidates_per_doc` candidates at or
 above the cosine threshold `match.min_score`; only (doc, template, score, region, chunk) rows leave
-the worker. Then, in Spark (no collect of data-sized things):
+the worker. With `embed.pooling_unit=tokens` the units are whole documents, whose token embeddings are
+pooled over overlapping encoder windows (the released retriever's way, fi_spark.embed.pooling).
+Then, in Spark (no collect of data-sized things; the share cap needs one count of the planned pairs):
 
 1. global per-template cap: each template keeps its best-scoring documents, at most
    `match.max_per_template` or `match.max_template_share` of all planned pairs (this run's plan without
@@ -84,9 +86,9 @@ def run(ctx: StageContext) -> StageResult:
     started = time.monotonic()
     cfg = ctx.config
     artifact = latest_artifact(index_root(ctx))
-    if artifact.manifest.get("model") != cfg.embed.model:
+    if artifact.manifest.get("model") != cfg.embed.identity():
         raise ConfigError(
-            f"embed.model={cfg.embed.model!r} but index {artifact.version} was built with "
+            f"embed.model={cfg.embed.identity()!r} but index {artifact.version} was built with "
             f"{artifact.manifest.get('model')!r}; run build_index with this model first"
         )
     pending = read_pending(ctx)

@@ -87,6 +87,12 @@ class TemplatesConfig(Section):
         default=True, description="merge templates with the same skeleton (case, punctuation, slot wording)"
     )
     bank: list[str] = Field(default_factory=list, description="pre-built template bank files to import (jsonl/parquet)")
+    bank_rules: Literal["released", "ours"] = Field(
+        default="released",
+        description="released: keep each bank template as released, rejecting only what cannot be used (no text, "
+        "unparseable tags, no slot, no description), near-duplicates not merged; ours: the genericizer's rules and "
+        "merge above; choose from both",
+    )
     bank_template_column: str = "template"
     bank_description_column: str = "compatible_document_description"
     bank_source_query_column: str | None = Field(

@@ -113,8 +113,8 @@ def test_a_query_merging_into_an_earlier_runs_template_is_recorded_and_not_pendi
 
 
 def test_import_templates_bank(any_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path) -> None:
-    """A bank loads with the same validation and merging; malformed rows are rejected; re-import adds nothing."""
-    ctx = make_ctx(any_engine)
+    """templates.bank_rules=ours: a bank gets genericize's validation and merging; re-import adds nothing."""
+    ctx = make_ctx(any_engine, ["templates.bank_rules=ours"])
     rows = [
         {"template": "How do I <fi>cook a dish</fi> at home?", "compatible_document_description": DESC},
         {"template": "how do I <fi>prepare a meal</fi> at home", "compatible_document_description": DESC},

@@ -1,4 +1,4 @@
-"""import_templates on a FineTemplates-contract bank (JSONL and Parquet): same validation, provenance kept."""
+"""import_templates on a FineTemplates-contract bank (JSONL and Parquet): kept as released, provenance kept."""
 
 from __future__ import annotations
 
@@ -31,8 +31,10 @@ ROWS = [  # the released bank's record shape: id, source_query_id, template, com
 def test_finetemplates_bank_import_keeps_provenance(
     embedded_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path, fmt: str
 ) -> None:
-    """Valid rows merge with both source query ids and the generator; new template rules reject the rest."""
-    ctx = make_ctx(embedded_engine, ["templates.bank_generator=fineinstructions/query_templatizer"])
+    """bank_rules=ours: valid rows merge with both source query ids and the generator; our rules reject the rest."""
+    ctx = make_ctx(
+        embedded_engine, ["templates.bank_generator=fineinstructions/query_templatizer", "templates.bank_rules=ours"]
+    )
     if fmt == "jsonl":
         bank = tmp_path / "finetemplates.jsonl"
         bank.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in ROWS) + "\n", encoding="utf-8")
@@ -64,4 +66,44 @@ def test_bank_generator_column_wins_over_the_default(
     import_templates.run(ctx, str(bank))
     assert [(r.source_query_ids, r.model) for r in ctx.store.read(TEMPLATES).collect()] == [
         (["q-17"], "my-org/templatizer-8b")
+    ]
+
+
+MANY = "Plan <fi>a trip</fi> " + " ".join(f"and <fi>stop number {i}</fi>" for i in range(11)) + "."
+RELEASED_ROWS = [
+    *ROWS,
+    {"id": "t5", "source_query_id": "q-50", "template": MANY, "compatible_document_description": "Travel."},
+    {"id": "t6", "source_query_id": "q-51", "template": "No slot tags at all",
+     "compatible_document_description": DESC},
+    {"id": "t7", "source_query_id": "q-52", "template": "Explain <fi>a concept",
+     "compatible_document_description": DESC},
+    {"id": "t8", "source_query_id": "q-53", "template": "Why is <fi>a thing</fi> so?",
+     "compatible_document_description": ""},
+]  # fmt: skip
+
+
+def test_released_bank_is_kept_as_released(
+    embedded_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path
+) -> None:
+    """bank_rules=released (the default) keeps every usable row as its own template (12 slots, a 7-character
+    description, a glued or a repeated slot) and rejects only rows with no slot, broken tags or no description."""
+    ctx = make_ctx(embedded_engine)
+    bank = tmp_path / "finetemplates.jsonl"
+    bank.write_text("\n".join(json.dumps(r, ensure_ascii=False) for r in RELEASED_ROWS) + "\n", encoding="utf-8")
+    result = import_templates.run(ctx, str(bank))
+    assert (result.rows_in, result.rows_out) == (8, 5)
+    assert result.rejected == {"too_few_slots": 1, "malformed_tags": 1, "missing_description": 1}
+    stored = sorted((r.source_query_ids[0], r.n_slots, r.template) for r in ctx.store.read(TEMPLATES).collect())
+    assert stored == [
+        ("q-03", 1, "how do I <fi>prepare a meal</fi> at home"),
+        ("q-17", 1, "How do I <fi>cook a dish</fi> at home?"),
+        ("q-44", 1, "How do I cook a mé<fi>dish</fi>m at home?"),
+        ("q-45", 2, "Compare <fi>a dish</fi> with <fi>a dish</fi>."),
+        ("q-50", 12, MANY),
+    ]
+    rejects = sorted((r.reason, r.template) for r in ctx.store.read(TEMPLATE_REJECTS).collect())
+    assert rejects == [
+        ("malformed_tags", "Explain <fi>a concept"),
+        ("missing_description", "Why is <fi>a thing</fi> so?"),
+        ("too_few_slots", "No slot tags at all"),
     ]

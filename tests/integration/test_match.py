@@ -15,7 +15,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from fi_spark.engine import Engine
 from fi_spark.index.candidates import PlanRules
-from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCH_REJECTS, MATCHES, TEMPLATES
+from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCH_REJECTS, MATCHES, TEMPLATE_VECTORS, TEMPLATES
 from fi_spark.stages import build_index, match
 from fi_spark.stages.base import StageContext
 from fi_spark.stages.match import select_matches
@@ -160,3 +160,28 @@ def test_build_index_and_match(
     assert build_index.run(ctx).metrics["index_reused"] == 1.0
     again = match.run(ctx)
     assert again.rows_in == 0 and ctx.store.count(MATCHES) == len(rows)
+
+
+def test_match_pools_the_tokens_of_whole_documents(
+    embedded_engine: Engine, make_ctx: Callable[..., StageContext]
+) -> None:
+    """embed.pooling_unit=tokens with 32-token windows: the mixed document (~120 tokens, baking then football)
+    finds both templates, so its regions reach past the first window; vectors name no chunk; descriptions are
+    token-pooled too (template_vectors.model records it)."""
+    ctx = make_ctx(embedded_engine, [
+        "embed.pooling_unit=tokens", "embed.max_seq_length=32", "embed.window_overlap=8", "embed.regions=4",
+        "embed.sigma=0.1", "embed.alpha=1.0", "match.min_score=0.3", "match.top_k=4", "match.max_per_doc=2",
+        "match.max_per_template=null", "match.token_budget=null",
+    ])  # fmt: skip
+    seed_tables(ctx)
+    build_index.run(ctx)
+    assert {r.model for r in ctx.store.read(TEMPLATE_VECTORS).collect()} == {"minilm+tokens"}
+    result = match.run(ctx)
+    assert result.accounting_ok
+    by_doc: dict[str, set[str]] = {}
+    for r in ctx.store.read(MATCHES).collect():
+        by_doc.setdefault(r.doc_id, set()).add(r.template_id)
+        assert r.chunk_id is None and r.char_start is None
+    assert by_doc["mixed"] == {"t-bake", "t-football"}
+    assert by_doc["football"] == {"t-football"} and "t-bake" in by_doc["bake-1"]
+    assert {r.doc_id: r.reason for r in ctx.store.read(MATCH_REJECTS).collect()}["nonsense"] == "below_min_score"

@@ -18,8 +18,8 @@ def test_local_profile_loads_with_defaults():
 
 def test_override_is_typed():
     """--set values are parsed as YAML scalars into the section's types."""
-    cfg = load_config("local", ["prepare.chunk_tokens=512", "engine.mode=local"])
-    assert cfg.prepare.chunk_tokens == 512 and cfg.engine.mode == "local"
+    cfg = load_config("local", ["prepare.chunk_tokens=128", "engine.mode=local"])
+    assert cfg.prepare.chunk_tokens == 128 and cfg.engine.mode == "local"
 
 
 @pytest.mark.parametrize("profile", ["databricks", "emr"])

@@ -84,21 +84,48 @@ def test_top_candidates_dedupes_caps_and_marks_unmatched_docs() -> None:
     assert d2["template_id"].isna().all() and len(d2) == 1 and float(d2["score"].iloc[0]) < 0.5
 
 
-class TokenEncoder:
-    """Test double for token embeddings: each word is a token whose vector is its WordAxisEncoder axis."""
+class WordTokenizer:
+    """Test double of a Hugging Face tokenizer: one token per known word, [CLS]=100 / [SEP]=101 around a window."""
 
-    def encode(self, texts: list[str], **_: object) -> list[torch.Tensor]:
-        enc = WordAxisEncoder()
-        return [torch.from_numpy(enc.encode(t.split())) for t in texts]
+    def __call__(self, texts: str | list[str], add_special_tokens: bool = True, **_: object) -> dict[str, list]:
+        frame = (lambda ids: [100, *ids, 101]) if add_special_tokens else (lambda ids: ids)
+        ids = [frame([WordAxisEncoder.words.index(w) if w in WordAxisEncoder.words else 99 for w in t.split()])
+               for t in ([texts] if isinstance(texts, str) else texts)]  # fmt: skip
+        return {"input_ids": ids[0] if isinstance(texts, str) else ids}
+
+    def pad(self, enc: dict[str, list[list[int]]], **_: object) -> dict[str, torch.Tensor]:
+        rows, width = enc["input_ids"], max(len(r) for r in enc["input_ids"])
+        return {"input_ids": torch.tensor([r + [102] * (width - len(r)) for r in rows]),
+                "attention_mask": torch.tensor([[1] * len(r) + [0] * (width - len(r)) for r in rows])}  # fmt: skip
 
 
-def test_pool_tokens_pools_over_token_positions() -> None:
-    """Token pooling: the first region covers the first words, the last region the last words; no chunk ids."""
-    docs = pd.DataFrame({"doc_id": ["d"], "text": ["cake oven cake oven goal match goal match"]})
-    dv = pool_tokens(docs, TokenEncoder(), EmbedConfig(pooling_unit="tokens", regions=2, sigma=0.1, alpha=1.0))
-    assert dv.regions == [0, 1, 2] and dv.chunk_ids == [None, None, None]
+class WordAxisTokenModel:
+    """Test double of a sentence-transformers model for token pooling: a word's token vector is its axis."""
+
+    tokenizer, max_seq_length, device = WordTokenizer(), 6, "cpu"  # 4 words per window
+
+    def __getitem__(self, i: int) -> object:
+        def transformer(features: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+            ids = features["input_ids"].clamp(max=len(WordAxisEncoder.words))
+            return {"token_embeddings": torch.nn.functional.one_hot(ids, len(WordAxisEncoder.words) + 1)[..., :-1]}
+
+        return transformer
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return len(WordAxisEncoder.words)
+
+
+def test_pool_tokens_covers_the_whole_document_beyond_one_window() -> None:
+    """16 words read as windows of 4 (overlap 1): the last region covers the last words, which lie past the first
+    window; a 2-word document (one window) gets its regions too; no chunk ids."""
+    docs = pd.DataFrame({"doc_id": ["d", "s"], "text": ["cake oven " * 4 + "goal match " * 4, "tax zzz"]})
+    cfg = EmbedConfig(pooling_unit="tokens", regions=2, sigma=0.1, alpha=1.0, window_overlap=1)
+    dv = pool_tokens(docs, WordAxisTokenModel(), cfg)
+    assert dv.doc_ids == ["d"] * 3 + ["s"] * 3 and dv.regions == [0, 1, 2] * 2 and set(dv.chunk_ids) == {None}
     matrix = dv.matrix(6)
-    assert matrix[1].argmax() in (0, 1) and matrix[2].argmax() in (2, 3)
+    assert matrix[1].argmax() in (0, 1) and matrix[2].argmax() in (2, 3)  # cake/oven first, goal/match last
+    np.testing.assert_allclose(matrix[0], [0.5, 0.5, 0.5, 0.5, 0, 0], atol=1e-6)  # global: 4 words, 4 times each
+    assert matrix[4].argmax() == 4 and matrix[5].argmax() == 5  # "tax" then "zzz"
 
 
 def test_top_candidates_keeps_per_doc_candidates() -> None:
