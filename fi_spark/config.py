@@ -30,6 +30,7 @@ out-of-range value fails with one message that names the key and where it came f
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
@@ -104,10 +105,33 @@ class EngineConfig(Section):
         return self
 
 
-class TablesConfig(Section):
-    """How stage tables are stored. `auto` = Delta where the engine has it, else Parquet."""
+NAME = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"  # a catalog, schema or run-group name (quoted with backticks in SQL)
 
-    format: Literal["auto", "delta", "parquet"] = "auto"
+with warnings.catch_warnings():  # `schema` is the key people know (Unity Catalog, Glue); it shadows a
+    warnings.filterwarnings("ignore", message='Field name "schema"')  # deprecated pydantic method, unused here
+
+    class TablesConfig(Section):
+        """How stage tables are stored (`auto` = Delta where the engine has it, else Parquet) and named."""
+
+        format: Literal["auto", "delta", "parquet"] = "auto"
+        catalog: str | None = Field(
+            default=None,
+            pattern=NAME,
+            description="catalog of the table names (Unity Catalog, e.g. main: catalog.schema.table); null: "
+            "two-level schema.table in the session's catalog (Glue / Hive metastore, the embedded engine's own)",
+        )
+        schema: str | None = Field(
+            default=None,
+            pattern=NAME,
+            description="register every stage table by name in this schema (created if missing), as an external "
+            "table over its folder, plus the views judged_kept and pairs_kept; null: tables by path only",
+        )
+
+        @model_validator(mode="after")
+        def _catalog_needs_schema(self) -> TablesConfig:
+            if self.catalog and not self.schema:
+                raise ValueError("tables.catalog needs tables.schema (the tables are named catalog.schema.table)")
+            return self
 
 
 class TrackingConfig(Section):

@@ -65,6 +65,9 @@ class StageSpec:
         for table in self.tables.writes:  # a stage that ran leaves its tables, even empty: "ran, nothing came
             if not ctx.store.exists(table):  # out" must not read as "never ran" to the next stage's check
                 ctx.store.write(ctx.spark.createDataFrame([], table.schema), table)
+        from fi_spark.catalog import Catalog  # pyspark-free import rule: only when a stage runs
+
+        Catalog.of(ctx).register(self.tables.writes)  # names in tables.catalog/schema, when set
         return result
 
 

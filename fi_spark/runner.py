@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from fi_spark import storage
+from fi_spark.catalog import Catalog
 from fi_spark.config import Config
 from fi_spark.engine import start_engine
 from fi_spark.runlock import RunLock
@@ -55,6 +56,7 @@ def _engine_run(config: Config, output: str, tracker: Tracker) -> Iterator[tuple
         os.makedirs(work_dir, exist_ok=True)
         ctx = StageContext(engine.spark, engine, config, store, output, log, work_dir)
         log.info("output %s (tables as %s)", output, fmt)
+        Catalog.of(ctx).register_existing()  # an earlier run's tables by name (and a name clash) before any work
         yield ctx, tracker
     finally:
         engine.stop()
