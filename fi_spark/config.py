@@ -135,11 +135,24 @@ with warnings.catch_warnings():  # `schema` is the key people know (Unity Catalo
 
 
 class TrackingConfig(Section):
-    """MLflow tracking. `MLFLOW_TRACKING_URI` in the environment wins over `uri`."""
+    """MLflow tracking (fi_spark.tracking). `MLFLOW_TRACKING_URI` in the environment wins over `uri`."""
 
     enabled: bool = True
-    uri: str | None = Field(default=None, description="default: sqlite store inside the output folder")
+    uri: str | None = Field(
+        default=None,
+        description="tracking server, `databricks`, or a sqlite/file store; default: sqlite inside a local output "
+        "folder (a remote --output needs one: the working directory of a cluster job is deleted with it)",
+    )
     experiment: str = "fi-spark"
+    run_group: str | None = Field(
+        default=None,
+        pattern=NAME,
+        description="stage runs of one job share one parent run, found or created by this tag (e.g. the "
+        "Databricks job run id: --set tracking.run_group={{job.run_id}})",
+    )
+    parent_run_id: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{32}$", description="nest stage runs under this existing MLflow run"
+    )
 
 
 # --------------------------------------------------------------------------- the tree

@@ -132,7 +132,7 @@ def run_pipeline(
         for spec in STAGES:
             if only and spec.name not in only:
                 continue
-            results.append(run_stage(tracker, spec.name, partial(spec.run, ctx, inputs)))
+            results.append(run_stage(tracker, spec.name, partial(spec.run, ctx, inputs), ctx, inputs))
         for result in results:
             if result.stage == "report":  # the report belongs to the pipeline's run too, not only its stage run
                 for name, path in result.artifacts.items():
