@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from fi_spark.dedup.config import NearDedupConfig
 from fi_spark.embed.config import EmbedConfig
@@ -153,6 +153,12 @@ class TrackingConfig(Section):
     parent_run_id: str | None = Field(
         default=None, pattern=r"^[0-9a-f]{32}$", description="nest stage runs under this existing MLflow run"
     )
+
+    @field_validator("run_group", "parent_run_id", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        """`--set tracking.run_group=4711` (a job run id) arrives as a YAML number: it names a group all the same."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 # --------------------------------------------------------------------------- the tree
