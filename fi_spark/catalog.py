@@ -90,19 +90,22 @@ class Catalog:
             return []
         self._ensure_schema()
         done = [self.name(spec.name) for spec in specs if self._register_table(spec)]
-        if self.store.exists(PAIRS) and self.store.exists(JUDGED):
-            self._register_views()
-            done += [self.name(v) for v in KEPT_VIEWS]
+        if self._exists(self.name(PAIRS.name)) and self._exists(self.name(JUDGED.name)):
+            done += [self.name(v) for v in KEPT_VIEWS if self._register_view(v)]
         if done:
-            log.info("catalog: %d tables and views by name in %s", len(done), self.name("")[:-3])
+            log.info("catalog: %d tables and views by name in %s", len(done), self.where)
         return done
+
+    @property
+    def where(self) -> str:
+        """The quoted catalog.schema (or schema) the names live in."""
+        return ".".join(f"`{p}`" for p in (self.cfg.catalog, self.cfg.schema) if p)
 
     # ---- steps
     def _ensure_schema(self) -> None:
         if self._schema_ready:
             return
-        where = ".".join(f"`{p}`" for p in (self.cfg.catalog, self.cfg.schema) if p)
-        self._try("create schema", f"CREATE SCHEMA IF NOT EXISTS {where}")
+        self._try("create the schema", f"CREATE SCHEMA IF NOT EXISTS {self.where}")
         self._schema_ready = True
 
     def _register_table(self, spec: TableSpec) -> bool:
@@ -116,33 +119,31 @@ class Catalog:
         )
         existed = self._exists(name)
         if not existed and not self._try(None, f"CREATE TABLE IF NOT EXISTS {name} ({columns}) {location}"):
-            if not self._try("create table", f"CREATE TABLE IF NOT EXISTS {name} {location}"):
+            if not self._try("create a table", f"CREATE TABLE IF NOT EXISTS {name} {location}"):
                 return False
             for column, text in spec.column_docs.items():  # Delta: comments on an existing schema
                 if not self._try(
-                    "column comments", f"ALTER TABLE {name} ALTER COLUMN `{column}` COMMENT {_literal(text)}"
+                    "add column comments", f"ALTER TABLE {name} ALTER COLUMN `{column}` COMMENT {_literal(text)}"
                 ):
                     break
         self._check_location(spec, name, path)
         return True
 
-    def _register_views(self) -> None:
+    def _register_view(self, view: str) -> bool:
         t, judged, pairs = repr(self.threshold), self.name(JUDGED.name), self.name(PAIRS.name)
-        kept = f"score >= {t}"
-        self._try(
-            "create view",
-            f"CREATE OR REPLACE VIEW {self.name('judged_kept')} COMMENT "
-            f"{_literal(f'verdicts at or above judge.threshold = {t}')} AS "
-            f"SELECT *, CAST({t} AS DOUBLE) AS threshold FROM {judged} WHERE {kept}",
-        )
-        self._try(
-            "create view",
-            f"CREATE OR REPLACE VIEW {self.name('pairs_kept')} COMMENT "
-            f"{_literal(f'pairs whose judge score is at or above {t}; export also applies match.token_budget')} AS "
-            f"SELECT p.*, j.score AS judge_score, j.expected_score AS judge_expected_score, "
-            f"j.rationale AS judge_rationale, j.model AS judge_model, j.prompt_version AS judge_prompt, "
-            f"CAST({t} AS DOUBLE) AS threshold FROM {pairs} p JOIN {judged} j ON p.pair_id = j.pair_id WHERE j.{kept}",
-        )
+        if view == "judged_kept":
+            comment = f"verdicts at or above judge.threshold = {t}"
+            query = f"SELECT *, CAST({t} AS DOUBLE) AS threshold FROM {judged} WHERE score >= {t}"
+        else:
+            comment = f"pairs whose judge score is at or above {t}; export also applies match.token_budget"
+            query = (
+                f"SELECT p.*, j.score AS judge_score, j.expected_score AS judge_expected_score, "
+                f"j.rationale AS judge_rationale, j.model AS judge_model, j.prompt_version AS judge_prompt, "
+                f"CAST({t} AS DOUBLE) AS threshold FROM {pairs} p JOIN {judged} j ON p.pair_id = j.pair_id "
+                f"WHERE j.score >= {t}"
+            )
+        sql = f"CREATE OR REPLACE VIEW {self.name(view)} COMMENT {_literal(comment)} AS {query}"
+        return self._try("create a view", sql)
 
     def _exists(self, name: str) -> bool:
         try:
