@@ -120,7 +120,7 @@ with warnings.catch_warnings():  # `schema` is the key people know (Unity Catalo
             description="catalog of the table names (Unity Catalog, e.g. main: catalog.schema.table); null: "
             "two-level schema.table in the session's catalog (Glue / Hive metastore, the embedded engine's own)",
         )
-        schema: str | None = Field(
+        schema: str | None = Field(  # type: ignore[assignment]
             default=None,
             pattern=NAME,
             description="register every stage table by name in this schema (created if missing), as an external "
