@@ -172,6 +172,7 @@ class Tracker:
                 yield active.info.run_id
         else:
             with mlflow.start_run(run_id=parent, tags=self._tags()):
+                self._log_config()  # the group's params (its first task's values), as a pipeline run has them
                 with mlflow.start_run(run_name=name, nested=True, tags=tags) as active:
                     self._log_config()
                     yield active.info.run_id

@@ -55,6 +55,7 @@ def test_stage_tasks_of_one_group_share_one_parent(tmp_path: Path) -> None:
     parent = mlflow.get_run(parents[a])
     assert parent.info.status == "FINISHED" and parent.info.run_name == "pipeline"
     assert parent.data.tags["fi_spark.run_group"] == "4711" and parent.data.tags["fi_spark.stage"] == "pipeline"
+    assert parent.data.params["tracking.run_group"] == "4711"  # the config, as on a pipeline run
     listed = runs.list_runs(f"sqlite:///{out}/mlflow.db", "fi-spark")
     assert sorted((r.stages, r.rows_out) for r in listed) == [
         (1, {"prepare_corpus": 4}),
