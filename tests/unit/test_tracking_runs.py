@@ -146,3 +146,22 @@ def test_datasets_and_models_are_logged(tmp_path: Path) -> None:
     assert json.loads(output.profile) == {"num_rows": 10, "tables": {"judged": 6, "llm_responses": 4}}
     assert output.source_type == "local"
     assert [t.value for t in logged["output"].tags] == ["output"]
+
+
+def test_input_digest_follows_the_files_not_their_folder(tmp_path: Path) -> None:
+    """The same files copied elsewhere keep their digest; a changed file changes it; an unlistable path says so."""
+    import shutil
+
+    from fi_spark.runner import listing_digest
+
+    first = tmp_path / "a"
+    (first / "part").mkdir(parents=True)
+    (first / "x.jsonl").write_text('{"text": "one"}\n', encoding="utf-8")
+    (first / "part" / "y.jsonl").write_text('{"text": "two"}\n', encoding="utf-8")
+    copy = tmp_path / "elsewhere" / "b"
+    shutil.copytree(first, copy)
+    digest = listing_digest([str(first)])
+    assert len(digest) == 16 and listing_digest([str(copy)]) == digest
+    (copy / "x.jsonl").write_text('{"text": "one!"}\n', encoding="utf-8")
+    assert listing_digest([str(copy)]) != digest
+    assert listing_digest([str(tmp_path / "missing")]) == "unlisted"
