@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEPT_VIEWS = ("judged_kept", "pairs_kept")
+_SAID: set[tuple[int, str]] = set()  # (session, step) the engine refused, already logged: one line per session
 
 
 class CatalogConflictError(ConfigError):
@@ -68,7 +69,6 @@ class Catalog:
         self.cfg = cfg
         self.threshold = float(threshold)
         self.enabled = cfg.schema is not None
-        self._said: set[str] = set()  # unsupported steps already logged (one line each)
         self._schema_ready = False
 
     @classmethod
@@ -109,6 +109,8 @@ class Catalog:
         self._schema_ready = True
 
     def _register_table(self, spec: TableSpec) -> bool:
+        if self.store.managed_in is not None:  # managed: the write made the table; add what describes it
+            return self._describe_managed(spec)
         name, path = self.name(spec.name), self.store.path(spec)
         location = f"USING {self.store.fmt} COMMENT {_literal(spec.doc)} LOCATION {_literal(path)}"
         stored = self.spark.read.format(self.store.fmt).load(path).schema  # engines compare types and nullability
@@ -127,6 +129,21 @@ class Catalog:
                 ):
                     break
         self._check_location(spec, name, path)
+        return True
+
+    def _describe_managed(self, spec: TableSpec) -> bool:
+        name = self.name(spec.name)
+        if not self._exists(name):
+            return False
+        if self.spark.catalog.getTable(name.replace("`", "")).description == spec.doc:
+            return True  # described by an earlier stage or run: no ALTER per column again
+        if not self._try(None, f"COMMENT ON TABLE {name} IS {_literal(spec.doc)}"):
+            self._try("comment a table", f"ALTER TABLE {name} SET TBLPROPERTIES ('comment' = {_literal(spec.doc)})")
+        for column, text in spec.column_docs.items():
+            if not self._try(
+                "add column comments", f"ALTER TABLE {name} ALTER COLUMN `{column}` COMMENT {_literal(text)}"
+            ):
+                break
         return True
 
     def _register_view(self, view: str) -> bool:
@@ -172,8 +189,8 @@ class Catalog:
             self.spark.sql(sql).collect()
             return True
         except Exception as exc:  # noqa: BLE001 - unsupported statements have engine-specific exception types
-            if step is not None and step not in self._said:
-                self._said.add(step)
+            if step is not None and (id(self.spark), step) not in _SAID:
+                _SAID.add((id(self.spark), step))
                 reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
                 log.warning("catalog: this engine cannot %s (%s); continuing without it", step, reason)
             return False

@@ -127,10 +127,19 @@ with warnings.catch_warnings():  # `schema` is the key people know (Unity Catalo
             "table over its folder, plus the views judged_kept and pairs_kept; null: tables by path only",
         )
 
+        managed: bool = Field(
+            default=False,
+            description="keep the tables as managed tables of tables.catalog/schema (the catalog decides where "
+            "the data lives) instead of external tables under <output>/tables; scratch, journals and exports "
+            "stay under --output",
+        )
+
         @model_validator(mode="after")
         def _catalog_needs_schema(self) -> TablesConfig:
             if self.catalog and not self.schema:
                 raise ValueError("tables.catalog needs tables.schema (the tables are named catalog.schema.table)")
+            if self.managed and not self.schema:
+                raise ValueError("tables.managed needs tables.schema (the schema that holds the tables)")
             return self
 
 

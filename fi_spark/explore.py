@@ -118,6 +118,11 @@ class RunView:
     def _delta_path(self, table: str) -> str:
         from fi_spark.schemas import ALL_TABLES
 
+        if self.ctx.store.managed_in is not None:
+            raise ConfigError(
+                "time travel here reads Delta folders by path; this run's tables are managed tables "
+                f"(tables.managed) in {self.ctx.store.managed_in}: use DESCRIBE HISTORY and VERSION AS OF there"
+            )
         if self.ctx.store.fmt != "delta":
             raise ConfigError(f"time travel needs Delta tables; this run's tables are {self.ctx.store.fmt}")
         spec = ALL_TABLES.get(table)
@@ -132,7 +137,7 @@ def open_run(folder: str, profile: str = "local", overrides: Sequence[str] = ())
     from fi_spark.catalog import Catalog
     from fi_spark.engine import start_engine
     from fi_spark.stages.base import StageContext
-    from fi_spark.tables import TableStore, resolve_format
+    from fi_spark.tables import TableStore
 
     if not storage.is_remote(folder):
         folder = storage.local_path(folder)
@@ -140,7 +145,7 @@ def open_run(folder: str, profile: str = "local", overrides: Sequence[str] = ())
             raise ConfigError(f"{folder} holds no run (no tables/ folder): pass the --output of `fi-spark pipeline`")
     config = load_config(profile, list(overrides))
     engine = start_engine(config.engine)
-    store = TableStore(engine.spark, folder, resolve_format(config.tables, engine.caps))
+    store = TableStore.open(engine.spark, folder, config.tables, engine.caps)
     run = RunView(StageContext(engine.spark, engine, config, store, folder, log, None))
     register_views(run)
     catalog = Catalog.of(run.ctx)

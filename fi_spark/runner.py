@@ -24,7 +24,7 @@ from fi_spark.engine import start_engine
 from fi_spark.pipeline import PipelineInputs, stage
 from fi_spark.runlock import RunLock
 from fi_spark.stages.base import StageContext, StageResult
-from fi_spark.tables import TableStore, resolve_format
+from fi_spark.tables import TableStore
 from fi_spark.tracking import DatasetRef, Tracker, redact_config
 from fi_spark.tracking_store import resolve_tracking_uri
 
@@ -55,13 +55,15 @@ def open_run(config: Config, output: str) -> Iterator[tuple[StageContext, Tracke
 def _engine_run(config: Config, output: str, tracker: Tracker) -> Iterator[tuple[StageContext, Tracker]]:
     engine = start_engine(config.engine)
     try:
-        fmt = resolve_format(config.tables, engine.caps)
-        store = TableStore(engine.spark, output, fmt)
+        store = TableStore.open(engine.spark, output, config.tables, engine.caps)
+        fmt = store.fmt
         remote = storage.is_remote(output)
         work_dir = tempfile.mkdtemp(prefix="fi-spark-") if remote else os.path.join(output, "_work")
         os.makedirs(work_dir, exist_ok=True)
         ctx = StageContext(engine.spark, engine, config, store, output, log, work_dir)
-        log.info("output %s (tables as %s)", output, fmt)
+        log.info(
+            "output %s (tables as %s%s)", output, fmt, f", managed in {store.managed_in}" if store.managed_in else ""
+        )
         Catalog.of(ctx).register_existing()  # an earlier run's tables by name (and a name clash) before any work
         yield ctx, tracker
     finally:

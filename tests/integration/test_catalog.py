@@ -103,3 +103,26 @@ def test_a_name_of_another_output_is_refused(
     with pytest.raises(CatalogConflictError, match=r"catalog table `fi_test_\w+`.`pairs` points at .*first"):
         Catalog.of(second).register([PAIRS])
     assert Catalog.of(first).register([PAIRS])[0].endswith("`pairs`")  # its own output: registered again, fine
+
+
+def test_managed_tables_live_in_the_catalog(
+    any_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """tables.managed: a stage writes managed tables by name (no <output>/tables folder), a re-run adds nothing,
+    and the table comes with its comment from schemas.py (not on Sail 0.7: it refuses to alter a managed table
+    whose warehouse path is relative, so the comment is missing there, with one warning line)."""
+    from fi_spark.tables import TableStore
+
+    monkeypatch.chdir(tmp_path)  # Sail puts managed tables in ./spark-warehouse
+    schema = schema_name()
+    source = tmp_path / "q.jsonl"
+    source.write_text(json.dumps({"text": "What is the capital of Peru?"}) + "\n", encoding="utf-8")
+    ctx = make_ctx(any_engine, [f"tables.schema={schema}", "tables.managed=true"], output=tmp_path / "out")
+    ctx.store = TableStore.open(ctx.spark, ctx.output, ctx.config.tables, any_engine.caps)
+    first = stage("ingest_queries").run(ctx, PipelineInputs(queries=str(source)))
+    again = stage("ingest_queries").run(ctx, PipelineInputs(queries=str(source)))
+    assert (first.tables, again.tables) == ({"queries": 1, "query_rejects": 0}, {"queries": 0, "query_rejects": 0})
+    assert ctx.spark.sql(f"SELECT text FROM {schema}.queries").collect()[0].text == "What is the capital of Peru?"
+    assert not (tmp_path / "out" / "tables").exists()
+    table = ctx.spark.catalog.getTable(f"{schema}.queries")
+    assert (table.tableType, table.description) == ("MANAGED", QUERIES.doc if any_engine.caps.mode == "local" else None)
