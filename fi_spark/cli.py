@@ -159,7 +159,7 @@ def _cmd_stage(args: argparse.Namespace, config: Config) -> int:
     spec = stage(args.stage)
     inputs = PipelineInputs(documents=getattr(args, "documents", None), queries=getattr(args, "queries", None))
     with open_run(config, args.output) as (ctx, tracker):
-        run_stage(tracker, spec.name, lambda: spec.run(ctx, inputs))
+        run_stage(tracker, spec.name, lambda: spec.run(ctx, inputs), ctx, inputs)
     return 0
 
 
@@ -329,22 +329,11 @@ def _add_runs_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_cmd_runs)
 
 
-def _runs_tracking_uri(config: Config, output: str) -> str:
-    """Where `fi-spark runs` reads: the same store the runs wrote (fi_spark.tracking), never a new empty one."""
-    if os.environ.get("MLFLOW_TRACKING_URI"):
-        return os.environ["MLFLOW_TRACKING_URI"]
-    if config.tracking.uri:
-        return config.tracking.uri
-    db = os.path.join(os.path.abspath(output), "mlflow.db")
-    if storage.is_remote(output) or not os.path.isfile(db):
-        raise ConfigError(f"no MLflow store at {db}: pass --output RUN_FOLDER or set MLFLOW_TRACKING_URI")
-    return f"sqlite:///{db}"
-
-
 def _cmd_runs(args: argparse.Namespace, config: Config) -> int:
     from fi_spark import runs
+    from fi_spark.tracking_store import resolve_tracking_uri
 
-    uri = _runs_tracking_uri(config, args.output)
+    uri = resolve_tracking_uri(config, args.output, reading=True)[0]  # the store the runs wrote, never a new one
     experiment = config.tracking.experiment
     if args.action == "list":
         if args.run_ids:

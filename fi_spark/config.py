@@ -30,11 +30,12 @@ out-of-range value fails with one message that names the key and where it came f
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
 from fi_spark.dedup.config import NearDedupConfig
 from fi_spark.embed.config import EmbedConfig
@@ -119,18 +120,69 @@ class EngineConfig(Section):
         return self
 
 
-class TablesConfig(Section):
-    """How stage tables are stored. `auto` = Delta where the engine has it, else Parquet."""
+NAME = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"  # a catalog, schema or run-group name (quoted with backticks in SQL)
 
-    format: Literal["auto", "delta", "parquet"] = "auto"
+with warnings.catch_warnings():  # `schema` is the key people know (Unity Catalog, Glue); it shadows a
+    warnings.filterwarnings("ignore", message='Field name "schema"')  # deprecated pydantic method, unused here
+
+    class TablesConfig(Section):
+        """How stage tables are stored (`auto` = Delta where the engine has it, else Parquet) and named."""
+
+        format: Literal["auto", "delta", "parquet"] = "auto"
+        catalog: str | None = Field(
+            default=None,
+            pattern=NAME,
+            description="catalog of the table names (Unity Catalog, e.g. main: catalog.schema.table); null: "
+            "two-level schema.table in the session's catalog (Glue / Hive metastore, the embedded engine's own)",
+        )
+        schema: str | None = Field(  # type: ignore[assignment]
+            default=None,
+            pattern=NAME,
+            description="register every stage table by name in this schema (created if missing), as an external "
+            "table over its folder, plus the views judged_kept and pairs_kept; null: tables by path only",
+        )
+
+        managed: bool = Field(
+            default=False,
+            description="keep the tables as managed tables of tables.catalog/schema (the catalog decides where "
+            "the data lives) instead of external tables under <output>/tables; scratch, journals and exports "
+            "stay under --output",
+        )
+
+        @model_validator(mode="after")
+        def _catalog_needs_schema(self) -> TablesConfig:
+            if self.catalog and not self.schema:
+                raise ValueError("tables.catalog needs tables.schema (the tables are named catalog.schema.table)")
+            if self.managed and not self.schema:
+                raise ValueError("tables.managed needs tables.schema (the schema that holds the tables)")
+            return self
 
 
 class TrackingConfig(Section):
-    """MLflow tracking. `MLFLOW_TRACKING_URI` in the environment wins over `uri`."""
+    """MLflow tracking (fi_spark.tracking). `MLFLOW_TRACKING_URI` in the environment wins over `uri`."""
 
     enabled: bool = True
-    uri: str | None = Field(default=None, description="default: sqlite store inside the output folder")
+    uri: str | None = Field(
+        default=None,
+        description="tracking server, `databricks`, or a sqlite/file store; default: sqlite inside a local output "
+        "folder (a remote --output needs one: the working directory of a cluster job is deleted with it)",
+    )
     experiment: str = "fi-spark"
+    run_group: str | None = Field(
+        default=None,
+        pattern=NAME,
+        description="stage runs of one job share one parent run, found or created by this tag (e.g. the "
+        "Databricks job run id: --set tracking.run_group={{job.run_id}})",
+    )
+    parent_run_id: str | None = Field(
+        default=None, pattern=r"^[0-9a-f]{32}$", description="nest stage runs under this existing MLflow run"
+    )
+
+    @field_validator("run_group", "parent_run_id", mode="before")
+    @classmethod
+    def _ids_as_text(cls, value: Any) -> Any:
+        """`--set tracking.run_group=4711` (a job run id) arrives as a YAML number: it names a group all the same."""
+        return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 # --------------------------------------------------------------------------- the tree

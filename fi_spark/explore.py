@@ -4,7 +4,11 @@ time travel. The notebooks under notebooks/ call these; the jobs never do.
 ``open_run(folder)`` starts an engine (the profile's, embedded by default), opens the run's table store
 and registers one temporary view per table that exists, named as the table (``pairs``, ``pair_rejects``,
 ...), plus ``lineage``: every pair joined to its document, chunk, template and verdict
-(fi_spark.stages.lineage), so a question about the run is one ``run.sql(...)``. Nothing is written.
+(fi_spark.stages.lineage), so a question about the run is one ``run.sql(...)``. With ``tables.schema`` set
+(``tables.catalog`` too on Unity Catalog) the tables are also reached by their catalog names, as jobs and
+dashboards reach them: on a cluster they are already registered, on the embedded engine ``open_run``
+registers them in its session catalog (fi_spark.catalog; no table data is written), and ``run.table(name)``
+gives the name to put in SQL, e.g. ``fi_spark.pairs_kept``.
 
 Time travel reads an earlier version of a Delta table with Spark's ``versionAsOf`` (Sail and Delta Lake
 both support it); the list of versions comes from delta-rs (``DeltaTable.history()``), because Sail 0.7
@@ -39,6 +43,11 @@ class RunView:
 
     ctx: StageContext
     views: dict[str, int] = field(default_factory=dict)  # view name -> rows
+    names: dict[str, str] = field(default_factory=dict)  # table or kept view -> its catalog name (tables.schema)
+
+    def table(self, name: str) -> str:
+        """The name to query `name` by: its catalog name when registered, else the temporary view."""
+        return self.names.get(name, name)
 
     @property
     def spark(self) -> Any:
@@ -109,6 +118,11 @@ class RunView:
     def _delta_path(self, table: str) -> str:
         from fi_spark.schemas import ALL_TABLES
 
+        if self.ctx.store.managed_in is not None:
+            raise ConfigError(
+                "time travel here reads Delta folders by path; this run's tables are managed tables "
+                f"(tables.managed) in {self.ctx.store.managed_in}: use DESCRIBE HISTORY and VERSION AS OF there"
+            )
         if self.ctx.store.fmt != "delta":
             raise ConfigError(f"time travel needs Delta tables; this run's tables are {self.ctx.store.fmt}")
         spec = ALL_TABLES.get(table)
@@ -120,9 +134,10 @@ class RunView:
 def open_run(folder: str, profile: str = "local", overrides: Sequence[str] = ()) -> RunView:
     """Start the profile's engine on `folder` (a run's output root) and register its tables as views."""
     from fi_spark import storage
+    from fi_spark.catalog import Catalog
     from fi_spark.engine import start_engine
     from fi_spark.stages.base import StageContext
-    from fi_spark.tables import TableStore, resolve_format
+    from fi_spark.tables import TableStore
 
     if not storage.is_remote(folder):
         folder = storage.local_path(folder)
@@ -130,17 +145,19 @@ def open_run(folder: str, profile: str = "local", overrides: Sequence[str] = ())
             raise ConfigError(f"{folder} holds no run (no tables/ folder): pass the --output of `fi-spark pipeline`")
     config = load_config(profile, list(overrides))
     engine = start_engine(config.engine)
-    store = TableStore(engine.spark, folder, resolve_format(config.tables, engine.caps))
+    store = TableStore.open(engine.spark, folder, config.tables, engine.caps)
     run = RunView(StageContext(engine.spark, engine, config, store, folder, log, None))
     register_views(run)
+    catalog = Catalog.of(run.ctx)
+    run.names = {name.rsplit(".", 1)[-1].strip("`"): name for name in catalog.register_existing()}
     return run
 
 
 def tracking_uri(folder: str, profile: str = "local", overrides: Sequence[str] = ()) -> str:
     """The MLflow store a run in `folder` was tracked to: MLFLOW_TRACKING_URI, else tracking.uri, else the folder's."""
-    from fi_spark.tracking import resolve_tracking_uri
+    from fi_spark.tracking_store import resolve_tracking_uri
 
-    return resolve_tracking_uri(load_config(profile, list(overrides)), folder)[0]
+    return resolve_tracking_uri(load_config(profile, list(overrides)), folder, reading=True)[0]
 
 
 def compare(uri: str, experiment: str, a: str, b: str) -> pd.DataFrame:

@@ -73,6 +73,9 @@ class StageSpec:
         for table in self.tables.writes:  # a stage that ran leaves its tables, even empty: "ran, nothing came
             if not ctx.store.exists(table):  # out" must not read as "never ran" to the next stage's check
                 ctx.store.write(ctx.spark.createDataFrame([], table.schema), table)
+        from fi_spark.catalog import Catalog  # pyspark-free import rule: only when a stage runs
+
+        Catalog.of(ctx).register(self.tables.writes)  # names in tables.catalog/schema, when set
         return result
 
 
@@ -147,7 +150,7 @@ def run_pipeline(
         for spec in STAGES:
             if only and spec.name not in only:
                 continue
-            results.append(run_stage(tracker, spec.name, partial(spec.run, ctx, inputs)))
+            results.append(run_stage(tracker, spec.name, partial(spec.run, ctx, inputs), ctx, inputs))
         for result in results:
             if result.stage == "report":  # the report belongs to the pipeline's run too, not only its stage run
                 for name, path in result.artifacts.items():

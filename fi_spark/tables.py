@@ -1,6 +1,8 @@
 """Reading and writing stage tables: Delta by default, Parquet where the engine has no Delta.
 
-Tables live under ``<output>/tables/<name>`` (a local folder or an ``s3://`` prefix). Writes are
+Tables live under ``<output>/tables/<name>`` (a local folder or an ``s3://`` prefix), or, with
+``tables.managed``, as managed tables of the catalog (``tables.catalog`` / ``tables.schema``, written with
+``saveAsTable`` and read by name; fi_spark.catalog names the folder tables otherwise). Writes are
 idempotent on the table's key (fi_spark.schemas): ``write`` anti-joins the incoming rows against the
 keys already stored and appends only the new ones, so a re-run of a stage on the same input adds no
 rows and a resumed stage adds only what is missing. Anti-join-then-append was chosen over Delta
@@ -13,7 +15,7 @@ import logging
 import os
 from dataclasses import dataclass
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
 
 from fi_spark import storage
@@ -39,15 +41,39 @@ def resolve_format(cfg: TablesConfig, caps: Capabilities) -> str:
 @dataclass
 class TableStore:
     spark: SparkSession
-    root: str  # the run's output folder; tables go under <root>/tables/
+    root: str  # the run's output folder; tables go under <root>/tables/ (scratch under <root>/_work/)
     fmt: str  # "delta" | "parquet"
+    managed_in: str | None = None  # `catalog`.`schema` (quoted) when tables are managed tables there
+
+    @classmethod
+    def open(cls, spark: SparkSession, root: str, cfg: TablesConfig, caps: Capabilities) -> TableStore:
+        """The store a run's config asks for; managed tables get their schema created here, before any write."""
+        if not cfg.managed:
+            return cls(spark, root, resolve_format(cfg, caps))
+        where = ".".join(f"`{p}`" for p in (cfg.catalog, cfg.schema) if p)
+        spark.sql(f"CREATE SCHEMA IF NOT EXISTS {where}").collect()
+        return cls(spark, root, resolve_format(cfg, caps), where)
+
+    def name(self, spec: TableSpec) -> str:
+        """The managed table's name (quoted), for tables.managed."""
+        return f"{self.managed_in}.`{spec.name}`"
 
     def path(self, spec: TableSpec) -> str:
+        if self.managed_in is not None:
+            raise ValueError(f"table {spec.name} is a managed table ({self.name(spec)}): it has no path of ours")
         return storage.join(self.root, "tables", spec.name)
+
+    def reader(self, spec: TableSpec) -> DataFrame:
+        """The stored table as Spark reads it (by path, or by name when managed); it must exist."""
+        if self.managed_in is not None:
+            return self.spark.read.table(self.name(spec))
+        return self.spark.read.format(self.fmt).load(self.path(spec))
 
     def exists(self, spec: TableSpec) -> bool:
         """Whether the table has been written; remote tables are asked of Spark, which may see stores
         (dbfs:/, s3 with cluster roles) that fi_spark.storage cannot."""
+        if self.managed_in is not None:
+            return bool(self.spark.catalog.tableExists(self.name(spec).replace("`", "")))
         path = self.path(spec)
         if not storage.is_remote(path):
             local = storage.local_path(path)
@@ -56,7 +82,7 @@ class TableStore:
                 not name.startswith(".") for name in os.listdir(local)
             )
         try:
-            self.spark.read.format(self.fmt).load(path).schema  # noqa: B018 - forces analysis
+            self.reader(spec).schema  # noqa: B018 - forces analysis
             return True
         except Exception:  # noqa: BLE001 - "path does not exist" has engine-specific exception types
             return False
@@ -65,7 +91,7 @@ class TableStore:
         """The table, or an empty frame with its schema when nothing was written yet."""
         if not self.exists(spec):
             return self.spark.createDataFrame([], spec.schema)
-        return self.spark.read.format(self.fmt).load(self.path(spec))
+        return self.reader(spec)
 
     def count(self, spec: TableSpec) -> int:
         return self.read(spec).count() if self.exists(spec) else 0
@@ -73,17 +99,23 @@ class TableStore:
     def write(self, df: DataFrame, spec: TableSpec) -> int:
         """Append the rows of ``df`` whose key is not stored yet; return how many were added."""
         df = conform(df, spec)
-        path = self.path(spec)
         if self.exists(spec):
             before = self.count(spec)
             stored_keys = self.read(spec).select(*spec.key)
             df = df.join(stored_keys, on=list(spec.key), how="left_anti")
         else:
             before = 0
-        df.write.format(self.fmt).mode("append").save(path)
+        self._save(df.write.format(self.fmt).mode("append"), spec)
         added = self.count(spec) - before
-        log.info("table %s: +%d rows (%s, %s)", spec.name, added, self.fmt, path)
+        where = self.name(spec) if self.managed_in else self.path(spec)
+        log.info("table %s: +%d rows (%s, %s)", spec.name, added, self.fmt, where)
         return added
+
+    def _save(self, writer: DataFrameWriter, spec: TableSpec) -> None:
+        if self.managed_in is not None:
+            writer.saveAsTable(self.name(spec))
+        else:
+            writer.save(self.path(spec))
 
     def materialize(self, df: DataFrame, name: str) -> DataFrame:
         """Write an intermediate frame to ``<output>/_work/<name>`` (Parquet, overwritten) and read it back.
@@ -97,7 +129,7 @@ class TableStore:
 
     def replace(self, df: DataFrame, spec: TableSpec) -> int:
         """Overwrite the whole table (for small derived tables that are recomputed from their inputs)."""
-        conform(df, spec).write.format(self.fmt).mode("overwrite").save(self.path(spec))
+        self._save(conform(df, spec).write.format(self.fmt).mode("overwrite"), spec)
         return self.count(spec)
 
 

@@ -34,10 +34,10 @@ def _embedded() -> Iterator[Engine]:
 
 
 @pytest.fixture(scope="session")
-def _local(_embedded: Engine) -> Iterator[Engine]:
-    engine = start_engine(
-        EngineConfig(mode="local", local_master="local[2]", shuffle_partitions=2, spark_conf=jvm_options.SPARK_CONF)
-    )
+def _local(_embedded: Engine, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
+    warehouse = {"spark.sql.warehouse.dir": str(tmp_path_factory.mktemp("spark-warehouse"))}  # not in the cwd
+    conf = {**jvm_options.SPARK_CONF, **warehouse}  # (schemas the catalog tests create get a folder there)
+    engine = start_engine(EngineConfig(mode="local", local_master="local[2]", shuffle_partitions=2, spark_conf=conf))
     yield engine
     engine.stop()
 

@@ -45,7 +45,7 @@ class Tables:
         for name in written_tables():
             spec = ALL_TABLES.get(name) or TableSpec(name, StructType([]), ())
             if store.exists(spec):
-                df = store.spark.read.format(store.fmt).load(store.path(spec))
+                df = store.reader(spec)
                 self.frames[name] = df
                 self.counts[name] = df.count()
             else:

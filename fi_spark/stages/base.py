@@ -110,6 +110,7 @@ class StageResult:
     metrics: dict[str, float] = field(default_factory=dict)  # extra numbers for MLflow
     artifacts: dict[str, str] = field(default_factory=dict)  # name -> local file to log
     tables: dict[str, int] = field(default_factory=dict)  # table -> rows added by this run
+    models: dict[str, int] = field(default_factory=dict)  # LLM stages: model that answered -> rows decided
     seconds: float = 0.0
 
     @property

@@ -121,10 +121,16 @@ class LLMStage:
         decided = decided.withColumn("transient", F.coalesce(F.col("reason").isin(*NOT_STORED), F.lit(False)))
         decided = self.ctx.store.materialize(decided, f"{self.name}/decided")  # read by the writes and counts
         added = self.write(decided)
-        counts = {r["reason"]: int(r["count"]) for r in decided.groupBy("reason").count().collect()}
+        counts: dict[str | None, int] = {}
+        models: dict[str, int] = {}  # the model of each stored row (one action with the reasons: no extra pass)
+        for r in decided.groupBy("reason", "transient", "model").count().collect():
+            counts[r["reason"]] = counts.get(r["reason"], 0) + int(r["count"])
+            if r["model"] is not None and not r["transient"]:
+                models[r["model"]] = models.get(r["model"], 0) + int(r["count"])
         rows_out = counts.pop(None, 0)
+        rejected = {str(k): v for k, v in counts.items()}
         metrics = {f"llm.{k}": v for k, v in self.llm_metrics.items()}
-        result = StageResult(self.name, rows_in, rows_out, counts, metrics, tables=added)
+        result = StageResult(self.name, rows_in, rows_out, rejected, metrics, tables=added, models=models)
         self.finish(result, decided)
         result.seconds = time.monotonic() - started
         result.check_accounting()

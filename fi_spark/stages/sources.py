@@ -43,7 +43,7 @@ def named_table(ctx: StageContext, name: str) -> DataFrame | None:
     spec = ALL_TABLES.get(name) or TableSpec(name, StructType([]), ())
     if not ctx.store.exists(spec):
         return None
-    return ctx.spark.read.format(ctx.store.fmt).load(ctx.store.path(spec))
+    return ctx.store.reader(spec)
 
 
 def pair_id_column(doc: str = "doc_id", chunk: str = "chunk_id", template: str = "template_id") -> F.Column:

@@ -144,3 +144,18 @@ def test_spark_submit_runs_the_whole_pipeline(tmp_path):
     ours = submit_local_pipeline(VENV_BIN, tmp_path)
     assert "engine cluster ready (Spark 4.0.1, delta=False, sparkContext=True, artifacts=False)" in ours, ours
     assert (tmp_path / "run" / "tables" / "matches").is_dir()
+
+
+def test_a_remote_output_without_a_tracking_store_is_refused_before_work(tmp_path):
+    """An s3:// output with no tracking URI would track into the job's working directory: one line, exit 2, and
+    nothing started (no engine, no lock, no MLflow files in the working directory)."""
+    docs = tmp_path / "d.jsonl"
+    docs.write_text('{"text": "x"}\n', encoding="utf-8")
+    out = subprocess.run(
+        [*CLI, "prepare-corpus", "--documents", str(docs), "--output", "s3://fi-nowhere/run1"],
+        capture_output=True, text=True, timeout=120, env=ENV, cwd=tmp_path,
+    )  # fmt: skip
+    line = one_line_error(out)
+    assert line.startswith("fi-spark: error: --output s3://fi-nowhere/run1 is remote and no MLflow tracking URI is set")
+    assert "engine embedded ready" not in out.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jsonl"]

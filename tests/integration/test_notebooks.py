@@ -72,12 +72,15 @@ def tagged(book: Any, tag: str) -> str:
 
 
 def test_explore_run_funnel_rejects_and_sample_pairs(run_folder, kernel_path, monkeypatch):
-    """explore_run: views of every table, the funnel, rejects by reason, sample pairs with source and template."""
+    """explore_run: views of every table, the funnel, rejects by reason, sample pairs with source and template,
+    and the tables by catalog name with the kept view."""
     report = (
         '{"kernel": sys.executable, "views": views, "funnel": funnel.to_dict("records"), '
         '"rejects": rejects.to_dict("records"), "sample": sample.to_dict("records"), "llm": llm.to_dict("records"), '
-        '"threshold": threshold}'
+        '"threshold": threshold, "names": names, "kept": kept.to_dict("records")}'
     )
+    import deltalake
+
     book, out = execute("explore_run", kernel_path, report, monkeypatch)
     assert out["kernel"] == sys.executable
     assert out["views"]["documents"] == 4 and out["views"]["pairs"] == 6 and out["views"]["lineage"] == 6
@@ -96,6 +99,12 @@ def test_explore_run_funnel_rejects_and_sample_pairs(run_folder, kernel_path, mo
         assert pair["answer"].split(".")[0] in pair["source_text"]  # the scripted answer: the first sentence
     assert {r["stage"]: r["requests"] for r in out["llm"]} == {"instantiate": 12, "judge": 6}
     assert "ungrounded" in tagged(book, "examples") and "grounding" in tagged(book, "examples")
+    # by name: the catalog tables (tables.schema=fi_spark) and the kept view with the threshold applied
+    assert out["names"]["judged"] == "`fi_spark`.`judged`" and out["names"]["pairs_kept"] == "`fi_spark`.`pairs_kept`"
+    assert {"documents", "pairs", "judged", "llm_responses", "judged_kept"} <= set(out["names"])
+    judged = deltalake.DeltaTable(str(run_folder / "tables" / "judged")).to_pandas()
+    assert sum(r["pairs"] for r in out["kept"]) == int((judged.score >= out["threshold"]).sum()) > 0
+    assert all(r["judge_score"] >= r["threshold"] == out["threshold"] for r in out["kept"])
 
 
 def test_time_travel_reads_the_first_version(run_folder, kernel_path, monkeypatch):

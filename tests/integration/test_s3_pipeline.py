@@ -55,7 +55,7 @@ def faulty_s3(moto_s3: str, monkeypatch: pytest.MonkeyPatch):
 
 
 def run_cli(tmp_path: Path, *args: str) -> tuple[int, str]:
-    """`fi-spark ARGS` in a subprocess from `tmp_path` (where a remote run's MLflow store goes); (rc, log)."""
+    """`fi-spark ARGS` in a subprocess from `tmp_path`; (rc, log)."""
     env = {k: v for k, v in os.environ.items() if k not in ("SPARK_CONNECT_MODE_ENABLED", "MLFLOW_TRACKING_URI")}
     env.update(PYTHONPATH=str(REPO), PYTHONUNBUFFERED="1")
     log = tmp_path / f"{args[0]}.log"
@@ -110,6 +110,7 @@ def test_whole_pipeline_on_s3_through_faults_without_leaking_credentials(faulty_
             "export.rows_per_shard=2",
             "instantiate.prompt=instantiate.v1",  # the prompts ScriptedServer's answers fit
             "judge.prompt=judge.v2",
+            f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",  # a remote output needs a store that outlives it
         ]
         rc, log = run_cli(
             tmp_path, "pipeline", "--documents", f"s3://{BUCKET}/in/documents.jsonl",

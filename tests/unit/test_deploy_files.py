@@ -186,3 +186,46 @@ def test_wheel_builds_with_the_console_script_and_conf(tmp_path: Path) -> None:
     assert "fi-spark = fi_spark.cli:main" in zf.read(entry).decode()
     requires = [line for line in zf.read(meta).decode().splitlines() if line.startswith("Requires-Dist: pyspark")]
     assert requires and all("extra ==" in line for line in requires)
+
+
+def deploy_commands(bundle: dict[str, Any]) -> dict[str, list[str]]:
+    """Every command line the deploy files hold (bundle tasks with variables and {{job.run_id}} filled in)."""
+    commands = {
+        f"{job}.{task['task_key']}": [
+            substitute(p, bundle).replace("{{job.run_id}}", "91731") for p in task["python_wheel_task"]["parameters"]
+        ]
+        for job, task in wheel_tasks(bundle)
+    }
+    (step,) = json.loads((DEPLOY / "emr" / "step.json").read_text(encoding="utf-8"))
+    script = next(a for a in step["Args"] if a.endswith(".py"))
+    commands["emr step"] = ["pipeline", *step["Args"][step["Args"].index(script) + 1 :]]
+    serverless = json.loads((DEPLOY / "emr" / "serverless-job-run.json").read_text(encoding="utf-8"))
+    commands["emr serverless"] = ["pipeline", *serverless["jobDriver"]["sparkSubmit"]["entryPointArguments"]]
+    return commands
+
+
+def test_every_deploy_command_names_its_tables_and_a_store_that_outlives_the_job(
+    bundle: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each job registers its tables by name and tracks to a store the tracking-URI check accepts for its
+    remote output (the fallback, a sqlite file in the job's working directory, is refused)."""
+    from fi_spark.cli import resolve_config
+    from fi_spark.tracking_store import resolve_tracking_uri
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "1")  # as under spark-submit: engine.mode=cluster
+    commands = deploy_commands(bundle)
+    assert len(commands) == len(STAGES) + 4
+    for where, argv in commands.items():
+        args = parses(argv)
+        config = resolve_config(args)
+        assert config.tables.schema == "fi_spark", where
+        assert config.tables.catalog == ("main" if where.startswith("fi_spark") else None), where
+        assert resolve_tracking_uri(config, args.output)[0] in ("databricks", "http://mlflow.internal:5000"), where
+
+
+def test_stage_tasks_of_one_job_run_share_a_run_group(bundle: dict[str, Any]) -> None:
+    """The per-stage job tags every task with its job run id, so their stage runs nest under one parent."""
+    for job, task in wheel_tasks(bundle):
+        sets = [p for p in task["python_wheel_task"]["parameters"] if p.startswith("tracking.run_group=")]
+        assert sets == (["tracking.run_group={{job.run_id}}"] if job == "fi_spark_stages" else []), (job, task)
