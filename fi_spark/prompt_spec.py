@@ -55,6 +55,11 @@ class PromptSpec(Section):
         description="instantiate: the model writes the instruction, or only the slot values and the instruction "
         "is the template with them filled in (it cannot drift from the template or be cut at a length cap)",
     )
+    decline: bool = Field(
+        default=True,
+        description="instantiate (excerpts / sentences): the model may answer {\"compatible\": false}; false = it "
+        "always fills the template and the checks decide (for models whose decline is no better than chance)",
+    )
     judge_style: Literal["rubric", "yes_no", "likelihood"] = Field(
         default="rubric",
         description="judge: a score token on the rubric's scale, one yes/no token (P(yes) mapped onto the "
@@ -75,6 +80,7 @@ class PromptSpec(Section):
             ("answer_style", "copied"),
             ("instruction_style", "written"),
             ("template_style", "written"),
+            ("decline", True),
             ("judge_style", "rubric"),
             ("neutral", ""),
             ("lift_edges", []),

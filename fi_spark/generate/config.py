@@ -79,6 +79,31 @@ class InstantiateConfig(Section):
         description="share of each slot value's content words the answer must contain (answer_misses_slots "
         "below it; 0 = off): an answer that never names what was asked about answers another question",
     )
+    min_question_coverage: float = Field(
+        default=0.0,
+        ge=0.0,
+        le=1.0,
+        description="share of the template's own content words (outside slots) the answer must mention "
+        "(answer_misses_question below it; 0 = off): an answer about the entity but not the predicate asked",
+    )
+    check_answer_type: bool = Field(
+        default=False,
+        description="the answer must hold an answer of the kind asked (a definition for `Who is X?`, a time for "
+        "`When ...?`, a number for `How many ...?`; answer_type_mismatch otherwise, fi_spark.generate.pair_gates)",
+    )
+    answer_span: Literal["model", "best"] = Field(
+        default="model",
+        description="answer_style sentences: the range the model chose, or (best) the window of 1-3 whole "
+        "sentences that names every slot value and is closest to the instruction under the embed encoder "
+        "(fi_spark.generate.relevance); choose from model, best",
+    )
+    min_slot_fit: float = Field(
+        default=-1.0,
+        ge=-1.0,
+        le=1.0,
+        description="with answer_span best: the lowest cosine of a slot's description and its value under the embed "
+        "encoder (slot_type_mismatch below it: `a sovereign state` filled with `the 2003 boat race`); -1 = off",
+    )
     min_relevance: float = Field(
         default=0.0,
         ge=-1.0,

@@ -86,6 +86,9 @@ REJECT_REASONS = (
     "answer_too_short",
     "ungrounded",
     "answer_misses_slots",
+    "answer_misses_question",
+    "answer_type_mismatch",
+    "slot_type_mismatch",
     "off_topic",
 )
 _DEFAULTS = InstantiateConfig.model_fields  # the one place every instantiate default is written
@@ -183,6 +186,9 @@ def response_schema(
     elif style != "sentences":
         props["answer"]["maxLength"] = max_answer_chars or _DEFAULTS["max_answer_chars"].default
         return schema
+    if spec is not None and not spec.decline:
+        props["compatible"] = {"const": True}
+        return schema
     return _decline_or(schema)
 
 
@@ -220,6 +226,9 @@ class InstantiateRules:
     max_instruction_chars: int = _DEFAULTS["max_instruction_chars"].default
     slot_values_from_source: bool = False
     min_slot_coverage: float = 0.0
+    check_answer_type: bool = False
+    min_question_coverage: float = 0.0
+    answer_span: str = "model"  # `best`: the stage picks the answer window later; its checks run there
 
     @classmethod
     def from_config(cls, cfg: InstantiateConfig, spec: PromptSpec | None = None) -> InstantiateRules:
@@ -228,7 +237,8 @@ class InstantiateRules:
         return cls(
             cfg.min_grounding, cfg.grounding_min_span, cfg.min_answer_tokens, cfg.max_source_chars, fmt,
             cfg.max_answer_chars, style, spec.instruction_style if spec is not None else "written",
-            cfg.max_instruction_chars, cfg.slot_values_from_source, cfg.min_slot_coverage,
+            cfg.max_instruction_chars, cfg.slot_values_from_source, cfg.min_slot_coverage, cfg.check_answer_type,
+            cfg.min_question_coverage, cfg.answer_span,
         )  # fmt: skip
 
 
@@ -324,7 +334,7 @@ def evaluate_instantiation(
         return _reject(check, "sentence_number_in_instruction", f"instruction holds a [k] marker: {instruction[:200]}")
     if len(instruction) > rules.max_instruction_chars:
         return _reject(check, "instruction_too_long", f"{len(instruction)} > {rules.max_instruction_chars} chars")
-    problem = instructions.request_problem(instruction)
+    problem = instructions.request_problem(instruction, extractive=rules.check_answer_type)
     if problem:
         return _reject(check, *problem)
     if sentences and rules.slot_values_from_source:
@@ -363,10 +373,21 @@ def evaluate_instantiation(
             f"grounding {measured.coverage:.3f} < {rules.min_grounding:.2f} "
             f"({measured.covered_tokens}/{measured.answer_tokens} tokens in excerpts of >= {rules.min_span})",
         )
+    if rules.answer_span == "best":  # the answer is chosen later (fi_spark.generate.relevance), checked there
+        return check
     if rules.min_slot_coverage > 0:
         missing = pair_gates.values_missing_from(values, check.answer or "", rules.min_slot_coverage)
         if missing:
             return _reject(check, "answer_misses_slots", f"the answer never names {missing[:3]}")
+    if rules.min_question_coverage > 0 and template:
+        covered = pair_gates.question_coverage(template, check.answer or "")
+        if covered < rules.min_question_coverage:
+            wanted = pair_gates.question_words(template)
+            return _reject(check, "answer_misses_question", f"mentions {covered:.2f} of {wanted[:6]}")
+    if rules.check_answer_type:
+        mismatch = pair_gates.answer_type_problem(instruction, check.answer or "", values)
+        if mismatch:
+            return _reject(check, "answer_type_mismatch", mismatch)
     return check
 
 

@@ -10,6 +10,8 @@ machine-readable reject reason with its evidence. What they protect, from pairs 
 - the instruction reads alone (fi_spark.text.instructions: `placeholder`, `needs_input`);
 - the answer covers what was asked about (`values_missing_from` on the answer: `answer_misses_slots`): a
   sentence range that never names the filled entity answers another question;
+- the answer holds an answer of the kind asked (`answer_type_problem`: "Who is X?" is answered by a
+  sentence defining X, "When ...?" by a time, "How many ...?" by a number);
 - the answer is no bare heading (`drop_heading_lines`: a "Title" line of "Title\n\nparagraph" documents is
   not part of the answer) and no fragment (`fragment`: it starts and ends where sentences do).
 """
@@ -26,10 +28,15 @@ REASONS = {
     "instruction_too_long": "the filled instruction is longer than instantiate.max_instruction_chars (never cut)",
     "instruction_cut": "the written instruction reached the response schema's length cap: it was cut off",
     "answer_misses_slots": "the answer never names what the instruction asks about (a filled slot value)",
+    "answer_misses_question": "the answer names the filled entity but not what the template asks about it",
     "answer_fragment": "the answer does not start or end where a sentence does, or is only a heading",
+    "answer_type_mismatch": "the answer holds no answer of the kind asked (a definition, a time, a number, a "
+    "place, a cause)",
 }
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
+_ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
+_SINGLE_NAME = re.compile(r"^(?!.*\b(?:and|&)\b)(?:[A-Z][\w.'-]*\s+)*[A-Z][\w.'-]*[^s\W]$")  # Capitalized, not plural
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 _SENTENCE_START = re.compile(r"^[\"'\u201c\u2018(\[]*[A-Z0-9\u00C0-\u024F]")
 # Words that say nothing about what a value names: a value must be found by its other words.
@@ -53,6 +60,10 @@ def fill_template(template: str, values: list[str]) -> str:
     for i, slot in enumerate(parsed.slots):
         before = parsed.text[pos : slot.start]
         value = (values[i] if i < len(values) else "").strip()
+        if re.search(r"\b(?:the|a|an)\s*$", before, re.IGNORECASE):  # `the <fi>..</fi>` + `the Netherlands`
+            value = _ARTICLE.sub("", value)
+        if re.search(r"\b(?:who|what) are\s*$", before, re.IGNORECASE) and _SINGLE_NAME.match(value):
+            before = before[: before.lower().rindex("are")] + "is "  # `Who are <fi>..</fi>` + one person's name
         opens = not (parts or before.strip()) or re.search(r"[.!?]\s*$", before) is not None
         if opens and value[:1].islower():
             value = value[0].upper() + value[1:]
@@ -122,3 +133,97 @@ def fragment(answer: str) -> str | None:
 def instruction_key(instruction: str) -> str:
     """What two instructions share when they are the same request (case, spacing and punctuation aside)."""
     return " ".join(m.group(0).casefold() for m in _WORD.finditer(instruction or ""))
+
+
+# ---- does the answer answer the kind of question asked? (answer_type_mismatch)
+_YEAR_OR_DATE = re.compile(
+    r"\b(?:1\d{3}|20\d{2})s?\b|\b(?:January|February|March|April|May|June|July|August|September|October|November|"
+    r"December)\b|\b\d{1,2}(?:st|nd|rd|th)? century\b|\bcentur(?:y|ies)\b",
+    re.IGNORECASE,
+)
+_NUMBER = re.compile(
+    r"\d|\b(?:one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|twenty|thirty|forty|fifty|hundred|"
+    r"thousand|million|billion|dozen|several|many|few)\b",
+    re.IGNORECASE,
+)
+_CAUSE = re.compile(
+    r"\b(?:because|due to|since|as a result|caused|causes|leads? to|led to|so that|in order to|owing to|thanks to|"
+    r"reason|allows?|enables?|helps?)\b",
+    re.IGNORECASE,
+)
+_PLACE = re.compile(r"\b(?:in|at|near|from|located|north|south|east|west|between)\s+(?:the\s+)?[A-Z]")
+_COPULA = re.compile(r"^[^.;:]{0,120}?\b(?:is|was|are|were|refers to|means|became)\b|\(born\b", re.IGNORECASE)
+_DEFINITIONAL = re.compile(
+    r"^(?:who|what)\s+(?:is|was|are|were)\s+(?P<x>.+?)\??$|^(?:tell me|what do you know|can you tell me)\s+about\s+"
+    r"(?P<y>.+?)[.?]?$|^(?:describe|explain|summari[sz]e)\s+(?P<z>.+?)[.?]?$|^what\s+(?:is|was|are|were)\s+"
+    r"(?P<w>.+?)\s+(?:known|famous|best known)\s+for\??$",
+    re.IGNORECASE,
+)
+
+
+def question_kind(instruction: str) -> str:
+    """What the request asks for: definition, time, number, place, cause, or other (not checked)."""
+    text = " ".join((instruction or "").split())
+    if _DEFINITIONAL.match(text):
+        return "definition"
+    lower = text.lower()
+    if lower.startswith("when ") or re.match(r"^(?:in )?what (?:year|date|century|decade)\b", lower):
+        return "time"
+    if re.match(r"^how (?:many|much|long|old|far|big|tall|large|often)\b|^what (?:percentage|number)\b", lower):
+        return "number"
+    if lower.startswith("where "):
+        return "place"
+    if lower.startswith("why "):
+        return "cause"
+    return "other"
+
+
+def answer_type_problem(instruction: str, answer: str, values: list[str]) -> str | None:
+    """Why `answer` cannot answer the kind of question `instruction` asks (question_kind), or None.
+
+    definition ("Who is X?", "Tell me about X"): the answer opens by defining X -- X's words in its first
+    sentence before a copula ("X is", "X (born ...) was"); time: a year, month or century; number: a number;
+    place: a located, capitalized name; cause: a causal word. Other questions are left to relevance.
+    """
+    kind = question_kind(instruction)
+    text = answer or ""
+    first = re.split(r"(?<=[.!?])\s+", text.strip(), maxsplit=1)[0]
+    if kind == "definition":
+        subject = values[0] if values else ""
+        wanted = content_words(subject)
+        head = _COPULA.match(first)
+        said = set(content_words(head.group(0))) if head else set()
+        if not head or (wanted and not all(w in said for w in wanted)):
+            return f"asks what {subject!r} is; the answer does not open by defining it: {first[:80]!r}"
+        return None
+    rule = {"time": _YEAR_OR_DATE, "number": _NUMBER, "place": _PLACE, "cause": _CAUSE}.get(kind)
+    if rule is not None and not rule.search(text):
+        return f"asks a {kind} question; the answer holds no {kind}: {text[:80]!r}"
+    return None
+
+
+# Words of a request that say what kind of answer is wanted, not what it is about.
+QUESTION_WORDS = STOPWORDS | frozenset(
+    "what who whom whose which when where why how does do did can could would should will shall may might must "
+    "tell me give explain describe list name please about you i we us there here than then so such very".split()
+)
+
+
+def question_words(template: str) -> list[str]:
+    """Content words of the template outside its slots: what the request asks about its slot values."""
+    literal = parse_template(template).literal_text()
+    return [w for w in (m.group(0).casefold() for m in _WORD.finditer(literal)) if w not in QUESTION_WORDS]
+
+
+def question_coverage(template: str, answer: str) -> float:
+    """Share of the template's own content words (question_words) the answer mentions (1.0 when it has none).
+
+    A word is mentioned when an answer word starts with its first five letters (`independence` ~
+    `independent`, `gain` ~ `gained`). An answer that names the filled
+    entity but not the predicate asked about it answers another question: "When did <fi>a state</fi> gain its
+    independence?" answered by a sentence on the United Kingdom declaring war (answer_misses_question)."""
+    wanted = question_words(template)
+    if not wanted:
+        return 1.0
+    said = set(content_words(answer))
+    return sum(any(a.startswith(w[:5]) for a in said) for w in wanted) / len(wanted)

@@ -102,11 +102,23 @@ class Instantiate(LLMStage):
         )  # fmt: skip
 
     def with_relevance(self, rows: DataFrame) -> DataFrame:
-        """`relevance` (instruction vs answer, fi_spark.generate.relevance) for pairs that passed every check, and
-        the `off_topic` reject below `instantiate.min_relevance`."""
-        passed = rows.where(F.col("reason").isNull()).select("pair_id", "instruction", "answer")
-        scored = passed.mapInPandas(partial(_relevance, self.ctx.config.embed), self.relevance_ddl)
-        rows = rows.join(scored, "pair_id", "left")
+        """`relevance` (instruction vs answer, fi_spark.generate.relevance) for pairs that passed every check; with
+        `answer_span: best` the answer becomes the window of whole sentences closest to the instruction that names
+        every slot value (none: `answer_misses_slots`); below `instantiate.min_relevance`: `off_topic`."""
+        passed = rows.where(F.col("reason").isNull()).select(
+            "pair_id", "instruction", "answer", "source_text", "template", F.to_json("slot_values").alias("values")
+        )
+        rules = gen.InstantiateRules.from_config(self.cfg, self.spec)
+        scored = passed.mapInPandas(
+            partial(_relevance, self.ctx.config.embed, rules, self.cfg.answer_span, self.cfg.min_slot_fit),
+            RELEVANCE_DDL,
+        )
+        scored = scored.select("pair_id", *[F.col(c).alias(f"_new_{c}") for c in scored.columns if c != "pair_id"])
+        replaced = ("answer", "answer_tokens", "longest_excerpt", "grounding", "reason", "detail")
+        rows = rows.join(scored, "pair_id", "left").select(
+            *[F.coalesce(F.col(f"_new_{c}"), F.col(c)).alias(c) if c in replaced else F.col(c) for c in rows.columns],
+            F.col("_new_relevance").alias("relevance"),
+        )
         floor = F.lit(self.cfg.min_relevance)
         low = F.col("reason").isNull() & (F.col("relevance") < floor)
         detail = F.format_string("relevance %.3f < instantiate.min_relevance %.2f", "relevance", floor)
@@ -142,9 +154,54 @@ def _check(rules: gen.InstantiateRules, eval_index: EvalNgramIndex | None, field
     return {f.name: getattr(check, f.name, None) for f in Instantiate.checked.fields[1:]}  # excerpt_share: if measured
 
 
-def _relevance(cfg: EmbedConfig, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
-    from fi_spark.generate.relevance import relevance
+RELEVANCE_DDL = (
+    "pair_id string, relevance double, answer string, answer_tokens int, longest_excerpt int, grounding double, "
+    "reason string, detail string"
+)
+
+
+def _relevance(
+    cfg: EmbedConfig, rules: gen.InstantiateRules, span: str, min_slot_fit: float, batches: Iterator[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
+    """Score (and with span `best`, choose) the answers of one batch of accepted pairs with one encoder pass."""
+    import json
+
+    from fi_spark.generate import excerpts
+    from fi_spark.generate.grounding import DocumentNgrams
+    from fi_spark.generate.relevance import best_windows, candidate_windows, relevance, slot_fit
 
     for batch in batches:
-        scores = relevance(cfg, batch["instruction"].tolist(), batch["answer"].tolist())
-        yield pd.DataFrame({"pair_id": batch["pair_id"], "relevance": pd.Series(scores, dtype="float64")})
+        if span != "best":
+            scores = relevance(cfg, batch["instruction"].tolist(), batch["answer"].tolist())
+            yield pd.DataFrame({"pair_id": batch["pair_id"], "relevance": pd.Series(scores, dtype="float64")})
+            continue
+        shown = [excerpts.shown_text(t, rules.max_source_chars) for t in batch["source_text"]]
+        values = [[v.get("value", "") for v in json.loads(x or "[]")] for x in batch["values"]]
+        asked = batch["instruction"].tolist() if rules.check_answer_type else [None] * len(shown)
+        spans = [
+            candidate_windows(
+                t, v, 3, rules.max_answer_chars, q, rules.min_answer_tokens, tpl, rules.min_question_coverage
+            )
+            for t, v, q, tpl in zip(shown, values, asked, batch["template"], strict=True)
+        ]
+        slots = [[v.get("slot", "") for v in json.loads(x or "[]")] for x in batch["values"]]
+        fits = slot_fit(cfg, slots, values) if min_slot_fit > -1 else [None] * len(shown)
+        texts = [[t[a:b] for a, b in group] for t, group in zip(shown, spans, strict=True)]
+        rows: list[tuple[object, ...]] = []
+        chosen = best_windows(cfg, batch["instruction"].tolist(), texts)
+        for text, group, (best, score), fit in zip(shown, texts, chosen, fits, strict=True):
+            if fit is not None and fit < min_slot_fit:
+                why = f"a slot value is not a thing of its slot's kind: fit {fit:.3f} < {min_slot_fit:.2f}"
+                rows.append((None, None, None, None, None, "slot_type_mismatch", why))
+                continue
+            if best is None:
+                typed = rules.check_answer_type or rules.min_question_coverage > 0
+                why = "names every slot value" + (" and answers what is asked" if typed else "")
+                reason = "answer_type_mismatch" if typed else "answer_misses_slots"
+                rows.append((None, None, None, None, None, reason, f"no window of 1-3 whole sentences {why}"))
+                continue
+            measured = DocumentNgrams(text, rules.min_span).measure(group[best])
+            rows.append((score, group[best], measured.answer_tokens, measured.longest_run, measured.coverage, None,
+                         None))  # fmt: skip
+        frame = pd.DataFrame(rows, columns=[c.split()[0] for c in RELEVANCE_DDL.split(", ")][1:])
+        yield frame.assign(pair_id=batch["pair_id"].to_numpy())[[c.split()[0] for c in RELEVANCE_DDL.split(", ")]]

@@ -12,6 +12,8 @@ it is sent as structured output, and its `pattern` makes a constrained decoder e
 
 from __future__ import annotations
 
+import re
+
 from pydantic import BaseModel, ConfigDict, Field
 
 from fi_spark.prompt_spec import PromptSpec
@@ -56,12 +58,10 @@ def template_from_query(query: str, slots: list[dict[str, str]]) -> tuple[str | 
 
     Returns (template, None) or (None, problem), the problem opening with its reject reason (one of
     FROM_QUERY_REASONS): a span not in the query, or spans that overlap."""
-    import re
-
     spans: list[tuple[int, int, str]] = []
     for slot in slots:
         text, description = str(slot.get("text", "")).strip(), " ".join(str(slot.get("description", "")).split())
-        found = re.search(rf"(?<!\w){re.escape(text)}(?!\w)", query, re.IGNORECASE) if text else None
+        found = _find_span(query, text) if text else None
         if found is None:
             return None, f"slot_not_in_query: slot text {text!r} is not words of the query"
         if any(found.start() < end and start < found.end() for start, end, _ in spans):
@@ -72,6 +72,20 @@ def template_from_query(query: str, slots: list[dict[str, str]]) -> tuple[str | 
         out.append(f"{query[pos:start]}<fi>{description}</fi>")
         pos = end
     return "".join(out) + query[pos:], None
+
+
+_ARTICLE = re.compile(r"^(?:a|an|the)\s+", re.IGNORECASE)
+
+
+def _find_span(query: str, text: str) -> re.Match[str] | None:
+    """Where `text` occurs in `query` as whole words, any case; a small model's near-copies are accepted too:
+    a leading article the query does not have (`a tteokbokki`), a plural or singular ending (`bear`/`bears`)."""
+    for candidate in dict.fromkeys((text, _ARTICLE.sub("", text))):
+        words = [re.escape(w.rstrip("s")) + r"(?:s|es)?" if len(w) > 3 else re.escape(w) for w in candidate.split()]
+        found = re.search(r"(?<!\w)" + r"\s+".join(words) + r"(?!\w)", query, re.IGNORECASE) if words else None
+        if found:
+            return found
+    return None
 
 
 class GenericizeAnswer(BaseModel):

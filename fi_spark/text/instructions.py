@@ -52,6 +52,7 @@ _NEEDS_INPUT = re.compile(
     rf"|\b(?:given|following|above|below|provided|attached)\s+{_INPUT_NOUNS}\b"
     rf"|\b(?:this|these)\s+(?:\w+\s+)?{_INPUT_NOUNS}\b(?!\s+(?:of|about|on|in|from|by|for)\b)"
     rf"|\b(?:as follows|listed below|shown below|see below|below:|above:)"
+    rf"|\b{_INPUT_NOUNS}\s+(?:below|above)\b"
     rf"|\bhere (?:is|are)\b"
     rf"|:\s*$",
     re.IGNORECASE,
@@ -62,8 +63,8 @@ _LEAD_IN = r"^\s*(?:(?:please|kindly|can you|could you|would you|will you|i want
            r"i'd like you to|i would like you to|it would be (?:helpful|great|nice) if you could|if you could|" \
            r"i'd appreciate it if you could|i want to|i need to|i'd like to|let's|we need to)[\s,]+)*"  # fmt: skip
 _WRITING = re.compile(
-    _LEAD_IN + r"(?:write|compose|draft|create|generate|make|design|invent|imagine|come up with|brainstorm|"
-    r"suggest|recommend|propose|rewrite|rephrase|paraphrase|translate|convert|correct|fix|edit|improve|"
+    _LEAD_IN + r"(?:write|compose|draft|create|generate|make|design|invent|imagine|come up with|brainstorm|think up|"
+    r"think of|suggest|recommend|propose|rewrite|rephrase|paraphrase|translate|convert|correct|fix|edit|improve|"
     r"proofread|shorten|expand|continue|complete|fill in|classify|categori[sz]e|sort|rank|rate|identify which|"
     r"tell me whether|tell me which|decide|pick|choose|find the odd|play|pretend|act as|roleplay|role-play|"
     r"solve|calculate|compute|implement|debug|output|return|format|respond|reply|answer the|give me (?:a |some )?"

@@ -189,3 +189,39 @@ def test_sentence_numbers_leaking_into_the_instruction_are_rejected() -> None:
     assert evaluate_instantiation(answer(3, 4, "Compare [12] with the rest."), DOC, RULES).reason == (
         "sentence_number_in_instruction"
     )
+
+
+def test_filled_instruction_is_the_template_with_its_values() -> None:
+    """instantiate.v4: the model gives slot values only; the instruction is built, never cut (issue #18)."""
+    import json
+
+    from fi_spark.generate.instantiate import InstantiateRules, evaluate_instantiation
+
+    shown = "Stephen King\n\nStephen Edwin King (born September 21, 1947) is an American author. He lives in Maine."
+    rules = InstantiateRules(answer_style="sentences", instruction_style="filled", slot_values_from_source=True,
+                             max_answer_chars=700)  # fmt: skip
+    answer = {"compatible": True, "slots": [{"slot": "a famous person", "value": "Stephen Edwin King"}],
+              "first_sentence": 1, "last_sentence": 2}  # fmt: skip
+    check = evaluate_instantiation(json.dumps(answer), shown, rules, template="Who is <fi>a famous person</fi>?")
+    assert (check.reason, check.instruction) == (None, "Who is Stephen Edwin King?")
+    assert check.answer == "Stephen Edwin King (born September 21, 1947) is an American author."  # no title line
+    copied = {**answer, "slots": [{"slot": "a famous person", "value": "a famous person"}]}  # labeled junk shape
+    assert evaluate_instantiation(
+        json.dumps(copied), shown, rules, template="Who is <fi>a famous person</fi>?"
+    ).reason == ("slot_value_empty")
+    elsewhere = {**answer, "slots": [{"slot": "a famous person", "value": "Marie Curie"}]}
+    assert evaluate_instantiation(
+        json.dumps(elsewhere), shown, rules, template="Who is <fi>a famous person</fi>?"
+    ).reason == ("slot_not_in_source")
+
+
+def test_a_written_instruction_at_the_cap_is_cut_not_kept() -> None:
+    """An instruction as long as the schema's cap was cut off mid-sentence: `instruction_cut`, never a prefix."""
+    import json
+
+    from fi_spark.generate.instantiate import InstantiateRules, evaluate_instantiation
+
+    rules = InstantiateRules(answer_style="sentences", max_instruction_chars=40)
+    answer = {"compatible": True, "slots": [], "instruction": "x" * 40, "first_sentence": 1, "last_sentence": 1}
+    check = evaluate_instantiation(json.dumps(answer), "One sentence that is long enough here.", rules)
+    assert check.reason == "instruction_cut"

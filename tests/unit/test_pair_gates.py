@@ -52,3 +52,36 @@ def test_fragment() -> None:
 def test_instruction_key_ignores_case_and_punctuation() -> None:
     """Repeats are counted on the request, not its spelling."""
     assert instruction_key("Who was Marie Curie?") == instruction_key("who was  marie curie")
+
+
+# Literal rows from bench/labeled/ (Dolly and other real data, SmolLM2-135M): what each gate keeps and rejects.
+def test_answer_type_rows_from_the_labeled_set() -> None:
+    """A definition opens by defining the entity; a `when` answer holds a time; a `how many` answer a number."""
+    from fi_spark.generate.pair_gates import answer_type_problem
+
+    king = "Stephen Edwin King (born September 21, 1947) is an American author of horror, supernatural fiction."
+    assert answer_type_problem("Who is Stephen Edwin King?", king, ["Stephen Edwin King"]) is None  # kept
+    bibeau = "The Walrus and the Whistleblower is a 2020 Canadian documentary film directed by Nathalie Bibeau."
+    assert answer_type_problem("Who is Nathalie Bibeau?", bibeau, ["Nathalie Bibeau"]) is not None  # dolly-...
+    gagarin = "Russian cosmonaut Yuri Gagarin became the first human to orbit the Earth."
+    assert answer_type_problem("When did the Soviet Union gain its independence?", gagarin, ["the Soviet Union"])
+    assert answer_type_problem("How many cats did James have?", "James grew up playing basketball.", ["James"])
+
+
+def test_question_coverage_rows_from_the_labeled_set() -> None:
+    """The answer must mention what the template asks about the entity, not only the entity (labeled junk)."""
+    from fi_spark.generate.pair_gates import question_coverage
+
+    template = "When did <fi>a sovereign state</fi> gain its independence?"
+    assert question_coverage(template, "The United Kingdom and France declared war on Germany on 3 September.") == 0
+    assert question_coverage(template, "Kenya gained independence from Britain in 1963.") == 1.0
+    assert question_coverage("Who is <fi>a famous person</fi>?", "Anything at all.") == 1.0  # nothing to cover
+
+
+def test_fill_template_fixes_articles_and_agreement() -> None:
+    """`the <fi>..</fi>` + `the Gini coefficient` and `Who are` + one person's name read as English."""
+    assert fill_template("Who prepares the <fi>an index</fi>?", ["the Gini coefficient"]) == (
+        "Who prepares the Gini coefficient?"
+    )
+    assert fill_template("Who are <fi>a group</fi>?", ["Stephen Edwin King"]) == "Who is Stephen Edwin King?"
+    assert fill_template("Who are <fi>a group</fi>?", ["the Lumières"]) == "Who are the Lumières?"

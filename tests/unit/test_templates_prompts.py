@@ -86,3 +86,16 @@ def test_parse_answer_builds_from_query_answers() -> None:
         "A biography of the person.",
         None,
     )
+
+
+def test_template_from_query_accepts_near_copies() -> None:
+    """A leading article or a plural ending the query does not have still finds the query's own words."""
+    from fi_spark.templates.prompts import template_from_query
+
+    assert template_from_query("Where do bears live?", [{"text": "bear", "description": "an animal"}]) == (
+        "Where do <fi>an animal</fi> live?",
+        None,
+    )
+    assert template_from_query("Give me a recipe for Tteokbokki", [{"text": "a tteokbokki", "description": "a dish"}])[
+        0
+    ] == ("Give me a recipe for <fi>a dish</fi>")
