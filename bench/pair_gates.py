@@ -4,11 +4,12 @@
     python bench/pair_gates.py measure                         # gates vs labels: precision / recall / table
     python bench/pair_gates.py measure --judge URL             # + judge.v4's likelihood lift (local vLLM)
 
-`collect` rebuilds every instantiated pair of a run (accepted or rejected, not only the judged ones) from its
-tables: the template, the text the model was shown, and the model's answer from the `llm_responses` ledger;
-the instruction and answer are rebuilt by the stage's own pure functions *without* stopping at the first
-failing check, so every gate can be evaluated on every pair. It writes bench/labeled/<name>.jsonl with
-`label` and `why` empty; a person fills them in by reading (RUBRIC.md beside the files says how).
+`collect` takes every pair of a run that has an instruction and an answer (accepted, or rejected after both
+were built; not only the judged ones) as the stage wrote it, and evaluates every gate on it with the stage's
+own pure functions -- not stopping at the first failing check, so each gate is measured on every pair. It
+writes bench/labeled/<name>.jsonl with `label` and `why` empty; a person fills them in by reading
+(RUBRIC.md beside the files says how). Files collected before this form (sample, sample-v1, dolly, dolly-v1,
+other) rebuilt the answer from the model's sentence numbers; their gates are those of that time.
 
 `measure` reads every labeled file and prints, per gate, how many pairs it rejects, its precision (share of
 its rejects labeled junk) and recall (share of the junk it rejects), then the whole stack, and the
@@ -32,48 +33,63 @@ from bench.judge_scores import auc, likelihood_lift, table  # noqa: E402
 from fi_spark.config import EmbedConfig  # noqa: E402
 from fi_spark.generate import instantiate as gen  # noqa: E402
 from fi_spark.generate import pair_gates  # noqa: E402
-from fi_spark.generate.grounding import DocumentNgrams  # noqa: E402
-from fi_spark.generate.prompting import loads_object  # noqa: E402
 from fi_spark.templates.tags import parse_template  # noqa: E402
 from fi_spark.text import instructions  # noqa: E402
 
 LABELED = ROOT / "bench" / "labeled"
 MAX_SOURCE_CHARS, MAX_ANSWER_CHARS, MAX_INSTRUCTION_CHARS = 3000, 700, 200  # the local profile's
 GATES = (
-    "placeholder", "needs_input", "instruction_cut", "slot_value_empty", "slot_not_in_source",
-    "answer_fragment", "answer_misses_slots",
+    "placeholder", "needs_input", "not_extractive", "instruction_cut", "slot_value_empty", "slot_not_in_source",
+    "answer_fragment", "answer_misses_slots", "answer_type_mismatch", "answer_misses_question",
 )  # fmt: skip
 
 
-def rebuild(answer: dict[str, Any], template: str, source: str) -> dict[str, Any] | None:
-    """One instantiation -> instruction, answer and every gate's verdict (None: declined or unreadable)."""
-    if answer.get("compatible") is False or not isinstance(answer.get("first_sentence"), int):
-        return None
-    shown = gen.excerpts.shown_text(source, MAX_SOURCE_CHARS)
-    values = [str(s.get("value", "")) for s in answer.get("slots") or [] if isinstance(s, dict)]
-    written = isinstance(answer.get("instruction"), str)
-    instruction = answer["instruction"].strip() if written else pair_gates.fill_template(template, values)
-    span, _ = gen.sentence_range(shown, answer["first_sentence"], answer.get("last_sentence", 0), MAX_ANSWER_CHARS)
-    if not instruction or span is None:
-        return None
-    text = shown[span[0] : span[1]]
-    problem = instructions.request_problem(instruction)
-    measured = DocumentNgrams(shown, 5).measure(text)
+def features(pair: dict[str, Any], template: str, shown: str) -> dict[str, Any]:
+    """Every gate's verdict on one pair as the stage wrote it (instruction, answer, slot values)."""
+    instruction, text = pair["instruction"], pair["answer"]
+    values = [str(v.get("value", "")) for v in pair.get("slot_values") or []]
+    problem = instructions.request_problem(instruction, extractive=True)
     return {
-        "instruction": instruction,
-        "answer": text,
-        "slot_values": values,
-        "grounding": round(measured.coverage, 3),
-        "gates": {
-            "placeholder": bool(problem and problem[0] == "placeholder"),
-            "needs_input": bool(problem and problem[0] == "needs_input"),
-            "instruction_cut": written and len(instruction) >= MAX_INSTRUCTION_CHARS,
-            "slot_value_empty": bool(pair_gates.empty_values(parse_template(template).descriptions, values)),
-            "slot_not_in_source": bool(pair_gates.values_missing_from(values, shown)),
-            "answer_fragment": pair_gates.fragment(text) is not None,
-        },
-        "slot_coverage": _coverage(values, text),
+        "placeholder": bool(problem and problem[0] == "placeholder"),
+        "needs_input": bool(problem and problem[0] == "needs_input"),
+        "not_extractive": bool(problem and problem[0] == "not_extractive"),
+        "instruction_cut": len(instruction) >= MAX_INSTRUCTION_CHARS,
+        "slot_value_empty": bool(pair_gates.empty_values(parse_template(template).descriptions, values)),
+        "slot_not_in_source": bool(pair_gates.values_missing_from(values, shown)),
+        "answer_fragment": pair_gates.fragment(text) is not None,
+        "answer_misses_slots": bool(pair_gates.values_missing_from(values, text)),
+        "answer_type_mismatch": pair_gates.answer_type_problem(instruction, text, values) is not None,
+        "answer_misses_question": pair_gates.question_coverage(template, text) < 0.5,
     }
+
+
+def collect(run: Path, name: str) -> None:
+    """Every pair of a run with text (accepted, or rejected after its instruction and answer were built)."""
+    templates = {r["template_id"]: r["template"] for r in table(run, "templates")}
+    chunks = {r["chunk_id"]: r["text"] for r in table(run, "chunks")}
+    docs = {r["doc_id"]: r["text"] for r in table(run, "documents")}
+    rows = {r["pair_id"]: {**r, "reason": None} for r in table(run, "pairs")}
+    for r in table(run, "pair_rejects"):
+        if r.get("instruction") and r.get("answer") and not r["reason"].startswith("llm_"):
+            rows.setdefault(r["pair_id"], r)
+    out = []
+    for pid, r in sorted(rows.items()):
+        source = chunks.get(r.get("chunk_id") or "") or docs.get(r["doc_id"]) or ""
+        shown = gen.excerpts.shown_text(source, MAX_SOURCE_CHARS)
+        template = templates.get(r["template_id"], "")
+        pair = {"instruction": r["instruction"], "answer": r["answer"], "slot_values": r.get("slot_values") or []}
+        out.append({"id": f"{name}-{pid[:12]}", "set": name, "doc_id": r["doc_id"], "template": template,
+                    "stage_reason": r["reason"], "instruction": r["instruction"], "answer": r["answer"],
+                    "slot_values": [v.get("value") for v in pair["slot_values"]],
+                    "gates": features(pair, template, shown),
+                    "slot_coverage": _coverage([v.get("value", "") for v in pair["slot_values"]], r["answer"]),
+                    "label": None, "why": None})  # fmt: skip
+    _relevance(out)
+    LABELED.mkdir(exist_ok=True)
+    path = LABELED / f"{name}.jsonl"
+    with path.open("w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in out)
+    print(f"pair_gates: {len(out)} pairs with text of {run} -> {path}")
 
 
 def _coverage(values: list[str], text: str) -> float:
@@ -81,34 +97,6 @@ def _coverage(values: list[str], text: str) -> float:
     words = set(pair_gates.content_words(text))
     shares = [sum(w in words for w in c) / len(c) for c in (pair_gates.content_words(v) for v in values) if c]
     return round(sum(shares) / len(shares), 3) if shares else 1.0
-
-
-def collect(run: Path, name: str) -> None:
-    templates = {r["template_id"]: r["template"] for r in table(run, "templates")}
-    chunks = {r["chunk_id"]: r["text"] for r in table(run, "chunks")}
-    docs = {r["doc_id"]: r["text"] for r in table(run, "documents")}
-    ledger = {r["request_id"]: r for r in table(run, "llm_responses") if r["stage"] == "instantiate"}
-    rows = {r["pair_id"]: {**r, "reason": None} for r in table(run, "pairs")}
-    for r in table(run, "pair_rejects"):
-        if not r["reason"].startswith("llm_") and r.get("request_id"):
-            rows.setdefault(r["pair_id"], r)
-    out = []
-    for pid, r in sorted(rows.items()):
-        response = ledger.get(r["request_id"] or "")
-        source = chunks.get(r.get("chunk_id") or "") or docs.get(r["doc_id"])
-        answer = loads_object((response or {}).get("parsed") or (response or {}).get("content"))
-        built = rebuild(answer, templates.get(r["template_id"], ""), source) if answer and source else None
-        if built is None:
-            continue
-        out.append({"id": f"{name}-{pid[:12]}", "set": name, "doc_id": r["doc_id"],
-                    "template": templates.get(r["template_id"]), "stage_reason": r["reason"], **built,
-                    "label": None, "why": None})  # fmt: skip
-    _relevance(out)
-    LABELED.mkdir(exist_ok=True)
-    path = LABELED / f"{name}.jsonl"
-    with path.open("w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(row, ensure_ascii=False) + "\n" for row in out)
-    print(f"pair_gates: {len(out)} instantiated pairs of {run} -> {path}")
 
 
 def _relevance(rows: list[dict[str, Any]]) -> None:
@@ -132,7 +120,7 @@ def measure(judge_url: str | None, model: str, min_relevance: float, min_coverag
     print(f"pair_gates: {len(rows)} labeled pairs ({len(rows) - len(junk)} keep, {len(junk)} junk) "
           f"from {sorted({r['set'] for r in rows})}")  # fmt: skip
     for r in rows:
-        r["gates"]["answer_misses_slots"] = r["slot_coverage"] < min_coverage
+        r["gates"].setdefault("answer_misses_slots", r["slot_coverage"] < min_coverage)
         r["gates"]["off_topic"] = r["relevance"] < min_relevance
     print("\n| gate | rejects | precision (junk among them) | recall (of all junk) |\n|---|---|---|---|")
     for gate in (*GATES, "off_topic"):

@@ -57,7 +57,7 @@ class PromptSpec(Section):
     )
     decline: bool = Field(
         default=True,
-        description="instantiate (excerpts / sentences): the model may answer {\"compatible\": false}; false = it "
+        description='instantiate (excerpts / sentences): the model may answer {"compatible": false}; false = it '
         "always fills the template and the checks decide (for models whose decline is no better than chance)",
     )
     judge_style: Literal["rubric", "yes_no", "likelihood"] = Field(
