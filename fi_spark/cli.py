@@ -1,7 +1,9 @@
 """`fi-spark` command line: one subcommand per stage, plus `pipeline` and `show-config`.
 
 Exit codes: 0 success; 2 a problem with the arguments, configuration or input (one clear message, no
-traceback); 1 an unexpected failure (full traceback in the log).
+traceback); 3 the LLM endpoints failed a stage (unreachable at the start, or more than llm.max_failed_share of
+a stage's rows failed for a transient reason: one line naming the endpoint); 1 an unexpected failure (full
+traceback in the log).
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from importlib import resources
 
 from fi_spark import storage
 from fi_spark.config import Config, ConfigError, load_config
-from fi_spark.errors import InputError, OutputFullError, is_disk_full, output_full
-from fi_spark.pipeline import STAGES  # names and help only: stage modules (and pyspark) load when a stage runs
+from fi_spark.errors import InputError, LLMFailureError, OutputFullError, is_disk_full, output_full
+from fi_spark.pipeline import LLM_STAGES, STAGES  # names and help only: stage modules (and pyspark) load later
 
 log = logging.getLogger("fi_spark")
 
@@ -27,7 +29,7 @@ EPILOG = """\
 configuration:
   Profiles are YAML files in conf/ (local = default, databricks, emr) or a path to your own.
   Any key can be overridden: --set prepare.chunk_tokens=512 --set engine.mode=local
-  `fi-spark show-config` prints every key with its resolved value.
+  `fi-spark show-config` prints every key with its resolved value and description (--diff: only changed keys).
 
 engines (engine.mode, or --engine):
   embedded  Sail started in-process (default; Delta tables)
@@ -44,6 +46,26 @@ QUERIES_HELP = "queries: JSONL / Parquet / CSV with a `text` column"
 def sample_path(name: str) -> str:
     """Path of a bundled sample file (fi_spark/resources/sample/<name>)."""
     return str(resources.files("fi_spark") / "resources" / "sample" / name)
+
+
+def _sample_rows(name: str) -> int:
+    """Rows in a bundled sample JSONL file (counted, so `pipeline --help` cannot drift from the files)."""
+    try:
+        with open(sample_path(name), "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0
+
+
+def version() -> str:
+    """The installed distribution's version; the source tree's when fi_spark runs from a checkout."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("fi-spark")
+    except PackageNotFoundError:
+        return "0.1.0 (source tree)"
 
 
 def _common(parser: argparse.ArgumentParser, output_required: bool = True) -> None:
@@ -84,13 +106,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"fi-spark {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
         "pipeline",
         help="run every stage in order on queries + documents (defaults: the bundled sample)",
         description="Run every stage in order under one MLflow parent run. With no arguments it runs on the "
-        "bundled sample (500 Wikipedia paragraphs, 427 Self-Instruct instructions) into ./" + DEFAULT_OUTPUT,
+        f"bundled sample ({_sample_rows('documents.jsonl')} Wikipedia paragraphs, {_sample_rows('queries.jsonl')} "
+        "Self-Instruct instructions) into ./" + DEFAULT_OUTPUT,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -124,7 +148,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_runs_parser(sub)
 
-    p = sub.add_parser("show-config", help="print the resolved configuration and exit")
+    p = sub.add_parser(
+        "show-config",
+        help="print the resolved configuration as YAML, each key's description as a comment, and exit",
+        description="The resolved configuration (profile + --set overrides) as YAML: a valid profile, each key "
+        "commented with its description; secrets redacted.",
+    )
+    p.add_argument("--diff", action="store_true", help="only the keys whose value differs from the built-in defaults")
     _config_args(p)
     p.set_defaults(handler=_cmd_show_config)
     return parser
@@ -145,11 +175,18 @@ def _under_spark_submit() -> bool:
 
 
 def _cmd_show_config(args: argparse.Namespace, config: Config) -> int:
-    from fi_spark.redact import redact_config
+    from fi_spark.show_config import render_yaml
 
-    for key, value in redact_config(config.to_flat_dict()).items():  # output gets pasted into issues
-        print(f"{key} = {value}")
+    print(render_yaml(config, Config() if args.diff else None), end="")
     return 0
+
+
+def _probe_llm(config: Config, stages: Sequence[str]) -> None:
+    """Before any Spark work: a configured endpoint that does not answer stops an LLM stage in seconds."""
+    if config.llm.endpoints and any(s in LLM_STAGES for s in stages):
+        from fi_spark.llm.probe import probe_endpoints
+
+        probe_endpoints(config.llm)
 
 
 def _cmd_stage(args: argparse.Namespace, config: Config) -> int:
@@ -158,6 +195,7 @@ def _cmd_stage(args: argparse.Namespace, config: Config) -> int:
 
     spec = stage(args.stage)
     inputs = PipelineInputs(documents=getattr(args, "documents", None), queries=getattr(args, "queries", None))
+    _probe_llm(config, [spec.name])
     with open_run(config, args.output) as (ctx, tracker):
         run_stage(tracker, spec.name, lambda: spec.run(ctx, inputs))
     return 0
@@ -171,6 +209,7 @@ def _cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
     unknown = sorted(set(only or []) - {s.name for s in STAGES})
     if unknown:
         raise ConfigError(f"--only: unknown stage(s) {unknown}; choose from {', '.join(s.name for s in STAGES)}")
+    _probe_llm(config, only or [s.name for s in STAGES])
     with open_run(config, args.output) as (ctx, tracker):
         results = run_pipeline(ctx, tracker, PipelineInputs(documents=args.documents, queries=args.queries), only)
     log.info("pipeline finished:")
@@ -378,12 +417,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve_config(args)
         for name in ("documents", "queries"):
             path = getattr(args, name, None)
+            if not isinstance(path, str):  # `plan --documents 1000000` is a count, not a path
+                continue
             if path and not storage.is_remote(path) and not os.path.exists(path) and not any(c in path for c in "*?["):
                 raise InputError(f"--{name}: path not found: {path}")
         return handler(args, config)
     except (ConfigError, InputError, OutputFullError) as exc:
         print(f"fi-spark: error: {exc}", file=sys.stderr)
         return 2
+    except LLMFailureError as exc:
+        print(f"fi-spark: error: {exc}", file=sys.stderr)
+        return 3
     except Exception as exc:  # a full disk outside a stage (tracking, the report): one line as well
         if not is_disk_full(exc):
             raise
