@@ -36,9 +36,10 @@ def readme_commands(text: str) -> list[list[str]]:
                 if words and words[0].endswith("fi-spark"):
                     found.append(words[1:])
                 words = []
-    for match in re.finditer(r"`((?:\.venv/bin/)?fi-spark\b[^`]*)`", text, re.S):
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        if text[line_start] != "|":  # the stage table: command names, not command lines
+    prose = re.sub(r"```.*?```", "", text, flags=re.S)  # inline spans only outside fenced blocks
+    for match in re.finditer(r"`((?:\.venv/bin/)?fi-spark\b[^`]*)`", prose, re.S):
+        line_start = prose.rfind("\n", 0, match.start()) + 1
+        if prose[line_start] != "|":  # the stage table: command names, not command lines
             found.append(shlex.split(match.group(1))[1:])
     unique: list[list[str]] = []
     for argv in found:
@@ -81,7 +82,7 @@ def test_readme_command_parses(argv: list[str], capsys: pytest.CaptureFixture[st
         assert args.command == argv[0]
 
 
-CHEAP_COMMANDS = [a for a in COMMANDS if a[0] in CHEAP and "--help" not in a]
+CHEAP_COMMANDS = [a for a in COMMANDS if a[0] in CHEAP and "--help" not in a and (len(a) > 1 or a[0] == "show-config")]
 
 
 @pytest.mark.parametrize("argv", CHEAP_COMMANDS, ids=[" ".join(a) for a in CHEAP_COMMANDS])
