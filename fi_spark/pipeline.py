@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from fi_spark import storage
 from fi_spark.config import LLM_STAGES
 from fi_spark.errors import is_disk_full, output_full
+from fi_spark.heartbeat import Heartbeat, spark_tasks
 from fi_spark.stages.base import (
     AccountingError,
     MissingInputError,
@@ -32,6 +33,9 @@ from fi_spark.stages.base import (
 
 if TYPE_CHECKING:
     from fi_spark.tracking import Tracker
+
+
+HEARTBEAT_PER_PROGRESS = 4  # a stage's "still running" line comes every 4 x llm.progress_s (60 s by default)
 
 
 @dataclass(frozen=True)
@@ -63,8 +67,11 @@ class StageSpec:
         """Check the declared inputs, run the stage, check its result against the declaration."""
         require_inputs(ctx, self)
         kwargs = {name: getattr(inputs or PipelineInputs(), name) for name in self.inputs}
+        classic = ctx.engine.caps.spark_context
+        details = partial(spark_tasks, ctx.spark) if classic else (lambda: "")
         try:
-            result: StageResult = self.module().run(ctx, **kwargs)
+            with Heartbeat(self.name, HEARTBEAT_PER_PROGRESS * ctx.config.llm.progress_s, ctx.log, details):
+                result: StageResult = self.module().run(ctx, **kwargs)
         except Exception as exc:  # a full output disk surfaces from any Spark action or journal write: one line
             if is_disk_full(exc):
                 raise output_full(self.name, storage.display(ctx.output)) from exc
@@ -91,7 +98,12 @@ STAGES: list[StageSpec] = [
     StageSpec("build_index", "embed template descriptions, build a versioned FAISS index artifact"),
     StageSpec("match", "embed documents (Gaussian coverage pooling), retrieve templates with caps -> matches"),
     StageSpec("instantiate", "LLM: fill each matched template from its document and answer -> pairs"),
-    StageSpec("judge", "LLM judge scores each pair with a rubric -> judged (threshold applied as a view)"),
+    StageSpec(
+        "judge",
+        "LLM judge scores each pair -> judged (threshold applied as a view); the score is the judge prompt's: "
+        "the local profile's judge.v4 reads the answer's likelihood lift from its instruction, judge.v1-v3 ask "
+        "for a rubric or yes/no score",
+    ),
     StageSpec("export", "chat-format Parquet/JSONL shards, dataset card, token counts"),
     StageSpec("report", "HTML report with plots of the whole run"),
 ]

@@ -4,7 +4,8 @@ The CLI, the jobs and notebooks all go through ``open_run`` so a run looks the s
 entry point started it. ``open_run`` first takes the output folder's run lock (fi_spark.runlock: one live
 run per output folder; Delta's optimistic concurrency covers single table commits, not the LLM journal
 fold, Parquet tables or ``_work``), and releases it on the way out, also on exceptions. The resolved
-configuration it logs is redacted (fi_spark.tracking.redact_config: secrets and URL credentials).
+configuration goes to the debug log (`-v`) and to MLflow (fi_spark.tracking: params and a config.yaml
+artifact), redacted (secrets and URL credentials), not into every command's log.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from fi_spark import storage
 from fi_spark.catalog import Catalog
 from fi_spark.config import Config
 from fi_spark.engine import start_engine
+from fi_spark.errors import LLMFailureError
 from fi_spark.pipeline import PipelineInputs, stage
 from fi_spark.runlock import RunLock
 from fi_spark.stages.base import StageContext, StageResult
@@ -44,8 +46,9 @@ def open_run(config: Config, output: str) -> Iterator[tuple[StageContext, Tracke
         output = storage.local_path(output)
         os.makedirs(output, exist_ok=True)
     with RunLock(output) as lock:
-        flat = redact_config(config.to_flat_dict())
-        log.info("resolved configuration:\n%s", "\n".join(f"  {k} = {v}" for k, v in flat.items()))
+        if log.isEnabledFor(logging.DEBUG):  # -v; every run stores it in MLflow (params + config.yaml)
+            flat = redact_config(config.to_flat_dict())
+            log.debug("resolved configuration:\n%s", "\n".join(f"  {k} = {v}" for k, v in flat.items()))
         tracker = Tracker(config, output, lock.info)
         with _engine_run(config, output, tracker) as opened:
             yield opened
@@ -81,7 +84,13 @@ def run_stage(
     and with `ctx`, its datasets (`stage_datasets`)."""
     log.info("stage %s: starting", name)
     with tracker.run(name, nested=True, tags={"fi_spark.stage": name}):
-        result = fn()
+        try:
+            result = fn()
+        except LLMFailureError as exc:  # the stage wrote what it could: its counts belong in the (failed) run
+            if isinstance(exc.result, StageResult):
+                tracker.log_result(exc.result)
+                log.info("stage %s", exc.result.summary())
+            raise
         tracker.log_result(result)
         if ctx is not None and tracker.enabled:
             tracker.log_datasets(stage_datasets(ctx, name, inputs or PipelineInputs(), result))

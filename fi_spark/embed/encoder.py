@@ -35,6 +35,7 @@ import numpy.typing as npt
 
 from fi_spark.embed.config import EmbedConfig
 from fi_spark.embed.pooling import window_spans
+from fi_spark.section import ConfigError
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
@@ -47,6 +48,16 @@ _LOCK = threading.Lock()
 # intra-op threads): measured on 2 cores, 8 concurrent partitions ran at 0.75x the single-call rate. Classic
 # Spark workers are separate processes with OMP_NUM_THREADS = spark.task.cpus, so the lock costs nothing there.
 _ENCODE_LOCK = threading.Lock()
+
+
+def require_encoder_packages() -> None:
+    """On the driver, before any Spark work: sentence-transformers (and torch) are the `embed` extra, which a
+    runtime that brings its own (Databricks ML, a GPU image) does not need; one line when they are absent."""
+    if importlib.util.find_spec("sentence_transformers") is None or importlib.util.find_spec("torch") is None:
+        raise ConfigError(
+            "embedding needs torch and sentence-transformers, which are not installed: pip install -c "
+            "constraints.txt 'fi-spark[embed]' (or use a runtime that brings them, e.g. Databricks ML)"
+        )
 
 
 def minilm_model_path() -> str:

@@ -114,8 +114,9 @@ class InstantiateConfig(Section):
 
 
 class JudgeConfig(Section):
-    """judge: a rubric score per pair (one constrained token by default), kept in `judged`; the final view
-    keeps score >= threshold. With logprobs the expected score is stored too (fi_spark.generate.judge)."""
+    """judge: a score per pair, kept in `judged` -- what the prompt's style makes it: a rubric or yes/no score token
+    (judge.v1-v3) or the answer's likelihood lift from its instruction (judge.v4, the local profile's); the final
+    view keeps score >= threshold. With logprobs the expected score is stored too (fi_spark.generate.judge)."""
 
     prompt: str = Field(default="judge.v2", description="prompt under conf/prompts/ or a YAML path (judge.v1: "
                         "the earlier rubric, rationale only)")  # fmt: skip

@@ -147,6 +147,20 @@ class LLMConfig(Section):
     journal_flush_s: float = Field(
         default=1.0, gt=0, description="seconds between journal fsyncs (local) or journal objects (s3://)"
     )
+    max_failed_share: float = Field(
+        default=0.5,
+        ge=0.0,
+        le=1.0,
+        description="a stage fails (exit 3, one line naming the endpoint) when more than this share of its rows "
+        "failed for a transient reason (retries exhausted, endpoints unavailable, bad responses); its answers and "
+        "rejects are stored first and a re-run sends only the failed rows; 1.0 = never fail for this",
+    )
+    progress_s: float = Field(
+        default=15.0,
+        ge=0.0,
+        description="seconds between progress lines while a stage sends requests (done / total, rates, ETA); every "
+        "stage also logs a heartbeat 4x this apart; 0 = neither",
+    )
     local: LocalLLMServerConfig = Field(default_factory=LocalLLMServerConfig)
 
 

@@ -9,7 +9,8 @@ Flow of one call (see fi_spark.llm for the interface):
    by group inside each task, so one group's requests are sent together to one endpoint), else by id.
    Sail drops a sort that feeds mapInPandas, so with groups each task sorts its own partition in
    memory: raise `llm.partitions` if one partition of requests does not fit a worker;
-4. one Spark action: each task (fi_spark.llm.task) runs the asyncio client over its rows (`llm.concurrency` in flight),
+4. one Spark action (a driver thread logs progress from the journal meanwhile, fi_spark.llm.progress):
+   each task (fi_spark.llm.task) runs the asyncio client over its rows (`llm.concurrency` in flight),
    journals every answer the moment it arrives and returns one summary row. A task first reads what
    earlier attempts of the same partition journaled in this run and skips those requests, so a Spark
    task retry does not pay twice;
@@ -37,7 +38,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-import httpx
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
@@ -46,8 +46,11 @@ from fi_spark import storage
 from fi_spark.llm.adapter import schema_dict
 from fi_spark.llm.config import LLMConfig
 from fi_spark.llm.journal import list_files, remove_run
+from fi_spark.llm.probe import served_model
+from fi_spark.llm.progress import ProgressLog
 from fi_spark.llm.task import ID_SCHEMA, SUMMARY_SCHEMA, CallSpec, add_ids, send_partition
 from fi_spark.llm.types import FINAL_REASONS, Sampling
+from fi_spark.redact import redact_url
 from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES
 
 if TYPE_CHECKING:
@@ -78,6 +81,8 @@ class LLMEnv:
 class LLMRun:
     results: DataFrame
     metrics: dict[str, float]
+    endpoints: tuple[str, ...] = ()  # where the requests went (the local server's URL when none is configured)
+    failure: str | None = None  # one transient failure of this call, `endpoint: error`, for the stage's message
 
 
 def complete(
@@ -138,8 +143,13 @@ def complete(
         .sortWithinPartitions(route, "request_id")
         .withColumn("_partition", F.spark_partition_id())  # names the task's journal folder, for its retries
     )
+    total = pending.count() if cfg.progress_s > 0 else 0  # one more action, for the progress lines' total / ETA
+    if total:
+        env.log.info("llm %s: sending %d requests to %s", stage, total, ", ".join(map(redact_url, endpoints)))
     t0 = time.monotonic()
-    summaries = pending.mapInPandas(partial(send_partition, spec), SUMMARY_SCHEMA).collect()
+    run_dir = storage.join(spec.journal_root, spec.run_id)
+    with ProgressLog(stage, run_dir, total, cfg.progress_s, env.log):  # a line every llm.progress_s
+        summaries = pending.mapInPandas(partial(send_partition, spec), SUMMARY_SCHEMA).collect()
     fold_journal(env, spec.journal_root)
     if not cfg.endpoints:  # the local server: heal a dead or wedged engine, then retry the failed rows once
         summaries += _heal_local_and_resend(env, spec, with_ids, tasks)
@@ -159,7 +169,11 @@ def complete(
     )
     metrics = _metrics(env, results, summaries, seconds, spec.run_id)
     env.log.info("llm %s: %s", stage, ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
-    return LLMRun(results=results, metrics=metrics)
+    failure = None
+    if metrics.get("failed"):  # one example for the stage's failure message (fi_spark.stages.llm_stage)
+        first = failed_now.where(F.col("error").isNotNull()).select("endpoint", "error").first()
+        failure = f"{first['endpoint'] or '?'}: {first['error']}" if first is not None else None
+    return LLMRun(results=results, metrics=metrics, endpoints=tuple(endpoints), failure=failure)
 
 
 def _heal_local_and_resend(env: LLMEnv, spec: CallSpec, with_ids: DataFrame, tasks: int) -> list[Any]:
@@ -185,22 +199,12 @@ def _heal_local_and_resend(env: LLMEnv, spec: CallSpec, with_ids: DataFrame, tas
 def resolve_endpoints(cfg: LLMConfig, log: logging.Logger) -> tuple[list[str], str]:
     """(endpoint URLs, model name): the configured servers, or the local vLLM server started once per process."""
     if cfg.endpoints:
-        model = cfg.model or _served_model(cfg.endpoints[0], cfg)
+        model = cfg.model or served_model(cfg.endpoints[0], cfg)  # one line when it is dead or lists none
         return list(cfg.endpoints), model
     from fi_spark.llm.local_server import shared_server
 
     log.info("llm.endpoints is empty: using the local vLLM server")
     return [shared_server(cfg.local)], cfg.model or cfg.local.served_model_name
-
-
-def _served_model(url: str, cfg: LLMConfig) -> str:
-    key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    try:
-        data = httpx.get(url.rstrip("/") + "/models", headers=headers, timeout=cfg.connect_timeout_s).json()
-        return str(data["data"][0]["id"])
-    except (httpx.HTTPError, ValueError, KeyError, IndexError) as exc:
-        raise ValueError(f"llm.model is empty and {url}/models did not name a model ({exc}); set llm.model") from exc
 
 
 def fold_journal(env: LLMEnv, journal_root: str) -> int:

@@ -27,7 +27,7 @@ from pyspark.sql import functions as F
 
 from fi_spark import storage
 from fi_spark.config import EmbedConfig, IndexConfig
-from fi_spark.embed.encoder import encode, encode_windows, load_encoder
+from fi_spark.embed.encoder import encode, encode_windows, load_encoder, require_encoder_packages
 from fi_spark.embed.pooling import pool_windows
 from fi_spark.index.artifact import IndexArtifact, artifact_version, find_artifact, save_artifact, set_latest
 from fi_spark.index.build import build_index, choose_index, held_back_sample, recall_at_k
@@ -46,6 +46,7 @@ def index_root(ctx: StageContext) -> str:
 
 def run(ctx: StageContext) -> StageResult:
     started = time.monotonic()
+    require_encoder_packages()
     cfg = ctx.config
     if not ctx.store.exists(TEMPLATES):
         raise ValueError("build_index needs the `templates` table: run genericize or import_templates first")

@@ -12,7 +12,10 @@ A subclass sets `name`, `key`, `tables`, `checked` and implements `setup`, `pend
 in exactly one place: accepted, a stored reject, or -- for transient LLM failures only (`NOT_STORED`) --
 a count in this run's result (`llm_<reason>`) with nothing stored, so the next run sends it again.
 An LLM failure is a row like any other: a stage whose every request failed, or that had nothing to
-send, still returns a StageResult that adds up (tests/integration/test_llm_stage_failures.py).
+send, still writes what it can and its StageResult adds up. But a run whose rows failed for an endpoint
+reason (more than `llm.max_failed_share` of them: all of them, against a dead server) is not a success: after
+the writes the stage raises LLMFailureError, one line naming the endpoint and what to check, with the result
+attached for tracking (fi_spark.runner), and the CLI exits 3.
 """
 
 from __future__ import annotations
@@ -28,7 +31,9 @@ from pyspark.sql import functions as F
 from pyspark.sql.pandas.types import to_arrow_schema
 from pyspark.sql.types import StructType
 
+from fi_spark.errors import LLMFailureError
 from fi_spark.llm.types import TRANSIENT_REASONS, canonical_json
+from fi_spark.redact import redact_url
 from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES, TableSpec
 from fi_spark.stages.base import StageContext, StageResult, StageTables
 
@@ -38,6 +43,8 @@ RESULTS_DDL = (
     "key string, request_id string, content string, parsed string, logprobs string, error_reason string, error string"
 )
 ANSWER_COLUMNS = ("parsed", "content", "llm_reason", "error", "logprobs")  # a checker sees these, `key`, extras
+# transient reasons that mean the endpoint failed (budget_exhausted is the user's own cap, not a failure)
+ENDPOINT_FAILURES = tuple(r for r in NOT_STORED if r != "llm_budget_exhausted")
 
 Row = dict[str, Any]
 
@@ -67,6 +74,8 @@ class LLMStage:
         self.llm_metrics: dict[str, float] = {}
         self.env = ctx.llm_env(self.name)  # this stage's own servers and model (Config.stage_llm); a cluster
         self.llm = self.env.cfg  # with none stops here, before anything is read or started
+        self.llm_endpoints: list[str] = []  # where `complete` sent, and one failure, for the failure message
+        self.llm_failure: str | None = None
         self.setup()
 
     # ---- the hooks
@@ -134,6 +143,12 @@ class LLMStage:
         self.finish(result, decided)
         result.seconds = time.monotonic() - started
         result.check_accounting()
+        message = failure_message(
+            result.stage, result.rejected, rows_in, self.llm.max_failed_share, self.llm_endpoints,
+            self.llm_failure,
+        )  # fmt: skip
+        if message:
+            raise LLMFailureError(message, result)
         return result
 
     def complete(self, requests: DataFrame, **options: Any) -> DataFrame:
@@ -141,6 +156,8 @@ class LLMStage:
         from fi_spark.llm import complete
 
         run = complete(self.env, requests, stage=self.name, **options)
+        self.llm_endpoints += [e for e in run.endpoints if e not in self.llm_endpoints]
+        self.llm_failure = self.llm_failure or run.failure
         for key, value in run.metrics.items():
             peak = key.startswith("latency") or key.endswith("_per_s")
             old = self.llm_metrics.get(key)
@@ -167,6 +184,31 @@ class LLMStage:
             return pending
         keys = candidates.select(self.key).orderBy(F.sha2(self.key, 256)).limit(n)
         return self.ctx.store.materialize(pending.join(keys, self.key, "left_semi"), f"{self.name}/pending")
+
+
+def failure_message(
+    stage: str,
+    rejected: dict[str, int],
+    rows_in: int,
+    max_share: float,
+    endpoints: list[str],
+    example: str | None,
+) -> str | None:
+    """One sentence when more than `max_share` of the stage's rows failed for an endpoint reason, else None."""
+    failed = {r: n for r, n in sorted(rejected.items()) if r in ENDPOINT_FAILURES and n}
+    total = sum(failed.values())
+    if not total or total <= max_share * rows_in:
+        return None
+    where = ", ".join(redact_url(e) for e in endpoints) or "the LLM endpoint"
+    share = f"all {total}" if total == rows_in else f"{total} of {rows_in}"
+    reasons = ", ".join(f"{r}={n}" for r, n in failed.items())
+    cause = f" (e.g. {redact_url(example)[:200]})" if example else ""
+    return (
+        f"{stage}: {share} rows failed at {where} ({reasons}){cause}, over llm.max_failed_share={max_share:g}; "
+        "check that the server is up and reachable from the workers and not overloaded (llm.endpoints, "
+        "llm.concurrency, llm.request_timeout_s); what was answered is stored and the same command sends only "
+        "the failed rows again"
+    )
 
 
 def _check_batches(

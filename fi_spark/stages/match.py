@@ -45,7 +45,7 @@ from pyspark.sql.types import IntegerType, StructField, StructType
 from fi_spark import storage
 from fi_spark.config import ConfigError, EmbedConfig, MatchConfig
 from fi_spark.embed.documents import complete_documents, pool_chunks, pool_tokens
-from fi_spark.embed.encoder import load_encoder
+from fi_spark.embed.encoder import load_encoder, require_encoder_packages
 from fi_spark.generate.grounding import word_tokens
 from fi_spark.index.artifact import IndexArtifact, latest_artifact
 from fi_spark.index.candidates import (
@@ -84,6 +84,7 @@ REASONS = {
 
 def run(ctx: StageContext) -> StageResult:
     started = time.monotonic()
+    require_encoder_packages()
     cfg = ctx.config
     artifact = latest_artifact(index_root(ctx))
     if artifact.manifest.get("model") != cfg.embed.identity():

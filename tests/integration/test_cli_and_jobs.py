@@ -50,11 +50,11 @@ def test_bad_override_is_one_clear_error(tmp_path):
 
 
 def test_show_config_shows_near_dedup_enabled():
-    """`fi-spark show-config` prints every key of the local profile; near-duplicate removal is on by default."""
+    """`fi-spark show-config` prints every key of the local profile as YAML; near-duplicate removal is on."""
     out = run_cli("show-config")
     lines = out.stdout.splitlines()
-    assert out.returncode == 0 and "near_dedup.enabled = True" in lines
-    assert "templates.sample_queries = 160" in lines and "web.gopher_min_words = 50" in lines
+    assert out.returncode == 0 and lines[lines.index("near_dedup:") + 1].startswith("  enabled: true  # on, as ")
+    assert "  sample_queries: 160" in out.stdout and "  gopher_min_words: 50" in out.stdout
 
 
 def one_line_error(out: subprocess.CompletedProcess) -> str:

@@ -55,6 +55,7 @@ LLM = [
     "llm.request_timeout_s=2", "llm.connect_timeout_s=1", "llm.backoff_base_s=0.02", "llm.backoff_max_s=0.1",
     "llm.breaker_reset_s=0.1", "llm.max_retry_after_s=0.3", "llm.request_deadline_s=20",
     "templates.sample_queries=null", "engine.shuffle_partitions=2",
+    "llm.max_failed_share=1.0",  # these cases check recovery and accounting; the failure budget has its own test
 ]  # fmt: skip
 
 

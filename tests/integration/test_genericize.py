@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from fi_spark.engine import Engine
+from fi_spark.errors import LLMFailureError
 from fi_spark.llm.testserver import TestServer
 from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATE_SOURCES, TEMPLATES
 from fi_spark.stages import genericize, import_templates, ingest_queries
@@ -138,8 +139,8 @@ def test_import_templates_bank(any_engine: Engine, make_ctx: Callable[..., Stage
 def test_genericize_every_request_failing_or_nothing_pending(
     embedded_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path
 ) -> None:
-    """HTTP 500 on every attempt: every query counted as llm_retries_exhausted, nothing stored; with no queries
-    pending, a run returns zero rows without a request."""
+    """HTTP 500 on every attempt: every query counted as llm_retries_exhausted, nothing stored, the stage fails
+    with those counts attached; with no queries pending, a run returns zero rows without a request."""
     from fi_spark.llm.testserver import ServerSettings
 
     queries = tmp_path / "q.jsonl"
@@ -149,7 +150,9 @@ def test_genericize_every_request_failing_or_nothing_pending(
                      "templates.sample_queries=null"]  # fmt: skip
         ctx = make_ctx(embedded_engine, overrides)
         ingest_queries.run(ctx, str(queries))
-        failed = genericize.run(ctx)
+        with pytest.raises(LLMFailureError) as err:  # stored what it could, then failed
+            genericize.run(ctx)
+    failed = err.value.result
     assert (failed.rows_in, failed.rows_out, failed.rejected) == (5, 0, {"llm_retries_exhausted": 5})
     assert failed.tables == {"templates": 0, "template_sources": 0, "template_rejects": 0}
     assert ctx.store.count(TEMPLATES) == ctx.store.count(TEMPLATE_REJECTS) == 0

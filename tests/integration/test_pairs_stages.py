@@ -24,6 +24,7 @@ from pairs_inputs import DOCS, write_inputs  # a helper module beside this file
 from pyspark.sql import functions as F
 
 from fi_spark.config import load_config
+from fi_spark.errors import LLMFailureError
 from fi_spark.generate.grounding import word_tokens
 from fi_spark.index.candidates import final_budget_keep
 from fi_spark.llm.testserver import TestServer
@@ -338,7 +339,9 @@ def test_llm_failures_transient_retried_final_stored(embedded_engine, tmp_path):
     with ScriptedServer(ServerSettings(fault_rate=1.0, fault_kinds=("500",))) as down:
         ctx = make_ctx(embedded_engine, flaky_out, down, ["llm.max_attempts=1"])
         write_inputs(ctx, tmp_path)
-        first = instantiate.run(ctx)
+        with pytest.raises(LLMFailureError) as err:  # every row failed: the stage fails after storing what it can
+            instantiate.run(ctx)
+    first = err.value.result
     assert first.rejected == {"llm_retries_exhausted": 12} and first.rows_out == 0
     assert ctx.store.count(PAIRS) == ctx.store.count(PAIR_REJECTS) == 0
     with ScriptedServer() as up:
@@ -383,7 +386,8 @@ def test_pairs_store_the_span_of_their_source(ran):
 
 def test_judge_every_request_failing_is_counted_not_a_crash(ran, embedded_engine, tmp_path):
     """HTTP 500 until retries are exhausted for every judge request: each pair is counted as
-    llm_retries_exhausted, no verdict is stored, and the next run judges them all."""
+    llm_retries_exhausted, no verdict is stored, the stage fails (LLMFailureError with those counts), and the
+    next run judges them all."""
     from fi_spark.llm.testserver import ServerSettings
 
     ctx, _, _ = ran
@@ -392,7 +396,9 @@ def test_judge_every_request_failing_is_counted_not_a_crash(ran, embedded_engine
     for name in ("documents", "chunks"):
         shutil.copytree(Path(ctx.output) / "tables" / name, out / "tables" / name)
     with ScriptedServer(ServerSettings(fault_rate=1.0, fault_kinds=("500",))) as down:
-        failed = judge.run(make_ctx(embedded_engine, out, down, ["llm.max_attempts=2"]))
+        with pytest.raises(LLMFailureError) as err:
+            judge.run(make_ctx(embedded_engine, out, down, ["llm.max_attempts=2"]))
+    failed = err.value.result
     assert (failed.rows_in, failed.rows_out, failed.rejected) == (6, 0, {"llm_retries_exhausted": 6})
     assert failed.tables == {"judged": 0}
     with ScriptedServer() as up:
