@@ -9,6 +9,7 @@ into issues).
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import yaml
@@ -49,6 +50,8 @@ def _section(
         if defaults is not None and value == default:
             continue
         sub = _submodel(field.annotation)
+        if sub is not None and not sub.model_fields:  # open sections (a stage's own `llm` keys): one flow mapping
+            sub = None
         if sub is not None and isinstance(value, dict):
             if lines and depth == 0:
                 lines.append("")
@@ -59,7 +62,7 @@ def _section(
             _section(sub, value, default if isinstance(default, dict) else None if defaults is None else {}, depth + 1,
                      lines)  # fmt: skip
             continue
-        line = f"{pad}{name}: {_scalar(value)}"
+        line = f"{pad}{name}: {json.dumps(value) if isinstance(value, dict) else _scalar(value)}"
         comment = " ".join((field.description or "").split())
         if defaults is not None:
             comment = f"default: {_scalar(default)}" + (f"; {comment}" if comment else "")

@@ -38,12 +38,12 @@ def test_show_config_is_a_commented_yaml_profile(capsys, tmp_path: Path):
 
 def test_show_config_diff_lists_only_changed_keys(capsys):
     """--diff: only keys the profile and --set changed, each with its default; secrets redacted."""
-    code, out, _ = run(capsys, "show-config", "--diff", "--profile", "local", "--set", "prepare.chunk_tokens=512",
+    code, out, _ = run(capsys, "show-config", "--diff", "--profile", "local", "--set", "prepare.chunk_tokens=128",
                        "--set", "llm.endpoints=[http://u:pw@h:1/v1]")  # fmt: skip
     assert code == 0
     data = yaml.safe_load(out)
-    assert data["prepare"] == {"chunk_tokens": 512} and data["llm"] == {"endpoints": ["http://***@h:1/v1"]}
-    assert "  chunk_tokens: 512  # default: 256; max tokens per chunk (embedding model limit)" in out.splitlines()
+    assert data["prepare"] == {"chunk_tokens": 128} and data["llm"] == {"endpoints": ["http://***@h:1/v1"]}
+    assert "  chunk_tokens: 128  # default: 256; max tokens per chunk (embedding model limit)" in out.splitlines()
     assert "engine" not in data and "pw" not in out
     assert set(data) < set(Config.model_fields)
 
