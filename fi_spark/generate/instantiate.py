@@ -324,6 +324,8 @@ def evaluate_instantiation(
     check, chosen = _read_sentences(answer, filled) if sentences else (_read(answer, rules.prompt_format), None)
     if check.reason is not None:
         return check
+    for fill in check.slot_values:  # a model that copied the whole `a | b` choice list keeps the first choice
+        fill["value"] = fill["value"].split(" | ")[0].strip()
     values = [s["value"] for s in check.slot_values]
     if filled:
         descriptions = parse_template(template or "").descriptions
