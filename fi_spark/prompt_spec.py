@@ -55,6 +55,11 @@ class PromptSpec(Section):
         description="instantiate: the model writes the instruction, or only the slot values and the instruction "
         "is the template with them filled in (it cannot drift from the template or be cut at a length cap)",
     )
+    slot_choices: bool = Field(
+        default=False,
+        description="instantiate: each slot is shown with phrases of the document that fit it "
+        "(fi_spark.generate.slot_choices), for the model to copy one",
+    )
     decline: bool = Field(
         default=True,
         description='instantiate (excerpts / sentences): the model may answer {"compatible": false}; false = it '
@@ -81,6 +86,7 @@ class PromptSpec(Section):
             ("instruction_style", "written"),
             ("template_style", "written"),
             ("decline", True),
+            ("slot_choices", False),
             ("judge_style", "rubric"),
             ("neutral", ""),
             ("lift_edges", []),

@@ -51,7 +51,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from fi_spark.generate import excerpts, fineinstructions, pair_gates
+from fi_spark.generate import excerpts, fineinstructions, pair_gates, slot_choices
 from fi_spark.generate.config import InstantiateConfig
 from fi_spark.generate.grounding import DocumentNgrams
 from fi_spark.generate.prompting import chat_messages, check_placeholders, loads_object
@@ -275,8 +275,15 @@ def check_prompt(spec: PromptSpec) -> None:
     check_placeholders(spec, PLACEHOLDERS)
 
 
-def build_messages(spec: PromptSpec, template: str, source_text: str, max_source_chars: int) -> list[dict[str, str]]:
-    """Chat messages asking the model to instantiate `template` from `source_text` (cut to max_source_chars)."""
+def build_messages(
+    spec: PromptSpec,
+    template: str,
+    source_text: str,
+    max_source_chars: int,
+    choices: list[list[str]] | None = None,
+) -> list[dict[str, str]]:
+    """Chat messages asking the model to instantiate `template` from `source_text` (cut to max_source_chars);
+    `choices`: per slot, phrases of the document to copy one from (fi_spark.generate.slot_choices)."""
     shown = excerpts.shown_text(source_text, max_source_chars)
     if spec.prompt_format == "fineinstructions":
         return fineinstructions.instantiator_messages(template, shown)
@@ -290,7 +297,10 @@ def build_messages(spec: PromptSpec, template: str, source_text: str, max_source
         return values, output
 
     document = excerpts.number_sentences(shown) if numbered else shown
-    values = {"template": template, "slots": slot_list(template), "document": document}
+    slots = slot_list(template)
+    if choices is not None:
+        slots = slot_choices.slot_list_with_choices(parse_template(template).descriptions, choices)
+    values = {"template": template, "slots": slots, "document": document}
     return chat_messages(spec, values, example)
 
 
@@ -314,6 +324,8 @@ def evaluate_instantiation(
     check, chosen = _read_sentences(answer, filled) if sentences else (_read(answer, rules.prompt_format), None)
     if check.reason is not None:
         return check
+    for fill in check.slot_values:  # a model that copied the whole `a | b` choice list keeps the first choice
+        fill["value"] = fill["value"].split(" | ")[0].strip()
     values = [s["value"] for s in check.slot_values]
     if filled:
         descriptions = parse_template(template or "").descriptions
@@ -346,7 +358,7 @@ def evaluate_instantiation(
         if span is None:
             return _reject(check, "excerpt_unresolved", problem_text)
         check.answer, check.excerpt_share = shown[span[0] : span[1]], 1.0
-        cut = pair_gates.fragment(check.answer)
+        cut = pair_gates.fragment(check.answer) if rules.answer_span != "best" else None  # best: windows are whole
         if cut:
             return _reject(check, "answer_fragment", cut)
     elif excerpts.has_markers(raw_answer):

@@ -73,7 +73,7 @@ class Instantiate(LLMStage):
     def requests(self, pending: DataFrame) -> DataFrame:
         rows = pending.where(F.col("source_text").isNotNull()).select("pair_id", "doc_id", "template", "source_text")
         ddl = "key string, messages string, group string, n_slots int"
-        return rows.mapInPandas(partial(_requests, self.spec, self.cfg.max_source_chars), ddl)
+        return rows.mapInPandas(partial(_requests, self.spec, self.cfg.max_source_chars, self.ctx.config.embed), ddl)
 
     def send(self, requests: DataFrame) -> DataFrame | None:
         """One `complete` per slot count (a handful), each schema asking for exactly that many slot values."""
@@ -131,10 +131,20 @@ def run(ctx: StageContext) -> StageResult:
     return Instantiate(ctx).run()
 
 
-def _requests(spec: PromptSpec, max_chars: int, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
+def _requests(
+    spec: PromptSpec, max_chars: int, embed: EmbedConfig, batches: Iterator[pd.DataFrame]
+) -> Iterator[pd.DataFrame]:
+    from fi_spark.generate.excerpts import shown_text
+    from fi_spark.generate.slot_choices import document_phrases, rank_for_slots
+
     for batch in batches:
-        pairs = zip(batch["template"], batch["source_text"], strict=True)
-        messages = [encode(gen.build_messages(spec, template or "", text, max_chars)) for template, text in pairs]
+        messages = []
+        for template, text in zip(batch["template"], batch["source_text"], strict=True):
+            choices = None
+            if spec.slot_choices:  # the document's phrases, best-fitting first, for each slot
+                descriptions = parse_template(template or "").descriptions
+                choices = rank_for_slots(embed, descriptions, document_phrases(shown_text(text, max_chars)))
+            messages.append(encode(gen.build_messages(spec, template or "", text, max_chars, choices)))
         slots = [len(parse_template(t or "").slots) for t in batch["template"]]
         yield pd.DataFrame({"key": batch["pair_id"], "messages": messages, "group": batch["doc_id"], "n_slots": slots})
 
