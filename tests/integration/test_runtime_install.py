@@ -103,5 +103,5 @@ def test_a_stage_runs_on_the_runtimes_versions(runtime: Path, tmp_path: Path):
         capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "prepare_corpus: in=250 out=250 rejected=0" in run.stderr
-    assert "ingest_queries: in=427 out=426 rejected=1 (too_long=1)" in run.stderr
+    assert "prepare_corpus: in=197 out=197 rejected=0" in run.stderr
+    assert "ingest_queries: in=532 out=531 rejected=1 (duplicate=1)" in run.stderr

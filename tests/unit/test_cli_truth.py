@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fi_spark.cli import main, sample_path
+from fi_spark.cli import SAMPLE_DOCUMENTS, SAMPLE_QUERIES, main, sample_path
 from fi_spark.config import Config, load_config
 
 
@@ -63,11 +63,11 @@ def test_version(capsys):
 
 def test_pipeline_help_counts_the_bundled_sample(capsys):
     """The help names the sample's real sizes (it said 500 paragraphs when there were 250)."""
-    docs = sum(1 for line in open(sample_path("documents.jsonl"), encoding="utf-8") if line.strip())
-    queries = sum(1 for line in open(sample_path("queries.jsonl"), encoding="utf-8") if line.strip())
+    docs = sum(1 for line in open(sample_path(SAMPLE_DOCUMENTS), encoding="utf-8") if line.strip())
+    queries = sum(1 for line in open(sample_path(SAMPLE_QUERIES), encoding="utf-8") if line.strip())
     code, out, _ = run(capsys, "pipeline", "--help")
-    assert code == 0 and docs == 250
-    assert f"({docs} Wikipedia paragraphs, {queries} Self-Instruct" in " ".join(out.split())
+    assert code == 0 and docs == 197
+    assert f"({docs} Wikipedia passages and {queries} human-written questions" in " ".join(out.split())
 
 
 def test_judge_help_names_the_likelihood_judge(capsys):
