@@ -42,8 +42,10 @@ class PromptSpec(Section):
         "flow-judge (judge only): Flow Judge's published template and <feedback>/<score> output "
         "(fi_spark.generate.flow_judge)",
     )
-    answer_style: Literal["copied", "excerpts", "sentences"] = Field(
-        default="copied", description="instantiate: answers copied, with <excerpt> markers, or numbered sentences"
+    answer_style: Literal["copied", "excerpts", "sentences", "window"] = Field(
+        default="copied",
+        description="instantiate: answers copied, with <excerpt> markers, numbered sentences, or (window) only "
+        "the slot values, the answer being the window of sentences the encoder picks (instantiate.answer_span best)",
     )
     template_style: Literal["written", "from_query"] = Field(
         default="written",

@@ -87,9 +87,13 @@ def evaluate_instantiation(
     `template` is needed by `instruction_style: filled` (the instruction is the template with its values).
     """
     shown = excerpts.shown_text(shown_text, rules.max_source_chars)
-    sentences = rules.answer_style == "sentences" and rules.prompt_format != "fineinstructions"
-    filled = sentences and rules.instruction_style == "filled"
-    check, chosen = _read_sentences(answer, filled) if sentences else (_read(answer, rules.prompt_format), None)
+    window = rules.answer_style == "window" and rules.prompt_format != "fineinstructions"
+    sentences = window or (rules.answer_style == "sentences" and rules.prompt_format != "fineinstructions")
+    filled = window or (sentences and rules.instruction_style == "filled")
+    if window:  # slot values only: the stage picks the answer window (fi_spark.generate.relevance)
+        check, chosen = _read_values(answer, parse_template(template or "").descriptions), None
+    else:
+        check, chosen = _read_sentences(answer, filled) if sentences else (_read(answer, rules.prompt_format), None)
     if check.reason is not None:
         return check
     for fill in check.slot_values:  # a model that copied the whole `a | b` choice list keeps the first choice
@@ -121,6 +125,8 @@ def evaluate_instantiation(
         missing = pair_gates.values_missing_from(values, shown)
         if missing:
             return _reject(check, "slot_not_in_source", f"not words of the document: {missing[:3]}")
+    if window:
+        return check
     if chosen is not None:
         span, problem_text = sentence_range(shown, chosen[0], chosen[1], rules.max_answer_chars)
         if span is None:
@@ -210,6 +216,16 @@ def _read_sentences(answer: str | None, filled: bool = False) -> tuple[PairCheck
         return PairCheck(reason="unparseable", detail=detail), None
     check = PairCheck(instruction=obj.get("instruction", ""), answer="", slot_values=_slot_values(obj))
     return check, (first, last)
+
+
+def _read_values(answer: str | None, descriptions: list[str]) -> PairCheck:
+    """`answer_style: window`: {"values": [...]}, one per slot, paired with the template's slot descriptions."""
+    obj = loads_object(answer)
+    values = obj.get("values") if obj is not None else None
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        return PairCheck(reason="unparseable", detail=f"expected an object with a list of values: {answer!r:.200}")
+    fills = [{"slot": d, "value": v} for d, v in zip(descriptions, values, strict=False)]
+    return PairCheck(instruction="", answer="", slot_values=fills)
 
 
 def _slot_values(obj: dict[str, Any]) -> list[dict[str, str]]:

@@ -188,6 +188,16 @@ def response_schema(
     style = spec.answer_style if spec is not None else "copied"
     if spec is not None and spec.prompt_format == "fineinstructions":
         return None
+    if style == "window":  # slot values only, as many as the template has slots
+        items = {"type": "string", "maxLength": MAX_SLOT_CHARS}
+        count = min(n_slots, MAX_SLOTS)
+        values = {"type": "array", "items": items, "minItems": count, "maxItems": count}
+        return {
+            "type": "object",
+            "properties": {"values": values},
+            "required": ["values"],
+            "additionalProperties": False,
+        }
     filled = spec is not None and spec.instruction_style == "filled" and style == "sentences"
     schema = (FilledInstantiation if filled else _SCHEMAS.get(style, Instantiation)).model_json_schema()
     schema.pop("description", None)

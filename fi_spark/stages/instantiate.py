@@ -18,7 +18,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
-from fi_spark.config import PromptSpec, load_prompt
+from fi_spark.config import ConfigError, PromptSpec, load_prompt
 from fi_spark.embed.config import EmbedConfig
 from fi_spark.generate import instantiate as gen
 from fi_spark.generate.decontam import EvalNgramIndex
@@ -55,6 +55,11 @@ class Instantiate(LLMStage):
         self.cfg = self.ctx.config.instantiate
         self.spec: PromptSpec = load_prompt(self.cfg.prompt)
         gen.check_prompt(self.spec)
+        if self.spec.answer_style == "window" and self.cfg.answer_span != "best":
+            raise ConfigError(
+                f"prompt {self.cfg.prompt} gives slot values only (answer_style: window): set "
+                "instantiate.answer_span=best so the answer window is chosen"
+            )
 
     def pending(self) -> DataFrame:
         """Candidate pairs with no pair and no stored reject yet, with template text, source text and span."""
