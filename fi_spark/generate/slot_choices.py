@@ -77,6 +77,27 @@ def rank_for_slots(cfg: EmbedConfig, descriptions: list[str], phrases: list[str]
     return [[phrases[j] for j in np.argsort(-row, kind="stable")[:keep]] for row in scores]
 
 
+def rank_for_slots_batch(
+    cfg: EmbedConfig, descriptions: list[list[str]], phrases: list[list[str]], keep: int = 5
+) -> list[list[list[str]]]:
+    """`rank_for_slots` for many requests with one encoder pass over every distinct description and phrase."""
+    from fi_spark.embed.encoder import encode, load_encoder
+
+    texts = sorted({t for group in (*descriptions, *phrases) for t in group})
+    if not texts:
+        return [[[] for _ in d] for d in descriptions]
+    vectors = dict(zip(texts, encode(load_encoder(cfg), texts, cfg.batch_size), strict=True))
+    out: list[list[list[str]]] = []
+    for slots, options in zip(descriptions, phrases, strict=True):
+        if not options:
+            out.append([[] for _ in slots])
+            continue
+        matrix = np.stack([vectors[p] for p in options])
+        ranked = [np.argsort(-(matrix @ vectors[d]), kind="stable")[:keep] for d in slots]
+        out.append([[options[j] for j in order] for order in ranked])
+    return out
+
+
 def slot_list_with_choices(descriptions: list[str], choices: list[list[str]]) -> str:
     """The `{slots}` placeholder with each slot's choices: `1. a famous person (copy one: King | Maine)`."""
     lines = []

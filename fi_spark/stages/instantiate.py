@@ -83,6 +83,7 @@ class Instantiate(LLMStage):
     def send(self, requests: DataFrame) -> DataFrame | None:
         """One `complete` per slot count (a handful), each schema asking for exactly that many slot values."""
         results = None
+        requests = self.ctx.store.materialize(requests, f"{self.name}/requests")  # built once (choices: encoder)
         for n in sorted(r["n_slots"] for r in requests.select("n_slots").distinct().collect()):
             schema = gen.response_schema(n, self.cfg.max_instruction_chars, self.cfg.max_answer_chars, spec=self.spec)
             run = self.complete(  # sampling: self.llm, the stage's own settings (Config.stage_llm)
@@ -140,16 +141,19 @@ def _requests(
     spec: PromptSpec, max_chars: int, embed: EmbedConfig, batches: Iterator[pd.DataFrame]
 ) -> Iterator[pd.DataFrame]:
     from fi_spark.generate.excerpts import shown_text
-    from fi_spark.generate.slot_choices import document_phrases, rank_for_slots
+    from fi_spark.generate.slot_choices import document_phrases, rank_for_slots_batch
 
     for batch in batches:
-        messages = []
-        for template, text in zip(batch["template"], batch["source_text"], strict=True):
-            choices = None
-            if spec.slot_choices:  # the document's phrases, best-fitting first, for each slot
-                descriptions = parse_template(template or "").descriptions
-                choices = rank_for_slots(embed, descriptions, document_phrases(shown_text(text, max_chars)))
-            messages.append(encode(gen.build_messages(spec, template or "", text, max_chars, choices)))
+        templates, texts = [t or "" for t in batch["template"]], list(batch["source_text"])
+        choices: list[list[list[str]] | None] = [None] * len(templates)
+        if spec.slot_choices:  # the document's phrases, best-fitting first, for each slot: one encoder pass
+            descriptions = [parse_template(t).descriptions for t in templates]
+            phrases = [document_phrases(shown_text(x, max_chars)) for x in texts]
+            choices = list(rank_for_slots_batch(embed, descriptions, phrases))
+        messages = [
+            encode(gen.build_messages(spec, t, x, max_chars, c))
+            for t, x, c in zip(templates, texts, choices, strict=True)
+        ]
         slots = [len(parse_template(t or "").slots) for t in batch["template"]]
         yield pd.DataFrame({"key": batch["pair_id"], "messages": messages, "group": batch["doc_id"], "n_slots": slots})
 
