@@ -36,6 +36,7 @@ REASONS = {
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
+_VAGUE = re.compile(r"^(?:[Tt]he|[Tt]his|[Tt]hat|[Tt]hese|[Tt]hose)\s+[a-z][a-z\s-]*$")  # `The book`, `this process`
 _SINGLE_NAME = re.compile(r"^(?!.*\b(?:and|&)\b)(?:[A-Z][\w.'-]*\s+)*[A-Z][\w.'-]*[^s\W]$")  # Capitalized, not plural
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
 _SENTENCE_START = re.compile(r"^[\"'\u201c\u2018(\[]*[A-Z0-9\u00C0-\u024F]")
@@ -67,6 +68,8 @@ def fill_template(template: str, values: list[str]) -> str:
         opens = not (parts or before.strip()) or re.search(r"[.!?]\s*$", before) is not None
         if opens and value[:1].islower():
             value = value[0].upper() + value[1:]
+        elif not opens and _ARTICLE.match(value):  # `The United States` copied from a sentence start
+            value = value[0].lower() + value[1:]
         parts.extend((before, value))
         pos = slot.end
     parts.append(parsed.text[pos:])
@@ -74,12 +77,18 @@ def fill_template(template: str, values: list[str]) -> str:
 
 
 def empty_values(descriptions: list[str], values: list[str]) -> list[str]:
-    """Slots whose value is empty or the slot's own description (the model copied the slot)."""
-    return [
-        d
-        for d, v in zip(descriptions, values, strict=False)
-        if not content_words(v) or content_words(v) == content_words(d)
-    ] + descriptions[len(values) :]
+    """Slots whose value names nothing of its own: empty, the slot's own description (the model copied the
+    slot), a generic phrase (`the book`, `the process`: an article and lowercase words, which point at a
+    thing the reader is not told), or the value another slot already has (`which weighs more, X or X?`)."""
+    seen: set[tuple[str, ...]] = set()
+    empty = []
+    for d, v in zip(descriptions, values, strict=False):
+        words = tuple(content_words(v))
+        generic = bool(_VAGUE.match(v.strip()))
+        if not words or list(words) == content_words(d) or generic or words in seen:
+            empty.append(d)
+        seen.add(words)
+    return empty + descriptions[len(values) :]
 
 
 def values_missing_from(values: list[str], text: str, min_share: float = 1.0) -> list[str]:
@@ -205,7 +214,9 @@ def answer_type_problem(instruction: str, answer: str, values: list[str]) -> str
 # Words of a request that say what kind of answer is wanted, not what it is about.
 QUESTION_WORDS = STOPWORDS | frozenset(
     "what who whom whose which when where why how does do did can could would should will shall may might must "
-    "tell me give explain describe list name please about you i we us there here than then so such very".split()
+    "tell me give explain describe list name please about you i we us there here than then so such very simple "
+    "simply terms common brief briefly short summary detail details example examples exactly really actually main "
+    "key important basic general overview thing things".split()
 )
 
 

@@ -27,6 +27,7 @@ REASONS = {
     "placeholder": "markup a person would have to fill in (`[keyword]`, `{topic}`, `___`, `<name>`), not a <fi> slot",
     "needs_input": "points at an input it does not carry (`the given sentence`, `the following text`, `this passage`)",
     "not_extractive": "asks for new writing (a poem, an email, ideas, a rewrite), which no excerpt of a document is",
+    "not_a_request": "neither a question nor a request: no question mark and no asking word or verb first",
 }
 
 _PLACEHOLDER = re.compile(
@@ -79,6 +80,22 @@ _OPINION = re.compile(
 )
 
 
+_ASKING = frozenset(
+    "what who whom whose which when where why how is are was were do does did can could should would will shall may "
+    "might has have had tell explain describe give list name summarize summarise define compare identify provide show "
+    "find state outline discuss please i in on at for from according".split()
+)
+
+
+def not_a_request(text: str) -> str | None:
+    """Why `text` asks for nothing (a statement, a bare phrase: `Bitcoin (i.e. money printing)`), or None."""
+    stripped = (text or "").strip()
+    first = re.match(r"[^\W\d_]+", stripped)
+    if stripped.endswith("?") or (first and first.group(0).lower() in _ASKING):
+        return None
+    return f"no question mark and {first.group(0) if first else stripped[:20]!r} asks nothing"
+
+
 def placeholder(text: str) -> str | None:
     """The first placeholder in `text` that is not a `<fi>` slot, or None."""
     found = _PLACEHOLDER.search(text or "")
@@ -109,10 +126,13 @@ def request_problem(text: str, *, extractive: bool = False) -> tuple[str, str] |
         evidence = rule(text)
         if evidence:
             return reason, f"{evidence!r} in {text[:160]!r}"
-    if extractive:
+    if extractive:  # where answers are excerpts: a request for facts a passage can answer
         evidence = asks_for_writing(text)
         if evidence:
             return "not_extractive", f"{evidence!r} in {text[:160]!r}"
+        evidence = not_a_request(text)
+        if evidence:
+            return "not_a_request", f"{evidence} in {text[:160]!r}"
     return None
 
 

@@ -68,3 +68,11 @@ def test_query_carrying_its_input_is_not_needs_input() -> None:
         "needs_input",
         "'the following' in 'Summarize the following paragraph.'",
     )
+
+
+def test_a_statement_is_not_a_request() -> None:
+    """Labeled junk: `Bitcoin (i.e. money printing)` asks nothing; `What is Cricket` (no mark) still asks."""
+    from fi_spark.text.instructions import not_a_request
+
+    assert request_problem("Bitcoin (i.e. money printing)", extractive=True)[0] == "not_a_request"  # type: ignore[index]
+    assert not_a_request("What is Cricket") is None and not_a_request("Tell me about Kenya.") is None

@@ -85,3 +85,13 @@ def test_fill_template_fixes_articles_and_agreement() -> None:
     )
     assert fill_template("Who are <fi>a group</fi>?", ["Stephen Edwin King"]) == "Who is Stephen Edwin King?"
     assert fill_template("Who are <fi>a group</fi>?", ["the Lumières"]) == "Who are the Lumières?"
+
+
+def test_values_that_name_nothing_of_their_own() -> None:
+    """Labeled junk from the Dolly run: `Who are The book?`, `which weighs more, A Arctic or A Arctic?`."""
+    assert empty_values(["a famous person"], ["The book"]) == ["a famous person"]
+    assert empty_values(["a cold liquid", "a hot liquid"], ["Arctic", "Arctic"]) == ["a hot liquid"]
+    assert empty_values(["a sovereign state"], ["the Netherlands"]) == []
+    assert fill_template("What are common ingredients of <fi>a dish</fi>?", ["A grilled cheese sandwich"]) == (
+        "What are common ingredients of a grilled cheese sandwich?"
+    )
