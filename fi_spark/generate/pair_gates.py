@@ -63,7 +63,8 @@ def fill_template(template: str, values: list[str]) -> str:
         value = (values[i] if i < len(values) else "").strip()
         if re.search(r"\b(?:the|a|an)\s*$", before, re.IGNORECASE):  # `the <fi>..</fi>` + `the Netherlands`
             value = _ARTICLE.sub("", value)
-        if re.search(r"\b(?:who|what) are\s*$", before, re.IGNORECASE) and _SINGLE_NAME.match(value):
+        singular = _SINGLE_NAME.match(value) or re.match(r"(?:a|an)\s", value, re.IGNORECASE)
+        if re.search(r"\b(?:who|what) are\s*$", before, re.IGNORECASE) and singular:
             before = before[: before.lower().rindex("are")] + "is "  # `Who are <fi>..</fi>` + one person's name
         opens = not (parts or before.strip()) or re.search(r"[.!?]\s*$", before) is not None
         if opens and value[:1].islower():
@@ -161,7 +162,7 @@ _CAUSE = re.compile(
     re.IGNORECASE,
 )
 _PLACE = re.compile(r"\b(?:in|at|near|from|located|north|south|east|west|between)\s+(?:the\s+)?[A-Z]")
-_COPULA = re.compile(r"^[^.;:]{0,120}?\b(?:is|was|are|were|refers to|means|became)\b|\(born\b", re.IGNORECASE)
+_COPULA = re.compile(r"^[^.;:]{0,200}?\b(?:is|was|are|were|refers to|means|became)\b|\(born\b", re.IGNORECASE)
 _DEFINITIONAL = re.compile(
     r"^(?:who|what)\s+(?:is|was|are|were)\s+(?P<x>.+?)\??$|^(?:tell me|what do you know|can you tell me)\s+about\s+"
     r"(?P<y>.+?)[.?]?$|^(?:describe|explain|summari[sz]e)\s+(?P<z>.+?)[.?]?$|^what\s+(?:is|was|are|were)\s+"
@@ -238,3 +239,14 @@ def question_coverage(template: str, answer: str) -> float:
         return 1.0
     said = set(content_words(answer))
     return sum(any(a.startswith(w[:5]) for a in said) for w in wanted) / len(wanted)
+
+
+def any_kind(instruction: str, template: str) -> bool:
+    """True for a bare `What is <fi>..</fi>?` (a definition question whose template asks nothing more): it makes
+    sense for a value of any kind, so the slot's description need not fit it (`slot_type_mismatch` is waived;
+    the answer must still open by defining the value)."""
+    return (
+        question_kind(instruction) == "definition"
+        and not question_words(template)
+        and instruction.strip().lower().startswith(("what is", "what are", "what was", "what were", "tell me about"))
+    )

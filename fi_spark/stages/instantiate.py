@@ -187,6 +187,7 @@ def _relevance(
 
     from fi_spark.generate import excerpts
     from fi_spark.generate.grounding import DocumentNgrams
+    from fi_spark.generate.pair_gates import any_kind
     from fi_spark.generate.relevance import best_windows, candidate_windows, relevance, slot_fit
 
     for batch in batches:
@@ -208,8 +209,9 @@ def _relevance(
         texts = [[t[a:b] for a, b in group] for t, group in zip(shown, spans, strict=True)]
         rows: list[tuple[object, ...]] = []
         chosen = best_windows(cfg, batch["instruction"].tolist(), texts)
-        for text, group, (best, score), fit in zip(shown, texts, chosen, fits, strict=True):
-            if fit is not None and fit < min_slot_fit:
+        rows_in = zip(shown, texts, chosen, fits, batch["instruction"], batch["template"], strict=True)
+        for text, group, (best, score), fit, instruction, template in rows_in:
+            if fit is not None and fit < min_slot_fit and not any_kind(instruction, template):
                 why = f"a slot value is not a thing of its slot's kind: fit {fit:.3f} < {min_slot_fit:.2f}"
                 rows.append((None, None, None, None, None, "slot_type_mismatch", why))
                 continue

@@ -95,3 +95,14 @@ def test_values_that_name_nothing_of_their_own() -> None:
     assert fill_template("What are common ingredients of <fi>a dish</fi>?", ["A grilled cheese sandwich"]) == (
         "What are common ingredients of a grilled cheese sandwich?"
     )
+
+
+def test_a_bare_what_is_question_fits_any_value() -> None:
+    """`What is Linux?` from `What is <fi>a small fruit</fi>?` is a fine request (labeled: kept); a template that
+    asks more (`What is <fi>a game</fi> based on?`) still needs a value of its slot's kind."""
+    from fi_spark.generate.pair_gates import any_kind
+
+    assert any_kind("What is Linux?", "What is <fi>a small fruit</fi>?")
+    assert not any_kind("What is Linux based on?", "What is <fi>a game</fi> based on?")
+    assert not any_kind("Who is Team effectiveness?", "Who is <fi>a famous person</fi>?")
+    assert fill_template("What are <fi>a substance</fi>?", ["An oil"]) == "What is an oil?"
