@@ -119,9 +119,14 @@ def measure(judge_url: str | None, model: str, min_relevance: float, min_coverag
     junk = [r for r in rows if r["label"] == "junk"]
     print(f"pair_gates: {len(rows)} labeled pairs ({len(rows) - len(junk)} keep, {len(junk)} junk) "
           f"from {sorted({r['set'] for r in rows})}")  # fmt: skip
-    for r in rows:
-        r["gates"].setdefault("answer_misses_slots", r["slot_coverage"] < min_coverage)
+    for r in rows:  # every gate as the code stands now, on the pair's text (slot_not_in_source: as collected)
+        pair = {**r, "slot_values": [{"value": v or ""} for v in r.get("slot_values") or []]}
+        in_source = r["gates"].get("slot_not_in_source", False)
+        r["gates"] = {**features(pair, r.get("template") or "", ""), "slot_not_in_source": in_source}
+        r["gates"]["answer_misses_slots"] = r["slot_coverage"] < min_coverage
         r["gates"]["off_topic"] = r["relevance"] < min_relevance
+        if not r.get("slot_values"):  # a reject row keeps no slot values: its slot gates cannot be measured
+            r["gates"].update(slot_value_empty=False, answer_misses_slots=False)
     print("\n| gate | rejects | precision (junk among them) | recall (of all junk) |\n|---|---|---|---|")
     for gate in (*GATES, "off_topic"):
         _row(gate, rows, junk, lambda r, g=gate: r["gates"][g])
@@ -141,6 +146,13 @@ def measure(judge_url: str | None, model: str, min_relevance: float, min_coverag
         lifts = asyncio.run(likelihood_lift(judge_url, model, rows))
         scores["judge.v4 lift"] = [x if x is not None else -9.0 for x in lifts]
         scores["relevance + lift"] = [a + b for a, b in zip(scores["relevance"], scores["judge.v4 lift"], strict=True)]
+        print("\n| min_relevance | passing the other gates, it and judge.v4 >= 4 (lift >= 0.2) | keepable share |")
+        print("|---|---|---|")
+        for t in (0.0, 0.4, 0.5, 0.55, 0.6):
+            sel = [r for r, lift in zip(rows, scores["judge.v4 lift"], strict=True)
+                   if r in others and r["relevance"] >= t and lift >= 0.2]  # fmt: skip
+            share = f"{sum(r['label'] == 'keep' for r in sel) / len(sel):.0%}" if sel else "-"
+            print(f"| {t:.2f} | {len(sel)} | {share} |")
     print("\n| score | AUC keep vs junk (all labeled pairs) |\n|---|---|")
     for name, values in scores.items():
         pos = [v for v, r in zip(values, rows, strict=True) if r["label"] == "keep"]
@@ -151,6 +163,8 @@ def measure(judge_url: str | None, model: str, min_relevance: float, min_coverag
 def _row(name: str, rows: list[dict[str, Any]], junk: list[dict[str, Any]], fires: Any) -> None:
     hit = [r for r in rows if fires(r)]
     caught = sum(r["label"] == "junk" for r in hit)
+    lost = [r["instruction"][:50] for r in hit if r["label"] == "keep"]
+    name += f" (rejects keep: {'; '.join(lost)})" if lost else ""
     precision = f"{caught / len(hit):.2f}" if hit else "-"
     recall = f"{caught / len(junk):.2f}" if junk else "-"
     print(f"| {name} | {len(hit)} | {precision} | {recall} |")

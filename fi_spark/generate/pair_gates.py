@@ -201,7 +201,7 @@ def answer_type_problem(instruction: str, answer: str, values: list[str]) -> str
     if kind == "definition":
         subject = values[0] if values else ""
         wanted = content_words(subject)
-        head = _COPULA.match(first)
+        head = _COPULA.match(re.sub(r"\([^()]*\)", "", first))  # `X (born ...; pronounced ...) is`
         said = set(content_words(head.group(0))) if head else set()
         if not head or (wanted and not all(w in said for w in wanted)):
             return f"asks what {subject!r} is; the answer does not open by defining it: {first[:80]!r}"
