@@ -54,7 +54,7 @@ def test_show_config_shows_near_dedup_enabled():
     out = run_cli("show-config")
     lines = out.stdout.splitlines()
     assert out.returncode == 0 and lines[lines.index("near_dedup:") + 1].startswith("  enabled: true  # on, as ")
-    assert "  sample_queries: 160" in out.stdout and "  gopher_min_words: 50" in out.stdout
+    assert "  sample_queries: 240" in out.stdout and "  gopher_min_words: 50" in out.stdout
 
 
 def one_line_error(out: subprocess.CompletedProcess) -> str:

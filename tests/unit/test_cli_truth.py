@@ -27,7 +27,7 @@ def test_show_config_is_a_commented_yaml_profile(capsys, tmp_path: Path):
     code, out, _ = run(capsys, "show-config")
     assert code == 0
     data = yaml.safe_load(out)
-    assert data["near_dedup"]["enabled"] is True and data["templates"]["sample_queries"] == 160
+    assert data["near_dedup"]["enabled"] is True and data["templates"]["sample_queries"] == 240
     assert data["web"]["gopher_min_words"] == 50
     assert "  chunk_overlap: 32  # tokens shared by consecutive chunks" in out.splitlines()
     assert "# Which Spark engine runs the jobs (see fi_spark.engine)." in out.splitlines()
