@@ -49,6 +49,9 @@ class InstantiateRules:
     def from_config(cls, cfg: InstantiateConfig, spec: PromptSpec | None = None) -> InstantiateRules:
         fmt = spec.prompt_format if spec is not None else "fi-spark"
         style = spec.answer_style if spec is not None else "copied"
+        if spec is None or spec.instruction_style != "filled":  # the small-model gates belong to that contract
+            off = {"check_answer_type": False, "min_question_coverage": 0.0, "answer_span": "model"}
+            cfg = cfg.model_copy(update={**off, "min_slot_fit": -1.0, "min_relevance": 0.0})
         return cls(
             cfg.min_grounding, cfg.grounding_min_span, cfg.min_answer_tokens, cfg.max_source_chars, fmt,
             cfg.max_answer_chars, style, spec.instruction_style if spec is not None else "written",

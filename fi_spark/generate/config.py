@@ -26,7 +26,12 @@ class DecontamConfig(Section):
 
 
 class InstantiateConfig(Section):
-    """instantiate: fill template slots from the matched text, write a grounded answer (fi_spark.generate)."""
+    """instantiate: fill template slots from the matched text, write a grounded answer (fi_spark.generate).
+
+    The small-model gates (check_answer_type, min_question_coverage, answer_span, min_slot_fit, min_relevance)
+    belong to the contract in which the stage, not the model, builds the pair: they apply with a prompt whose
+    `instruction_style` is `filled` (instantiate.v4-v7, the local profile's) and are ignored otherwise, where a
+    model that writes its own instruction and answer is judged by the judge."""
 
     prompt: str = Field(default="instantiate.v1", description="prompt under conf/prompts/ or a YAML path")
     max_tokens: int | None = Field(default=None, ge=1, description="override of llm.max_tokens")

@@ -71,6 +71,19 @@ class ServerSettings:
             raise ValueError(f"unknown fault kinds {sorted(unknown)}; choose from {', '.join(ALL_FAULT_KINDS)}")
 
 
+def _from_query(schema: dict[str, Any], last: str) -> dict[str, Any] | None:
+    """A genericize.v2 answer (a slot named by the query's own last long word) for a `Query: ...` prompt; None
+    otherwise. A minimal schema instance would name text that is not in the query (`slot_not_in_query`)."""
+    props = schema.get("properties") or {}
+    query = last.split("Query:", 1)[1].strip() if "Query:" in last else ""
+    words = [w for w in query.replace("?", " ").split() if len(w) > 3 and w.isalpha()]
+    if "slots" not in props or "compatible_document_description" not in props or not words:
+        return None
+    description = "A document that describes the thing and answers the question."
+    return {"slots": [{"text": words[-1], "description": "a thing asked about"}],
+            "compatible_document_description": description}  # fmt: skip
+
+
 def _unit(*parts: object) -> float:
     digest = hashlib.sha256("|".join(map(str, parts)).encode()).digest()
     return int.from_bytes(digest[:8], "big") / 2**64
@@ -304,7 +317,7 @@ class TestServer:
         elif choices:
             content = str(choices[0])
         elif schema:
-            content = json.dumps(minimal_instance(schema, seed_text=f"a{rid[:8]}"))
+            content = json.dumps(_from_query(schema, last) or minimal_instance(schema, seed_text=f"a{rid[:8]}"))
         else:
             content = f"echo: {last[:60]}"
         words = prompt.split()

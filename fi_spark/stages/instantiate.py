@@ -115,9 +115,10 @@ class Instantiate(LLMStage):
             "pair_id", "instruction", "answer", "source_text", "template", F.to_json("slot_values").alias("values")
         )
         rules = gen.InstantiateRules.from_config(self.cfg, self.spec)
+        filled = self.spec.instruction_style == "filled"  # the encoder's gates belong to the filled contract
+        min_fit, floor_value = (self.cfg.min_slot_fit, self.cfg.min_relevance) if filled else (-1.0, 0.0)
         scored = passed.mapInPandas(
-            partial(_relevance, self.ctx.config.embed, rules, self.cfg.answer_span, self.cfg.min_slot_fit),
-            RELEVANCE_DDL,
+            partial(_relevance, self.ctx.config.embed, rules, rules.answer_span, min_fit), RELEVANCE_DDL
         )
         scored = scored.select("pair_id", *[F.col(c).alias(f"_new_{c}") for c in scored.columns if c != "pair_id"])
         replaced = ("answer", "answer_tokens", "longest_excerpt", "grounding", "reason", "detail")
@@ -125,7 +126,7 @@ class Instantiate(LLMStage):
             *[F.coalesce(F.col(f"_new_{c}"), F.col(c)).alias(c) if c in replaced else F.col(c) for c in rows.columns],
             F.col("_new_relevance").alias("relevance"),
         )
-        floor = F.lit(self.cfg.min_relevance)
+        floor = F.lit(floor_value)
         low = F.col("reason").isNull() & (F.col("relevance") < floor)
         detail = F.format_string("relevance %.3f < instantiate.min_relevance %.2f", "relevance", floor)
         return rows.withColumn("detail", F.when(low, detail).otherwise(F.col("detail"))).withColumn(
