@@ -6,7 +6,7 @@ bug in the stages' gates cannot hide; nothing from fi_spark is imported. Words a
 - markup: no `<fi>` tag, `[placeholder]`, `{placeholder}` or `___` in the instruction;
 - pointer: the instruction does not point at an input it does not carry (`the given ...`, `the following
   ...`, `this passage`, a closing colon);
-- cut: the instruction ends as a sentence does (`?`, `.`, `!`, a closing quote or bracket);
+- cut: the instruction does not end on a function word or a comma (a cap cut it mid-sentence);
 - title: the answer does not open with a title line (a short first line without sentence punctuation);
 - fragment: the answer ends as a sentence does;
 - topic: the answer shares at least one content word with the instruction (a floor, not a relevance score);
@@ -35,6 +35,7 @@ POINTER = re.compile(
     r"paragraph|article|document|list|story|poem)\b|:\s*$",
     re.IGNORECASE,
 )
+CUT = re.compile(r"(?:\b(?:the|a|an|of|and|or|to|in|for|with|by|on|at|from|that|which)|[,;:(-])$", re.IGNORECASE)
 ENDS = re.compile(r"[.?!][\"')\]\u201d\u2019]*\s*$")
 FUNCTION = set(
     "a an the of in on at to for from by with and or as is are was were be been its it this that what who whom "
@@ -53,7 +54,7 @@ def problems(instruction: str, answer: str, source: str, seen: int) -> list[str]
         found.append("markup")
     if POINTER.search(instruction.strip()):
         found.append("pointer")
-    if not ENDS.search(instruction):
+    if CUT.search(instruction.strip()):
         found.append("cut")
     first_line = answer.strip().split("\n", 1)[0]
     if "\n" in answer.strip() and len(first_line.split()) <= 12 and not ENDS.search(first_line):

@@ -39,8 +39,8 @@ from fi_spark.text import instructions  # noqa: E402
 LABELED = ROOT / "bench" / "labeled"
 MAX_SOURCE_CHARS, MAX_ANSWER_CHARS, MAX_INSTRUCTION_CHARS = 3000, 700, 200  # the local profile's
 GATES = (
-    "placeholder", "needs_input", "not_extractive", "instruction_cut", "slot_value_empty", "slot_not_in_source",
-    "answer_fragment", "answer_misses_slots", "answer_type_mismatch", "answer_misses_question",
+    "placeholder", "needs_input", "not_extractive", "not_a_request", "instruction_cut", "slot_value_empty",
+    "slot_not_in_source", "answer_fragment", "answer_misses_slots", "answer_type_mismatch", "answer_misses_question",
 )  # fmt: skip
 
 
@@ -53,6 +53,7 @@ def features(pair: dict[str, Any], template: str, shown: str) -> dict[str, Any]:
         "placeholder": bool(problem and problem[0] == "placeholder"),
         "needs_input": bool(problem and problem[0] == "needs_input"),
         "not_extractive": bool(problem and problem[0] == "not_extractive"),
+        "not_a_request": bool(problem and problem[0] == "not_a_request"),
         "instruction_cut": len(instruction) >= MAX_INSTRUCTION_CHARS,
         "slot_value_empty": bool(pair_gates.empty_values(parse_template(template).descriptions, values)),
         "slot_not_in_source": bool(pair_gates.values_missing_from(values, shown)),

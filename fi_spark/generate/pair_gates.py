@@ -36,6 +36,7 @@ REASONS = {
 
 _WORD = re.compile(r"[^\W_]+", re.UNICODE)
 _ARTICLE = re.compile(r"^(?:the|a|an)\s+", re.IGNORECASE)
+_WH = re.compile(r"^(?:what|who|whom|whose|which|when|where|why|how)\b", re.IGNORECASE)
 _VAGUE = re.compile(r"^(?:[Tt]he|[Tt]his|[Tt]hat|[Tt]hese|[Tt]hose)\s+[a-z][a-z\s-]*$")  # `The book`, `this process`
 _SINGLE_NAME = re.compile(r"^(?!.*\b(?:and|&)\b)(?:[A-Z][\w.'-]*\s+)*[A-Z][\w.'-]*[^s\W]$")  # Capitalized, not plural
 _SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*$")
@@ -74,7 +75,10 @@ def fill_template(template: str, values: list[str]) -> str:
         parts.extend((before, value))
         pos = slot.end
     parts.append(parsed.text[pos:])
-    return re.sub(r"\s+", " ", "".join(parts)).strip()
+    filled = re.sub(r"\s+", " ", "".join(parts)).strip()
+    if _WH.match(filled) and not re.search(r"[.?!]$", filled):  # `What is Cricket` (the query had no mark)
+        filled += "?"
+    return filled
 
 
 def empty_values(descriptions: list[str], values: list[str]) -> list[str]:
@@ -171,6 +175,15 @@ _DEFINITIONAL = re.compile(
 )
 
 
+def _opens_with(words: list[str], wanted: list[str]) -> bool:
+    """The sentence is about `wanted`: it starts with it, after at most an article or an `In economics,` lead
+    (`Input for process mining is an event log` names it but defines something else)."""
+    if not wanted:
+        return True
+    at = words.index(wanted[0]) if wanted[0] in words else -1
+    return at >= 0 and (at == 0 or words[at - 1] in {"the", "a", "an"} or at <= 2 and words[0] == "in")
+
+
 def question_kind(instruction: str) -> str:
     """What the request asks for: definition, time, number, place, cause, or other (not checked)."""
     text = " ".join((instruction or "").split())
@@ -202,8 +215,8 @@ def answer_type_problem(instruction: str, answer: str, values: list[str]) -> str
         subject = values[0] if values else ""
         wanted = content_words(subject)
         head = _COPULA.match(re.sub(r"\([^()]*\)", "", first))  # `X (born ...; pronounced ...) is`
-        said = set(content_words(head.group(0))) if head else set()
-        if not head or (wanted and not all(w in said for w in wanted)):
+        said = [m.group(0).casefold() for m in _WORD.finditer(head.group(0))] if head else []
+        if not head or (wanted and not all(w in said for w in wanted)) or not _opens_with(said, wanted):
             return f"asks what {subject!r} is; the answer does not open by defining it: {first[:80]!r}"
         return None
     rule = {"time": _YEAR_OR_DATE, "number": _NUMBER, "place": _PLACE, "cause": _CAUSE}.get(kind)

@@ -106,3 +106,16 @@ def test_a_bare_what_is_question_fits_any_value() -> None:
     assert not any_kind("What is Linux based on?", "What is <fi>a game</fi> based on?")
     assert not any_kind("Who is Team effectiveness?", "Who is <fi>a famous person</fi>?")
     assert fill_template("What are <fi>a substance</fi>?", ["An oil"]) == "What is an oil?"
+
+
+def test_a_definition_is_about_the_value() -> None:
+    """Exported junk of the sample run: `What is process mining?` answered by `Input for process mining is an
+    event log.` -- the sentence names it but defines something else."""
+    from fi_spark.generate.pair_gates import answer_type_problem
+
+    assert answer_type_problem(
+        "What is Process mining?", "Input for process mining is an event log.", ["Process mining"]
+    )
+    gini = "In economics, the Gini coefficient, also known as the Gini index, is a measure of dispersion."
+    assert answer_type_problem("What is the Gini coefficient?", gini, ["the Gini coefficient"]) is None
+    assert fill_template("What is <fi>a sport</fi>", ["Cricket"]) == "What is Cricket?"
