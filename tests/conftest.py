@@ -75,12 +75,18 @@ def any_engine(request: pytest.FixtureRequest) -> Engine:
     return request.getfixturevalue(f"{request.param}_engine")
 
 
+# The test servers answer genericize with genericize.v1's {template, description} JSON and tests send queries of
+# every kind; the local profile's genericize.v2 and query gates have their own tests (test_templates_prompts,
+# test_instructions, test_genericize's v2 test). A test that wants the profile's own passes the keys again.
+SCRIPTED_GENERICIZE = ("templates.prompt=genericize.v1", "templates.extractive_only=false")
+
+
 @pytest.fixture
 def make_ctx(tmp_path: Path) -> Callable[..., StageContext]:
     """Build a StageContext on an engine with a config from the local profile plus overrides."""
 
     def factory(engine: Engine, overrides: list[str] | None = None, output: Path | None = None) -> StageContext:
-        config: Config = load_config("local", ["tracking.enabled=false", *(overrides or [])])
+        config: Config = load_config("local", ["tracking.enabled=false", *SCRIPTED_GENERICIZE, *(overrides or [])])
         out = str(output or tmp_path / "out")
         os.makedirs(out, exist_ok=True)
         store = TableStore(engine.spark, out, resolve_format(config.tables, engine.caps))

@@ -46,7 +46,9 @@ def run_overrides(server_url: str, extra: str) -> list[str]:
         "export.validation_fraction=0.3",
         "export.licenses={documents.jsonl: CC BY-SA 3.0}",
         "match.token_budget=null",  # as in test_pairs_stages: the budget has its own test there
-        "instantiate.prompt=instantiate.v1",  # the prompts the test servers' scripted answers fit
+        "instantiate.prompt=instantiate.v1",
+        "templates.prompt=genericize.v1",
+        "templates.extractive_only=false",  # the prompts the test servers' scripted answers fit
         "judge.prompt=judge.v2",
         extra,
     ]

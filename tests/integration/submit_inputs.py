@@ -41,7 +41,9 @@ def pipeline_args(tmp_path: Path, llm_url: str, bad_line: bool = False) -> list[
         "llm.model=test-model",
         "match.min_score=-1.0",  # every document matches the (single) test-server template
         "match.token_budget=null",  # ... and is not held back by the pre-instantiation token budget
-        "instantiate.prompt=instantiate.v1",  # the prompts the test servers' scripted answers fit
+        "instantiate.prompt=instantiate.v1",
+        "templates.prompt=genericize.v1",
+        "templates.extractive_only=false",  # the prompts the test servers' scripted answers fit
         "judge.prompt=judge.v2",
     ]
     return ["--documents", str(docs), "--queries", str(queries), "--output", str(tmp_path / "run")] + [

@@ -81,7 +81,16 @@ def test_pipeline_on_a_separate_sail_server(sail_server: str, tmp_path: Path) ->
             + ["--set", f"engine.connect_url={sail_server}", "--set", f"llm.endpoints=[{llm.url}]"]
             + ["--set", "llm.model=test-model", "--set", "match.min_score=-1.0"]  # every document matches
             + ["--set", "match.token_budget=null"]  # and none is held back by the pre-instantiation budget
-            + ["--set", "instantiate.prompt=instantiate.v1", "--set", "judge.prompt=judge.v2"],  # as submit_inputs
+            + [
+                "--set",
+                "instantiate.prompt=instantiate.v1",
+                "--set",
+                "judge.prompt=judge.v2",
+                "--set",
+                "templates.prompt=genericize.v1",
+                "--set",
+                "templates.extractive_only=false",
+            ],  # as submit_inputs
             capture_output=True,
             text=True,
             timeout=1500,

@@ -160,3 +160,24 @@ def test_genericize_every_request_failing_or_nothing_pending(
     empty = make_ctx(embedded_engine, overrides, output=tmp_path / "empty")
     nothing = genericize.run(empty)
     assert (nothing.rows_in, nothing.rows_out, nothing.rejected, nothing.tables) == (0, 0, {}, {})
+
+
+def test_genericize_v2_builds_templates_from_the_query(
+    embedded_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path
+) -> None:
+    """The local profile's genericize.v2: a writing task is skipped before any call, and the template is the
+    query with the named span slotted (the test server names the query's last long word)."""
+    with TestServer() as srv:
+        ctx = make_ctx(embedded_engine, [f"llm.endpoints=[{srv.url}]", "llm.model=test-model",
+                                         "templates.prompt=genericize.v2", "templates.extractive_only=true",
+                                         "templates.sample_queries=null"])  # fmt: skip
+        queries = tmp_path / "q2.jsonl"
+        rows = ["What is the capital of Peru?", "Write a haiku about rain."]
+        queries.write_text("\n".join(json.dumps({"id": str(i), "text": q}) for i, q in enumerate(rows)) + "\n")
+        ingest_queries.run(ctx, str(queries))
+        result = genericize.run(ctx)
+        assert (result.rows_in, result.rows_out, result.rejected) == (2, 1, {"query_not_extractive": 1})
+        assert [t["template"] for t in ctx.store.read(TEMPLATES).collect()] == [
+            "What is the capital of <fi>a thing asked about</fi>?"
+        ]
+        assert srv.stats.requests == 1  # the writing task cost no call

@@ -55,6 +55,7 @@ def _job(action: str, url: str, out: str) -> None:
             "tracking.enabled=false", f"llm.endpoints=[{url}]", "llm.model=test-model",
             f"llm.concurrency={CONCURRENCY}", f"engine.shuffle_partitions={TASKS}",
             "templates.sample_queries=null", "instantiate.sample_pairs=null", "instantiate.prompt=instantiate.v1",
+            "templates.prompt=genericize.v1", "templates.extractive_only=false",
             "near_dedup.enabled=false",  # the 40 documents share their text on purpose: keep them all
         ],
     )  # fmt: skip

@@ -99,7 +99,9 @@ def make_ctx(engine, output: Path, server: ScriptedServer, overrides: list[str] 
             "export.validation_fraction=0.3",
             "export.licenses={documents.jsonl: CC BY-SA 3.0}",
             "match.token_budget=null",  # the final view's budget has its own test below
-            "instantiate.prompt=instantiate.v1",  # what ScriptedServer answers; judge.v4 has its own test below
+            "instantiate.prompt=instantiate.v1",
+            "templates.prompt=genericize.v1",
+            "templates.extractive_only=false",  # what ScriptedServer answers; judge.v4 has its own test below
             "judge.prompt=judge.v2",
             *overrides,
         ],

@@ -108,7 +108,9 @@ def test_whole_pipeline_on_s3_through_faults_without_leaking_credentials(faulty_
             "match.token_budget=null",
             f"index.cache_dir={tmp_path / 'index-cache'}",
             "export.rows_per_shard=2",
-            "instantiate.prompt=instantiate.v1",  # the prompts ScriptedServer's answers fit
+            "instantiate.prompt=instantiate.v1",
+            "templates.prompt=genericize.v1",
+            "templates.extractive_only=false",  # the prompts ScriptedServer's answers fit
             "judge.prompt=judge.v2",
             f"tracking.uri=sqlite:///{tmp_path / 'mlflow.db'}",  # a remote output needs a store that outlives it
         ]

@@ -31,7 +31,9 @@ OVERRIDES = [
     "export.validation_fraction=0.3",
     "export.licenses={documents.jsonl: CC BY-SA 3.0}",
     "match.token_budget=null",
-    "instantiate.prompt=instantiate.v1",  # the prompts ScriptedServer's answers fit
+    "instantiate.prompt=instantiate.v1",
+    "templates.prompt=genericize.v1",
+    "templates.extractive_only=false",  # the prompts ScriptedServer's answers fit
     "judge.prompt=judge.v2",
 ]
 
