@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterator
 from functools import partial
 
 import pandas as pd
+import pyarrow as pa
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
@@ -117,8 +118,8 @@ class Instantiate(LLMStage):
         rules = gen.InstantiateRules.from_config(self.cfg, self.spec)
         filled = self.spec.instruction_style == "filled"  # the encoder's gates belong to the filled contract
         min_fit, floor_value = (self.cfg.min_slot_fit, self.cfg.min_relevance) if filled else (-1.0, 0.0)
-        scored = passed.mapInPandas(
-            partial(_relevance, self.ctx.config.embed, rules, rules.answer_span, min_fit), RELEVANCE_DDL
+        scored = passed.mapInArrow(  # Arrow out with the declared types: a batch of all-null columns stays typed
+            partial(_relevance_arrow, self.ctx.config.embed, rules, rules.answer_span, min_fit), RELEVANCE_DDL
         )
         scored = scored.select("pair_id", *[F.col(c).alias(f"_new_{c}") for c in scored.columns if c != "pair_id"])
         replaced = ("answer", "answer_tokens", "longest_excerpt", "grounding", "reason", "detail")
@@ -180,6 +181,23 @@ RELEVANCE_DDL = (
 )
 
 
+RELEVANCE_ARROW = pa.schema(
+    [("pair_id", pa.string()), ("relevance", pa.float64()), ("answer", pa.string()), ("answer_tokens", pa.int32()),
+     ("longest_excerpt", pa.int32()), ("grounding", pa.float64()), ("reason", pa.string()), ("detail", pa.string())]
+)  # fmt: skip
+
+
+def _relevance_arrow(
+    cfg: EmbedConfig, rules: gen.InstantiateRules, span: str, min_slot_fit: float, batches: Iterator[pa.RecordBatch]
+) -> Iterator[pa.RecordBatch]:
+    """`_relevance` over Arrow batches (Sail turns an all-null pandas column into an untyped array it refuses)."""
+    for batch in batches:
+        for frame in _relevance(cfg, rules, span, min_slot_fit, iter([batch.to_pandas()])):
+            full = frame.reindex(columns=RELEVANCE_ARROW.names)
+            rows = full.astype(object).where(full.notna(), None).to_dict("records")
+            yield pa.RecordBatch.from_pylist(rows, schema=RELEVANCE_ARROW)
+
+
 def _relevance(
     cfg: EmbedConfig, rules: gen.InstantiateRules, span: str, min_slot_fit: float, batches: Iterator[pd.DataFrame]
 ) -> Iterator[pd.DataFrame]:
@@ -194,7 +212,8 @@ def _relevance(
     for batch in batches:
         if span != "best":
             scores = relevance(cfg, batch["instruction"].tolist(), batch["answer"].tolist())
-            yield pd.DataFrame({"pair_id": batch["pair_id"], "relevance": pd.Series(scores, dtype="float64")})
+            frame = pd.DataFrame({"pair_id": batch["pair_id"], "relevance": pd.Series(scores, dtype="float64")})
+            yield frame  # the other columns: null
             continue
         shown = [excerpts.shown_text(t, rules.max_source_chars) for t in batch["source_text"]]
         values = [[v.get("value", "") for v in json.loads(x or "[]")] for x in batch["values"]]
