@@ -77,11 +77,13 @@ class TemplatesConfig(Section):
         "instead of a slot_splits_word reject",
     )
     min_query_word_share: float = Field(
-        default=0.6,
+        default=0.0,
         ge=0.0,
         le=1.0,
         description="share of a generated template's words outside slots that must come from its query "
-        "(drifted_from_query below it; 0 = off; imported banks have no query and are not checked)",
+        "(drifted_from_query below it; 0 = off, the default: a released templatizer rephrases on purpose, and "
+        "genericize.v2's templates are the query's words by construction; 0.6 caught genericize.v1's 135M model "
+        "writing on past the query; imported banks have no query and are not checked)",
     )
     merge_near_duplicates: bool = Field(
         default=True, description="merge templates with the same skeleton (case, punctuation, slot wording)"

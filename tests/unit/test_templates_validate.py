@@ -157,4 +157,5 @@ def test_snap_slots_takes_glued_letters_into_the_slot() -> None:
 )  # fmt: skip
 def test_templates_that_cannot_make_a_self_contained_request(template: str, query: str | None, expected: str) -> None:
     """Issue #18's junk: a pointer to a missing input, a placeholder, a model writing on past the query."""
-    assert (validate_template(template, DESC, CFG, query=query).reason or "ok") == expected
+    cfg = CFG.model_copy(update={"min_query_word_share": 0.6})  # off by default (released templatizers rephrase)
+    assert (validate_template(template, DESC, cfg, query=query).reason or "ok") == expected
