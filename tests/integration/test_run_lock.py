@@ -84,7 +84,7 @@ def test_lock_of_a_killed_run_is_taken_over_and_released_on_normal_exit(tmp_path
     assert run.returncode == 0, run.stderr[-3000:]
     taken = [line for line in run.stderr.splitlines() if "taking over a stale lock" in line]
     assert len(taken) == 1 and f"pid {gone.pid} is not running on this host" in taken[0], run.stderr[-3000:]
-    assert "prepare_corpus: in=197 out=197" in run.stderr
+    assert "prepare_corpus: in=250 out=250" in run.stderr
     assert not lock_path(out).exists()
 
 

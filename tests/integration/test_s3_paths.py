@@ -80,7 +80,7 @@ def test_prepare_corpus_reads_and_writes_s3(s3_env):
     ]
     first = subprocess.run(args, env=s3_env, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert first.returncode == 0, first.stderr[-3000:]
-    assert "table documents: +197 rows (delta, s3://fi-bucket/run1/tables/documents)" in first.stderr
+    assert "table documents: +250 rows (delta, s3://fi-bucket/run1/tables/documents)" in first.stderr
     second = subprocess.run(args, env=s3_env, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert second.returncode == 0 and "table documents: +0 rows" in second.stderr
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="fi-bucket", Prefix="run1/tables/documents/")["Contents"]]
