@@ -61,14 +61,14 @@ class Genericize(LLMStage):
         gated = queries.mapInPandas(partial(_gate, self.cfg.extractive_only), f"{QUERY_GATE_DDL}")
         gated = self.ctx.store.materialize(gated, f"{self.name}/gated")
         todo = gated.join(done, "query_id", "left_anti")
-        skipped = todo.where(F.col("skip_reason").isNotNull())  # decided here, no LLM call: never sampled out
-        usable = gated.where(F.col("skip_reason").isNull())
-        sampled = self.sample(todo.where(F.col("skip_reason").isNull()), usable, self.cfg.sample_queries)
-        return skipped.unionByName(sampled)
+        skipped = todo.where(F.col("skip_reason") != "")  # decided here, no LLM call: never sampled out
+        usable = gated.where(F.col("skip_reason") == "")
+        sampled = self.sample(todo.where(F.col("skip_reason") == ""), usable, self.cfg.sample_queries)
+        return self.ctx.store.materialize(skipped.unionByName(sampled), f"{self.name}/pending")
 
     def requests(self, pending: DataFrame) -> DataFrame:
         return (
-            pending.where(F.col("skip_reason").isNull())
+            pending.where(F.col("skip_reason") == "")
             .select("query_id", "text")
             .mapInPandas(partial(_requests, self.spec), "key string, messages string")
         )
@@ -125,14 +125,17 @@ def _gate(extractive: bool, batches: Iterator[pd.DataFrame]) -> Iterator[pd.Data
     """Queries that cannot make a usable template (fi_spark.text.instructions.query_problem) get a reason."""
     for batch in batches:
         problems = [query_problem(text, extractive=extractive) for text in batch["text"]]
-        yield batch.assign(skip_reason=[p and p[0] for p in problems], skip_detail=[p and p[1] for p in problems])
+        # "" (not null) for a usable query: a column of nulls alone does not keep its type through Parquet on Sail
+        yield batch.assign(
+            skip_reason=[p[0] if p else "" for p in problems], skip_detail=[p[1] if p else "" for p in problems]
+        )
 
 
 def _parse(row: Row) -> Row:
     """One answer -> template + description, or the reason it is unusable."""
     from fi_spark.templates import parse_answer
 
-    if row["skip_reason"] is not None:  # refused before any call (`_gate`)
+    if row["skip_reason"]:  # refused before any call (`_gate`)
         return {"reason": f"query_{row['skip_reason']}", "detail": row["skip_detail"]}
     failed = llm_failure(row)
     if failed:

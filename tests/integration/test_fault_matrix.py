@@ -56,6 +56,7 @@ LLM = [
     "llm.breaker_reset_s=0.1", "llm.max_retry_after_s=0.3", "llm.request_deadline_s=20",
     "templates.sample_queries=null", "engine.shuffle_partitions=2",
     "llm.max_failed_share=1.0",  # these cases check recovery and accounting; the failure budget has its own test
+    "templates.prompt=genericize.v1", "templates.extractive_only=false",  # what TemplateServer answers
 ]  # fmt: skip
 
 
