@@ -64,7 +64,7 @@ class Genericize(LLMStage):
         skipped = todo.where(F.col("skip_reason") != "")  # decided here, no LLM call: never sampled out
         usable = gated.where(F.col("skip_reason") == "")
         sampled = self.sample(todo.where(F.col("skip_reason") == ""), usable, self.cfg.sample_queries)
-        return self.ctx.store.materialize(skipped.unionByName(sampled), f"{self.name}/pending")
+        return self.ctx.store.materialize(skipped.unionByName(sampled), f"{self.name}/queued")  # sample(): /pending
 
     def requests(self, pending: DataFrame) -> DataFrame:
         return (
