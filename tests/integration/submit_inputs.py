@@ -42,6 +42,7 @@ def pipeline_args(tmp_path: Path, llm_url: str, bad_line: bool = False) -> list[
         "match.min_score=-1.0",  # every document matches the (single) test-server template
         "match.token_budget=null",  # ... and is not held back by the pre-instantiation token budget
         "instantiate.prompt=instantiate.v1",
+        "judge.threshold=4",  # the counts below are at the paper's cut (the local profile keeps 3)
         "templates.prompt=genericize.v1",
         "templates.extractive_only=false",  # the prompts the test servers' scripted answers fit
         "judge.prompt=judge.v2",

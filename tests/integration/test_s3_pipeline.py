@@ -109,6 +109,7 @@ def test_whole_pipeline_on_s3_through_faults_without_leaking_credentials(faulty_
             f"index.cache_dir={tmp_path / 'index-cache'}",
             "export.rows_per_shard=2",
             "instantiate.prompt=instantiate.v1",
+            "judge.threshold=4",  # the counts below are at the paper's cut (the local profile keeps 3)
             "templates.prompt=genericize.v1",
             "templates.extractive_only=false",  # the prompts ScriptedServer's answers fit
             "judge.prompt=judge.v2",
