@@ -68,13 +68,7 @@ def document_phrases(text: str, limit: int = 12) -> list[str]:
 
 def rank_for_slots(cfg: EmbedConfig, descriptions: list[str], phrases: list[str], keep: int = 5) -> list[list[str]]:
     """For each slot description, the `keep` phrases that fit it best (cosine under the encoder), best first."""
-    if not descriptions or not phrases:
-        return [[] for _ in descriptions]
-    from fi_spark.embed.encoder import encode, load_encoder
-
-    model = load_encoder(cfg)
-    scores = encode(model, descriptions, cfg.batch_size) @ encode(model, phrases, cfg.batch_size).T
-    return [[phrases[j] for j in np.argsort(-row, kind="stable")[:keep]] for row in scores]
+    return rank_for_slots_batch(cfg, [descriptions], [phrases], keep)[0]
 
 
 def rank_for_slots_batch(
