@@ -37,7 +37,7 @@ EMBED = [
 
 INSTALL_REQUIRES = [
     # tables
-    "deltalake>=1.6",  # fi_spark.plan reads a finished run's Delta tables without Spark
+    "deltalake>=1.6",  # fi_spark.forecast reads a finished run's Delta tables without Spark
     # pandas 3: fi_spark's stages pass on Sail, but pyspark 4.0.1's pyspark.pandas (and pyspark.testing, which the
     # tests use) fails to import (`_builtin_table`); 2.2 ran the stage tests (tests/integration/test_runtime_install.py)
     "pandas>=2.2,<3",
@@ -72,7 +72,7 @@ EXTRAS = {
     "spark": SPARK,  # laptops: `pip install -c constraints.txt 'fi-spark[spark,embed]'` (embedded Sail engine)
     "classic": CLASSIC,  # + the classic JVM engine (local[*]); instead of `spark`, not beside it
     "embed": EMBED,
-    # prepare.sentence_splitter=sparknlp (fi_spark/stages/sentences.py): the Python side of Spark NLP; the cluster
+    # prepare.sentence_splitter=sparknlp (fi_spark/ingest/sentences.py): the Python side of Spark NLP; the cluster
     # adds the matching jar (Spark 3.5: com.johnsnowlabs.nlp:spark-nlp_2.12:7.0.0, 4.0.1+: spark-nlp_2.13:7.0.0)
     "sparknlp": ["spark-nlp==7.0.0"],
     "dev": [  # tests run both engines and every stage; tools at any version, constraints.txt holds the tested ones

@@ -14,7 +14,7 @@ shape after the other in one run:
   judge.v4 (the likelihood lift: two scoring requests per pair, one generated token each; the local
   profile's judge, used for the last line) and judge.v2 (one constrained score token with logprobs).
 
-Requests are built and answers checked by the stages' own pure functions (fi_spark.generate.instantiate,
+Requests are built and answers checked by the stages' own pure functions (fi_spark.instantiate.prompts,
 .judge, .likelihood) with the local profile's settings, and sent through fi_spark.llm.client.LLMClient
 (bench/excerpts.py's `send`) at the same concurrency for every phase. Only pairs that pass instantiate's
 checks are judged; a pair is kept when its score >= judge.threshold (4 of 1-5).
@@ -61,11 +61,11 @@ sys.path.insert(0, str(ROOT))
 from bench.excerpts import send, server_model  # noqa: E402
 from fi_spark.config import Config, load_config, load_prompt  # noqa: E402
 from fi_spark.cost import GpuRates  # noqa: E402
-from fi_spark.generate import instantiate as inst  # noqa: E402
-from fi_spark.generate import judge as jdg  # noqa: E402
-from fi_spark.generate import likelihood  # noqa: E402
+from fi_spark.genericize import parse_template  # noqa: E402
+from fi_spark.instantiate import prompts as inst  # noqa: E402
+from fi_spark.judge import likelihood  # noqa: E402
+from fi_spark.judge import rubric as jdg  # noqa: E402
 from fi_spark.llm.types import Sampling  # noqa: E402
-from fi_spark.templates import parse_template  # noqa: E402
 
 COST_PAIRS = ROOT / "bench" / "cost_pairs.json"
 Job = tuple[Any, list[dict[str, str]], str | None]  # (schema, messages, group) for bench.excerpts.send

@@ -2,7 +2,7 @@
 
 On the real local vLLM server (port 8011), instantiate.v3 on the fixed 30 pairs of bench/excerpts_pairs.json,
 sent twice per round: once with the schema as it was before (`compatible` a plain boolean, so a declined
-answer still writes every field) and once with fi_spark.generate.instantiate's union (`{"compatible": false}`
+answer still writes every field) and once with fi_spark.instantiate.prompts's union (`{"compatible": false}`
 alone closes the answer). Two rounds, each with a fresh run tag per arm, so the prefix cache of one arm does
 not serve the other. Requests are built, sent and checked by bench/cost_per_pair.py's `instantiate`.
 
@@ -24,7 +24,7 @@ sys.path.insert(0, str(ROOT))
 from bench import cost_per_pair as bench  # noqa: E402
 from bench.excerpts import PAIRS_FILE, server_model  # noqa: E402
 from fi_spark.config import load_config  # noqa: E402
-from fi_spark.generate import instantiate as inst  # noqa: E402
+from fi_spark.instantiate import prompts as inst  # noqa: E402
 
 URL = "http://127.0.0.1:8011/v1"
 

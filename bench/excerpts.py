@@ -48,12 +48,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from fi_spark.config import EmbedConfig, LLMConfig, load_config, load_prompt  # noqa: E402
-from fi_spark.generate import excerpts  # noqa: E402
-from fi_spark.generate import instantiate as gen  # noqa: E402
+from fi_spark.genericize import GenericizeAnswer, parse_answer, parse_template, validate_template  # noqa: E402
+from fi_spark.instantiate import excerpts  # noqa: E402
+from fi_spark.instantiate import prompts as gen  # noqa: E402
 from fi_spark.llm.adapter import Adapter  # noqa: E402
 from fi_spark.llm.client import LLMClient  # noqa: E402
 from fi_spark.llm.types import LLMRequest, Sampling  # noqa: E402
-from fi_spark.templates import GenericizeAnswer, parse_answer, parse_template, validate_template  # noqa: E402
 
 PAIRS_FILE = ROOT / "bench" / "excerpts_pairs.json"
 SAMPLE = ROOT / "fi_spark" / "resources" / "sample"
@@ -100,7 +100,7 @@ def genericize_sample(url: str, model: str, n_queries: int) -> tuple[list[tuple[
     stage's rules: (valid (template, description) pairs, {"sent", "reasons", "gen_tokens", "seconds"})."""
     cfg = load_config("local")
     spec = load_prompt(cfg.templates.prompt)
-    from fi_spark.generate.prompting import chat_messages
+    from fi_spark.prompting.messages import chat_messages
 
     queries = sorted(read_jsonl(SAMPLE / "queries.jsonl"), key=lambda q: q["id"])[:n_queries]
     llm = cfg.llm.model_copy(update={"endpoints": [url], "concurrency": 8})

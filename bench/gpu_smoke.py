@@ -155,13 +155,15 @@ def summarize(output: Path, sets: list[str], wall_s: float) -> dict[str, object]
     from fi_spark.config import load_config
     from fi_spark.engine import start_engine
     from fi_spark.report.collect import Tables, funnel, llm_stats
+    from fi_spark.run.pipeline import layout
     from fi_spark.tables import TableStore, resolve_format
 
     config = load_config("fineinstructions", sets)
     engine = start_engine(config.engine)
     try:
-        tables = Tables(TableStore(engine.spark, str(output), resolve_format(config.tables, engine.caps)))
-        steps = [(r.unit, r.step, r.rows) for r in funnel(tables, config, None)]
+        plan = layout()
+        tables = Tables(TableStore(engine.spark, str(output), resolve_format(config.tables, engine.caps)), plan.tables)
+        steps = [(r.unit, r.step, r.rows) for r in funnel(tables, config, None, plan.funnel)]
         stages = {s.stage: s for s in llm_stats(tables)}
         judged = tables.get("judged", "score")
         kept = judged.where(f"score >= {config.judge.threshold}").count() if judged is not None else 0

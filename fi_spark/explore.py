@@ -4,7 +4,7 @@ time travel. The notebooks under notebooks/ call these; the jobs never do.
 ``open_run(folder)`` starts an engine (the profile's, embedded by default), opens the run's table store
 and registers one temporary view per table that exists, named as the table (``pairs``, ``pair_rejects``,
 ...), plus ``lineage``: every pair joined to its document, chunk, template and verdict
-(fi_spark.stages.lineage), so a question about the run is one ``run.sql(...)``. With ``tables.schema`` set
+(fi_spark.export.lineage), so a question about the run is one ``run.sql(...)``. With ``tables.schema`` set
 (``tables.catalog`` too on Unity Catalog) the tables are also reached by their catalog names, as jobs and
 dashboards reach them: on a cluster they are already registered, on the embedded engine ``open_run``
 registers them in its session catalog (fi_spark.catalog; no table data is written), and ``run.table(name)``
@@ -12,7 +12,7 @@ gives the name to put in SQL, e.g. ``fi_spark.pairs_kept``.
 
 Time travel reads an earlier version of a Delta table with Spark's ``versionAsOf`` (Sail and Delta Lake
 both support it); the list of versions comes from delta-rs (``DeltaTable.history()``), because Sail 0.7
-has no ``DESCRIBE HISTORY``. Comparing two pipeline runs is fi_spark.runs (the MLflow client API).
+has no ``DESCRIBE HISTORY``. Comparing two pipeline runs is fi_spark.run.history (the MLflow client API).
 """
 
 from __future__ import annotations
@@ -65,12 +65,13 @@ class RunView:
         """The run's funnel (unit, step, rows): the same numbers the report and the dataset card show."""
         import pandas as pd
 
-        from fi_spark.report import export_location
         from fi_spark.report.collect import Tables, funnel, read_export_stats
+        from fi_spark.run.pipeline import layout
 
-        stats = read_export_stats(export_location(self.config, self.ctx.output))
+        stats = read_export_stats(self.config.export.where(self.ctx.output))
         exported = int(stats["rows"]) if stats and "rows" in stats else None
-        rows = funnel(Tables(self.ctx.store), self.config, exported)
+        plan = layout()
+        rows = funnel(Tables(self.ctx.store, plan.tables), self.config, exported, plan.funnel)
         return pd.DataFrame([(r.unit, r.step, r.rows) for r in rows], columns=["unit", "step", "rows"])
 
     def rejects(self) -> DataFrame:
@@ -161,10 +162,10 @@ def tracking_uri(folder: str, profile: str = "local", overrides: Sequence[str] =
 
 
 def compare(uri: str, experiment: str, a: str, b: str) -> pd.DataFrame:
-    """Two pipeline runs side by side (fi_spark.runs.compare_runs): key, a, b, differs; differences first."""
+    """Two pipeline runs side by side (fi_spark.run.history.compare_runs): key, a, b, differs; differences first."""
     import pandas as pd
 
-    from fi_spark.runs import compare_runs
+    from fi_spark.run.history import compare_runs
 
     rows = [(d.key, d.a, d.b, d.differs) for d in compare_runs(uri, experiment, a, b)]
     return pd.DataFrame(rows, columns=["key", a[:8], b[:8], "differs"])
@@ -172,8 +173,8 @@ def compare(uri: str, experiment: str, a: str, b: str) -> pd.DataFrame:
 
 def register_views(run: RunView) -> dict[str, int]:
     """One temporary view per existing table (and `lineage` when there are pairs); returns view -> rows."""
+    from fi_spark.export.lineage import pair_lineage
     from fi_spark.schemas import ALL_TABLES, PAIRS
-    from fi_spark.stages.lineage import pair_lineage
 
     store = run.ctx.store
     for name, spec in sorted(ALL_TABLES.items()):

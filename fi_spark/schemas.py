@@ -161,11 +161,11 @@ PAIRS = _table(
     ("instruction", StringType(), False, "the instruction: the template with its slots filled"),
     ("answer", StringType(), False, "the answer, with excerpts expanded from the document"),
     ("slot_values", SLOT_VALUES, True, "the value given for each slot"),
-    ("grounding", DoubleType(), False, "excerpt coverage (fi_spark.generate.grounding)"),
+    ("grounding", DoubleType(), False, "excerpt coverage (fi_spark.instantiate.grounding)"),
     ("answer_tokens", IntegerType(), False, "word tokens of the answer, as grounding counts them"),
     ("longest_excerpt", IntegerType(), False, "words of the longest verbatim excerpt"),
     ("excerpt_share", DoubleType(), True, "share of the expanded answer's characters from <excerpt> markers"),
-    ("relevance", DoubleType(), True, "cosine of instruction and answer (fi_spark.generate.relevance)"),
+    ("relevance", DoubleType(), True, "cosine of instruction and answer (fi_spark.instantiate.relevance)"),
     ("match_score", DoubleType(), True, "cosine similarity of the match (matches.score)"),
     ("match_rank", IntegerType(), True, "rank of the template among the document's matches"),
     ("char_start", IntegerType(), True, "start of the document span the source text is (judge, export)"),
@@ -183,9 +183,9 @@ PAIR_REJECTS = _table(
     ("doc_id", StringType(), False, "document id: sha256 of the normalized text (documents.doc_id)"),
     ("chunk_id", StringType(), True, "chunk id (chunks.chunk_id)"),
     ("template_id", StringType(), False, "template id (templates.template_id)"),
-    ("reason", StringType(), False, "fi_spark.generate.instantiate.REJECT_REASONS, contaminated, llm_<reason>"),
+    ("reason", StringType(), False, "fi_spark.instantiate.prompts.REJECT_REASONS, contaminated, llm_<reason>"),
     ("detail", StringType(), True, "with the measured value (grounding, overlapping n-gram, ...)"),
-    ("grounding", DoubleType(), True, "excerpt coverage of the answer (fi_spark.generate.grounding)"),
+    ("grounding", DoubleType(), True, "excerpt coverage of the answer (fi_spark.instantiate.grounding)"),
     ("instruction", StringType(), True, "the instruction: the template with its slots filled"),
     ("answer", StringType(), True, "the answer, with excerpts expanded from the document"),
     ("model", StringType(), False, "the model that answered"),
@@ -210,7 +210,7 @@ JUDGED = _table(
     ("request_id", StringType(), False, "the LLM request (llm_responses.request_id)"),
 )
 
-# ---- ingest_queries / genericize / import_templates / build_index / match (fi_spark.templates, embed, index)
+# ---- ingest_queries / genericize / import_templates / build_index / match (fi_spark.genericize, embed, index)
 QUERIES = _table(
     "queries",
     "normalized, deduplicated user queries",
@@ -229,7 +229,7 @@ QUERY_REJECTS = _table(
     ("reject_id",),
     ("reject_id", StringType(), False, "sha256 of (input_file, raw record) + occurrence"),
     ("query_id", StringType(), True, "for duplicates: the query that was kept"),
-    ("reason", StringType(), False, "fi_spark.stages.ingest_queries.REASONS"),
+    ("reason", StringType(), False, "fi_spark.ingest.ingest_queries.REASONS"),
     ("detail", StringType(), True, "the measured value or message behind the reason"),
     ("source_id", StringType(), True, "the id given in the input, when there was one"),
     ("input_file", StringType(), True, "the input file the row came from"),
@@ -266,7 +266,7 @@ TEMPLATE_REJECTS = _table(
     "templates rejected by validation or the LLM, with the reason",
     ("source_key",),
     ("source_key", StringType(), False, "query_id (genericize) or bank row id (import)"),
-    ("reason", StringType(), False, "fi_spark.templates.REASONS or llm_<reason>"),
+    ("reason", StringType(), False, "fi_spark.genericize.REASONS or llm_<reason>"),
     ("detail", StringType(), True, "the measured value or message behind the reason"),
     ("template", StringType(), True, "what the model (or bank) gave, for a person to look at"),
     ("compatible_doc_description", StringType(), True, "what kind of document could fill the slots and answer"),
@@ -306,7 +306,7 @@ MATCH_REJECTS = _table(
     "documents without a match, with the reason",
     ("doc_id",),
     ("doc_id", StringType(), False, "document id: sha256 of the normalized text (documents.doc_id)"),
-    ("reason", StringType(), False, "fi_spark.stages.match.REASONS"),
+    ("reason", StringType(), False, "fi_spark.match.match.REASONS"),
     ("detail", StringType(), True, "the measured value or message behind the reason"),
     ("index_version", StringType(), False, "the FAISS index version that matched"),
 )

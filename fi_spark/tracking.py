@@ -4,7 +4,7 @@ Each stage run gets the resolved config as params and as a ``config.yaml`` artif
 fi_spark.redact masks secret-looking keys and URL credentials), the StageResult's numbers as metrics (rows
 in / out / rejected by reason, seconds, rows/s, extras), the models that answered its LLM requests
 (tag ``fi_spark.llm_models``, also set on the parent as ``fi_spark.llm_models.<stage>``), and its data as
-MLflow dataset inputs (fi_spark.runner: ``--documents``, ``--queries``, ``--output`` with path, rows, digest).
+MLflow dataset inputs (fi_spark.run.session: ``--documents``, ``--queries``, ``--output`` with path, rows, digest).
 Where runs go is fi_spark.tracking_store (one resolution; a throwaway store is refused).
 
 Run groups: a job that runs one stage per task (the Databricks bundle's ``fi_spark_stages``) passes
@@ -13,7 +13,7 @@ run, tagged ``fi_spark.run_group``, resumes it and nests its stage run under it.
 names the parent directly.
 
 Killed runs: every run is tagged with the output folder and the run lock's token, pid and host
-(fi_spark.runlock). A run that holds the output's lock knows no other live run writes there, so a run of
+(fi_spark.run.lock). A run that holds the output's lock knows no other live run writes there, so a run of
 that folder still RUNNING with another token was killed (its pid is dead, or its lock went stale): it is
 marked KILLED when the next run starts, with one log line.
 """
@@ -34,7 +34,7 @@ import yaml
 
 from fi_spark.config import Config, ConfigError
 from fi_spark.redact import redact, redact_config, redact_url
-from fi_spark.runlock import LockInfo, pid_alive
+from fi_spark.run.lock import LockInfo, pid_alive
 from fi_spark.stages.base import StageResult
 from fi_spark.tracking_store import relocate_artifacts, resolve_tracking_uri
 
@@ -53,7 +53,7 @@ class DatasetRef:
     context: str  # documents | queries | output
     uri: str
     rows: int
-    digest: str  # fi_spark.runner: a listing or row-count fingerprint (MLflow stores up to 36 characters)
+    digest: str  # fi_spark.run.session: a listing or row-count fingerprint (MLflow stores up to 36 characters)
     profile: dict[str, Any] | None = None  # shown beside the rows (e.g. rows per table of the output)
 
 

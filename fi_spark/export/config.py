@@ -31,3 +31,9 @@ class ExportConfig(Section):
     licenses: dict[str, str] = Field(
         default_factory=dict, description="input source (a documents.metadata 'source' value or file name) -> license"
     )
+
+    def where(self, output: str) -> str:
+        """Where the shards and card go: `location`, else <output>/export."""
+        from fi_spark import storage
+
+        return self.location or storage.join(output, "export")

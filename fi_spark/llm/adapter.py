@@ -17,7 +17,7 @@ Structured output:
 Logprobs (`Sampling.top_logprobs` > 0): chat asks `logprobs: true, top_logprobs: n`, completions asks
 `logprobs: n`. Both answers are read into one shape, `Completion.logprobs`: the JSON string
 `[[token, {alternative: logprob, ...}], ...]`, one entry per generated token, in order. Consumers that
-need one position (the judge's score digit) find it by the tokens' text; see fi_spark.generate.judge.
+need one position (the judge's score digit) find it by the tokens' text; see fi_spark.judge.rubric.
 
 Validation uses `jsonschema` (Draft 2020-12, what pydantic emits), compiled once per adapter: a
 well-kept validator that checks exactly the schema the server was given, pydantic models included

@@ -2,12 +2,12 @@
 GPU smoke script's --dry-run only; never a user's default).
 
 - `Templatizer` (fineinstructions/query_templatizer): the bare query as the only user message -> one JSON
-  object with `template` and `compatible_document_description` (fi_spark.generate.fineinstructions).
+  object with `template` and `compatible_document_description` (fi_spark.prompting.fineinstructions).
 - `Instantiator` (fineinstructions/template_instantiator): the JSON object {"instruction_template",
   "document"} -> `null` (the template does not fit) or {"instruction", "answer"} whose answer is one
   `<excerpt>first words<...>last words</excerpt>` marker naming the document's first sentence.
 - `FlowJudge` (flowaicom/Flow-Judge-v0.1): Flow Judge's template -> `<feedback>...</feedback>` then
-  `<score>N</score>` (fi_spark.generate.flow_judge).
+  `<score>N</score>` (fi_spark.judge.flow_judge).
 
 What each answers is decided by `RecipeScript`, from words in the request, so a test knows every row that
 results. Each server records the model name every completion request asked for (`models`), so a test can

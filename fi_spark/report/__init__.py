@@ -18,6 +18,7 @@ from fi_spark import storage
 if TYPE_CHECKING:
     from fi_spark.config import Config
     from fi_spark.report.data import ReportData
+    from fi_spark.stages.base import PipelineLayout
     from fi_spark.tables import TableStore
 
 
@@ -27,14 +28,6 @@ class ReportFiles:
     plots: dict[str, str]  # plot name -> local PNG path
     location: str  # where the report was published (local folder or s3:// prefix)
     data: ReportData
-
-
-def report_location(config: Config, output: str) -> str:
-    return config.report.location or storage.join(output, "report")
-
-
-def export_location(config: Config, output: str) -> str:
-    return config.export.location or storage.join(output, "export")
 
 
 def render_report(data: ReportData, config: Config, folder: str) -> ReportFiles:
@@ -76,12 +69,14 @@ def render_report(data: ReportData, config: Config, folder: str) -> ReportFiles:
     return ReportFiles(html_path, {k: v for k, v in drawn.items() if v}, folder, data)
 
 
-def build_report(store: TableStore, config: Config, output: str, work_dir: str | None = None) -> ReportFiles:
+def build_report(
+    store: TableStore, config: Config, output: str, layout: PipelineLayout, work_dir: str | None = None
+) -> ReportFiles:
     """Aggregate the tables under `output`, render the report and publish it to `report.location`."""
     from fi_spark.report.collect import collect_report_data
 
-    data = collect_report_data(store, config, export_location(config, output))
-    destination = report_location(config, output)
+    data = collect_report_data(store, config, config.export.where(output), layout)
+    destination = config.report.where(output)
     remote = storage.is_remote(destination)
     folder = tempfile.mkdtemp(prefix="fi-report-", dir=work_dir) if remote else storage.local_path(destination)
     files = render_report(data, config, folder)

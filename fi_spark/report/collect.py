@@ -22,7 +22,10 @@ from fi_spark.report.data import FunnelRow, Histogram, LLMStageStats, ReportData
 from fi_spark.schemas import ALL_TABLES, TableSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from fi_spark.config import Config
+    from fi_spark.stages.base import FunnelStep, PipelineLayout
     from fi_spark.tables import TableStore
 
 log = logging.getLogger(__name__)
@@ -35,14 +38,12 @@ LATENCY_QUANTILES = {"p50": 0.5, "p95": 0.95, "p99": 0.99}
 class Tables:
     """The run's tables by name; `get` is None for a table not written yet."""
 
-    def __init__(self, store: TableStore) -> None:
-        from fi_spark.pipeline import written_tables  # every table a stage declares it writes
-
+    def __init__(self, store: TableStore, names: Sequence[str]) -> None:
         self.store = store
         self.frames: dict[str, DataFrame] = {}
         self.counts: dict[str, int] = {}
         self.missing: list[str] = []
-        for name in written_tables():
+        for name in names:  # every table a stage declares it writes (PipelineLayout.tables)
             spec = ALL_TABLES.get(name) or TableSpec(name, StructType([]), ())
             if store.exists(spec):
                 df = store.reader(spec)
@@ -98,11 +99,10 @@ def _reasons(df: DataFrame, column: str = "reason") -> dict[str, int]:
     return {str(r[column]): int(r["count"]) for r in df.groupBy(column).count().collect()}
 
 
-def funnel(t: Tables, config: Config, exported: int | None) -> list[FunnelRow]:
-    """The funnel steps every stage declares (StageTables.funnel), queries first, then documents, then pairs."""
-    from fi_spark.pipeline import STAGES
-
-    steps = sorted((step for s in STAGES for step in s.tables.funnel), key=lambda step: UNITS.index(step.unit))
+def funnel(t: Tables, config: Config, exported: int | None, declared: Sequence[FunnelStep]) -> list[FunnelRow]:
+    """The funnel steps every stage declares (StageTables.funnel, handed in as PipelineLayout.funnel), queries
+    first, then documents, then pairs."""
+    steps = sorted(declared, key=lambda step: UNITS.index(step.unit))
     rows: list[FunnelRow] = []
     for step in steps:
         label = step.label.format(cfg=config)
@@ -259,13 +259,13 @@ def read_export_stats(location: str) -> dict[str, Any] | None:
     return data
 
 
-def collect_report_data(store: TableStore, config: Config, export_location: str) -> ReportData:
+def collect_report_data(store: TableStore, config: Config, export_location: str, layout: PipelineLayout) -> ReportData:
     """Everything the report shows, from the tables under `store.root`."""
-    t = Tables(store)
+    t = Tables(store, layout.tables)
     data = ReportData(output=store.root, tables=dict(t.counts), missing=list(t.missing))
     data.export = read_export_stats(export_location)
     exported = int(data.export["rows"]) if data.export and "rows" in data.export else None
-    data.funnel = funnel(t, config, exported)
+    data.funnel = funnel(t, config, exported, layout.funnel)
     data.rejects = rejects(t, config)
     if t.count("documents") is not None:
         data.dedup = {"kept": t.count("documents") or 0}

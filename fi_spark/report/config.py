@@ -28,3 +28,9 @@ class ReportConfig(Section):
     def rates(self) -> GpuRates:
         """The cost estimate's price and throughputs (fi_spark.cost)."""
         return GpuRates(self.usd_per_gpu_hour, self.gen_tokens_per_s, self.prefill_tokens_per_s)
+
+    def where(self, output: str) -> str:
+        """Where report.html and its plots go: `location`, else <output>/report."""
+        from fi_spark import storage
+
+        return self.location or storage.join(output, "report")

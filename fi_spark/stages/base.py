@@ -7,7 +7,7 @@ A stage is a module ``fi_spark/stages/<name>.py`` with
 - ``run(ctx, ...) -> StageResult``: reads its inputs through ``ctx.store``, transforms DataFrame ->
   DataFrame, writes through ``ctx.store`` and returns counts.
 
-The registry (fi_spark.pipeline) reads the declaration: before ``run`` every declared read must exist
+The registry (fi_spark.run.pipeline) reads the declaration: before ``run`` every declared read must exist
 (else ``MissingInputError`` names the stage that writes it), after ``run`` the result may only report
 declared tables and its rows must add up (``StageResult.check_accounting``). A stage never talks to
 MLflow: the job / pipeline layer logs the result (fi_spark.tracking), so the library stays testable
@@ -55,6 +55,15 @@ class StageTables:
 
     reads: tuple[TableSpec, ...] = ()  # must exist before the stage runs
     writes: tuple[TableSpec, ...] = ()  # the only tables the stage appends to
+    funnel: tuple[FunnelStep, ...] = ()
+
+
+@dataclass(frozen=True)
+class PipelineLayout:
+    """Every table the stages write and every funnel step, in pipeline order (fi_spark.run.pipeline.layout):
+    handed to the export and report stages, which draw the run's funnel without reading the registry."""
+
+    tables: tuple[str, ...] = ()
     funnel: tuple[FunnelStep, ...] = ()
 
 

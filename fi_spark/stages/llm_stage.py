@@ -15,7 +15,7 @@ An LLM failure is a row like any other: a stage whose every request failed, or t
 send, still writes what it can and its StageResult adds up. But a run whose rows failed for an endpoint
 reason (more than `llm.max_failed_share` of them: all of them, against a dead server) is not a success: after
 the writes the stage raises LLMFailureError, one line naming the endpoint and what to check, with the result
-attached for tracking (fi_spark.runner), and the CLI exits 3.
+attached for tracking (fi_spark.run.session), and the CLI exits 3.
 """
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class PrepareConfig(QualityThresholds):
         default="regex",
         description="where chunk boundaries come from: 'regex' (pure Python, fi_spark.text.chunking) or "
         "'sparknlp' (Spark NLP's rule-based SentenceDetector; needs its jar on a classic Spark cluster, "
-        "see fi_spark/stages/sentences.py)",
+        "see fi_spark/ingest/sentences.py)",
     )
     partitions: int | None = Field(default=None, ge=1, description="repartition documents to this many partitions")
 

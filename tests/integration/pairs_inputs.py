@@ -11,11 +11,11 @@ from pathlib import Path
 
 from pyspark.sql import functions as F
 
+from fi_spark.ingest import prepare_corpus
 from fi_spark.schemas import CHUNKS, MATCHES
 from fi_spark.schemas import TEMPLATES as TEMPLATES_SPEC
-from fi_spark.stages import prepare_corpus
 from fi_spark.stages.base import StageContext
-from fi_spark.templates.tags import parse_template
+from fi_spark.text.tags import parse_template
 
 DOCS = [
     (

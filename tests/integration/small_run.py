@@ -24,8 +24,9 @@ from test_pairs_stages import ScriptedServer
 from fi_spark.config import load_config
 from fi_spark.engine import Engine
 from fi_spark.llm.testserver import ServerSettings
-from fi_spark.pipeline import PipelineInputs, run_pipeline
+from fi_spark.run.pipeline import run_pipeline
 from fi_spark.stages.base import StageContext
+from fi_spark.stages.registry import PipelineInputs
 from fi_spark.tables import TableStore, resolve_format
 from fi_spark.tracking import Tracker
 

@@ -12,9 +12,10 @@ import pytest
 
 from fi_spark.catalog import Catalog, CatalogConflictError
 from fi_spark.engine import Engine
-from fi_spark.pipeline import PipelineInputs, stage
+from fi_spark.run.pipeline import run_spec
 from fi_spark.schemas import JUDGED, PAIRS, QUERIES
 from fi_spark.stages.base import StageContext
+from fi_spark.stages.registry import PipelineInputs, stage
 
 
 def pair(pair_id: str, doc: str) -> dict:
@@ -75,7 +76,7 @@ def test_a_stage_registers_what_it_wrote(any_engine: Engine, make_ctx: Callable[
     lines = [json.dumps({"text": t}) for t in ("What is the capital of Peru?", "How do I bake bread at home?")]
     source.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ctx = make_ctx(any_engine, [f"tables.schema={schema}"])
-    result = stage("ingest_queries").run(ctx, PipelineInputs(queries=str(source)))
+    result = run_spec(stage("ingest_queries"), ctx, PipelineInputs(queries=str(source)))
     assert result.rows_out == 2
     assert ctx.spark.sql(f"SELECT count(*) AS n FROM {schema}.{QUERIES.name}").collect()[0].n == 2
     listed = {t.name for t in ctx.spark.catalog.listTables(schema)}
@@ -119,8 +120,8 @@ def test_managed_tables_live_in_the_catalog(
     source.write_text(json.dumps({"text": "What is the capital of Peru?"}) + "\n", encoding="utf-8")
     ctx = make_ctx(any_engine, [f"tables.schema={schema}", "tables.managed=true"], output=tmp_path / "out")
     ctx.store = TableStore.open(ctx.spark, ctx.output, ctx.config.tables, any_engine.caps)
-    first = stage("ingest_queries").run(ctx, PipelineInputs(queries=str(source)))
-    again = stage("ingest_queries").run(ctx, PipelineInputs(queries=str(source)))
+    first = run_spec(stage("ingest_queries"), ctx, PipelineInputs(queries=str(source)))
+    again = run_spec(stage("ingest_queries"), ctx, PipelineInputs(queries=str(source)))
     assert (first.tables, again.tables) == ({"queries": 1, "query_rejects": 0}, {"queries": 0, "query_rejects": 0})
     assert ctx.spark.sql(f"SELECT text FROM {schema}.queries").collect()[0].text == "What is the capital of Peru?"
     assert not (tmp_path / "out" / "tables").exists()

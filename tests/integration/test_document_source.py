@@ -6,8 +6,9 @@ from pairs_inputs import write_inputs  # helper modules beside this file
 from pyspark.sql import functions as F
 from test_pairs_stages import ScriptedServer, make_ctx
 
+from fi_spark.instantiate import instantiate
+from fi_spark.judge import judge
 from fi_spark.schemas import JUDGED, PAIRS
-from fi_spark.stages import instantiate, judge
 from fi_spark.stages.sources import attach_source_text, source_chars
 
 # each document's first sentence: the whole sentences within 120 characters (every document is ~200 long)

@@ -35,13 +35,14 @@ import pytest
 from fi_spark.config import load_config
 from fi_spark.engine import Engine
 from fi_spark.errors import OutputFullError
+from fi_spark.ingest import ingest_queries
 from fi_spark.llm.journal import list_files, read_rows
 from fi_spark.llm.testserver import ServerSettings, TestServer
-from fi_spark.pipeline import stage
+from fi_spark.run.pipeline import run_spec
 from fi_spark.schemas import LLM_RESPONSES, TEMPLATE_REJECTS, TEMPLATES
-from fi_spark.stages import ingest_queries
 from fi_spark.stages.base import StageContext, StageResult
 from fi_spark.stages.llm_stage import NOT_STORED
+from fi_spark.stages.registry import stage
 from fi_spark.tables import TableStore, resolve_format
 
 pytestmark = pytest.mark.slow
@@ -105,7 +106,7 @@ def prepared(engine: Engine, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def genericize(ctx: StageContext) -> StageResult:
-    return stage("genericize").run(ctx)
+    return run_spec(stage("genericize"), ctx)
 
 
 def tables(ctx: StageContext) -> dict[str, list[str]]:

@@ -12,11 +12,12 @@ import pytest
 
 from fi_spark.engine import Engine
 from fi_spark.errors import LLMFailureError
+from fi_spark.export.lineage import _with_later_sources
+from fi_spark.genericize import genericize, import_templates
+from fi_spark.ingest import ingest_queries
 from fi_spark.llm.testserver import TestServer
 from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATE_SOURCES, TEMPLATES
-from fi_spark.stages import genericize, import_templates, ingest_queries
 from fi_spark.stages.base import StageContext
-from fi_spark.stages.lineage import _with_later_sources
 
 DESC = "An encyclopedia article about a country that names its capital city and describes it."
 ANSWERS: dict[str, dict[str, str]] = {

@@ -11,8 +11,9 @@ from pathlib import Path
 from pyspark.sql import functions as F
 
 from fi_spark.engine import Engine
+from fi_spark.genericize import import_templates
+from fi_spark.ingest import ingest_queries, prepare_corpus
 from fi_spark.schemas import DOC_REJECTS, DOCUMENTS, QUERY_REJECTS, TEMPLATE_REJECTS
-from fi_spark.stages import import_templates, ingest_queries, prepare_corpus
 from fi_spark.stages.base import StageContext
 from tests.hostile import nested
 from tests.warc_builder import build_warc

@@ -10,8 +10,8 @@ import pandas as pd
 import pytest
 
 from fi_spark.engine import Engine
+from fi_spark.genericize import import_templates
 from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATES
-from fi_spark.stages import import_templates
 from fi_spark.stages.base import StageContext
 
 DESC = "A cooking guide that explains how to prepare a dish at home, step by step."

@@ -7,8 +7,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fi_spark.engine import Engine
+from fi_spark.ingest import ingest_queries
 from fi_spark.schemas import QUERIES, QUERY_REJECTS
-from fi_spark.stages import ingest_queries
 from fi_spark.stages.base import StageContext
 
 

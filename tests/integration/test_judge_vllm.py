@@ -13,7 +13,7 @@ import json
 import pytest
 
 from fi_spark.config import LLMConfig, LocalLLMServerConfig, load_prompt
-from fi_spark.generate import judge as gen
+from fi_spark.judge import rubric as gen
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
 from fi_spark.llm.local_server import shared_server
@@ -64,7 +64,7 @@ def test_one_token_score_with_logprobs() -> None:
 def test_likelihood_judge_prefers_the_answer_that_responds() -> None:
     """On the real server the scoring requests come back with prompt logprobs covering the answer, and the
     answer that responds to the instruction gets a higher lift than an unrelated one (judge.v4's contract)."""
-    from fi_spark.generate.likelihood import lift_verdict, scoring_messages
+    from fi_spark.judge.likelihood import lift_verdict, scoring_messages
 
     cfg = LocalLLMServerConfig()
     url, model = shared_server(cfg), cfg.served_model_name

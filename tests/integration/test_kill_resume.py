@@ -45,7 +45,9 @@ def _job(action: str, url: str, out: str) -> None:
     """The subprocess: `prepare-<stage>` writes the stage's inputs, `<stage>` runs it."""
     from fi_spark.config import load_config
     from fi_spark.engine import start_engine
-    from fi_spark.stages import genericize, ingest_queries, instantiate
+    from fi_spark.genericize import genericize
+    from fi_spark.ingest import ingest_queries
+    from fi_spark.instantiate import instantiate
     from fi_spark.stages.base import StageContext
     from fi_spark.tables import TableStore, resolve_format
 

@@ -12,9 +12,10 @@ import pytest
 
 from fi_spark.engine import Engine
 from fi_spark.errors import LLMFailureError
+from fi_spark.genericize import genericize
+from fi_spark.ingest import ingest_queries
 from fi_spark.llm.testserver import ServerSettings, TestServer
 from fi_spark.schemas import LLM_FAILURES
-from fi_spark.stages import genericize, ingest_queries
 from fi_spark.stages.base import StageContext
 from tests.integration.test_cli_and_jobs import run_cli
 from tests.unit.test_llm_failure_budget import closed_port_url

@@ -14,11 +14,12 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from fi_spark.engine import Engine
-from fi_spark.index.candidates import PlanRules
+from fi_spark.index import build_index
+from fi_spark.match import match
+from fi_spark.match.candidates import PlanRules
+from fi_spark.match.match import select_matches
 from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCH_REJECTS, MATCHES, TEMPLATE_VECTORS, TEMPLATES
-from fi_spark.stages import build_index, match
 from fi_spark.stages.base import StageContext
-from fi_spark.stages.match import select_matches
 
 CANDIDATE_COLS = "doc_id string, template_id string, score float, n_slots int, template_tokens int, doc_tokens int"
 USAGE_COLS = "template_id string, used long"

@@ -10,8 +10,8 @@ import pytest
 from pyspark.sql import Row
 from pyspark.testing import assertDataFrameEqual
 
+from fi_spark.ingest import prepare_corpus
 from fi_spark.schemas import DOC_REJECTS, DOCUMENTS, DUP_CLUSTERS, DUPLICATES
-from fi_spark.stages import prepare_corpus
 from tests.warc_builder import build_warc
 
 SENTENCES = [

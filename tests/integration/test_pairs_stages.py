@@ -25,14 +25,18 @@ from pyspark.sql import functions as F
 
 from fi_spark.config import load_config
 from fi_spark.errors import LLMFailureError
-from fi_spark.generate.grounding import word_tokens
-from fi_spark.index.candidates import final_budget_keep
+from fi_spark.export import export
+from fi_spark.export.lineage import final_pairs
+from fi_spark.ingest import prepare_corpus
+from fi_spark.instantiate import instantiate
+from fi_spark.instantiate.grounding import word_tokens
+from fi_spark.judge import judge
 from fi_spark.llm.testserver import TestServer
+from fi_spark.match.candidates import final_budget_keep
+from fi_spark.report import report as report_stage
+from fi_spark.run.pipeline import layout
 from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, LLM_RESPONSES, MATCHES, PAIR_REJECTS, PAIRS
-from fi_spark.stages import export, instantiate, judge, prepare_corpus
-from fi_spark.stages import report as report_stage
 from fi_spark.stages.base import StageContext
-from fi_spark.stages.lineage import final_pairs
 from fi_spark.tables import TableStore, resolve_format
 
 
@@ -119,7 +123,7 @@ def ran(_embedded, run_dir, server):
     results = {
         "instantiate": instantiate.run(ctx),
         "judge": judge.run(ctx),
-        "export": export.run(ctx),
+        "export": export.run(ctx, layout()),
     }
     calls = server.snapshot()["requests"]
     return ctx, results, calls
@@ -281,7 +285,7 @@ def test_lineage_is_complete(ran):
 def test_report_shows_all_stages(ran, embedded_engine, run_dir, server):
     """The report finds every table, draws the pair plots and its funnel matches the tables."""
     ctx = make_ctx(embedded_engine, run_dir, server)
-    result = report_stage.run(ctx)
+    result = report_stage.run(ctx, layout())
     folder = Path(result.artifacts["report"])
     assert {"report.html", "grounding.png", "judge.png", "llm.png", "funnel.png"} <= {p.name for p in folder.iterdir()}
     assert result.metrics["funnel.pairs.candidates_matches"] == 12
@@ -327,7 +331,7 @@ def test_chain_on_classic_spark(local_engine, server, tmp_path):
     assert (inst.rows_in, inst.rows_out, inst.rejected) == (12, 6, {"unfilled_slots": 4, "ungrounded": 2})
     judged = judge.run(ctx)
     assert judged.rows_in == 6
-    exported = export.run(ctx)
+    exported = export.run(ctx, layout())
     assert exported.rows_out == judged.rows_out == final_pairs(ctx).count()
     files = sorted((tmp_path / "out" / "export" / "data").glob("*.parquet"))
     assert pq.read_table([str(f) for f in files]).num_rows == exported.rows_out
@@ -370,7 +374,7 @@ def test_export_with_no_final_pairs_writes_an_honest_card(ran, embedded_engine, 
         embedded_engine, Path(ctx.output), server,
         ["judge.scale_max=10", "judge.threshold=10", f"export.location={tmp_path / 'empty'}"],
     )  # fmt: skip
-    result = export.run(empty)
+    result = export.run(empty, layout())
     assert (result.rows_in, result.rows_out) == (0, 0)
     assert json.loads((tmp_path / "empty" / "stats.json").read_text())["rows"] == 0
     assert "0 instruction/answer pairs" in (tmp_path / "empty" / "README.md").read_text()
@@ -427,9 +431,10 @@ def test_instantiate_with_nothing_to_send(embedded_engine, server, tmp_path):
 
 def test_registry_refuses_a_stage_whose_input_is_missing(embedded_engine, server, tmp_path):
     """Through the registry, judge on an empty output fails with one sentence naming the stage to run first."""
-    from fi_spark.pipeline import stage
+    from fi_spark.run.pipeline import run_spec
     from fi_spark.stages.base import MissingInputError
+    from fi_spark.stages.registry import stage
 
     ctx = make_ctx(embedded_engine, tmp_path / "empty", server)
     with pytest.raises(MissingInputError, match="judge needs the `pairs` table, which does not exist: run instantiate"):
-        stage("judge").run(ctx)
+        run_spec(stage("judge"), ctx)

@@ -17,10 +17,11 @@ from pairs_inputs import write_inputs  # a helper module beside this file
 from pyspark.sql import functions as F
 
 from fi_spark.config import load_config
-from fi_spark.generate.instantiate import REJECT_REASONS
+from fi_spark.instantiate import instantiate
+from fi_spark.instantiate.prompts import REJECT_REASONS
+from fi_spark.judge import judge
 from fi_spark.llm.types import FINAL_REASONS
 from fi_spark.schemas import JUDGED, PAIR_REJECTS, PAIRS
-from fi_spark.stages import instantiate, judge
 from fi_spark.stages.base import StageContext
 from fi_spark.tables import TableStore, resolve_format
 

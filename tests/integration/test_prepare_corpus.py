@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import functions as F
 
+from fi_spark.ingest import prepare_corpus
 from fi_spark.schemas import CHUNKS, DOC_REJECTS, DOCUMENTS, DUPLICATES
-from fi_spark.stages import prepare_corpus
 from fi_spark.text.normalize import normalize_text, text_hash
 
 A = "Agriculture is the practice of cultivating plants and livestock. It was key to the rise of civilization."

@@ -20,8 +20,8 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fi_spark.config import ConfigError
+from fi_spark.ingest import prepare_corpus, sentences
 from fi_spark.schemas import CHUNKS
-from fi_spark.stages import prepare_corpus, sentences
 from fi_spark.text.chunking import chunk_text
 from fi_spark.text.tokenizer import load_tokenizer
 from tests.conftest import REPO

@@ -17,11 +17,11 @@ ENV.pop("SPARK_CONNECT_MODE_ENABLED", None)
 ENV.pop("MLFLOW_TRACKING_URI", None)
 SAMPLE = REPO / "fi_spark" / "resources" / "sample" / "documents.jsonl"
 
-# A run held open through fi_spark.runner.open_run: says "ready" inside it, waits for a line on stdin, then raises.
+# A run held open through fi_spark.run.session.open_run: says "ready" inside it, waits for a line on stdin, then raises.
 HOLDER = """
 import sys
 from fi_spark.config import load_config
-from fi_spark.runner import open_run
+from fi_spark.run.session import open_run
 config = load_config("local", ["tracking.enabled=false", "tables.format=parquet"])
 with open_run(config, sys.argv[1]):
     print("ready", flush=True)
@@ -94,7 +94,7 @@ def test_s3_output_lock_is_an_advisory_object(moto_s3, caplog):
 
     import boto3
 
-    from fi_spark.runlock import RunLock, RunLockedError
+    from fi_spark.run.lock import RunLock, RunLockedError
 
     s3 = boto3.client("s3", endpoint_url=moto_s3, region_name="us-east-1")
     s3.create_bucket(Bucket="fi-lock")

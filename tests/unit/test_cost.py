@@ -6,7 +6,7 @@ import pytest
 
 from fi_spark.config import Config
 from fi_spark.cost import GpuRates, StageCost, cost_metrics, cost_rows
-from fi_spark.plan import Cluster
+from fi_spark.forecast import Cluster
 
 RATES = GpuRates(usd_per_gpu_hour=3.6, gen_tokens_per_s=1_000.0, prefill_tokens_per_s=10_000.0)
 STAGES = [

@@ -1,11 +1,11 @@
-"""Long n-gram overlap with evaluation sets (fi_spark.generate.decontam)."""
+"""Long n-gram overlap with evaluation sets (fi_spark.decontam.overlap)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from fi_spark.generate.decontam import EvalNgramIndex, Overlap, gram_hashes, token_hashes
+from fi_spark.decontam.overlap import EvalNgramIndex, Overlap, gram_hashes, token_hashes
 
 EVAL = [
     ("mmlu.jsonl", "Which of the following best describes the role of the mitochondria in eukaryotic cells today"),

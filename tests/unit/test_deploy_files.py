@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from fi_spark.cli import build_parser
-from fi_spark.pipeline import STAGES
+from fi_spark.stages.registry import STAGES
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"

@@ -1,10 +1,10 @@
-"""Excerpt markers expanded against the shown text (fi_spark.generate.excerpts)."""
+"""Excerpt markers expanded against the shown text (fi_spark.instantiate.excerpts)."""
 
 from __future__ import annotations
 
 import pytest
 
-from fi_spark.generate.excerpts import expand, has_markers, render_parts, shown_text
+from fi_spark.instantiate.excerpts import expand, has_markers, render_parts, shown_text
 
 DOC = (
     "The river floods every spring. Farmers plant rice after the water recedes. "

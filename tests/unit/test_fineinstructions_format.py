@@ -14,8 +14,8 @@ import pytest
 from aiohttp import web
 
 from fi_spark.config import LLMConfig, load_config, load_prompt
-from fi_spark.generate import fineinstructions as fi
-from fi_spark.generate.instantiate import (
+from fi_spark.genericize import check_genericize_prompt, genericize_schema, parse_answer, validate_template
+from fi_spark.instantiate.prompts import (
     InstantiateRules,
     build_messages,
     check_prompt,
@@ -25,7 +25,7 @@ from fi_spark.generate.instantiate import (
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
 from fi_spark.llm.types import LLMRequest, Sampling
-from fi_spark.templates import check_genericize_prompt, genericize_schema, parse_answer, validate_template
+from fi_spark.prompting import fineinstructions as fi
 
 DOC = (
     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. It is 330 metres tall and was the "
@@ -155,7 +155,7 @@ def test_templatizer_contract_end_to_end():
     spec = load_prompt("genericize.fineinstructions")
     check_genericize_prompt(spec)
     assert genericize_schema(spec) is None
-    from fi_spark.generate.prompting import chat_messages
+    from fi_spark.prompting.messages import chat_messages
 
     query = "How tall is the Eiffel Tower?"
     messages = chat_messages(spec, {"query": query})

@@ -8,8 +8,8 @@ import math
 import pytest
 
 from fi_spark.config import ConfigError, load_prompt
-from fi_spark.generate import judge as gen
-from fi_spark.generate.flow_judge import check_prompt, parse_flow_output
+from fi_spark.judge import rubric as gen
+from fi_spark.judge.flow_judge import check_prompt, parse_flow_output
 
 SCALE = (1, 5)
 

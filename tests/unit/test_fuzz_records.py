@@ -12,12 +12,12 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from fi_spark.config import QueriesConfig, TemplatesConfig
+from fi_spark.genericize.import_templates import _parse_rows
+from fi_spark.genericize.rows import _check_batches
 from fi_spark.ingest.jsonline import EXCERPT_CHARS, MAX_DEPTH, PARSE_REASONS, parse_json_object, safe_excerpt
+from fi_spark.ingest.queries import REASONS as QUERY_REASONS
+from fi_spark.ingest.queries import classify_query
 from fi_spark.ingest.records import classify_record
-from fi_spark.stages.import_templates import _parse_rows
-from fi_spark.stages.template_rows import _check_batches
-from fi_spark.templates.queries import REASONS as QUERY_REASONS
-from fi_spark.templates.queries import classify_query
 from fi_spark.text.quality import REASONS, QualityThresholds
 from tests.hostile import FUZZ, GOOD, arrow_safe, nested, record_line
 

@@ -1,4 +1,4 @@
-"""Excerpt-coverage grounding measure on hand-made cases (fi_spark.generate.grounding)."""
+"""Excerpt-coverage grounding measure on hand-made cases (fi_spark.instantiate.grounding)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from fi_spark.generate.grounding import DocumentNgrams, Grounding, measure_grounding, word_tokens
+from fi_spark.instantiate.grounding import DocumentNgrams, Grounding, measure_grounding, word_tokens
 
 DOC = (
     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. "

@@ -1,4 +1,4 @@
-"""Instantiate prompt building and answer checks (fi_spark.generate.instantiate)."""
+"""Instantiate prompt building and answer checks (fi_spark.instantiate.prompts)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 import pytest
 
 from fi_spark.config import ConfigError, PromptSpec, load_prompt
-from fi_spark.generate.instantiate import (
+from fi_spark.instantiate.prompts import (
     InstantiateRules,
     Instantiation,
     build_messages,
@@ -140,7 +140,7 @@ def test_version_tag_changes_with_content():
 
 def test_response_schema_fixes_the_slot_count():
     """The schema sent for a template with n slots asks for exactly n slot values (capped at MAX_SLOTS)."""
-    from fi_spark.generate.instantiate import MAX_SLOTS, response_schema
+    from fi_spark.instantiate.prompts import MAX_SLOTS, response_schema
 
     two = response_schema(2)["properties"]["slots"]
     assert (two["minItems"], two["maxItems"]) == (2, 2)
@@ -232,7 +232,7 @@ def test_excerpts_schema_decides_first_and_constrains_markers():
     and nothing more (the object closes right after it)."""
     import re
 
-    from fi_spark.generate.instantiate import EXCERPT_PATTERN, response_schema
+    from fi_spark.instantiate.prompts import EXCERPT_PATTERN, response_schema
 
     union = response_schema(2, 200, 700, spec=load_prompt("instantiate.v2"))
     schema, decline = union["anyOf"]
@@ -256,7 +256,7 @@ def test_a_decline_and_an_accepted_answer_both_validate_against_the_union_schema
     decline carrying the other fields is not (the grammar closes the object); an accepted answer is valid."""
     import jsonschema
 
-    from fi_spark.generate.instantiate import response_schema
+    from fi_spark.instantiate.prompts import response_schema
 
     schema = response_schema(1, 200, 700, spec=load_prompt("instantiate.v3"))
     accepted = {"compatible": True, "slots": [{"slot": "a", "value": "b"}], "instruction": "Why?",

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from fi_spark.config import InstantiateConfig, load_prompt
-from fi_spark.generate.excerpts import number_sentences, sentence_spans
-from fi_spark.generate.instantiate import (
+from fi_spark.instantiate.excerpts import number_sentences, sentence_spans
+from fi_spark.instantiate.prompts import (
     MAX_SENTENCES,
     InstantiateRules,
     build_messages,
@@ -195,7 +195,7 @@ def test_filled_instruction_is_the_template_with_its_values() -> None:
     """instantiate.v4: the model gives slot values only; the instruction is built, never cut (issue #18)."""
     import json
 
-    from fi_spark.generate.instantiate import InstantiateRules, evaluate_instantiation
+    from fi_spark.instantiate.prompts import InstantiateRules, evaluate_instantiation
 
     shown = "Stephen King\n\nStephen Edwin King (born September 21, 1947) is an American author. He lives in Maine."
     rules = InstantiateRules(answer_style="sentences", instruction_style="filled", slot_values_from_source=True,
@@ -219,7 +219,7 @@ def test_a_written_instruction_at_the_cap_is_cut_not_kept() -> None:
     """An instruction as long as the schema's cap was cut off mid-sentence: `instruction_cut`, never a prefix."""
     import json
 
-    from fi_spark.generate.instantiate import InstantiateRules, evaluate_instantiation
+    from fi_spark.instantiate.prompts import InstantiateRules, evaluate_instantiation
 
     rules = InstantiateRules(answer_style="sentences", max_instruction_chars=40)
     answer = {"compatible": True, "slots": [], "instruction": "x" * 40, "first_sentence": 1, "last_sentence": 1}

@@ -1,4 +1,4 @@
-"""Judge prompt building and verdict parsing (fi_spark.generate.judge)."""
+"""Judge prompt building and verdict parsing (fi_spark.judge.rubric)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import math
 import pytest
 
 from fi_spark.config import load_prompt
-from fi_spark.generate.judge import (
+from fi_spark.judge.rubric import (
     JudgeVerdict,
     build_messages,
     check_prompt,

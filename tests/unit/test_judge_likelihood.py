@@ -7,11 +7,11 @@ import json
 import pytest
 
 from fi_spark.config import load_prompt
-from fi_spark.generate import judge as gen
-from fi_spark.generate.likelihood import answer_logprob, expected_lift_score, lift_verdict, scoring_messages
+from fi_spark.judge import rubric as gen
+from fi_spark.judge.likelihood import answer_logprob, expected_lift_score, lift_verdict, scoring_messages
 from fi_spark.llm.adapter import Adapter, BadContent
 from fi_spark.llm.types import LLMRequest, Sampling
-from fi_spark.prompt_spec import PromptSpec
+from fi_spark.prompting.spec import PromptSpec
 from fi_spark.section import ConfigError
 
 EDGES = [0.0, 0.1, 0.2, 0.4]

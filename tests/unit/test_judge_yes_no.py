@@ -8,7 +8,7 @@ import math
 import pytest
 
 from fi_spark.config import load_prompt
-from fi_spark.generate.judge import (
+from fi_spark.judge.rubric import (
     JudgeVerdict,
     check_prompt,
     judge_messages,
@@ -106,7 +106,7 @@ def test_adapter_accepts_a_bare_string_choice():
 
 def test_stage_checker_reads_a_yes_no_answer_with_the_v3_prompt():
     """The judge stage's per-row checker turns a stored yes/no answer and its logprobs into the verdict columns."""
-    from fi_spark.stages.judge_styles import verdict
+    from fi_spark.judge.styles import verdict
 
     row = {"llm_reason": None, "error": None, "parsed": '"no"', "content": "no", "logprobs": VLLM}
     assert verdict(load_prompt("judge.v3"), (1, 5), 600, row) == {

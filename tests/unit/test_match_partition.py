@@ -12,7 +12,7 @@ from fi_spark.config import EmbedConfig, IndexConfig
 from fi_spark.embed.documents import complete_documents, pool_chunks, pool_tokens
 from fi_spark.index.artifact import LoadedIndex
 from fi_spark.index.build import build_index
-from fi_spark.index.candidates import CANDIDATE_COLUMNS, top_candidates
+from fi_spark.match.candidates import CANDIDATE_COLUMNS, top_candidates
 
 faiss.omp_set_num_threads(1)
 

@@ -1,4 +1,4 @@
-"""The paper's selection rules as pure functions (fi_spark.index.candidates): sampling, budget, final budget."""
+"""The paper's selection rules as pure functions (fi_spark.match.candidates): sampling, budget, final budget."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from fi_spark.index.candidates import (
+from fi_spark.match.candidates import (
     PlanRules,
     final_budget_keep,
     first_fit,

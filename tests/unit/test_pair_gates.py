@@ -1,8 +1,8 @@
-"""fi_spark.generate.pair_gates: filled instructions, slot coverage, headings and fragments (literal rows)."""
+"""fi_spark.instantiate.pair_gates: filled instructions, slot coverage, headings and fragments (literal rows)."""
 
 from __future__ import annotations
 
-from fi_spark.generate.pair_gates import (
+from fi_spark.instantiate.pair_gates import (
     drop_heading_lines,
     empty_values,
     fill_template,
@@ -57,7 +57,7 @@ def test_instruction_key_ignores_case_and_punctuation() -> None:
 # Literal rows from bench/labeled/ (Dolly and other real data, SmolLM2-135M): what each gate keeps and rejects.
 def test_answer_type_rows_from_the_labeled_set() -> None:
     """A definition opens by defining the entity; a `when` answer holds a time; a `how many` answer a number."""
-    from fi_spark.generate.pair_gates import answer_type_problem
+    from fi_spark.instantiate.pair_gates import answer_type_problem
 
     king = "Stephen Edwin King (born September 21, 1947) is an American author of horror, supernatural fiction."
     assert answer_type_problem("Who is Stephen Edwin King?", king, ["Stephen Edwin King"]) is None  # kept
@@ -70,7 +70,7 @@ def test_answer_type_rows_from_the_labeled_set() -> None:
 
 def test_question_coverage_rows_from_the_labeled_set() -> None:
     """The answer must mention what the template asks about the entity, not only the entity (labeled junk)."""
-    from fi_spark.generate.pair_gates import question_coverage
+    from fi_spark.instantiate.pair_gates import question_coverage
 
     template = "When did <fi>a sovereign state</fi> gain its independence?"
     assert question_coverage(template, "The United Kingdom and France declared war on Germany on 3 September.") == 0
@@ -100,7 +100,7 @@ def test_values_that_name_nothing_of_their_own() -> None:
 def test_a_bare_what_is_question_fits_any_value() -> None:
     """`What is Linux?` from `What is <fi>a small fruit</fi>?` is a fine request (labeled: kept); a template that
     asks more (`What is <fi>a game</fi> based on?`) still needs a value of its slot's kind."""
-    from fi_spark.generate.pair_gates import any_kind
+    from fi_spark.instantiate.pair_gates import any_kind
 
     assert any_kind("What is Linux?", "What is <fi>a small fruit</fi>?")
     assert not any_kind("What is Linux based on?", "What is <fi>a game</fi> based on?")
@@ -111,7 +111,7 @@ def test_a_bare_what_is_question_fits_any_value() -> None:
 def test_a_definition_is_about_the_value() -> None:
     """Exported junk of the sample run: `What is process mining?` answered by `Input for process mining is an
     event log.` -- the sentence names it but defines something else."""
-    from fi_spark.generate.pair_gates import answer_type_problem
+    from fi_spark.instantiate.pair_gates import answer_type_problem
 
     assert answer_type_problem(
         "What is Process mining?", "Input for process mining is an event log.", ["Process mining"]

@@ -1,4 +1,4 @@
-"""The declared stage contract (fi_spark.stages.base.StageTables read by fi_spark.pipeline), without Spark."""
+"""The declared stage contract (fi_spark.stages.base.StageTables read by fi_spark.run.pipeline), without Spark."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ from types import SimpleNamespace
 
 import pytest
 
-from fi_spark.pipeline import STAGES, check_result, producers, require_inputs, stage, written_tables
+from fi_spark.run.pipeline import check_result, layout, producers, require_inputs
+from fi_spark.run.session import declared
 from fi_spark.stages.base import AccountingError, MissingInputError, StageResult
+from fi_spark.stages.registry import STAGES, stage
 from tests.conftest import REPO
 
 
@@ -28,7 +30,7 @@ def test_every_declared_read_is_written_by_an_earlier_stage():
     """Pipeline order is consistent with the declarations: each stage's inputs come from stages before it."""
     order = [s.name for s in STAGES]
     for spec in STAGES:
-        for table in spec.tables.reads:
+        for table in declared(spec).reads:
             writers = producers(table.name)
             assert writers, f"{spec.name} reads {table.name}, which no stage writes"
             assert min(order.index(w) for w in writers) < order.index(spec.name), (spec.name, table.name)
@@ -36,12 +38,12 @@ def test_every_declared_read_is_written_by_an_earlier_stage():
 
 def test_declarations_name_the_stage_tables():
     """The LLM stages declare their tables; producers and the report's table list come from the declarations."""
-    assert [t.name for t in stage("judge").tables.reads] == ["pairs", "documents", "chunks"]
-    assert [t.name for t in stage("instantiate").tables.writes][:2] == ["pairs", "pair_rejects"]
+    assert [t.name for t in declared(stage("judge")).reads] == ["pairs", "documents", "chunks"]
+    assert [t.name for t in declared(stage("instantiate")).writes][:2] == ["pairs", "pair_rejects"]
     assert producers("templates") == ["genericize", "import_templates"]
     assert producers("llm_responses") == ["genericize", "instantiate", "judge"]
-    assert written_tables()[:4] == ["documents", "chunks", "duplicates", "doc_rejects"]
-    assert {"pairs", "judged", "matches", "queries"} <= set(written_tables())
+    assert list(layout().tables)[:4] == ["documents", "chunks", "duplicates", "doc_rejects"]
+    assert {"pairs", "judged", "matches", "queries"} <= set(list(layout().tables))
 
 
 def test_missing_input_names_the_stage_to_run_first():
@@ -59,12 +61,12 @@ def test_missing_input_names_the_stage_to_run_first():
 
 def test_result_check_reads_the_declaration():
     """A result reporting an undeclared table, or rows that do not add up, raises AccountingError."""
-    declared = stage("judge").tables
-    check_result(StageResult("judge", 3, 1, {"below_threshold": 2}, tables={"judged": 3}), declared)
+    judge_tables = declared(stage("judge"))
+    check_result(StageResult("judge", 3, 1, {"below_threshold": 2}, tables={"judged": 3}), judge_tables)
     with pytest.raises(AccountingError, match="undeclared table"):
-        check_result(StageResult("judge", 1, 1, tables={"pairs": 1}), declared)
+        check_result(StageResult("judge", 1, 1, tables={"pairs": 1}), judge_tables)
     with pytest.raises(AccountingError, match="rows in 3 != out 1"):
-        check_result(StageResult("judge", 3, 1, {"llm_retries_exhausted": 1}, tables={"judged": 1}), declared)
+        check_result(StageResult("judge", 3, 1, {"llm_retries_exhausted": 1}, tables={"judged": 1}), judge_tables)
 
 
 def test_encoded_messages_give_the_same_request_id():

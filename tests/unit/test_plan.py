@@ -1,4 +1,4 @@
-"""`fi-spark plan` arithmetic (fi_spark.plan) on literal numbers, and reading a run's tables into its inputs."""
+"""`fi-spark plan` arithmetic (fi_spark.forecast) on literal numbers, and reading a run's tables into its inputs."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fi_spark.plan import Cluster, SampleRun, StageSample, Target, estimate, fit_throughput, measure_run
+from fi_spark.forecast import Cluster, SampleRun, StageSample, Target, estimate, fit_throughput, measure_run
 
 SAMPLE = SampleRun(
     documents=100,

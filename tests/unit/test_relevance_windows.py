@@ -1,9 +1,9 @@
-"""fi_spark.generate.relevance: the answer window chosen by the encoder, and slot fit (real MiniLM, no Spark)."""
+"""fi_spark.instantiate.relevance: the answer window chosen by the encoder, and slot fit (real MiniLM, no Spark)."""
 
 from __future__ import annotations
 
 from fi_spark.config import EmbedConfig
-from fi_spark.generate.relevance import best_windows, candidate_windows, slot_fit
+from fi_spark.instantiate.relevance import best_windows, candidate_windows, slot_fit
 
 DOC = (
     "Stephen King\n\nHe grew up in Maine. Stephen Edwin King (born September 21, 1947) is an American author of "

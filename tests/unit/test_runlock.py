@@ -1,4 +1,4 @@
-"""The output folder's run lock (fi_spark.runlock): one live run per folder, stale locks taken over, always released."""
+"""The output folder's run lock (fi_spark.run.lock): one live run per folder, stale locks taken over, released."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import time
 import pytest
 
 from fi_spark.config import ConfigError
-from fi_spark.runlock import LOCK_NAME, RunLock, RunLockedError
+from fi_spark.run.lock import LOCK_NAME, RunLock, RunLockedError
 
 
 def dead_pid() -> int:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from fi_spark import runs
 from fi_spark.config import ConfigError, load_config
+from fi_spark.run import history as runs
 from fi_spark.stages.base import StageResult
 from fi_spark.tracking import Tracker
 
@@ -17,7 +17,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def record_pipeline(output: Path, overrides: list[str], results: list[StageResult]) -> str:
-    """One pipeline parent run with a nested run per stage result, exactly as fi_spark.pipeline logs them."""
+    """One pipeline parent run with a nested run per stage result, exactly as fi_spark.run.pipeline logs them."""
     tracker = Tracker(load_config("local", overrides), str(output))
     with tracker.run("pipeline", tags={"fi_spark.stage": "pipeline"}) as run_id:
         for result in results:

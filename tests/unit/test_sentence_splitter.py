@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pytest
 
 from fi_spark.config import ConfigError, load_config
-from fi_spark.stages.sentences import SPARK_NLP_VERSION, spark_nlp_coordinate
+from fi_spark.ingest.sentences import SPARK_NLP_VERSION, spark_nlp_coordinate
 from fi_spark.text.chunking import chunk_text, clean_starts, sentence_starts, utf16_to_str_offsets
 from tests.conftest import REPO
 

@@ -1,9 +1,9 @@
-"""fi_spark.generate.slot_choices: the document's phrases a slot can take, and their order per slot."""
+"""fi_spark.instantiate.slot_choices: the document's phrases a slot can take, and their order per slot."""
 
 from __future__ import annotations
 
 from fi_spark.config import EmbedConfig
-from fi_spark.generate.slot_choices import document_phrases, rank_for_slots, slot_list_with_choices
+from fi_spark.instantiate.slot_choices import document_phrases, rank_for_slots, slot_list_with_choices
 
 
 def test_document_phrases_title_subject_and_names() -> None:

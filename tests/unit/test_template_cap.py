@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from fi_spark.config import load_config
-from fi_spark.index.config import MatchConfig
-from fi_spark.stages.match import template_cap
+from fi_spark.match.config import MatchConfig
+from fi_spark.match.match import template_cap
 
 
 @pytest.mark.parametrize("profile", ["fineinstructions", "databricks", "emr"])

@@ -8,7 +8,7 @@ import pytest
 from pydantic import ValidationError
 
 from fi_spark.config import ConfigError, PromptSpec, load_prompt
-from fi_spark.templates import GenericizeAnswer, check_genericize_prompt, parse_answer, parse_template
+from fi_spark.genericize import GenericizeAnswer, check_genericize_prompt, parse_answer, parse_template
 
 
 def test_bundled_prompt_is_valid_and_its_examples_pass_the_schema() -> None:
@@ -60,7 +60,7 @@ def test_parse_answer_not_json() -> None:
 
 def test_template_from_query_is_the_query_with_spans_slotted() -> None:
     """genericize.v2: the template is built from the query, so it can only be the query's own words (issue #18)."""
-    from fi_spark.templates.prompts import template_from_query
+    from fi_spark.genericize.prompts import template_from_query
 
     query = "What vitamins do white onions have?"
     assert template_from_query(query, [{"text": "White Onions", "description": "a vegetable"}]) == (
@@ -77,7 +77,7 @@ def test_template_from_query_is_the_query_with_spans_slotted() -> None:
 
 def test_parse_answer_builds_from_query_answers() -> None:
     """An answer with `slots` and no `template` is built against the query it came from."""
-    from fi_spark.templates import parse_answer
+    from fi_spark.genericize import parse_answer
 
     answer = '{"slots": [{"text": "Marie Curie", "description": "a famous person"}], ' \
              '"compatible_document_description": "A biography of the person."}'  # fmt: skip
@@ -90,7 +90,7 @@ def test_parse_answer_builds_from_query_answers() -> None:
 
 def test_template_from_query_accepts_near_copies() -> None:
     """A leading article or a plural ending the query does not have still finds the query's own words."""
-    from fi_spark.templates.prompts import template_from_query
+    from fi_spark.genericize.prompts import template_from_query
 
     assert template_from_query("Where do bears live?", [{"text": "bear", "description": "an animal"}]) == (
         "Where do <fi>an animal</fi> live?",

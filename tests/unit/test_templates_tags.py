@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fi_spark.templates import parse_template, template_id, template_key
+from fi_spark.genericize import parse_template, template_id, template_key
 
 
 def kinds(text: str) -> list[str]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fi_spark.config import TemplatesConfig
-from fi_spark.templates import REASONS, query_specifics, validate_template
+from fi_spark.genericize import REASONS, query_specifics, validate_template
 
 CFG = TemplatesConfig()
 DESC = "An encyclopedia article about a country that names its capital city."
@@ -135,7 +135,7 @@ def test_bank_templates_skip_the_query_check() -> None:
 
 def test_snap_slots_takes_glued_letters_into_the_slot() -> None:
     """A slot cutting a word (`<fi>a profession</fi>s`) covers the whole word; switched off, it is a reject."""
-    from fi_spark.templates.validate import snap_slots
+    from fi_spark.genericize.validate import snap_slots
 
     assert snap_slots("What do <fi>a profession</fi>s earn?") == "What do <fi>a profession</fi> earn?"
     assert snap_slots("Is un<fi>a quality</fi> bad?") == "Is <fi>a quality</fi> bad?"

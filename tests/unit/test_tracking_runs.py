@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from fi_spark import runs
 from fi_spark.config import load_config
-from fi_spark.runlock import RunLock
+from fi_spark.run import history as runs
+from fi_spark.run.lock import RunLock
 from fi_spark.stages.base import StageResult
 from fi_spark.tracking import DatasetRef, Tracker
 
@@ -83,7 +83,7 @@ KILLED_RUN = textwrap.dedent(
     """
     import sys, time
     from fi_spark.config import load_config
-    from fi_spark.runlock import RunLock
+    from fi_spark.run.lock import RunLock
     from fi_spark.tracking import Tracker
     with RunLock(sys.argv[1]) as lock:
         tracker = Tracker(load_config("local"), sys.argv[1], lock.info)
@@ -152,7 +152,7 @@ def test_input_digest_follows_the_files_not_their_folder(tmp_path: Path) -> None
     """The same files copied elsewhere keep their digest; a changed file changes it; an unlistable path says so."""
     import shutil
 
-    from fi_spark.runner import listing_digest
+    from fi_spark.run.session import listing_digest
 
     first = tmp_path / "a"
     (first / "part").mkdir(parents=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fi_spark.index.usage import gini_from_histogram, top_share
+from fi_spark.match.usage import gini_from_histogram, top_share
 
 
 def gini_direct(values: list[int]) -> float:

@@ -178,7 +178,7 @@ def test_check_texts_cleans_hashes_and_rejects():
     """The pandas-UDF body: unchanged rows pass as nulls, cleaned rows get a new hash, failures a reason."""
     import pandas as pd
 
-    from fi_spark.stages.prepare_web import check_texts
+    from fi_spark.ingest.prepare_web import check_texts
     from fi_spark.text.normalize import text_hash
 
     t = WebQualityThresholds(filters=list(WEB_FILTERS), clean_c4_lines=True)
