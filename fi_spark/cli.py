@@ -289,7 +289,7 @@ def _add_runs_parser(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_runs(args: argparse.Namespace, config: Config) -> int:
     from fi_spark.run import history as runs
-    from fi_spark.tracking_store import resolve_tracking_uri
+    from fi_spark.run.tracking_store import resolve_tracking_uri
 
     uri = resolve_tracking_uri(config, args.output, reading=True)[0]  # the store the runs wrote, never a new one
     experiment = config.tracking.experiment

@@ -37,7 +37,7 @@ from typing import Any
 from pyspark.sql import SparkSession
 
 from fi_spark.config import ConfigError, EngineConfig
-from fi_spark.profile_checks import check_delta_package
+from fi_spark.config.checks import check_delta_package
 from fi_spark.redact import redact, redact_url
 
 log = logging.getLogger(__name__)

@@ -156,7 +156,7 @@ def open_run(folder: str, profile: str = "local", overrides: Sequence[str] = ())
 
 def tracking_uri(folder: str, profile: str = "local", overrides: Sequence[str] = ()) -> str:
     """The MLflow store a run in `folder` was tracked to: MLFLOW_TRACKING_URI, else tracking.uri, else the folder's."""
-    from fi_spark.tracking_store import resolve_tracking_uri
+    from fi_spark.run.tracking_store import resolve_tracking_uri
 
     return resolve_tracking_uri(load_config(profile, list(overrides)), folder, reading=True)[0]
 

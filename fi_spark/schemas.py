@@ -93,7 +93,7 @@ DOC_REJECTS = _table(
     "input documents rejected by the quality filters, with the reason",
     ("doc_id", "reason"),
     ("doc_id", StringType(), False, "document id: sha256 of the normalized text (documents.doc_id)"),
-    ("reason", StringType(), False, "machine-readable, see fi_spark.text.quality.REASONS"),
+    ("reason", StringType(), False, "machine-readable, see fi_spark.ingest.quality.REASONS"),
     ("detail", StringType(), True, "the measured value or message behind the reason"),
     ("input_file", StringType(), True, "the input file the row came from"),
     ("raw_excerpt", StringType(), True, "first characters of the offending input, for a person to look at"),

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 import numpy as np
 import xxhash
 
-from fi_spark.instantiate.grounding import word_tokens
+from fi_spark.text.words import word_tokens
 
 DEFAULT_NGRAM = 13
 DEFAULT_MIN_TOKENS = 8

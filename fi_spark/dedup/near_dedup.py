@@ -35,8 +35,8 @@ from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType
 
+from fi_spark.config.dedup import NearDedupConfig
 from fi_spark.dedup.components import Checkpoint, connected_components
-from fi_spark.dedup.config import NearDedupConfig
 from fi_spark.dedup.lsh import band_keys, resolve_bands
 from fi_spark.dedup.minhash import MinHasher, jaccard
 from fi_spark.text.web_quality import quality_score

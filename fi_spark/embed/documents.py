@@ -23,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from fi_spark.embed.config import EmbedConfig
+from fi_spark.config.embed import EmbedConfig
 from fi_spark.embed.encoder import encode, encode_windows
 from fi_spark.embed.pooling import gaussian_coverage_pool, pool_windows
 

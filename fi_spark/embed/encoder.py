@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
-from fi_spark.embed.config import EmbedConfig
+from fi_spark.config.embed import EmbedConfig
 from fi_spark.embed.pooling import window_spans
 from fi_spark.section import ConfigError
 

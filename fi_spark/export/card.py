@@ -207,7 +207,7 @@ RELEASED_LICENSES = {  # the paper's models (conf/fineinstructions.yaml), as the
 def _model_license(model: str | None) -> str:
     """The license of a model fi-spark serves locally (fi_spark.config.LOCAL_MODELS) or of one of the paper's
     released models; else the user's to state."""
-    from fi_spark.llm.config import LOCAL_MODELS
+    from fi_spark.config.llm import LOCAL_MODELS
 
     known = {m.served_model_name: m.license for m in LOCAL_MODELS.values()} | RELEASED_LICENSES
     return known.get(model or "", "see the model's own card")

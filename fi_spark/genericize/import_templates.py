@@ -33,8 +33,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from fi_spark import storage
+from fi_spark.config.genericize import TemplatesConfig
 from fi_spark.engine import Capabilities
-from fi_spark.genericize.config import TemplatesConfig
 from fi_spark.genericize.rows import check_templates, merge_templates, slot_histogram
 from fi_spark.ingest.documents import damaged_rows, list_input_files, read_documents, split_damaged_parquet
 from fi_spark.ingest.jsonline import parse_json_object, safe_excerpt

@@ -16,8 +16,8 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from fi_spark.config.genericize import TemplatesConfig
 from fi_spark.genericize import Verdict, parse_template, template_id, template_key, validate_template
-from fi_spark.genericize.config import TemplatesConfig
 
 CHECKED_DDL = (
     "source_key string, template_id string, canonical string, slots array<string>, n_slots int, "

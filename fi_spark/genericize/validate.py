@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from fi_spark.genericize.config import TemplatesConfig
+from fi_spark.config.genericize import TemplatesConfig
 from fi_spark.text import instructions
 from fi_spark.text.tags import ParsedTemplate, parse_template
 

@@ -22,7 +22,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from fi_spark.index.config import IndexConfig
+from fi_spark.config.index import IndexConfig
 
 FloatArray = npt.NDArray[np.float32]
 log = logging.getLogger(__name__)

@@ -26,12 +26,12 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
 from fi_spark import storage
-from fi_spark.embed.config import EmbedConfig
+from fi_spark.config.embed import EmbedConfig
+from fi_spark.config.index import IndexConfig
 from fi_spark.embed.encoder import encode, encode_windows, load_encoder, require_encoder_packages
 from fi_spark.embed.pooling import pool_windows
 from fi_spark.index.artifact import IndexArtifact, artifact_version, find_artifact, save_artifact, set_latest
 from fi_spark.index.build import build_index, choose_index, held_back_sample, recall_at_k
-from fi_spark.index.config import IndexConfig
 from fi_spark.schemas import TEMPLATE_VECTORS, TEMPLATES
 from fi_spark.stages.base import StageContext, StageResult, StageTables
 

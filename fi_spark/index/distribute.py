@@ -33,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from fi_spark.config.index import IndexConfig
 from fi_spark.index.artifact import (
     FILES,
     IDS_FILE,
@@ -47,7 +48,6 @@ from fi_spark.index.artifact import (
     local_copy,
 )
 from fi_spark.index.build import configure_search
-from fi_spark.index.config import IndexConfig
 from fi_spark.section import ConfigError
 
 STRATEGIES = ("broadcast", "addfile", "artifacts", "path")

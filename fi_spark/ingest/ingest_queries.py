@@ -20,8 +20,8 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from fi_spark import storage
+from fi_spark.config.queries import QueriesConfig
 from fi_spark.engine import Capabilities
-from fi_spark.ingest.config import QueriesConfig
 from fi_spark.ingest.csv_rows import read_csv_records
 from fi_spark.ingest.documents import InputError, list_input_files, read_documents, read_in_python
 from fi_spark.ingest.queries import classify_query

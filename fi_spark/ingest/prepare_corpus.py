@@ -21,13 +21,13 @@ import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
 
+from fi_spark.config.text import PrepareConfig
 from fi_spark.ingest import prepare_web, sentences
 from fi_spark.ingest.documents import read_documents
 from fi_spark.ingest.records import classify_record
 from fi_spark.schemas import CHUNKS, DOC_REJECTS, DOCUMENTS, DUP_CLUSTERS, DUPLICATES
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.text.chunking import chunk_text, utf16_to_str_offsets
-from fi_spark.text.config import PrepareConfig
 from fi_spark.text.normalize import text_hash
 from fi_spark.text.tokenizer import load_tokenizer
 
@@ -97,7 +97,7 @@ def run(ctx: StageContext, documents: str) -> StageResult:
 def classify(raw: DataFrame, cfg: PrepareConfig) -> DataFrame:
     """Parse and check every record (one pass of Python over the data); adds doc_id.
 
-    `cfg` is handed to the checks as is: PrepareConfig extends fi_spark.text.config.QualityThresholds.
+    `cfg` is handed to the checks as is: PrepareConfig extends fi_spark.config.text.QualityThresholds.
     """
     columns = [c.split(" ")[0] for c in CLASSIFIED_DDL.split(", ")]
     blank_row = dict.fromkeys(columns)

@@ -24,12 +24,12 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StringType, StructField, StructType
 
 from fi_spark import storage
+from fi_spark.config.text import WebConfig, WebQualityThresholds
 from fi_spark.dedup.near_dedup import NearDedupResult, near_dedup
 from fi_spark.ingest.documents import InputError, list_input_files
 from fi_spark.ingest.warc import WARC_REASONS, is_warc_path, warc_json_lines
 from fi_spark.schemas import DOCUMENTS, DUP_CLUSTERS
 from fi_spark.stages.base import StageContext
-from fi_spark.text.config import WebConfig, WebQualityThresholds
 from fi_spark.text.language import check_language
 from fi_spark.text.normalize import count_words, text_hash
 from fi_spark.text.web_quality import WEB_REASONS, check_web_quality, clean_c4_lines

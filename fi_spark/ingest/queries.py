@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from fi_spark.ingest.config import QueriesConfig
+from fi_spark.config.queries import QueriesConfig
 from fi_spark.ingest.jsonline import PARSE_REASONS, parse_json_object, safe_excerpt
 from fi_spark.text.normalize import normalize_text, text_hash
 

@@ -2,7 +2,7 @@
 
 Pure Python, no Spark: ``classify_record`` is applied per row inside mapInPandas by prepare_corpus,
 and is tested on its own. Parquet input is first turned into the same JSON form, so both formats
-share one set of rules and one set of reject reasons (fi_spark.text.quality.REASONS).
+share one set of rules and one set of reject reasons (fi_spark.ingest.quality.REASONS).
 
 The line-level rules (reader rejects, size, encoding, JSON, nesting, Unicode) are fi_spark.ingest.jsonline's.
 """
@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fi_spark.ingest.jsonline import EXCERPT_CHARS, parse_json_object, safe_excerpt
+from fi_spark.ingest.quality import QualityThresholds, check_quality
 from fi_spark.text.normalize import count_words, normalize_text, text_hash
-from fi_spark.text.quality import QualityThresholds, check_quality
 
 __all__ = ["EXCERPT_CHARS", "Classified", "classify_record", "parse_json_object"]
 

@@ -14,8 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from fi_spark.config.instantiate import InstantiateConfig
 from fi_spark.instantiate import excerpts, pair_gates
-from fi_spark.instantiate.config import InstantiateConfig
 from fi_spark.instantiate.grounding import DocumentNgrams
 from fi_spark.prompting import fineinstructions
 from fi_spark.prompting.messages import loads_object

@@ -43,9 +43,9 @@ import re
 import unicodedata
 from dataclasses import dataclass, field
 
-from fi_spark.instantiate.grounding import CJK
 from fi_spark.prompting.messages import cut_text
 from fi_spark.text.chunking import sentence_starts
+from fi_spark.text.words import CJK
 
 REASONS = ("excerpt_malformed", "excerpt_ambiguous", "excerpt_unresolved", "excerpt_overlap")
 OPEN, GAP, CLOSE = "<excerpt>", "<...>", "</excerpt>"

@@ -6,7 +6,7 @@ on every pair.
 
 Definition (``excerpt coverage``)
 ---------------------------------
-1. Both texts are tokenized the same way by :func:`word_tokens`: Unicode NFKC, case-folded, tokens
+1. Both texts are tokenized the same way by :func:`fi_spark.text.words.word_tokens`: Unicode NFKC, case-folded, tokens
    are runs of letters/digits (``[^\\W_]+``), and every CJK / kana / hangul character is a token on
    its own (those scripts have no spaces). Punctuation, markup and whitespace are not tokens, so
    ``"Paris, France."`` and ``"Paris France"`` are the same two tokens.
@@ -34,20 +34,11 @@ Pure Python, no Spark: the instantiate stage calls it inside a pandas UDF.
 
 from __future__ import annotations
 
-import re
-import unicodedata
 from dataclasses import dataclass
 
-# Ideographs, kana, hangul syllables: one token per character. Everything else: runs of letters/digits.
-CJK = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
-_TOKEN_RE = re.compile(rf"[{CJK}]|[^\W_{CJK}]+")
+from fi_spark.text.words import word_tokens
 
 DEFAULT_MIN_SPAN = 5
-
-
-def word_tokens(text: str) -> list[str]:
-    """The tokens the grounding and decontamination measures compare (see module docstring)."""
-    return _TOKEN_RE.findall(unicodedata.normalize("NFKC", text or "").casefold())
 
 
 @dataclass(frozen=True)

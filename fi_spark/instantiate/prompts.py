@@ -61,6 +61,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from fi_spark.config.instantiate import InstantiateConfig
 from fi_spark.instantiate import excerpts, slot_choices
 from fi_spark.instantiate.answer_checks import (  # noqa: F401  re-exported: the stage and benches read them here
     SENTENCE_NUMBER,
@@ -69,7 +70,6 @@ from fi_spark.instantiate.answer_checks import (  # noqa: F401  re-exported: the
     evaluate_instantiation,
     sentence_range,
 )
-from fi_spark.instantiate.config import InstantiateConfig
 from fi_spark.prompting import fineinstructions
 from fi_spark.prompting.messages import chat_messages, check_placeholders
 from fi_spark.prompting.spec import PromptSpec

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from fi_spark.embed.config import EmbedConfig
+from fi_spark.config.embed import EmbedConfig
 from fi_spark.embed.encoder import encode, load_encoder
 
 

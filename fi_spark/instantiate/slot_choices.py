@@ -17,7 +17,7 @@ import re
 
 import numpy as np
 
-from fi_spark.embed.config import EmbedConfig
+from fi_spark.config.embed import EmbedConfig
 
 # A run of capitalized words (allowing short joiners: `Bank of England`, `Leonardo da Vinci`), or an acronym.
 _NAME = re.compile(

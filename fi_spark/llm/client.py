@@ -42,8 +42,8 @@ from typing import Any
 
 import aiohttp
 
+from fi_spark.config.llm import LLMConfig
 from fi_spark.llm.adapter import Adapter, BadBody, BadContent
-from fi_spark.llm.config import LLMConfig
 from fi_spark.llm.policy import (
     Endpoint,
     EndpointPool,

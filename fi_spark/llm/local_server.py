@@ -43,8 +43,8 @@ from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 
+from fi_spark.config.llm import LocalLLMServerConfig
 from fi_spark.llm import lease
-from fi_spark.llm.config import LocalLLMServerConfig
 from fi_spark.llm.lease import LocalServerError, ServerSpec
 
 log = logging.getLogger(__name__)

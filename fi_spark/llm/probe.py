@@ -18,8 +18,8 @@ import os
 
 import httpx
 
+from fi_spark.config.llm import LLMConfig
 from fi_spark.errors import LLMFailureError
-from fi_spark.llm.config import LLMConfig
 from fi_spark.redact import redact_url
 from fi_spark.section import ConfigError
 

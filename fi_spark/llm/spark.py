@@ -43,8 +43,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import StructField, StructType
 
 from fi_spark import storage
+from fi_spark.config.llm import LLMConfig
 from fi_spark.llm.adapter import schema_dict
-from fi_spark.llm.config import LLMConfig
 from fi_spark.llm.journal import list_files, remove_run
 from fi_spark.llm.probe import served_model
 from fi_spark.llm.progress import ProgressLog

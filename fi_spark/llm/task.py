@@ -20,9 +20,9 @@ import pandas as pd
 from pyspark.sql.types import LongType, StringType, StructField, StructType
 
 from fi_spark import storage
+from fi_spark.config.llm import LLMConfig
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
-from fi_spark.llm.config import LLMConfig
 from fi_spark.llm.journal import JournalWriter, answered_ids
 from fi_spark.llm.policy import TokenBudget
 from fi_spark.llm.types import LLMRequest, Sampling, request_id

@@ -38,7 +38,7 @@ import pandas as pd
 from fi_spark.embed.documents import DocVectors
 from fi_spark.index.artifact import LoadedIndex
 from fi_spark.index.build import search
-from fi_spark.instantiate.grounding import word_tokens
+from fi_spark.text.words import word_tokens
 
 CANDIDATE_DDL = (
     "doc_id string, template_id string, score float, region int, centre float, "

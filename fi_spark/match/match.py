@@ -43,13 +43,13 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import IntegerType, StructField, StructType
 
 from fi_spark import storage
-from fi_spark.embed.config import EmbedConfig
+from fi_spark.config.embed import EmbedConfig
+from fi_spark.config.match import MatchConfig
 from fi_spark.embed.documents import complete_documents, pool_chunks, pool_tokens
 from fi_spark.embed.encoder import load_encoder, require_encoder_packages
 from fi_spark.index.artifact import IndexArtifact, latest_artifact
 from fi_spark.index.build_index import index_root
 from fi_spark.index.distribute import IndexHandle, ship_index
-from fi_spark.instantiate.grounding import word_tokens
 from fi_spark.match.candidates import (
     CANDIDATE_DDL,
     PlanRules,
@@ -60,11 +60,11 @@ from fi_spark.match.candidates import (
     template_tokens,
     top_candidates,
 )
-from fi_spark.match.config import MatchConfig
 from fi_spark.match.usage import gini_from_histogram, top_share
 from fi_spark.schemas import CHUNKS, DOCUMENTS, MATCH_REJECTS, MATCHES, TEMPLATES
 from fi_spark.section import ConfigError
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
+from fi_spark.text.words import word_tokens
 
 STAGE = "match"
 TABLES = StageTables(

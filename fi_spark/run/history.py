@@ -1,7 +1,7 @@
 """Pipeline runs in MLflow: list them, and compare two side by side (`fi-spark runs list|compare A B`).
 
 A pipeline run is the parent MLflow run (tag ``fi_spark.stage=pipeline``) with one nested run per stage
-(fi_spark.tracking). A comparison puts, for each key, the two runs' values next to each other:
+(fi_spark.run.tracking). A comparison puts, for each key, the two runs' values next to each other:
 params as ``param <key>`` (the resolved config), metrics as ``<stage>.<metric>`` from each stage's run
 (and the parent's own metrics without a stage prefix). Keys whose values differ come first, then the
 equal ones; within each group keys are sorted. Only the MLflow client API is used, so the same code

@@ -31,7 +31,7 @@ from fi_spark.stages.base import (
 from fi_spark.stages.registry import STAGES, PipelineInputs, StageSpec
 
 if TYPE_CHECKING:
-    from fi_spark.tracking import Tracker
+    from fi_spark.run.tracking import Tracker
 
 
 HEARTBEAT_PER_PROGRESS = 4  # a stage's "still running" line comes every 4 x llm.progress_s (60 s by default)

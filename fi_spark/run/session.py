@@ -4,7 +4,7 @@ The CLI, the jobs and notebooks all go through ``open_run`` so a run looks the s
 entry point started it. ``open_run`` first takes the output folder's run lock (fi_spark.run.lock: one live
 run per output folder; Delta's optimistic concurrency covers single table commits, not the LLM journal
 fold, Parquet tables or ``_work``), and releases it on the way out, also on exceptions. The resolved
-configuration goes to the debug log (`-v`) and to MLflow (fi_spark.tracking: params and a config.yaml
+configuration goes to the debug log (`-v`) and to MLflow (fi_spark.run.tracking: params and a config.yaml
 artifact), redacted (secrets and URL credentials), not into every command's log.
 """
 
@@ -26,11 +26,11 @@ from fi_spark.config import Config
 from fi_spark.engine import start_engine
 from fi_spark.errors import LLMFailureError
 from fi_spark.run.lock import RunLock
+from fi_spark.run.tracking import DatasetRef, Tracker, redact_config
+from fi_spark.run.tracking_store import resolve_tracking_uri
 from fi_spark.stages.base import StageContext, StageResult, StageTables
 from fi_spark.stages.registry import PipelineInputs, StageSpec, stage
 from fi_spark.tables import TableStore
-from fi_spark.tracking import DatasetRef, Tracker, redact_config
-from fi_spark.tracking_store import resolve_tracking_uri
 
 log = logging.getLogger("fi_spark")
 

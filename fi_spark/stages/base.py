@@ -10,7 +10,7 @@ A stage is a module ``fi_spark/stages/<name>.py`` with
 The registry (fi_spark.run.pipeline) reads the declaration: before ``run`` every declared read must exist
 (else ``MissingInputError`` names the stage that writes it), after ``run`` the result may only report
 declared tables and its rows must add up (``StageResult.check_accounting``). A stage never talks to
-MLflow: the job / pipeline layer logs the result (fi_spark.tracking), so the library stays testable
+MLflow: the job / pipeline layer logs the result (fi_spark.run.tracking), so the library stays testable
 without a tracking server. The three LLM stages share one loop: fi_spark.stages.llm_stage.
 """
 
@@ -26,8 +26,8 @@ if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from fi_spark.config import Config
+    from fi_spark.config.llm import LLMConfig
     from fi_spark.engine import Engine
-    from fi_spark.llm.config import LLMConfig
     from fi_spark.llm.spark import LLMEnv
     from fi_spark.schemas import TableSpec
     from fi_spark.tables import TableStore

@@ -8,7 +8,7 @@ before the document-level checks when enabled.
 Rules and default thresholds follow the published filters as DataTrove implements them
 (``GopherQualityFilter``, ``GopherRepetitionFilter``, ``C4QualityFilter``, ``FineWebQualityFilter``),
 so numbers are comparable with FineWeb's ablations; every threshold is a field of
-``WebQualityThresholds`` (fi_spark.text.config, the filter part of the ``web`` section), and a family
+``WebQualityThresholds`` (fi_spark.config.text, the filter part of the ``web`` section), and a family
 runs only when ``filters`` names it. Words are whitespace-separated tokens, as in those filters; the stop-word rule is
 English-specific and off (``gopher_min_stop_words = 0``) unless configured.
 """
@@ -20,7 +20,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from fi_spark.text.config import WebQualityThresholds
+from fi_spark.config.text import WebQualityThresholds
 
 WEB_REASONS = {
     "gopher_word_count": "word count outside [gopher_min_words, gopher_max_words]",

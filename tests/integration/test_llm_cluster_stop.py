@@ -12,8 +12,8 @@ from fi_spark.config import ConfigError
 from fi_spark.instantiate import instantiate
 from fi_spark.judge import judge
 from fi_spark.run.pipeline import run_pipeline
+from fi_spark.run.tracking import Tracker
 from fi_spark.stages.registry import PipelineInputs
-from fi_spark.tracking import Tracker
 
 NO_SERVER = "fi_spark.llm.local_server.shared_server"
 

@@ -29,7 +29,6 @@ from fi_spark.export import export
 from fi_spark.export.lineage import final_pairs
 from fi_spark.ingest import prepare_corpus
 from fi_spark.instantiate import instantiate
-from fi_spark.instantiate.grounding import word_tokens
 from fi_spark.judge import judge
 from fi_spark.llm.testserver import TestServer
 from fi_spark.match.candidates import final_budget_keep
@@ -38,6 +37,7 @@ from fi_spark.run.pipeline import layout
 from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, LLM_RESPONSES, MATCHES, PAIR_REJECTS, PAIRS
 from fi_spark.stages.base import StageContext
 from fi_spark.tables import TableStore, resolve_format
+from fi_spark.text.words import word_tokens
 
 
 def judge_score(instruction: str) -> int:

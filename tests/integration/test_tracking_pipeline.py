@@ -1,4 +1,4 @@
-"""What a real pipeline run logs to MLflow beyond metrics (fi_spark.run.session / fi_spark.tracking): the model that
+"""What a real pipeline run logs to MLflow beyond metrics (fi_spark.run.session / fi_spark.run.tracking): the model that
 answered each LLM stage and the stage's datasets, on the shared small run (tests/integration/small_run.py)."""
 
 from __future__ import annotations

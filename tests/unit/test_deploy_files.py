@@ -163,7 +163,7 @@ def test_pyfiles_zip_holds_the_package_and_its_conf(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, env={"PYTHONPATH": str(zipped)}, cwd=tmp_path
     )
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == str(zipped / "fi_spark" / "config.py")
+    assert out.stdout.strip() == str(zipped / "fi_spark" / "config" / "__init__.py")
 
 
 @pytest.mark.slow
@@ -210,7 +210,7 @@ def test_every_deploy_command_names_its_tables_and_a_store_that_outlives_the_job
     """Each job registers its tables by name and tracks to a store the tracking-URI check accepts for its
     remote output (the fallback, a sqlite file in the job's working directory, is refused)."""
     from fi_spark.cli import resolve_config
-    from fi_spark.tracking_store import resolve_tracking_uri
+    from fi_spark.run.tracking_store import resolve_tracking_uri
 
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setenv("PYSPARK_GATEWAY_PORT", "1")  # as under spark-submit: engine.mode=cluster

@@ -15,10 +15,10 @@ from fi_spark.config import QueriesConfig, TemplatesConfig
 from fi_spark.genericize.import_templates import _parse_rows
 from fi_spark.genericize.rows import _check_batches
 from fi_spark.ingest.jsonline import EXCERPT_CHARS, MAX_DEPTH, PARSE_REASONS, parse_json_object, safe_excerpt
+from fi_spark.ingest.quality import REASONS, QualityThresholds
 from fi_spark.ingest.queries import REASONS as QUERY_REASONS
 from fi_spark.ingest.queries import classify_query
 from fi_spark.ingest.records import classify_record
-from fi_spark.text.quality import REASONS, QualityThresholds
 from tests.hostile import FUZZ, GOOD, arrow_safe, nested, record_line
 
 T = QualityThresholds(min_chars=20, max_chars=5000, min_words=3)

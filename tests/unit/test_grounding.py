@@ -6,7 +6,8 @@ import random
 
 import pytest
 
-from fi_spark.instantiate.grounding import DocumentNgrams, Grounding, measure_grounding, word_tokens
+from fi_spark.instantiate.grounding import DocumentNgrams, Grounding, measure_grounding
+from fi_spark.text.words import word_tokens
 
 DOC = (
     "The Eiffel Tower was completed in 1889 for the World's Fair in Paris. "

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
+from fi_spark.config.llm import LLMConfig
 from fi_spark.errors import LLMFailureError
-from fi_spark.llm.config import LLMConfig
 from fi_spark.llm.probe import probe_endpoints, served_model
 from fi_spark.llm.testserver import ServerSettings, TestServer
 from fi_spark.section import ConfigError

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from fi_spark.config import ConfigError, EngineConfig, load_config
+from fi_spark.config.checks import check_delta_package
 from fi_spark.engine import EngineError, check_delta_runtime
-from fi_spark.profile_checks import check_delta_package
 
 # conf/databricks.yaml before the fix: BGE-M3 chunks at 512 tokens, embedded by the default MiniLM
 OLD_DATABRICKS = "prepare:\n  chunk_tokens: 512\n  chunk_overlap: 64\n  tokenizer: BAAI/bge-m3\n"

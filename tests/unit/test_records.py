@@ -4,8 +4,8 @@ import json
 
 import pytest
 
+from fi_spark.ingest.quality import REASONS, QualityThresholds
 from fi_spark.ingest.records import classify_record
-from fi_spark.text.quality import REASONS, QualityThresholds
 
 T = QualityThresholds(min_chars=20, max_chars=1000, min_words=3)
 GOOD = "The quick brown fox jumps over the lazy dog."

@@ -10,8 +10,8 @@ import pytest
 
 from fi_spark.config import ConfigError, load_config
 from fi_spark.run import history as runs
+from fi_spark.run.tracking import Tracker
 from fi_spark.stages.base import StageResult
-from fi_spark.tracking import Tracker
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from fi_spark.config import load_config
-from fi_spark.match.config import MatchConfig
+from fi_spark.config.match import MatchConfig
 from fi_spark.match.match import template_cap
 
 

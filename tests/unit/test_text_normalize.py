@@ -2,8 +2,8 @@
 
 import unicodedata
 
+from fi_spark.ingest.quality import QualityThresholds, check_quality, line_repeat_ratio, non_alpha_ratio
 from fi_spark.text.normalize import count_words, normalize_text, text_hash
-from fi_spark.text.quality import QualityThresholds, check_quality, line_repeat_ratio, non_alpha_ratio
 
 
 def test_nfc_makes_composed_and_decomposed_equal():

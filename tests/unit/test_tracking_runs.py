@@ -1,4 +1,4 @@
-"""MLflow runs that survive a cluster job (fi_spark.tracking): one parent per run group across separate stage
+"""MLflow runs that survive a cluster job (fi_spark.run.tracking): one parent per run group across separate stage
 processes, a SIGKILLed run marked KILLED by the next one, dataset inputs and the answering models logged."""
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from mlflow.tracking import MlflowClient
 from fi_spark.config import load_config
 from fi_spark.run import history as runs
 from fi_spark.run.lock import RunLock
+from fi_spark.run.tracking import DatasetRef, Tracker
 from fi_spark.stages.base import StageResult
-from fi_spark.tracking import DatasetRef, Tracker
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -84,7 +84,7 @@ KILLED_RUN = textwrap.dedent(
     import sys, time
     from fi_spark.config import load_config
     from fi_spark.run.lock import RunLock
-    from fi_spark.tracking import Tracker
+    from fi_spark.run.tracking import Tracker
     with RunLock(sys.argv[1]) as lock:
         tracker = Tracker(load_config("local"), sys.argv[1], lock.info)
         with tracker.run("pipeline", tags={"fi_spark.stage": "pipeline"}):

@@ -1,4 +1,4 @@
-"""One tracking-URI resolution (fi_spark.tracking_store): throwaway stores refused in one sentence, the default
+"""One tracking-URI resolution (fi_spark.run.tracking_store): throwaway stores refused in one sentence, the default
 store inside a local output, and artifact paths that follow the run folder when it moves."""
 
 from __future__ import annotations
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from fi_spark.config import ConfigError, load_config
-from fi_spark.tracking import Tracker
-from fi_spark.tracking_store import local_store_path, resolve_tracking_uri
+from fi_spark.run.tracking import Tracker
+from fi_spark.run.tracking_store import local_store_path, resolve_tracking_uri
 
 
 @pytest.fixture(autouse=True)

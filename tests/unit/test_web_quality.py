@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from fi_spark.text.config import WEB_FILTERS
+from fi_spark.config.text import WEB_FILTERS
 from fi_spark.text.web_quality import (
     WEB_REASONS,
     WebQualityThresholds,

@@ -1,7 +1,7 @@
 """Settings of the text checks: `prepare` (basic quality + chunking) and `web` (web-crawl filters).
 
 The thresholds the check functions read are sections themselves, so each default is written once:
-`QualityThresholds` (fi_spark.text.quality) is the quality part of `PrepareConfig`, and
+`QualityThresholds` (fi_spark.ingest.quality) is the quality part of `PrepareConfig`, and
 `WebQualityThresholds` (fi_spark.text.web_quality) the filter part of `WebConfig`; a stage hands its
 section straight to the checks, and a test builds the thresholds alone.
 """
@@ -19,7 +19,7 @@ WEB_FILTERS: tuple[WebFilter, ...] = ("gopher_quality", "gopher_repetition", "c4
 
 
 class QualityThresholds(Section):
-    """The basic document checks of prepare_corpus (fi_spark.text.quality.check_quality)."""
+    """The basic document checks of prepare_corpus (fi_spark.ingest.quality.check_quality)."""
 
     min_chars: int = Field(default=100, ge=0, description="shorter normalized texts are rejected")
     max_chars: int = Field(default=1_000_000, ge=1, description="longer texts are rejected, not truncated")

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from fi_spark.config import Config
+    from fi_spark.config.model import Config
 
 # name -> (tokenizer family, window in tokens or None when not known). The fineinstructions models are
 # fine-tuned from BGE-M3 and keep its tokenizer (their model cards; the released retriever's helper).

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from fi_spark.llm.config import StageLLMConfig
+from fi_spark.config.llm import StageLLMConfig
 from fi_spark.section import Section
 
 

@@ -65,7 +65,7 @@ class LocalLLMServerConfig(Section):
         "torch==2.13.0+cpu is not in pip's reach (PyPI does not host +cpu builds)",
     )
     model: Literal["smollm2-135m", "gemma3-270m"] = Field(
-        default="smollm2-135m", description="which packaged model to serve (fi_spark.llm.config.LOCAL_MODELS)"
+        default="smollm2-135m", description="which packaged model to serve (fi_spark.config.llm.LOCAL_MODELS)"
     )
     host: str = "127.0.0.1"
     port: int = Field(default=8011, ge=1, le=65535)

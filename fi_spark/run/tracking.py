@@ -5,7 +5,7 @@ fi_spark.redact masks secret-looking keys and URL credentials), the StageResult'
 in / out / rejected by reason, seconds, rows/s, extras), the models that answered its LLM requests
 (tag ``fi_spark.llm_models``, also set on the parent as ``fi_spark.llm_models.<stage>``), and its data as
 MLflow dataset inputs (fi_spark.run.session: ``--documents``, ``--queries``, ``--output`` with path, rows, digest).
-Where runs go is fi_spark.tracking_store (one resolution; a throwaway store is refused).
+Where runs go is fi_spark.run.tracking_store (one resolution; a throwaway store is refused).
 
 Run groups: a job that runs one stage per task (the Databricks bundle's ``fi_spark_stages``) passes
 ``--set tracking.run_group=<job run id>``; every task then finds (or the first creates) the group's parent
@@ -35,8 +35,8 @@ import yaml
 from fi_spark.config import Config, ConfigError
 from fi_spark.redact import redact, redact_config, redact_url
 from fi_spark.run.lock import LockInfo, pid_alive
+from fi_spark.run.tracking_store import relocate_artifacts, resolve_tracking_uri
 from fi_spark.stages.base import StageResult
-from fi_spark.tracking_store import relocate_artifacts, resolve_tracking_uri
 
 log = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import Field, model_validator
 
-from fi_spark.llm.config import StageLLMConfig
+from fi_spark.config.llm import StageLLMConfig
 from fi_spark.section import Section
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from collections import Counter
 
+from fi_spark.config.text import QualityThresholds
 from fi_spark.ingest.jsonline import PARSE_REASONS
-from fi_spark.text.config import QualityThresholds
 
 # Every reason a document can be dropped for, in one list (doc_rejects.reason takes these values); the
 # line-level ones (size, encoding, JSON, nesting, Unicode) are shared with queries and template banks.
