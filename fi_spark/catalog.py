@@ -14,7 +14,7 @@ COLUMN ... COMMENT`` instead. So the column-list form is tried first, the plain 
 second; a step the engine does not support is logged once and skipped (a name without comments still works).
 
 Two views apply ``judge.threshold`` so no reader re-applies it by hand (re-created on every registration,
-so a changed threshold shows at the next stage run or ``explore.open_run``):
+so a changed threshold shows at the next stage run or ``explore.view_run``):
 
 - ``judged_kept``: the verdicts at or above the threshold, with the threshold as a column;
 - ``pairs_kept``: those pairs, with their verdict. The exported set additionally applies each document's token

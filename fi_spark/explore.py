@@ -1,12 +1,12 @@
 """Explore a finished run from a notebook or a shell: its tables as SQL views, the funnel, Delta history and
 time travel. The notebooks under notebooks/ call these; the jobs never do.
 
-``open_run(folder)`` starts an engine (the profile's, embedded by default), opens the run's table store
+``view_run(folder)`` starts an engine (the profile's, embedded by default), opens the run's table store
 and registers one temporary view per table that exists, named as the table (``pairs``, ``pair_rejects``,
 ...), plus ``lineage``: every pair joined to its document, chunk, template and verdict
 (fi_spark.export.lineage), so a question about the run is one ``run.sql(...)``. With ``tables.schema`` set
 (``tables.catalog`` too on Unity Catalog) the tables are also reached by their catalog names, as jobs and
-dashboards reach them: on a cluster they are already registered, on the embedded engine ``open_run``
+dashboards reach them: on a cluster they are already registered, on the embedded engine ``view_run``
 registers them in its session catalog (fi_spark.catalog; no table data is written), and ``run.table(name)``
 gives the name to put in SQL, e.g. ``fi_spark.pairs_kept``.
 
@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from fi_spark import storage
 from fi_spark.config import Config, ConfigError, load_config
 
 if TYPE_CHECKING:
@@ -87,7 +88,6 @@ class RunView:
     def history(self, table: str) -> pd.DataFrame:
         """The Delta versions of `table`, newest first: version, timestamp, operation, rows written."""
         import pandas as pd
-        from deltalake import DeltaTable
 
         path = self._delta_path(table)
         rows = [
@@ -97,7 +97,7 @@ class RunView:
                 h.get("operation"),
                 int((h.get("operationMetrics") or {}).get("numOutputRows", 0) or 0),
             )
-            for h in DeltaTable(path).history()
+            for h in storage.delta_history(path)
         ]
         return pd.DataFrame(rows, columns=["version", "timestamp", "operation", "rows_added"])
 
@@ -132,13 +132,12 @@ class RunView:
         return self.ctx.store.path(spec)
 
 
-def open_run(folder: str, profile: str = "local", overrides: Sequence[str] = ()) -> RunView:
+def view_run(folder: str, profile: str = "local", overrides: Sequence[str] = ()) -> RunView:
     """Start the profile's engine on `folder` (a run's output root) and register its tables as views."""
     from fi_spark import storage
     from fi_spark.catalog import Catalog
     from fi_spark.engine import start_engine
     from fi_spark.stages.base import StageContext
-    from fi_spark.tables import TableStore
 
     if not storage.is_remote(folder):
         folder = storage.local_path(folder)
@@ -146,8 +145,7 @@ def open_run(folder: str, profile: str = "local", overrides: Sequence[str] = ())
             raise ConfigError(f"{folder} holds no run (no tables/ folder): pass the --output of `fi-spark pipeline`")
     config = load_config(profile, list(overrides))
     engine = start_engine(config.engine)
-    store = TableStore.open(engine.spark, folder, config.tables, engine.caps)
-    run = RunView(StageContext(engine.spark, engine, config, store, folder, log, None))
+    run = RunView(StageContext.for_output(engine, config, folder, log=log))
     register_views(run)
     catalog = Catalog.of(run.ctx)
     run.names = {name.rsplit(".", 1)[-1].strip("`"): name for name in catalog.register_existing()}

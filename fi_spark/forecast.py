@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from fi_spark.cost import GpuRates
+from fi_spark.storage import read_table_arrow
 
 LLM_STAGES = ("genericize", "instantiate", "judge")
 
@@ -168,43 +168,31 @@ def fit_throughput(sample: SampleRun) -> tuple[float, float]:
 
 
 # --------------------------------------------------------------------------- reading a run's tables
-def _table(output: Path, name: str) -> Any:
-    """A stage table of a finished run as a pyarrow Table (Delta or Parquet), None when absent."""
-    import pyarrow.dataset as ds
-
-    path = output / "tables" / name
-    if not path.exists():
-        return None
-    if (path / "_delta_log").exists():
-        from deltalake import DeltaTable
-
-        return DeltaTable(str(path)).to_pyarrow_table()
-    return ds.dataset(str(path), format="parquet").to_table()
-
-
 def measure_run(output: str, keep_threshold: float = 3.0, max_source_chars: int = 3000) -> SampleRun:
     """The plan's inputs from a finished run folder: counts, pass shares and tokens per request per stage."""
     import pyarrow.compute as pc
 
-    root = Path(output)
-    docs = _table(root, "documents")
+    docs = read_table_arrow(output, "documents")
     if docs is None:
         raise ValueError(f"{output}: no tables/documents; give the output folder of a finished pipeline run")
-    chunks = _table(root, "chunks")
+    chunks = read_table_arrow(output, "chunks")
     doc_tokens = (pc.sum(chunks["n_tokens"]).as_py() or 0) / max(docs.num_rows, 1) if chunks is not None else 0.0
-    count = {n: (t.num_rows if (t := _table(root, n)) is not None else 0) for n in ("queries", "matches", "pairs")}
-    judged = _table(root, "judged")
+    count = {
+        n: (t.num_rows if (t := read_table_arrow(output, n)) is not None else 0)
+        for n in ("queries", "matches", "pairs")
+    }
+    judged = read_table_arrow(output, "judged")
     kept = 0
     if judged is not None:
         kept = int(pc.sum(pc.greater_equal(judged["score"], keep_threshold)).as_py() or 0)
-    templates = _table(root, "templates")
+    templates = read_table_arrow(output, "templates")
     valid = 0
     if templates is not None:
         valid = int(pc.sum(pc.starts_with(templates["origin"], "genericize")).as_py() or 0)
     passed = {"genericize": valid, "instantiate": count["pairs"], "judge": kept}
     stages: dict[str, list[dict[str, Any]]] = {}
     for name in ("llm_responses", "llm_failures"):
-        table = _table(root, name)
+        table = read_table_arrow(output, name)
         if table is None:
             continue
         for row in table.to_pylist():

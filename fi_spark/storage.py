@@ -40,9 +40,10 @@ import time
 import uuid
 from collections.abc import Callable
 from functools import lru_cache
-from typing import IO, TYPE_CHECKING, TypeVar
+from typing import IO, TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:  # pyarrow is imported on first I/O: the path functions are plain string work
+    import pyarrow as pa
     import pyarrow.fs as pafs
 
 _SCHEME = re.compile(r"^([a-zA-Z][a-zA-Z0-9+.-]+):/")  # two or more letters, so "C:/x" is not a scheme
@@ -234,3 +235,32 @@ def copy_file(source: str, dest: str) -> None:
         pafs.copy_files(src, dst, source_filesystem=src_fs, destination_filesystem=dst_fs)
 
     _retry_reads(copy) if is_remote(source) else copy()
+
+
+# --------------------------------------------------------------------------- stage tables without Spark
+def table_path(root: str, name: str) -> str:
+    """Where a run's stage table lives: <output>/tables/<name> (fi_spark.tables.TableStore writes it there)."""
+    return join(root, "tables", name)
+
+
+def read_table_arrow(root: str, name: str) -> pa.Table | None:
+    """A finished run's stage table as a pyarrow Table (Delta through delta-rs, else Parquet), None when absent.
+
+    For readers that must not start Spark (`fi-spark plan`'s forecast); Spark code reads through TableStore."""
+    import pyarrow.dataset as ds
+
+    path = local_path(table_path(root, name))
+    if not os.path.isdir(path):
+        return None
+    if os.path.isdir(os.path.join(path, "_delta_log")):
+        from deltalake import DeltaTable
+
+        return DeltaTable(path).to_pyarrow_table()
+    return ds.dataset(path, format="parquet").to_table()
+
+
+def delta_history(path: str) -> list[dict[str, Any]]:
+    """The commits of a Delta table, newest first, from delta-rs (`DESCRIBE HISTORY` is not on every engine)."""
+    from deltalake import DeltaTable
+
+    return list(DeltaTable(path).history())

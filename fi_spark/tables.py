@@ -17,11 +17,12 @@ from dataclasses import dataclass
 
 from pyspark.sql import DataFrame, DataFrameWriter, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import StructType
 
 from fi_spark import storage
 from fi_spark.config import ConfigError, TablesConfig
 from fi_spark.engine import Capabilities
-from fi_spark.schemas import TableSpec
+from fi_spark.schemas import ALL_TABLES, TableSpec
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +62,19 @@ class TableStore:
     def path(self, spec: TableSpec) -> str:
         if self.managed_in is not None:
             raise ValueError(f"table {spec.name} is a managed table ({self.name(spec)}): it has no path of ours")
-        return storage.join(self.root, "tables", spec.name)
+        return storage.table_path(self.root, spec.name)
 
     def reader(self, spec: TableSpec) -> DataFrame:
         """The stored table as Spark reads it (by path, or by name when managed); it must exist."""
         if self.managed_in is not None:
             return self.spark.read.table(self.name(spec))
         return self.spark.read.format(self.fmt).load(self.path(spec))
+
+    def by_name(self, name: str) -> DataFrame | None:
+        """A table by its name (also one whose spec no module has registered in schemas.ALL_TABLES), or None
+        when it was not written: the one way stages, the report and notebooks read a table by name."""
+        spec = ALL_TABLES.get(name) or TableSpec(name, StructType([]), ())
+        return self.reader(spec) if self.exists(spec) else None
 
     def exists(self, spec: TableSpec) -> bool:
         """Whether the table has been written; remote tables are asked of Spark, which may see stores
@@ -81,10 +88,13 @@ class TableStore:
             return os.path.isdir(os.path.join(local, marker)) and any(
                 not name.startswith(".") for name in os.listdir(local)
             )
+        from pyspark.errors import PySparkException
+
         try:
             self.reader(spec).schema  # noqa: B018 - forces analysis
             return True
-        except Exception:  # noqa: BLE001 - "path does not exist" has engine-specific exception types
+        except PySparkException as exc:  # "path does not exist": AnalysisException (classic), a Connect error (Sail)
+            log.debug("table %s not readable at %s, taken as not written: %s", spec.name, path, exc)
             return False
 
     def read(self, spec: TableSpec) -> DataFrame:

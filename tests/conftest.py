@@ -19,7 +19,6 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 from fi_spark.config import Config, EngineConfig, load_config  # noqa: E402
 from fi_spark.engine import Engine, start_engine  # noqa: E402
 from fi_spark.stages.base import StageContext  # noqa: E402
-from fi_spark.tables import TableStore, resolve_format  # noqa: E402
 from tests import jvm_options  # noqa: E402
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -89,8 +88,7 @@ def make_ctx(tmp_path: Path) -> Callable[..., StageContext]:
         config: Config = load_config("local", ["tracking.enabled=false", *SCRIPTED_GENERICIZE, *(overrides or [])])
         out = str(output or tmp_path / "out")
         os.makedirs(out, exist_ok=True)
-        store = TableStore(engine.spark, out, resolve_format(config.tables, engine.caps))
-        return StageContext(engine.spark, engine, config, store, out, logging.getLogger("test"), out)
+        return StageContext.for_output(engine, config, out, work_dir=out, log=logging.getLogger("test"))
 
     return factory
 

@@ -34,7 +34,7 @@ class SourceStat:
 
 
 @dataclass(frozen=True)
-class FunnelStep:
+class CardFunnelRow:
     stage: str
     rows_in: int
     rows_out: int
@@ -49,7 +49,7 @@ class CardInputs:
     dataset_name: str
     shards: Sequence[ShardStat]
     sources: Sequence[SourceStat]
-    funnel: Sequence[FunnelStep]
+    funnel: Sequence[CardFunnelRow]
     rejects: dict[str, int]  # "stage/reason" -> rows
     models: dict[str, str]  # role -> model name
     prompts: dict[str, str]  # role -> prompt version tag

@@ -26,17 +26,16 @@ from pyspark.sql.pandas.types import to_arrow_schema
 
 from fi_spark import storage
 from fi_spark.config import Config
-from fi_spark.export.card import CardInputs, FunnelStep, ShardStat, SourceStat, render_card
+from fi_spark.export.card import CardFunnelRow, CardInputs, ShardStat, SourceStat, render_card
 from fi_spark.export.lineage import LINEAGE_COLUMNS, QUERY_COLUMNS, final_pairs
 from fi_spark.export.records import shard_count, split_for
 from fi_spark.export.shards import STATS_SCHEMA, ShardWriter
 from fi_spark.report.collect import Tables, funnel, llm_stats, rejects, stage_costs
 from fi_spark.schemas import DOCUMENTS, JUDGED, PAIRS
-from fi_spark.stages.base import FunnelStep as Step
-from fi_spark.stages.base import PipelineLayout, StageContext, StageResult, StageTables
+from fi_spark.stages.base import FunnelStep, PipelineLayout, StageContext, StageResult, StageTables
 
 STAGE = "export"
-TABLES = StageTables(reads=(PAIRS, JUDGED), funnel=(Step("pairs", "exported"),))  # writes files
+TABLES = StageTables(reads=(PAIRS, JUDGED), funnel=(FunnelStep("pairs", "exported"),))  # writes files
 
 
 def run(ctx: StageContext, layout: PipelineLayout) -> StageResult:
@@ -175,12 +174,12 @@ def card_inputs(
     )
 
 
-def _funnel_steps(steps: list[Any]) -> list[FunnelStep]:
+def _funnel_steps(steps: list[Any]) -> list[CardFunnelRow]:
     """Report funnel rows -> card rows whose `rows in` is the previous step of the same unit."""
-    out: list[FunnelStep] = []
+    out: list[CardFunnelRow] = []
     previous: dict[str, int] = {}
     for step in steps:
-        out.append(FunnelStep(f"{step.unit}: {step.step}", previous.get(step.unit, step.rows), step.rows))
+        out.append(CardFunnelRow(f"{step.unit}: {step.step}", previous.get(step.unit, step.rows), step.rows))
         previous[step.unit] = step.rows
     return out
 

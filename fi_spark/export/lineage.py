@@ -15,7 +15,6 @@ from pyspark.sql import functions as F
 
 from fi_spark.schemas import CHUNKS, DOCUMENTS, DUPLICATES, JUDGED, PAIRS
 from fi_spark.stages.base import StageContext
-from fi_spark.stages.sources import named_table
 
 QUERY_COLUMNS = ("source_query_ids",)  # optional templates columns carried into the lineage
 TEMPLATE_EXTRA = {"origin": "template_origin", "model": "template_model"}  # templates column -> lineage name
@@ -79,15 +78,15 @@ def pair_lineage(ctx: StageContext) -> DataFrame:
         .join(dropped, "doc_id", "left")
         .withColumn("duplicates_dropped", F.coalesce("duplicates_dropped", F.lit(0)))
     )
-    clusters = named_table(ctx, "dup_clusters")
+    clusters = ctx.store.by_name("dup_clusters")
     if clusters is not None and {"cluster_id", "doc_id"} <= set(clusters.columns):
         view = view.join(clusters.select("doc_id", F.col("cluster_id").alias("_cluster")), "doc_id", "left")
         view = view.withColumn("dedup_cluster", F.coalesce("_cluster", "doc_id")).drop("_cluster")
     else:
         view = view.withColumn("dedup_cluster", F.col("doc_id"))
-    templates = named_table(ctx, "templates")
+    templates = ctx.store.by_name("templates")
     if templates is not None and "template_id" in templates.columns:
-        templates = _with_later_sources(templates, named_table(ctx, "template_sources"))
+        templates = _with_later_sources(templates, ctx.store.by_name("template_sources"))
         keep = [F.col(c) for c in ("template_id", "template", *QUERY_COLUMNS) if c in templates.columns]
         keep += [F.col(c).alias(alias) for c, alias in TEMPLATE_EXTRA.items() if c in templates.columns]
         view = view.join(templates.select(*keep), "template_id", "left")

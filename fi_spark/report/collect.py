@@ -14,12 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
 
 from fi_spark import storage
 from fi_spark.cost import CostRow, StageCost, cost_rows
 from fi_spark.report.data import FunnelRow, Histogram, LLMStageStats, ReportData, TemplateUsage, gini
-from fi_spark.schemas import ALL_TABLES, TableSpec
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -44,9 +42,8 @@ class Tables:
         self.counts: dict[str, int] = {}
         self.missing: list[str] = []
         for name in names:  # every table a stage declares it writes (PipelineLayout.tables)
-            spec = ALL_TABLES.get(name) or TableSpec(name, StructType([]), ())
-            if store.exists(spec):
-                df = store.reader(spec)
+            df = store.by_name(name)
+            if df is not None:
                 self.frames[name] = df
                 self.counts[name] = df.count()
             else:

@@ -30,7 +30,6 @@ from fi_spark.run.tracking import DatasetRef, Tracker, redact_config
 from fi_spark.run.tracking_store import resolve_tracking_uri
 from fi_spark.stages.base import StageContext, StageResult, StageTables
 from fi_spark.stages.registry import PipelineInputs, StageSpec, stage
-from fi_spark.tables import TableStore
 
 log = logging.getLogger("fi_spark")
 
@@ -60,14 +59,16 @@ def open_run(config: Config, output: str) -> Iterator[tuple[StageContext, Tracke
 def _engine_run(config: Config, output: str, tracker: Tracker) -> Iterator[tuple[StageContext, Tracker]]:
     engine = start_engine(config.engine)
     try:
-        store = TableStore.open(engine.spark, output, config.tables, engine.caps)
-        fmt = store.fmt
         remote = storage.is_remote(output)
         work_dir = tempfile.mkdtemp(prefix="fi-spark-") if remote else os.path.join(output, "_work")
         os.makedirs(work_dir, exist_ok=True)
-        ctx = StageContext(engine.spark, engine, config, store, output, log, work_dir)
+        ctx = StageContext.for_output(engine, config, output, work_dir=work_dir, log=log)
+        store = ctx.store
         log.info(
-            "output %s (tables as %s%s)", output, fmt, f", managed in {store.managed_in}" if store.managed_in else ""
+            "output %s (tables as %s%s)",
+            output,
+            store.fmt,
+            f", managed in {store.managed_in}" if store.managed_in else "",
         )
         Catalog.of(ctx).register_existing()  # an earlier run's tables by name (and a name clash) before any work
         yield ctx, tracker

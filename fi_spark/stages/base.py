@@ -73,6 +73,10 @@ class MissingInputError(ConfigError):
 
 @dataclass
 class StageContext:
+    """What a stage runs with: the engine, the resolved config, the table store on the run's output, a log and
+    a local scratch folder. Build it with `for_output` (as a run, a notebook or a test does) or `for_store`
+    (a store chosen by hand: a fixed table format, a bench's folder)."""
+
     spark: SparkSession
     engine: Engine
     config: Config
@@ -80,6 +84,36 @@ class StageContext:
     output: str  # the run's output root (local folder or s3:// prefix)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("fi_spark"))
     work_dir: str | None = None  # a local scratch folder for artifacts (plots, index files) before upload
+
+    @classmethod
+    def for_output(
+        cls,
+        engine: Engine,
+        config: Config,
+        output: str,
+        *,
+        work_dir: str | None = None,
+        log: logging.Logger | None = None,
+    ) -> StageContext:
+        """The context of a run on `output`: its tables as `config.tables` asks (Delta where the engine has it,
+        else Parquet; named in a catalog schema when managed, created here), scratch files in `work_dir`."""
+        from fi_spark.tables import TableStore
+
+        store = TableStore.open(engine.spark, output, config.tables, engine.caps)
+        return cls.for_store(engine, config, store, work_dir=work_dir, log=log)
+
+    @classmethod
+    def for_store(
+        cls,
+        engine: Engine,
+        config: Config,
+        store: TableStore,
+        *,
+        work_dir: str | None = None,
+        log: logging.Logger | None = None,
+    ) -> StageContext:
+        """The context over a table store opened by the caller (its root is the run's output)."""
+        return cls(engine.spark, engine, config, store, store.root, log or logging.getLogger("fi_spark"), work_dir)
 
     def llm_env(self, stage: str | None = None) -> LLMEnv:
         """What fi_spark.llm.complete needs from this run: the LLM stage's own settings (Config.stage_llm),

@@ -29,21 +29,12 @@ from functools import partial
 import pandas as pd
 from pyspark.sql import DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql.types import StructType
 
-from fi_spark.schemas import ALL_TABLES, CHUNKS, DOCUMENTS, TableSpec
+from fi_spark.schemas import CHUNKS, DOCUMENTS
 from fi_spark.stages.base import StageContext
 from fi_spark.text.chunking import sentence_starts
 
 SEP = "\u001f"  # unit separator: cannot occur in ids, so concatenation is unambiguous
-
-
-def named_table(ctx: StageContext, name: str) -> DataFrame | None:
-    """A table by name (also one whose spec another module has not registered yet), or None if absent."""
-    spec = ALL_TABLES.get(name) or TableSpec(name, StructType([]), ())
-    if not ctx.store.exists(spec):
-        return None
-    return ctx.store.reader(spec)
 
 
 def pair_id_column(doc: str = "doc_id", chunk: str = "chunk_id", template: str = "template_id") -> F.Column:

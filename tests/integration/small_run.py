@@ -28,7 +28,6 @@ from fi_spark.run.pipeline import run_pipeline
 from fi_spark.run.tracking import Tracker
 from fi_spark.stages.base import StageContext
 from fi_spark.stages.registry import PipelineInputs
-from fi_spark.tables import TableStore, resolve_format
 
 STAGES = ["instantiate", "judge", "export"]
 FAULTS = ServerSettings(fault_rate=0.15, fault_kinds=("500", "429"), retry_after_s=0.05, seed=13)
@@ -73,10 +72,11 @@ def build_small_run(engine: Engine, folder: Path) -> Path:
         os.environ.pop("MLFLOW_TRACKING_URI", None)  # track into the run folder, whatever the caller's setting
         for n_docs, extra in RUNS:
             config = load_config("local", run_overrides(server.url, extra))
-            store = TableStore(engine.spark, str(folder), resolve_format(config.tables, engine.caps))
             work = folder / "_work"
             work.mkdir(exist_ok=True)
-            ctx = StageContext(engine.spark, engine, config, store, str(folder), logging.getLogger("test"), str(work))
+            ctx = StageContext.for_output(
+                engine, config, str(folder), work_dir=str(work), log=logging.getLogger("test")
+            )
             write_inputs(ctx, folder, n_docs=n_docs)
             run_pipeline(ctx, Tracker(config, str(folder)), PipelineInputs(), only=STAGES)
     return folder

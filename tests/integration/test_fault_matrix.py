@@ -43,7 +43,7 @@ from fi_spark.schemas import LLM_RESPONSES, TEMPLATE_REJECTS, TEMPLATES
 from fi_spark.stages.base import StageContext, StageResult
 from fi_spark.stages.llm_stage import NOT_STORED
 from fi_spark.stages.registry import stage
-from fi_spark.tables import TableStore, resolve_format
+from fi_spark.tables import TableStore
 
 pytestmark = pytest.mark.slow
 
@@ -91,8 +91,7 @@ def engine(_embedded: Engine) -> Engine:
 
 def make_ctx(engine: Engine, out: Path, url: str, extra: tuple[str, ...] = ()) -> StageContext:
     config = load_config("local", ["tracking.enabled=false", f"llm.endpoints=[{url}]", *LLM, *extra])
-    store = TableStore(engine.spark, str(out), resolve_format(config.tables, engine.caps))
-    return StageContext(engine.spark, engine, config, store, str(out), logging.getLogger("faults"), str(out))
+    return StageContext.for_output(engine, config, str(out), work_dir=str(out), log=logging.getLogger("faults"))
 
 
 @pytest.fixture(scope="module")

@@ -49,7 +49,6 @@ def _job(action: str, url: str, out: str) -> None:
     from fi_spark.ingest import ingest_queries
     from fi_spark.instantiate import instantiate
     from fi_spark.stages.base import StageContext
-    from fi_spark.tables import TableStore, resolve_format
 
     cfg = load_config(
         "local",
@@ -63,8 +62,7 @@ def _job(action: str, url: str, out: str) -> None:
     )  # fmt: skip
     os.makedirs(out, exist_ok=True)
     engine = start_engine(cfg.engine)
-    store = TableStore(engine.spark, out, resolve_format(cfg.tables, engine.caps))
-    ctx = StageContext(engine.spark, engine, cfg, store, out, logging.getLogger("job"), out)
+    ctx = StageContext.for_output(engine, cfg, out, work_dir=out, log=logging.getLogger("job"))
     if action == "prepare-genericize":
         path = Path(out, "queries.jsonl")
         topics = ("Peru", "Chile", "rain", "the Danube", "Gustave Eiffel", "wheat", "Qantas", "Yugoslavia")

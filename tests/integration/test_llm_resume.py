@@ -40,7 +40,7 @@ def run_job(url: str, out: str) -> None:
         llm=LLMConfig(endpoints=[url], model="test-model", concurrency=CONCURRENCY),
     )
     engine = start_engine(cfg.engine)
-    ctx = StageContext(engine.spark, engine, cfg, TableStore(engine.spark, out, "delta"), out, logging.getLogger("job"))
+    ctx = StageContext.for_store(engine, cfg, TableStore(engine.spark, out, "delta"), log=logging.getLogger("job"))
     rows = [(f"k{i}", json.dumps([{"role": "user", "content": f"q{i}"}])) for i in range(N)]
     run = complete(ctx.llm_env(), engine.spark.createDataFrame(rows, "key string, messages string"), stage="resume")
     Path(out, "done.json").write_text(json.dumps(run.metrics))

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import jsonschema
 import pytest
-from pyspark.sql import SparkSession
 
 from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig
+from fi_spark.engine import Engine
 from fi_spark.llm import complete
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
@@ -84,13 +84,14 @@ def test_completions_api_with_vllm_structured_outputs(vllm: tuple[str, str]) -> 
     jsonschema.validate(json.loads(result.parsed), SCHEMA)
 
 
-def test_spark_job_against_real_server(spark: SparkSession, tmp_path: Path, vllm: tuple[str, str]) -> None:
+def test_spark_job_against_real_server(embedded_engine: Engine, tmp_path: Path, vllm: tuple[str, str]) -> None:
     """`complete` on Spark gets parsed, schema-valid answers from vLLM; a re-run is served by the ledger."""
     url, model = vllm
     cfg = Config(engine=EngineConfig(shuffle_partitions=2), llm=LLMConfig(endpoints=[url], model=model, max_tokens=48))
-    ctx = StageContext(
-        spark, None, cfg, TableStore(spark, str(tmp_path), "delta"), str(tmp_path), logging.getLogger("t")
-    )  # type: ignore[arg-type]
+    spark = embedded_engine.spark
+    ctx = StageContext.for_store(
+        embedded_engine, cfg, TableStore(spark, str(tmp_path), "delta"), log=logging.getLogger("t")
+    )
     df = spark.createDataFrame(
         [(f"q{i}", json.dumps(_messages(q))) for i, q in enumerate(QUESTIONS)], "key string, messages string"
     )

@@ -36,7 +36,6 @@ from fi_spark.report import report as report_stage
 from fi_spark.run.pipeline import layout
 from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, LLM_RESPONSES, MATCHES, PAIR_REJECTS, PAIRS
 from fi_spark.stages.base import StageContext
-from fi_spark.tables import TableStore, resolve_format
 from fi_spark.text.words import word_tokens
 
 
@@ -110,8 +109,7 @@ def make_ctx(engine, output: Path, server: ScriptedServer, overrides: list[str] 
             *overrides,
         ],
     )
-    store = TableStore(engine.spark, str(output), resolve_format(config.tables, engine.caps))
-    return StageContext(engine.spark, engine, config, store, str(output), logging.getLogger("test"), str(output))
+    return StageContext.for_output(engine, config, str(output), work_dir=str(output), log=logging.getLogger("test"))
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,6 @@ from fi_spark.judge import judge
 from fi_spark.llm.types import FINAL_REASONS
 from fi_spark.schemas import JUDGED, PAIR_REJECTS, PAIRS
 from fi_spark.stages.base import StageContext
-from fi_spark.tables import TableStore, resolve_format
 
 pytestmark = pytest.mark.llm
 
@@ -35,10 +34,8 @@ def test_pairs_with_the_real_model(embedded_engine, tmp_path: Path) -> None:
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     config = load_config("local", ["tracking.enabled=false", "instantiate.max_source_chars=1200"])
     out = tmp_path / "out"
-    store = TableStore(embedded_engine.spark, str(out), resolve_format(config.tables, embedded_engine.caps))
-    ctx = StageContext(
-        embedded_engine.spark, embedded_engine, config, store, str(out), logging.getLogger("t"), str(out)
-    )
+    ctx = StageContext.for_output(embedded_engine, config, str(out), work_dir=str(out), log=logging.getLogger("t"))
+    store = ctx.store
     write_inputs(ctx, tmp_path, n_docs=2)  # 6 matches: a few minutes on 2 CPU cores
 
     first = instantiate.run(ctx)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fi_spark.cost import GpuRates, StageCost, cost_rows
-from fi_spark.export.card import CardInputs, FunnelStep, ShardStat, SourceStat, render_card
+from fi_spark.export.card import CardFunnelRow, CardInputs, ShardStat, SourceStat, render_card
 
 
 def inputs(**overrides) -> CardInputs:
@@ -16,7 +16,11 @@ def inputs(**overrides) -> CardInputs:
             ShardStat("validation", "data/validation-00000-of-00001.jsonl", "jsonl", 10, 1000, 3456),
         ],
         "sources": [SourceStat("wiki", 250, 60, "CC BY-SA 3.0"), SourceStat("news", 250, 40, "CC BY-SA 3.0")],
-        "funnel": [FunnelStep("matches", 300, 300), FunnelStep("instantiate", 300, 150), FunnelStep("judge", 150, 100)],
+        "funnel": [
+            CardFunnelRow("matches", 300, 300),
+            CardFunnelRow("instantiate", 300, 150),
+            CardFunnelRow("judge", 150, 100),
+        ],
         "rejects": {"instantiate/ungrounded": 120, "instantiate/unfilled_slots": 30, "judge/below_threshold": 50},
         "models": {"instantiate": "smollm2-135m", "judge": "smollm2-135m"},
         "prompts": {"instantiate": "instantiate.v1+abcd1234", "judge": "judge.v1+00ff00ff"},
