@@ -2,8 +2,8 @@
 fineinstructions profile on a small sample, then the funnel, tokens/s per LLM stage and GPU-seconds per
 kept pair.
 
-    python bench/gpu_smoke.py --output /tmp/fi-gpu                 # one GPU, vLLM installed, hub reachable
-    python bench/gpu_smoke.py --output /tmp/fi-dry --dry-run       # no GPU: scripted servers, MiniLM embedder
+    python -m bench.gpu_smoke --output /tmp/fi-gpu                 # one GPU, vLLM installed, hub reachable
+    python -m bench.gpu_smoke --output /tmp/fi-dry --dry-run       # no GPU: scripted servers, MiniLM embedder
 
 What it does:
 1. serves fineinstructions/query_templatizer (:8001), fineinstructions/template_instantiator (:8000) and
@@ -39,14 +39,11 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from fi_spark.llm.released import FLOW_JUDGE, INSTANTIATOR, TEMPLATIZER, RecipeScript, start_servers  # noqa: E402
+from bench.harness.data import REPO, SAMPLE
+from fi_spark.llm.released import FLOW_JUDGE, INSTANTIATOR, TEMPLATIZER, RecipeScript, start_servers
 
 SERVED = {"genericize": (TEMPLATIZER, 8001), "instantiate": (INSTANTIATOR, 8000), "judge": (FLOW_JUDGE, 8002)}
 SECTION = {"genericize": "templates", "instantiate": "instantiate", "judge": "judge"}
-SAMPLE = REPO / "fi_spark" / "resources" / "sample"
 
 # --dry-run inputs and the scripted models' answers to them (tests/integration/test_gpu_smoke.py asserts the rows)
 DRY_DOCS = {
@@ -152,21 +149,16 @@ def run_pipeline(output: Path, docs: Path, queries: Path, sets: list[str]) -> in
 
 def summarize(output: Path, sets: list[str], wall_s: float) -> dict[str, object]:
     """The funnel, per-stage tokens/s and GPU-seconds per kept pair, read from the run's tables."""
-    from fi_spark.config import load_config
-    from fi_spark.engine import start_engine
+    from bench.harness.engine import bench_config, bench_engine, stage_context
     from fi_spark.report.collect import Tables, funnel, llm_stats
-    from fi_spark.tables import TableStore, resolve_format
 
-    config = load_config("fineinstructions", sets)
-    engine = start_engine(config.engine)
-    try:
-        tables = Tables(TableStore(engine.spark, str(output), resolve_format(config.tables, engine.caps)))
+    config = bench_config(*sets, profile="fineinstructions", tracking=True)
+    with bench_engine(config) as engine:
+        tables = Tables(stage_context(engine, config, output).store)
         steps = [(r.unit, r.step, r.rows) for r in funnel(tables, config, None)]
         stages = {s.stage: s for s in llm_stats(tables)}
         judged = tables.get("judged", "score")
         kept = judged.where(f"score >= {config.judge.threshold}").count() if judged is not None else 0
-    finally:
-        engine.stop()
     per_stage = {
         name: {"model": config.stage_llm(name).model, "requests": s.requests, "busy_s": round(s.busy_s, 2),
                "tokens_per_s": round((s.prompt_tokens + s.completion_tokens) / s.busy_s, 1) if s.busy_s else 0.0}
