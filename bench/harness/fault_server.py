@@ -51,9 +51,10 @@ def fault_server_process(
         cmd += ["--factory", factory]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=REPO)
     try:
-        assert proc.stdout is not None
+        stdout = proc.stdout
+        assert stdout is not None
         line: list[str] = []
-        reader = threading.Thread(target=lambda: line.append(proc.stdout.readline().strip()), daemon=True)
+        reader = threading.Thread(target=lambda: line.append(stdout.readline().strip()), daemon=True)
         reader.start()
         reader.join(start_timeout_s)
         if not line or not line[0].startswith("listening "):

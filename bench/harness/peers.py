@@ -65,8 +65,11 @@ def run_peer(
     env: dict[str, str] | None = None,
     cwd: Path | str | None = None,
     sample_memory: bool = False,
+    echo: bool = False,
 ) -> PeerRun:
-    """Run `cmd` until it exits or `timeout_s` passes; never raises for the child's failure or hang."""
+    """Run `cmd` until it exits or `timeout_s` passes; never raises for the child's failure or hang. With `echo`
+    the child writes to this process's stdout and stderr (a long run's progress; it then has no `result`, and
+    exiting 0 is success)."""
     with tempfile.TemporaryDirectory(prefix=f"peer-{name}-") as tmp:
         out_path, err_path = Path(tmp) / "stdout", Path(tmp) / "stderr"
         peak = 0
@@ -74,7 +77,8 @@ def run_peer(
         started = time.monotonic()
         with open(out_path, "w") as out, open(err_path, "w") as err:
             try:
-                proc = subprocess.Popen(list(cmd), stdout=out, stderr=err, env=env, cwd=cwd, start_new_session=True)
+                proc = subprocess.Popen(list(cmd), stdout=None if echo else out, stderr=None if echo else err, env=env,
+                                        cwd=cwd, start_new_session=True)  # fmt: skip
             except OSError as exc:
                 return PeerRun(name, "failed", 0.0, timeout_s, None, "", str(exc), None)
 
@@ -98,7 +102,8 @@ def run_peer(
         seconds = time.monotonic() - started
         stdout, stderr = out_path.read_text(errors="replace"), err_path.read_text(errors="replace")
     result = last_json(stdout)
-    status = "hung" if returncode is None else ("ok" if returncode == 0 and result is not None else "failed")
+    done = returncode == 0 and (result is not None or echo)
+    status = "hung" if returncode is None else ("ok" if done else "failed")
     return PeerRun(name, status, seconds, timeout_s, returncode, stdout, stderr, result, peak / 1024)
 
 
