@@ -60,6 +60,7 @@ from bench.harness.datatrove import DEFAULT_CACHE, datatrove_or_reason
 from bench.harness.engine import bench_engine, stage_context
 from bench.harness.fault_server import ServerSettings, fault_server_process
 from bench.harness.peers import run_peer
+from bench.harness.table import print_table
 from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig
 from fi_spark.llm import complete
 from fi_spark.llm import local_server as ls
@@ -308,21 +309,17 @@ def main() -> None:
                     runs.append(Run("datatrove", faults, args.dt_workers, 0, n, float("nan"), float("nan"),
                                     missing=dt_missing))  # fmt: skip
     print(f"\nserver: {args.capacity} slots, {args.latency_ms} ms -> capacity {capacity_rps:.0f} req/s")
-    print(
-        "| faults | client | tasks/workers | rows answered / requested | s | whole run % cap | steady % cap "
-        "| first / 95% / last answer at s |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    rows: list[list[object]] = []
     for r in runs:
-        if r.missing:
-            print(f"| {r.faults:.0%} | {r.tool} | {r.parallel} | {r.missing} | | | | |")
+        if r.missing:  # a peer that failed or hung: what happened, in place of its figures
+            rows.append([f"{r.faults:.0%}", r.tool, r.parallel, r.missing, "", "", "", ""])
             continue
         when = " / ".join(f"{t:.1f}" for t in r.finished) if r.finished else ""
-        note = f" {r.note}" if r.note else ""
-        print(
-            f"| {r.faults:.0%} | {r.tool} | {r.parallel} | {r.ok} / {r.requested} | {r.seconds:.1f} "
-            f"| {r.rate / capacity_rps:.1%} | {r.steady / capacity_rps:.1%} | {when} |{note}"
-        )
+        rows.append([f"{r.faults:.0%}", r.tool, r.parallel, f"{r.ok} / {r.requested}", f"{r.seconds:.1f}",
+                     f"{r.rate / capacity_rps:.1%}", f"{r.steady / capacity_rps:.1%}",
+                     when + (f" {r.note}" if r.note else "")])  # fmt: skip
+    print_table(["faults", "client", "tasks/workers", "rows answered / requested", "s", "whole run % cap",
+                 "steady % cap", "first / 95% / last answer at s"], rows)  # fmt: skip
     tok_s = None if args.no_local_model else local_model_tokens_per_s(streams=8, max_tokens=64)
     if tok_s:
         print(f"local model: {tok_s:.0f} tok/s")
