@@ -21,7 +21,9 @@ What it does:
    the LLM stages' busy seconds summed, and the whole pipeline's wall time (the GPU is held throughout).
    With --dry-run it also prints which model name each server was asked for.
 
-Exit code: the pipeline's (2 = a configuration problem, 1 = a failure); 3 when a server did not come up.
+Exit code: the pipeline's (2 = a configuration problem, 1 = a failure; a pipeline still running after
+--pipeline-timeout seconds is ended, with a line saying so, and counts as a failure); 3 when a server did not
+come up.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from pathlib import Path
 import httpx
 
 from bench.harness.data import REPO, SAMPLE
+from bench.harness.peers import run_peer
 from fi_spark.llm.released import FLOW_JUDGE, INSTANTIATOR, TEMPLATIZER, RecipeScript, start_servers
 
 SERVED = {"genericize": (TEMPLATIZER, 8001), "instantiate": (INSTANTIATOR, 8000), "judge": (FLOW_JUDGE, 8002)}
@@ -138,13 +141,17 @@ def pipeline_sets(urls: dict[str, str], dry: bool) -> list[str]:
     return sets + (DRY_SETS if dry else [])
 
 
-def run_pipeline(output: Path, docs: Path, queries: Path, sets: list[str]) -> int:
+def run_pipeline(output: Path, docs: Path, queries: Path, sets: list[str], timeout_s: float) -> int:
     cmd = [sys.executable, "-m", "fi_spark.cli", "pipeline", "--profile", "fineinstructions", "--documents",
            str(docs), "--queries", str(queries), "--output", str(output)]  # fmt: skip
     for item in sets:
         cmd += ["--set", item]
     print("$", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, cwd=REPO, check=False).returncode
+    run = run_peer("pipeline", cmd, timeout_s=timeout_s, cwd=REPO, echo=True)
+    if run.returncode is None:
+        print(f"gpu_smoke: {run.row()}", flush=True)
+        return 1
+    return run.returncode
 
 
 def summarize(output: Path, sets: list[str], wall_s: float) -> dict[str, object]:
@@ -198,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-model-len", type=int, default=8192)
     ap.add_argument("--vllm", default="vllm", help="the vllm command (e.g. from a virtualenv of its own)")
     ap.add_argument("--startup-timeout", type=float, default=1200.0, help="seconds for each server's first start")
+    ap.add_argument("--pipeline-timeout", type=float, default=4 * 3600.0, help="seconds the pipeline may run")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="more fi-spark overrides")
     args = ap.parse_args(argv)
     args.output = args.output or Path(tempfile.mkdtemp(prefix="gpu_smoke-"))
@@ -214,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     with serving as urls:
         sets = pipeline_sets(urls, args.dry_run) + args.sets
         started = time.monotonic()
-        code = run_pipeline(args.output / "run", docs, queries, sets)
+        code = run_pipeline(args.output / "run", docs, queries, sets, args.pipeline_timeout)
         wall = time.monotonic() - started
     if args.dry_run:
         for stage, srv in servers.items():
