@@ -15,7 +15,7 @@ Whether the answer truly answers the request is for a reader (the labels); these
 Prints one line per pair and ends with `check_export: B bad of N pairs; share passing the automatic rubric
 checks: P%`.
 
-    python bench/check_export.py ./fi-spark-out fi_spark/resources/sample/documents.jsonl
+    python -m bench.check_export ./fi-spark-out fi_spark/resources/sample/documents.jsonl
 """
 
 from __future__ import annotations

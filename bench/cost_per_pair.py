@@ -3,7 +3,7 @@
 On the real local vLLM server (SmolLM2-135M on CPU, port 8011 by default; a fair proxy for relative GPU
 cost: its time is prefill and decode, as a GPU's is), a fixed pair set (bench/cost_pairs.json: 120
 (template, document) matches, the 3 best of 18 templates for each of 40 sample documents, built once with
-`python bench/excerpts.py --build --queries 160 --docs 40 --arms "" --pairs bench/cost_pairs.json`; the
+`python -m bench.excerpts --build --queries 160 --docs 40 --arms "" --pairs bench/cost_pairs.json`; the
 smaller bench/excerpts_pairs.json, 30 over 10, with `--pairs`) goes through instantiate and judge twice, one
 shape after the other in one run:
 
@@ -16,7 +16,7 @@ shape after the other in one run:
 
 Requests are built and answers checked by the stages' own pure functions (fi_spark.instantiate.prompts,
 .judge, .likelihood) with the local profile's settings, and sent through fi_spark.llm.client.LLMClient
-(bench/excerpts.py's `send`) at the same concurrency for every phase. Only pairs that pass instantiate's
+(bench.harness.real_model's `send`) at the same concurrency for every phase. Only pairs that pass instantiate's
 checks are judged; a pair is kept when its score >= judge.threshold (4 of 1-5).
 
 Server-seconds are the ledger's `server_ms` summed (latency of each answered attempt, schema retries
@@ -31,9 +31,9 @@ On one server the baseline still gets the hits its prompt order allows (its judg
 before the pair); at scale without affinity a document's requests spread over servers: a conservative
 baseline.
 
-    python bench/cost_per_pair.py --save /tmp/cost.json              # about 8 minutes on 2 busy CPU cores
-    python bench/cost_per_pair.py --replay /tmp/cost.json            # the tables again, no server
-    nice -n 15 python bench/cost_per_pair.py --limit 12 --concurrency 4
+    python -m bench.cost_per_pair --save /tmp/cost.json              # about 8 minutes on 2 busy CPU cores
+    python -m bench.cost_per_pair --replay /tmp/cost.json            # the tables again, no server
+    nice -n 15 python -m bench.cost_per_pair --limit 12 --concurrency 4
 
 With SmolLM2-135M few matches survive both instantiate and judge (on the 30-pair set 0-1 in either shape),
 so the comparison lines also divide by the pairs that passed instantiate's checks and by the matches sent
@@ -46,110 +46,25 @@ Last line: `cost_per_pair: optimized A s/pair vs baseline B s/pair = R x` (R = B
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
-import sys
-import time
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
-from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.excerpts import send, server_model  # noqa: E402
-from fi_spark.config import Config, load_config, load_prompt  # noqa: E402
-from fi_spark.cost import GpuRates  # noqa: E402
-from fi_spark.genericize import parse_template  # noqa: E402
-from fi_spark.instantiate import prompts as inst  # noqa: E402
-from fi_spark.judge import likelihood  # noqa: E402
-from fi_spark.judge import rubric as jdg  # noqa: E402
-from fi_spark.llm.types import Sampling  # noqa: E402
-
-COST_PAIRS = ROOT / "bench" / "cost_pairs.json"
-Job = tuple[Any, list[dict[str, str]], str | None]  # (schema, messages, group) for bench.excerpts.send
-
-
-@dataclass
-class Phase:
-    """What one stage's requests cost in one shape, and how many rows came through."""
-
-    shape: str
-    stage: str
-    requests: int = 0
-    prompt_tokens: int = 0
-    cached_tokens: int = 0
-    gen_tokens: int = 0
-    server_s: float = 0.0
-    wall_s: float = 0.0
-    passed: int = 0
-    reasons: dict[str, int] = field(default_factory=dict)
-
-    def add(self, results: list[Any], wall_s: float) -> None:
-        self.requests += len(results)
-        self.prompt_tokens += sum(r.prompt_tokens for r in results)
-        self.cached_tokens += sum(r.cached_tokens for r in results)
-        self.gen_tokens += sum(r.completion_tokens for r in results)
-        self.server_s += sum(r.server_ms for r in results) / 1000
-        self.wall_s += wall_s
-
-    @property
-    def gpu_s(self) -> float:
-        """GPU-seconds estimated from the tokens (fi_spark.cost, default rates): independent of the server's load."""
-        return GpuRates().gpu_seconds(self.prompt_tokens, self.cached_tokens, self.gen_tokens)
-
-    def count(self, reason: str | None) -> None:
-        self.passed += reason is None
-        key = reason or "kept"
-        self.reasons[key] = self.reasons.get(key, 0) + 1
-
-
-def tagged(messages: list[dict[str, str]], tag: str) -> list[dict[str, str]]:
-    """The messages with `[run <tag>]` before the system message (none: unchanged), see the module docstring."""
-    if not tag or not messages or messages[0]["role"] != "system":
-        return messages
-    return [{**messages[0], "content": f"[run {tag}]\n{messages[0]['content']}"}, *messages[1:]]
-
-
-def sampling(cfg: Config, max_tokens: int | None, temperature: float | None, **extra: Any) -> Sampling:
-    """The stage's sampling (fi_spark.llm.spark.complete's rule): the LLM section's, stage overrides on top."""
-    return Sampling(max_tokens=max_tokens or cfg.llm.max_tokens,
-                    temperature=cfg.llm.temperature if temperature is None else temperature, top_p=cfg.llm.top_p,
-                    seed=cfg.llm.seed, frequency_penalty=cfg.llm.frequency_penalty, **extra)  # fmt: skip
-
-
-def timed_send(cfg: Config, model: str, samp: Sampling, jobs: list[Job]) -> tuple[list[Any], float]:
-    started = time.monotonic()
-    results = asyncio.run(send(cfg.llm, model, samp, jobs))
-    return results, time.monotonic() - started
-
-
-def instantiate(
-    cfg: Config, model: str, pairs: list[dict[str, str]], prompt: str, affinity: bool, tag: str, shape: str
-) -> tuple[Phase, list[dict[str, str]]]:
-    """Instantiate every pair with `prompt`; the phase's cost and the pairs that passed the checks."""
-    icfg, spec = cfg.instantiate, load_prompt(prompt)
-    rules = inst.InstantiateRules.from_config(icfg, spec)
-    jobs: list[Job] = []
-    for pair in pairs:
-        n = len(parse_template(pair["template"]).slots)
-        schema = inst.response_schema(n, icfg.max_instruction_chars, icfg.max_answer_chars, spec=spec)
-        messages = tagged(inst.build_messages(spec, pair["template"], pair["document"], icfg.max_source_chars), tag)
-        jobs.append((schema, messages, pair["doc_id"] if affinity else None))
-    phase = Phase(shape, "instantiate")
-    results, wall = timed_send(cfg, model, sampling(cfg, icfg.max_tokens, icfg.temperature), jobs)
-    phase.add(results, wall)
-    passed = []
-    for pair, res in zip(pairs, results, strict=True):
-        if res.error_reason:
-            phase.count(f"llm_{res.error_reason}")
-            continue
-        check = inst.evaluate_instantiation(res.parsed or res.content, pair["document"], rules)
-        phase.count(check.reason)
-        if check.reason is None:
-            passed.append({**pair, "instruction": check.instruction or "", "answer": check.answer or ""})
-    return phase, passed
+from bench.harness.real_model import (
+    COST_PAIRS,
+    LOCAL_URL,
+    Job,
+    Phase,
+    instantiate_pairs,
+    sampling,
+    server_model,
+    tagged,
+    timed_send,
+)
+from fi_spark.config import Config, load_config, load_prompt
+from fi_spark.judge import likelihood
+from fi_spark.judge import rubric as jdg
 
 
 def judge(cfg: Config, model: str, pairs: list[dict[str, str]], prompt: str, rationale: bool, affinity: bool,
@@ -251,8 +166,10 @@ def ratio(baseline: float, optimized: float) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--url", default="http://127.0.0.1:8011/v1")
-    parser.add_argument("--pairs", type=Path, default=COST_PAIRS, help="the fixed pair set (bench/excerpts.py --build)")
+    parser.add_argument("--url", default=LOCAL_URL)
+    parser.add_argument(
+        "--pairs", type=Path, default=COST_PAIRS, help="the fixed pair set (python -m bench.excerpts --build)"
+    )
     parser.add_argument("--limit", type=int, default=None, help="only the first N pairs")
     parser.add_argument("--concurrency", type=int, default=8, help="requests in flight, every phase")
     parser.add_argument("--no-tag", action="store_true", help="no run tag: earlier cache entries may count")
@@ -273,10 +190,10 @@ def main() -> None:
     run = "" if args.no_tag else uuid.uuid4().hex[:8]
     tag_b, tag_o = (f"{run}b", f"{run}o") if run else ("", "")
 
-    b_inst, b_pairs = instantiate(cfg, model, pairs, "instantiate.v1", False, tag_b, "baseline")
+    b_inst, b_pairs = instantiate_pairs(cfg, model, pairs, "instantiate.v1", False, tag_b, "baseline")
     print(f"baseline instantiate: {b_inst.passed}/{len(pairs)} passed in {b_inst.wall_s:.0f}s", flush=True)
     b_judge = judge(cfg, model, b_pairs, "judge.v1", True, False, tag_b, "baseline")
-    o_inst, o_pairs = instantiate(cfg, model, pairs, "instantiate.v3", True, tag_o, "optimized")
+    o_inst, o_pairs = instantiate_pairs(cfg, model, pairs, "instantiate.v3", True, tag_o, "optimized")
     print(f"optimized instantiate: {o_inst.passed}/{len(pairs)} passed in {o_inst.wall_s:.0f}s", flush=True)
     o_v4 = judge(cfg, model, o_pairs, "judge.v4", False, True, tag_o, "optimized")
     o_v2 = judge(cfg, model, o_pairs, "judge.v2", False, True, tag_o, "optimized")

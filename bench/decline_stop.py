@@ -4,9 +4,10 @@ On the real local vLLM server (port 8011), instantiate.v3 on the fixed 30 pairs 
 sent twice per round: once with the schema as it was before (`compatible` a plain boolean, so a declined
 answer still writes every field) and once with fi_spark.instantiate.prompts's union (`{"compatible": false}`
 alone closes the answer). Two rounds, each with a fresh run tag per arm, so the prefix cache of one arm does
-not serve the other. Requests are built, sent and checked by bench/cost_per_pair.py's `instantiate`.
+not serve the other. Requests are built, sent and checked by bench.harness.real_model's `instantiate_pairs`
+(as bench/cost_per_pair.py's are).
 
-    python bench/decline_stop.py     # about 2 minutes on 2 CPU cores
+    python -m bench.decline_stop     # about 2 minutes on 2 CPU cores
 
 Last line: `decline_stop: G1 -> G2 generated tokens, S1 -> S2 server-s, decisions same|differ` (last round).
 """
@@ -14,19 +15,13 @@ Last line: `decline_stop: G1 -> G2 generated tokens, S1 -> S2 server-s, decision
 from __future__ import annotations
 
 import json
-import sys
 import uuid
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.harness.real_model import LOCAL_URL, PAIRS_FILE, instantiate_pairs, server_model
+from fi_spark.config import load_config
+from fi_spark.instantiate import prompts as inst
 
-from bench import cost_per_pair as bench  # noqa: E402
-from bench.excerpts import PAIRS_FILE, server_model  # noqa: E402
-from fi_spark.config import load_config  # noqa: E402
-from fi_spark.instantiate import prompts as inst  # noqa: E402
-
-URL = "http://127.0.0.1:8011/v1"
+URL = LOCAL_URL
 
 
 def main() -> None:
@@ -39,7 +34,7 @@ def main() -> None:
             phases = []
             for name, shape in arms:
                 inst._decline_or = shape
-                phase, _ = bench.instantiate(cfg, model, pairs, "instantiate.v3", True, uuid.uuid4().hex[:8], name)
+                phase, _ = instantiate_pairs(cfg, model, pairs, "instantiate.v3", True, uuid.uuid4().hex[:8], name)
                 phases.append(phase)
                 reasons = json.dumps(phase.reasons, sort_keys=True)
                 print(f"{name:<28} gen tok {phase.gen_tokens:>6} server-s {phase.server_s:>7.1f} "

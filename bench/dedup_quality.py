@@ -1,6 +1,6 @@
 """Precision and recall of fi-spark's near-duplicate detection on real documents with controlled edits.
 
-Usage: .venv/bin/python bench/dedup_quality.py [--bases 1000] [--distractors 1000] [--threshold 0.8]
+Usage: python -m bench.dedup_quality [--bases 1000] [--distractors 1000] [--threshold 0.8]
 
 Labelled pairs: real documents from bench/corpus.jsonl.gz (>= 100 words), each paired with one edited
 copy -- scattered word insertions, deletions or substitutions, an inserted block from another document,
@@ -20,27 +20,21 @@ The last line is a one-line summary.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import os
 import random
 import tempfile
 import time
 from collections import Counter, defaultdict
 from itertools import combinations, pairwise
-from pathlib import Path
 
+from bench.harness.data import corpus_records
+from bench.harness.engine import bench_engine
+from bench.harness.table import print_table
 from fi_spark.config import EngineConfig, NearDedupConfig
 from fi_spark.dedup.components import parquet_checkpoint
 from fi_spark.dedup.lsh import resolve_bands
 from fi_spark.dedup.minhash import MinHasher, jaccard
 from fi_spark.dedup.near_dedup import near_dedup
-from fi_spark.engine import start_engine
 
-CORPUS = Path(
-    os.environ.get("FI_SPARK_BENCH_CORPUS")
-    or Path(__file__).resolve().parents[2] / "shared" / "bench" / "corpus.jsonl.gz"
-)
 BOILERPLATE = [
     "This website uses cookies to improve your experience. Accept all cookies or manage your preferences.",
     "Home | News | Sports | Business | Culture | Opinion | Contact us | Privacy policy | Terms of use",
@@ -58,16 +52,15 @@ SETTINGS = {
 }
 
 
-def load_documents(path: Path, limit: int, min_words: int = 100) -> list[tuple[str, str]]:
+def load_documents(limit: int, min_words: int = 100) -> list[tuple[str, str]]:
+    """The first `limit` distinct corpus documents of at least `min_words` words."""
     docs, seen = [], set()
-    with gzip.open(path, "rt", encoding="utf-8") as f:
-        for line in f:
-            rec = json.loads(line)
-            if len(rec["text"].split()) >= min_words and rec["text"] not in seen:
-                seen.add(rec["text"])
-                docs.append((rec["id"], rec["text"]))
-                if len(docs) >= limit:
-                    break
+    for rec in corpus_records():
+        if len(rec["text"].split()) >= min_words and rec["text"] not in seen:
+            seen.add(rec["text"])
+            docs.append((rec["id"], rec["text"]))
+            if len(docs) >= limit:
+                break
     return docs
 
 
@@ -101,7 +94,7 @@ def edit(words: list[str], kind: str, target: float, rng: random.Random, donor: 
 
 
 def build(bases: int, distractors: int, seed: int) -> tuple[list[tuple[str, str]], list[tuple[str, str, str]]]:
-    docs = load_documents(CORPUS, bases + distractors)
+    docs = load_documents(bases + distractors)
     rng = random.Random(seed)
     rng.shuffle(docs)
     pool: list[tuple[str, str]] = []
@@ -177,33 +170,31 @@ def main() -> None:
     kinds = Counter(kind for _, _, kind in pairs)
     print(f"{len(pool)} documents: {len(pairs)} labelled pairs ({dict(kinds)}), {args.distractors} distractors\n")
 
-    engine = start_engine(EngineConfig(mode="embedded", shuffle_partitions=4))
     results = {}
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            for name, overrides in SETTINGS.items():
-                cfg = NearDedupConfig(enabled=True, threshold=args.threshold, **overrides)
-                results[name] = evaluate(engine.spark, pool, pairs, cfg, f"{tmp}/{len(results)}", hasher, shingles)
-    finally:
-        engine.stop()
+    with (
+        bench_engine(EngineConfig(mode="embedded", shuffle_partitions=4)) as engine,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        for name, overrides in SETTINGS.items():
+            cfg = NearDedupConfig(enabled=True, threshold=args.threshold, **overrides)
+            results[name] = evaluate(engine.spark, pool, pairs, cfg, f"{tmp}/{len(results)}", hasher, shingles)
 
     print(f"threshold {args.threshold}; pairs found / labelled pairs, by exact Jaccard bin\n")
     bins = sorted({b for r in results.values() for b in r["by_bin"]})
-    print("| setting | bands x rows | " + " | ".join(bins) + " |")
-    print("|---|---|" + "---|" * len(bins))
+    by_bin = []
     for name, r in results.items():
         cfg = NearDedupConfig(enabled=True, threshold=args.threshold, **SETTINGS[name])
         b, rw = resolve_bands(cfg.threshold, cfg.num_perm, cfg.bands, cfg.rows, cfg.recall_weight)
-        cells = [f"{r['by_bin'].get(k, (0, 0))[0]}/{r['by_bin'].get(k, (0, 0))[1]}" for k in bins]
-        print(f"| {name} | {b}x{rw} | " + " | ".join(cells) + " |")
-    print("\n| setting | recall | precision | same-cluster pairs | recall by edit kind | docs/s |")
-    print("|---|---|---|---|---|---|")
-    for name, r in results.items():
-        kinds_txt = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(r["by_kind"].items()))
-        print(
-            f"| {name} | {r['recall']:.3f} | {r['precision']:.3f} | {r['predicted_pairs']} | {kinds_txt} "
-            f"| {r['docs_s']:.0f} |"
-        )
+        by_bin.append([name, f"{b}x{rw}", *(f"{r['by_bin'].get(k, (0, 0))[0]}/{r['by_bin'].get(k, (0, 0))[1]}"
+                                            for k in bins)])  # fmt: skip
+    print_table(["setting", "bands x rows", *bins], by_bin)
+    print()
+    print_table(
+        ["setting", "recall", "precision", "same-cluster pairs", "recall by edit kind", "docs/s"],
+        [[name, f"{r['recall']:.3f}", f"{r['precision']:.3f}", r["predicted_pairs"],
+          ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in sorted(r["by_kind"].items())), f"{r['docs_s']:.0f}"]
+         for name, r in results.items()],
+    )  # fmt: skip
     d = results[next(iter(SETTINGS))]
     print(
         f"\ndedup_quality: default settings recall {d['recall']:.3f}, precision {d['precision']:.3f} "

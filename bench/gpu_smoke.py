@@ -2,8 +2,8 @@
 fineinstructions profile on a small sample, then the funnel, tokens/s per LLM stage and GPU-seconds per
 kept pair.
 
-    python bench/gpu_smoke.py --output /tmp/fi-gpu                 # one GPU, vLLM installed, hub reachable
-    python bench/gpu_smoke.py --output /tmp/fi-dry --dry-run       # no GPU: scripted servers, MiniLM embedder
+    python -m bench.gpu_smoke --output /tmp/fi-gpu                 # one GPU, vLLM installed, hub reachable
+    python -m bench.gpu_smoke --output /tmp/fi-dry --dry-run       # no GPU: scripted servers, MiniLM embedder
 
 What it does:
 1. serves fineinstructions/query_templatizer (:8001), fineinstructions/template_instantiator (:8000) and
@@ -21,7 +21,9 @@ What it does:
    the LLM stages' busy seconds summed, and the whole pipeline's wall time (the GPU is held throughout).
    With --dry-run it also prints which model name each server was asked for.
 
-Exit code: the pipeline's (2 = a configuration problem, 1 = a failure); 3 when a server did not come up.
+Exit code: the pipeline's (2 = a configuration problem, 1 = a failure; a pipeline still running after
+--pipeline-timeout seconds is ended, with a line saying so, and counts as a failure); 3 when a server did not
+come up.
 """
 
 from __future__ import annotations
@@ -39,14 +41,12 @@ from pathlib import Path
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from fi_spark.llm.released import FLOW_JUDGE, INSTANTIATOR, TEMPLATIZER, RecipeScript, start_servers  # noqa: E402
+from bench.harness.data import REPO, SAMPLE
+from bench.harness.peers import run_peer
+from fi_spark.llm.released import FLOW_JUDGE, INSTANTIATOR, TEMPLATIZER, RecipeScript, start_servers
 
 SERVED = {"genericize": (TEMPLATIZER, 8001), "instantiate": (INSTANTIATOR, 8000), "judge": (FLOW_JUDGE, 8002)}
 SECTION = {"genericize": "templates", "instantiate": "instantiate", "judge": "judge"}
-SAMPLE = REPO / "fi_spark" / "resources" / "sample"
 
 # --dry-run inputs and the scripted models' answers to them (tests/integration/test_gpu_smoke.py asserts the rows)
 DRY_DOCS = {
@@ -141,34 +141,33 @@ def pipeline_sets(urls: dict[str, str], dry: bool) -> list[str]:
     return sets + (DRY_SETS if dry else [])
 
 
-def run_pipeline(output: Path, docs: Path, queries: Path, sets: list[str]) -> int:
+def run_pipeline(output: Path, docs: Path, queries: Path, sets: list[str], timeout_s: float) -> int:
     cmd = [sys.executable, "-m", "fi_spark.cli", "pipeline", "--profile", "fineinstructions", "--documents",
            str(docs), "--queries", str(queries), "--output", str(output)]  # fmt: skip
     for item in sets:
         cmd += ["--set", item]
     print("$", " ".join(cmd), flush=True)
-    return subprocess.run(cmd, cwd=REPO, check=False).returncode
+    run = run_peer("pipeline", cmd, timeout_s=timeout_s, cwd=REPO, echo=True)
+    if run.returncode is None:
+        print(f"gpu_smoke: {run.row()}", flush=True)
+        return 1
+    return run.returncode
 
 
 def summarize(output: Path, sets: list[str], wall_s: float) -> dict[str, object]:
     """The funnel, per-stage tokens/s and GPU-seconds per kept pair, read from the run's tables."""
-    from fi_spark.config import load_config
-    from fi_spark.engine import start_engine
+    from bench.harness.engine import bench_config, bench_engine, stage_context
     from fi_spark.report.collect import Tables, funnel, llm_stats
     from fi_spark.run.pipeline import layout
-    from fi_spark.tables import TableStore, resolve_format
 
-    config = load_config("fineinstructions", sets)
-    engine = start_engine(config.engine)
-    try:
+    config = bench_config(*sets, profile="fineinstructions", tracking=True)
+    with bench_engine(config) as engine:
         plan = layout()
-        tables = Tables(TableStore(engine.spark, str(output), resolve_format(config.tables, engine.caps)), plan.tables)
+        tables = Tables(stage_context(engine, config, output).store, plan.tables)
         steps = [(r.unit, r.step, r.rows) for r in funnel(tables, config, None, plan.funnel)]
         stages = {s.stage: s for s in llm_stats(tables)}
         judged = tables.get("judged", "score")
         kept = judged.where(f"score >= {config.judge.threshold}").count() if judged is not None else 0
-    finally:
-        engine.stop()
     per_stage = {
         name: {"model": config.stage_llm(name).model, "requests": s.requests, "busy_s": round(s.busy_s, 2),
                "tokens_per_s": round((s.prompt_tokens + s.completion_tokens) / s.busy_s, 1) if s.busy_s else 0.0}
@@ -208,6 +207,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-model-len", type=int, default=8192)
     ap.add_argument("--vllm", default="vllm", help="the vllm command (e.g. from a virtualenv of its own)")
     ap.add_argument("--startup-timeout", type=float, default=1200.0, help="seconds for each server's first start")
+    ap.add_argument("--pipeline-timeout", type=float, default=4 * 3600.0, help="seconds the pipeline may run")
     ap.add_argument("--set", dest="sets", action="append", default=[], help="more fi-spark overrides")
     args = ap.parse_args(argv)
     args.output = args.output or Path(tempfile.mkdtemp(prefix="gpu_smoke-"))
@@ -224,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     with serving as urls:
         sets = pipeline_sets(urls, args.dry_run) + args.sets
         started = time.monotonic()
-        code = run_pipeline(args.output / "run", docs, queries, sets)
+        code = run_pipeline(args.output / "run", docs, queries, sets, args.pipeline_timeout)
         wall = time.monotonic() - started
     if args.dry_run:
         for stage, srv in servers.items():

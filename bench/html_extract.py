@@ -1,6 +1,6 @@
 """Main-text extraction quality and speed on shared/data/web (165 real pages with gold snippets).
 
-Usage: .venv/bin/python bench/html_extract.py [--data ../shared/data/web]
+Usage: python -m bench.html_extract [--data ../shared/data/web]
 Prints a table (with-recall: share of must-have snippets found; without-precision: share of boilerplate
 snippets absent; empty pages; pages/s; MB/s) and a one-line summary. Used to choose the default of
 ``web.extractor`` (see fi_spark/ingest/html.py).
@@ -13,6 +13,8 @@ import json
 import time
 from pathlib import Path
 
+from bench.harness.data import web_data_path
+from bench.harness.table import print_table, ratio
 from fi_spark.ingest.html import extract_main_text
 
 
@@ -47,25 +49,23 @@ def evaluate(pages: list[tuple[str, bytes, dict]], extractor: str) -> dict[str, 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(Path(__file__).resolve().parents[2] / "shared" / "data" / "web"))
+    parser.add_argument("--data", default=str(web_data_path()))
     args = parser.parse_args()
     root = Path(args.data)
     gold = json.loads((root / "gold_snippets.json").read_text(encoding="utf-8"))
     pages = [(url, (root / g["path"]).read_bytes(), g) for url, g in gold.items()]
     print(f"{len(pages)} pages, {sum(len(b) for _, b, _ in pages) / 1e6:.1f} MB\n")
-    print("| extractor | with-recall | without-precision | F1 | empty | pages/s | MB/s |")
-    print("|---|---|---|---|---|---|---|")
-    results = {}
-    for extractor in ("trafilatura", "resiliparse"):
-        r = results[extractor] = evaluate(pages, extractor)
-        print(
-            f"| {extractor} | {r['recall']:.3f} | {r['precision']:.3f} | {r['f1']:.3f} | {r['empty']:.0f} "
-            f"| {r['pages_s']:.1f} | {r['mb_s']:.2f} |"
-        )
+    results = {extractor: evaluate(pages, extractor) for extractor in ("trafilatura", "resiliparse")}
+    print_table(
+        ["extractor", "with-recall", "without-precision", "F1", "empty", "pages/s", "MB/s"],
+        [[name, f"{r['recall']:.3f}", f"{r['precision']:.3f}", f"{r['f1']:.3f}", f"{r['empty']:.0f}",
+          f"{r['pages_s']:.1f}", f"{r['mb_s']:.2f}"] for name, r in results.items()],
+    )  # fmt: skip
     t, r = results["trafilatura"], results["resiliparse"]
     print(
         f"\nhtml: trafilatura F1 {t['f1']:.3f} at {t['pages_s']:.1f} pages/s; "
-        f"resiliparse F1 {r['f1']:.3f} at {r['pages_s']:.1f} pages/s ({r['pages_s'] / t['pages_s']:.1f}x faster)"
+        f"resiliparse F1 {r['f1']:.3f} at {r['pages_s']:.1f} pages/s "
+        f"({ratio(r['pages_s'], t['pages_s'], '.1f')}x faster)"
     )
 
 

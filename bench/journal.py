@@ -1,9 +1,10 @@
 """Journal overhead: answers/s written by the per-answer journal vs the earlier batched one, and what it costs
 the client end to end against the test server (no latency, so the journal is the only difference).
 
-    PYTHONPATH=. python bench/journal.py [--answers 20000] [--requests 3000]
+    python -m bench.journal [--answers 20000] [--requests 3000]
 
-Ends with `journal: per-answer W answers/s (fsync every 1 s), batched-64 B answers/s; client A req/s with, N without`.
+Prints a table of the four figures, then ends with `journal: per-answer W answers/s (fsync every 1 s),
+batched-64 B answers/s; client A req/s with, N without`.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
+from bench.harness.fault_server import ServerSettings, TestServer
+from bench.harness.table import print_table
 from fi_spark.config import LLMConfig
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
 from fi_spark.llm.journal import JournalWriter, to_table
-from fi_spark.llm.testserver import ServerSettings, TestServer
 from fi_spark.llm.types import LLMRequest, LLMResult, Sampling
 
 ANSWER = '{"template": "What is the capital of <fi>a country</fi>?", "compatible_document_description": "' + "x" * 200
@@ -80,6 +82,15 @@ def main() -> None:
         client_rate(srv.url, 300, None)  # warm-up
         without = client_rate(srv.url, args.requests, None)
         with_journal = client_rate(srv.url, args.requests, folder)
+    print_table(
+        ["measured", "rate"],
+        [
+            ["journal, per answer (fsync every 1 s)", f"{w:,.0f} answers/s"],
+            ["journal, batched 64 per parquet file (before)", f"{b:,.0f} answers/s"],
+            ["client against the test server, with the journal", f"{with_journal:,.0f} req/s"],
+            ["client against the test server, without", f"{without:,.0f} req/s"],
+        ],
+    )
     print(f"journal: per-answer {w:,.0f} answers/s (fsync every 1 s), batched-64 {b:,.0f} answers/s; "
           f"client {with_journal:,.0f} req/s with, {without:,.0f} without")  # fmt: skip
 

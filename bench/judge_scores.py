@@ -1,9 +1,9 @@
 """Does the judge discriminate? Score real pairs of a run and the same pairs with a mismatched answer.
 
-Usage: .venv/bin/python bench/judge_scores.py --run ./fi-spark-out [--url http://localhost:8011/v1]
+Usage: python -m bench.judge_scores --run ./fi-spark-out [--url http://localhost:8011/v1]
        [--limit 40] [--rationale]
-       .venv/bin/python bench/judge_scores.py --pairs pairs.jsonl   (rows: doc_id, instruction, answer, source)
-       .venv/bin/python bench/judge_scores.py --compare [--pairs pairs.jsonl] [--sample 40]
+       python -m bench.judge_scores --pairs pairs.jsonl   (rows: doc_id, instruction, answer, source)
+       python -m bench.judge_scores --compare [--pairs pairs.jsonl] [--sample 40]
 
 Reads a finished run's `pairs` and `pair_rejects` (rejects keep the model's instruction and answer, so
 the instantiator's real output is judged whether or not it passed the grounding checks), with the
@@ -42,36 +42,26 @@ import asyncio
 import json
 import math
 import re
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
-import pyarrow.dataset as ds
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from fi_spark.config import LLMConfig, PromptSpec, load_prompt  # noqa: E402
-from fi_spark.judge import rubric as gen  # noqa: E402
-from fi_spark.llm.adapter import Adapter  # noqa: E402
-from fi_spark.llm.client import LLMClient  # noqa: E402
-from fi_spark.llm.types import LLMRequest, Sampling, request_id  # noqa: E402
+from bench.harness.data import SAMPLE
+from bench.harness.scoring import auc, likelihood_lift, run_table
+from fi_spark.config import LLMConfig, PromptSpec, load_prompt
+from fi_spark.judge import rubric as gen
+from fi_spark.llm.adapter import Adapter
+from fi_spark.llm.client import LLMClient
+from fi_spark.llm.types import LLMRequest, Sampling, request_id
 
 SCALE = (1, 5)
 
 
-def table(run: Path, name: str) -> list[dict]:
-    """Rows of a run's table (Delta or Parquet: the data files under tables/<name>)."""
-    files = [str(p) for p in (run / "tables" / name).rglob("*.parquet") if "_delta_log" not in p.parts]
-    return ds.dataset(files, format="parquet").to_table().to_pylist() if files else []
-
-
 def load_pairs(run: Path, limit: int) -> list[dict]:
     """Pairs (passed or rejected with text) with their chunk text, in pair_id order."""
-    chunks = {r["chunk_id"]: r["text"] for r in table(run, "chunks")}
-    rows = {r["pair_id"]: r for r in table(run, "pairs")}
-    for r in table(run, "pair_rejects"):
+    chunks = {r["chunk_id"]: r["text"] for r in run_table(run, "chunks")}
+    rows = {r["pair_id"]: r for r in run_table(run, "pairs")}
+    for r in run_table(run, "pair_rejects"):
         if r["instruction"] and r["answer"] and not r["reason"].startswith("llm_"):
             rows.setdefault(r["pair_id"], {**r, "rejected": r["reason"]})
     out = [r for _, r in sorted(rows.items()) if chunks.get(r["chunk_id"])]
@@ -138,7 +128,7 @@ def first_sentences(text: str, limit: int = 300) -> str:
 
 def sample_pairs(n: int) -> tuple[list[dict], list[dict]]:
     """n real pairs from the bundled sample (title question, the paragraph's first sentences) and their twins."""
-    rows = [json.loads(x) for x in (REPO / "fi_spark/resources/sample/documents.jsonl").read_text().splitlines()]
+    rows = [json.loads(x) for x in (SAMPLE / "documents.jsonl").read_text().splitlines()]
     by_title: dict[str, list[dict]] = {}
     for r in sorted(rows, key=lambda r: r["id"]):
         title, _, body = r["text"].partition("\n\n")
@@ -198,32 +188,6 @@ async def candidate(url: str, model: str, name: str, pairs: list[dict]) -> tuple
     return expected, [None if e is None else math.floor(e + 0.5) for e in expected], tokens
 
 
-CHATML = "<|im_start|>user\n{q}<|im_end|>\n<|im_start|>assistant\n"
-
-
-async def likelihood_lift(url: str, model: str, pairs: list[dict]) -> list[float | None]:
-    """Candidate e: mean answer-token logprob with the instruction minus with a neutral request."""
-    import httpx
-
-    sem = asyncio.Semaphore(8)
-    base = url.rstrip("/").removesuffix("/v1")
-
-    async def mean_lp(client: httpx.AsyncClient, question: str, answer: str) -> float | None:
-        prefix = CHATML.format(q=question)
-        async with sem:
-            tok = await client.post(f"{base}/tokenize", json={"model": model, "prompt": prefix})
-            body = {"model": model, "prompt": prefix + answer, "max_tokens": 1, "prompt_logprobs": 0}
-            r = await client.post(f"{url}/completions", json=body)
-        n, rows = len(tok.json()["tokens"]), r.json()["choices"][0].get("prompt_logprobs") or []
-        vals = [float(next(iter(d.values()))["logprob"]) for d in rows[n:] if d]
-        return sum(vals) / len(vals) if vals else None
-
-    async with httpx.AsyncClient(timeout=600) as client:
-        cond = await asyncio.gather(*(mean_lp(client, p["instruction"], p["answer"]) for p in pairs))
-        free = await asyncio.gather(*(mean_lp(client, "Say something.", p["answer"]) for p in pairs))
-    return [None if c is None or u is None else c - u for c, u in zip(cond, free, strict=True)]
-
-
 def _tokens(results: list) -> int:
     return sum(getattr(r, "completion_tokens", 0) or 0 for r in results)
 
@@ -268,14 +232,6 @@ def compare(args: argparse.Namespace, extra: list[dict]) -> None:
     best = max(aucs, key=lambda k: (aucs[k] == aucs[k], aucs[k]))  # NaN (no usable score) ranks last
     print(f"judge_scores: compare best AUC {aucs[best]:.2f} (candidate {best}); " + ", ".join(
         f"{k} {v:.2f}" for k, v in aucs.items()))  # fmt: skip
-
-
-def auc(pos: list[float], neg: list[float]) -> float:
-    """P(a real pair's expected score > a mismatched one's), ties count half."""
-    if not pos or not neg:
-        return float("nan")
-    wins = sum((p > n) + 0.5 * (p == n) for p in pos for n in neg)
-    return wins / (len(pos) * len(neg))
 
 
 def describe(name: str, verdicts: list[gen.JudgeVerdict]) -> tuple[list[float], int]:

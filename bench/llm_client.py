@@ -14,9 +14,12 @@ dropped connections, truncated and non-JSON bodies, garbled content), on a fresh
   OpenAI-compatible server type) pointed at the same server, `LocalPipelineExecutor` with `--dt-workers`
   processes (default 2), the same total in flight, the same number of requests and prompts (read from
   JSONL shards, one per worker, answers written as JSONL). It runs in its own virtualenv
-  (bench/dedup.py's `ensure_datatrove`), as a small script this bench writes. For an http://127.0.0.1
+  (bench.harness.datatrove), as a small script this bench writes. For an http://127.0.0.1
   URL DataTrove posts with its own raw-socket helper (no timeout; any status but 200 or a dropped
-  connection ends the task); an aborted run is reported as what it answered before it stopped;
+  connection ends the task); an aborted run is reported as what it answered before it stopped, and a run
+  still going after `--peer-timeout` seconds (default 120; with injected timeouts its socket can wait
+  forever) is ended and reported as a row "datatrove: hung > 120 s (no figure)" -- the other clients'
+  figures are printed all the same;
 - naive: a plain Python UDF calling the server synchronously per row (with a simple retry loop, so
   faults do not lose rows), the pattern the async client replaces.
 Throughput is reported as % of capacity two ways: "run" = answered rows / seconds of the WHOLE run
@@ -30,21 +33,18 @@ DataTrove at its 2 workers; the table has both fault rates.
 Then tokens/s of the real local vLLM server (fi_spark.llm.local_server), if it is installed
 (`fi-spark serve-llm --install-only`); `--no-local-model` skips it.
 
-    python bench/llm_client.py            # default: about 6 minutes (+ DataTrove's venv on first use)
-    python bench/llm_client.py --quick    # about 2 minutes, smaller runs
+    python -m bench.llm_client            # default: about 6 minutes (+ DataTrove's venv on first use)
+    python -m bench.llm_client --quick    # about 2 minutes, smaller runs
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import math
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -56,17 +56,15 @@ import numpy as np
 from pyspark.sql import functions as F
 from pyspark.sql.types import StringType
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-
-from bench.dedup import ensure_datatrove  # noqa: E402
-from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig  # noqa: E402
-from fi_spark.engine import start_engine  # noqa: E402
-from fi_spark.llm import complete  # noqa: E402
-from fi_spark.llm import local_server as ls  # noqa: E402
-from fi_spark.schemas import LLM_RESPONSES  # noqa: E402
-from fi_spark.stages.base import StageContext  # noqa: E402
-from fi_spark.tables import TableStore  # noqa: E402
+from bench.harness.datatrove import DEFAULT_CACHE, datatrove_or_reason
+from bench.harness.engine import bench_engine, stage_context
+from bench.harness.fault_server import ServerSettings, fault_server_process
+from bench.harness.peers import run_peer
+from bench.harness.table import print_table
+from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig
+from fi_spark.llm import complete
+from fi_spark.llm import local_server as ls
+from fi_spark.schemas import LLM_RESPONSES
 
 DATATROVE_SCRIPT = r"""
 import glob, json, sys, time
@@ -118,10 +116,11 @@ class Run:
     steady: float
     finished: tuple[float, float, float] | None = None  # first, 95th percentile, last answer (s after start)
     note: str = ""
+    missing: str = ""  # a run without figures (a peer that failed or hung): what happened, printed in its row
 
     @property
     def rate(self) -> float:
-        return self.ok / self.seconds
+        return self.ok / self.seconds if self.seconds else float("nan")
 
 
 def timeline(finished_s: list[float]) -> tuple[float, float, float] | None:
@@ -139,30 +138,9 @@ def steady_rate(finished_s: list[float]) -> float:
     return 0.9 * len(finished_s) / max(t95 - t5, 1e-9)
 
 
-def start_server(capacity: int, latency: str, fault_rate: float) -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable,
-        "-m",
-        "fi_spark.llm.testserver",
-        "--capacity",
-        str(capacity),
-        "--latency-ms",
-        latency,
-        "--fault-rate",
-        str(fault_rate),
-        "--retry-after-s",
-        "1",
-        "--hang-s",
-        "30",
-        "--max-seconds",
-        "1800",
-    ]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening "):
-        raise RuntimeError(f"test server did not start: {line!r}")
-    return proc, line.split(" ", 1)[1]
+def server_settings(capacity: int, latency: str, fault_rate: float) -> ServerSettings:
+    lo, hi = (float(x) for x in latency.split(","))
+    return ServerSettings(latency_ms=(lo, hi), capacity=capacity, fault_rate=fault_rate, retry_after_s=1, hang_s=30)
 
 
 def prompts(n: int, tag: str) -> list[str]:
@@ -179,6 +157,7 @@ def in_flight_per_worker(capacity: int, workers: int) -> int:
 
 
 def run_fispark(engine, url: str, n: int, tasks: int, capacity: int, faults: float, hedge: float | None = None) -> Run:  # type: ignore[no-untyped-def]
+    """fi_spark.llm.complete on n rows at `tasks` Spark tasks; answers per second from the ledger's finish times."""
     out = tempfile.mkdtemp(prefix="bench-llm-")
     llm = LLMConfig(
         endpoints=[url],
@@ -192,7 +171,7 @@ def run_fispark(engine, url: str, n: int, tasks: int, capacity: int, faults: flo
         hedge_after_s=hedge,
     )
     cfg = Config(engine=EngineConfig(shuffle_partitions=tasks), llm=llm)
-    ctx = StageContext(engine.spark, engine, cfg, TableStore(engine.spark, out, "delta"), out, logging.getLogger("b"))
+    ctx = stage_context(engine, cfg, out)
     started_ms = time.time() * 1000
     run = complete(ctx.llm_env(), rows(engine.spark, n, f"a{tasks}-{faults:g}-{hedge}-"), stage="bench")
     done = ctx.store.read(LLM_RESPONSES).filter("error_reason IS NULL").select("finished_at_ms").toPandas()
@@ -225,8 +204,9 @@ def run_naive(engine, url: str, n: int, tasks: int, faults: float) -> Run:  # ty
     return Run("naive", faults, tasks, ok, n, seconds, ok / seconds)
 
 
-def run_datatrove(python: Path, url: str, n: int, workers: int, capacity: int, faults: float) -> Run:
-    """DataTrove's InferenceRunner in its own venv, fed the same prompts from one JSONL shard per worker."""
+def run_datatrove(python: Path, url: str, n: int, workers: int, capacity: int, faults: float, timeout_s: float) -> Run:
+    """DataTrove's InferenceRunner in its own venv, fed the same prompts from one JSONL shard per worker; a run
+    that fails or is still going after `timeout_s` is a Run without figures (`missing`)."""
     work = Path(tempfile.mkdtemp(prefix="bench-llm-dt-"))
     (work / "in").mkdir()
     texts = prompts(n, f"d{workers}-{faults:g}-")
@@ -237,19 +217,12 @@ def run_datatrove(python: Path, url: str, n: int, workers: int, capacity: int, f
     root = url.removesuffix("/v1")  # DataTrove appends /v1/chat/completions itself
     cmd = [str(python), str(work / "run.py"), str(work / "in"), str(work), root, str(workers)]
     cmd.append(str(in_flight_per_worker(capacity, workers)))
-    # output to files and a session of its own: when a task fails, DataTrove's forkserver processes outlive
-    # the script (holding its pipes open); they are ended with the session once the script has exited
-    with open(work / "stdout", "w") as stdout, open(work / "stderr", "w") as stderr:
-        proc = subprocess.Popen(cmd, stdout=stdout, stderr=stderr, start_new_session=True)
-        try:
-            proc.wait(timeout=1200)
-        finally:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)
-    last = [line for line in (work / "stdout").read_text().splitlines() if line.startswith("{")]
-    if not last:
-        raise RuntimeError(f"datatrove run failed ({proc.returncode}):\n{(work / 'stderr').read_text()[-3000:]}")
-    out = json.loads(last[-1])
+    # run_peer: output to files and a session of its own (when a task fails, DataTrove's forkserver processes
+    # outlive the script, holding its pipes open; they are ended with the session), and a deadline
+    run = run_peer("datatrove", cmd, timeout_s=timeout_s)
+    if not run.ok or run.result is None:
+        return Run("datatrove", faults, workers, 0, n, float("nan"), float("nan"), missing=run.row())
+    out = run.result
     note = f"stopped: {out['error'][:120]}" if out["error"] else ""
     done = out["finished"]
     return Run("datatrove", faults, workers, len(done), n, out["seconds"], steady_rate(done), timeline(done), note)
@@ -300,12 +273,13 @@ def main() -> None:
         "--hedge-after-s", type=float, default=1.0, help="also run fi-spark at 2 tasks with llm.hedge_after_s (0: no)"
     )
     ap.add_argument("--dt-workers", type=int, default=2, help="DataTrove LocalPipelineExecutor workers")
+    ap.add_argument("--peer-timeout", type=float, default=120, help="seconds a DataTrove run may take (then: a row)")
     ap.add_argument("--clients", default="fi-spark,datatrove,naive", help="which clients to run")
-    ap.add_argument("--cache", default=str(Path.home() / ".cache" / "fi-spark" / "bench"), help="DataTrove's venv")
+    ap.add_argument("--cache", default=str(DEFAULT_CACHE), help="DataTrove's venv")
     ap.add_argument("--seconds", type=float, default=None, help="target length of each fi-spark run")
     ap.add_argument("--no-local-model", action="store_true")
     args = ap.parse_args()
-    # a SIGTERM (`timeout`) unwinds like Ctrl-C, so run_datatrove's finally ends DataTrove's process session
+    # a SIGTERM (`timeout`) unwinds like Ctrl-C, so run_peer's finally ends DataTrove's process session
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     logging.basicConfig(level=logging.WARNING)
     lo, hi = (float(x) for x in args.latency_ms.split(","))
@@ -314,16 +288,13 @@ def main() -> None:
     n = int(capacity_rps * seconds)
     naive_rows_per_task = 6 if args.quick else 20
     clients = set(args.clients.split(","))
-    dt_python = None
+    dt_python, dt_missing = None, ""
     if "datatrove" in clients:
-        Path(args.cache).mkdir(parents=True, exist_ok=True)
-        dt_python = ensure_datatrove(Path(args.cache))
-    engine = start_engine(EngineConfig())
+        dt_python, dt_missing = datatrove_or_reason(Path(args.cache))
     runs: list[Run] = []
-    try:
+    with bench_engine(EngineConfig()) as engine:
         for faults in (float(x) for x in args.fault_rates.split(",")):
-            server, url = start_server(args.capacity, args.latency_ms, faults)
-            try:
+            with fault_server_process(server_settings(args.capacity, args.latency_ms, faults), max_seconds=1800) as url:
                 for tasks in (int(t) for t in args.tasks.split(",")):
                     if "fi-spark" in clients:
                         runs.append(run_fispark(engine, url, n, tasks, args.capacity, faults))
@@ -332,30 +303,31 @@ def main() -> None:
                     if "naive" in clients:
                         runs.append(run_naive(engine, url, naive_rows_per_task * tasks, tasks, faults))
                 if dt_python is not None:
-                    runs.append(run_datatrove(dt_python, url, n, args.dt_workers, args.capacity, faults))
-            finally:
-                server.terminate()
-    finally:
-        engine.stop()
+                    timeout = args.peer_timeout
+                    runs.append(run_datatrove(dt_python, url, n, args.dt_workers, args.capacity, faults, timeout))
+                elif dt_missing:
+                    runs.append(Run("datatrove", faults, args.dt_workers, 0, n, float("nan"), float("nan"),
+                                    missing=dt_missing))  # fmt: skip
     print(f"\nserver: {args.capacity} slots, {args.latency_ms} ms -> capacity {capacity_rps:.0f} req/s")
-    print(
-        "| faults | client | tasks/workers | rows answered / requested | s | whole run % cap | steady % cap "
-        "| first / 95% / last answer at s |"
-    )
-    print("|---|---|---|---|---|---|---|---|")
+    rows: list[list[object]] = []
     for r in runs:
+        if r.missing:  # a peer that failed or hung: what happened, in place of its figures
+            rows.append([f"{r.faults:.0%}", r.tool, r.parallel, r.missing, "", "", "", ""])
+            continue
         when = " / ".join(f"{t:.1f}" for t in r.finished) if r.finished else ""
-        note = f" {r.note}" if r.note else ""
-        print(
-            f"| {r.faults:.0%} | {r.tool} | {r.parallel} | {r.ok} / {r.requested} | {r.seconds:.1f} "
-            f"| {r.rate / capacity_rps:.1%} | {r.steady / capacity_rps:.1%} | {when} |{note}"
-        )
+        rows.append([f"{r.faults:.0%}", r.tool, r.parallel, f"{r.ok} / {r.requested}", f"{r.seconds:.1f}",
+                     f"{r.rate / capacity_rps:.1%}", f"{r.steady / capacity_rps:.1%}",
+                     when + (f" {r.note}" if r.note else "")])  # fmt: skip
+    print_table(["faults", "client", "tasks/workers", "rows answered / requested", "s", "whole run % cap",
+                 "steady % cap", "first / 95% / last answer at s"], rows)  # fmt: skip
     tok_s = None if args.no_local_model else local_model_tokens_per_s(streams=8, max_tokens=64)
     if tok_s:
         print(f"local model: {tok_s:.0f} tok/s")
 
     def share(tool: str, parallel: int) -> str:
         found = [r for r in runs if r.tool == tool and r.parallel == parallel and r.faults == args.summary_faults]
+        if found and found[0].missing:  # "hung > 120 s (no figure)", "failed (...) (no figure)"
+            return found[0].missing.removeprefix(f"{tool}: ")
         return f"{found[0].rate / capacity_rps:.1%}" if found else "n/a"
 
     print(

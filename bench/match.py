@@ -1,8 +1,8 @@
 """Benchmark: the match stage's documents/s against raw sentence-transformers encoding, and the index sweep.
 
-    .venv/bin/python bench/match.py                      # default: 1k docs, 10k + 100k-vector indexes (minutes)
-    .venv/bin/python bench/match.py --full               # 1k + 10k docs, 10k / 100k / 1M-vector indexes
-    .venv/bin/python bench/match.py --docs 1000 10000 --index-sizes 10000 100000 1000000 --compare-ivfpq
+    python -m bench.match                      # default: 1k docs, 10k + 100k-vector indexes (minutes)
+    python -m bench.match --full               # 1k + 10k docs, 10k / 100k / 1M-vector indexes
+    python -m bench.match --docs 1000 10000 --index-sizes 10000 100000 1000000 --compare-ivfpq
 
 Documents: the first N of the benchmark corpus (real reviews, Usenet posts, news, book paragraphs), put
 through prepare_corpus first (not timed here) so match reads the same `documents`/`chunks` tables as in a
@@ -24,42 +24,29 @@ The last line is a one-line summary.
 from __future__ import annotations
 
 import argparse
-import gzip
 import logging
 import os
 import shutil
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.harness.data import corpus_path, write_corpus_slice
+from bench.harness.engine import bench_config, bench_engine, stage_context
+from bench.harness.measure import rss_mb
+from fi_spark.config import IndexConfig
+from fi_spark.embed.encoder import encode, load_encoder
+from fi_spark.index.artifact import artifact_version, save_artifact, set_latest
+from fi_spark.index.build import build_index, choose_index, held_back_sample, recall_at_k, search
+from fi_spark.ingest import prepare_corpus
+from fi_spark.match import match
+from fi_spark.schemas import CHUNKS, MATCH_REJECTS, MATCHES
+from fi_spark.stages.base import StageContext
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-from fi_spark.config import IndexConfig, load_config  # noqa: E402
-from fi_spark.embed.encoder import encode, load_encoder  # noqa: E402
-from fi_spark.engine import start_engine  # noqa: E402
-from fi_spark.index.artifact import artifact_version, save_artifact, set_latest  # noqa: E402
-from fi_spark.index.build import build_index, choose_index, held_back_sample, recall_at_k, search  # noqa: E402
-from fi_spark.ingest import prepare_corpus  # noqa: E402
-from fi_spark.match import match  # noqa: E402
-from fi_spark.schemas import CHUNKS, MATCH_REJECTS, MATCHES  # noqa: E402
-from fi_spark.stages.base import StageContext  # noqa: E402
-from fi_spark.tables import TableStore, resolve_format  # noqa: E402
-
-DEFAULT_CORPUS = REPO.parent / "shared" / "bench" / "corpus.jsonl.gz"
 DIM = 384
-
-
-def rss_mb() -> float:
-    with open("/proc/self/status", encoding="ascii") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def synthetic_bank(n: int, seed: int = 0) -> np.ndarray:
@@ -74,19 +61,12 @@ def synthetic_bank(n: int, seed: int = 0) -> np.ndarray:
     return x
 
 
-def make_ctx(engine, output: Path, overrides: list[str]) -> StageContext:
-    config = load_config("local", ["tracking.enabled=false", *overrides])
-    store = TableStore(engine.spark, str(output), resolve_format(config.tables, engine.caps))
-    return StageContext(engine.spark, engine, config, store, str(output), logging.getLogger("bench"), str(output))
-
-
-def prepare(engine, corpus: Path, n: int, root: Path, overrides: list[str]) -> StageContext:
+def prepare(engine, corpus: Path, n: int, root: Path, overrides: list[str]) -> StageContext:  # type: ignore[no-untyped-def]
+    """prepare_corpus on the first n documents (not timed): the context match then runs in."""
     folder = root / f"docs-{n}"
-    folder.mkdir(parents=True)
-    with gzip.open(corpus, "rt", encoding="utf-8") as fh, open(folder / "in.jsonl", "w", encoding="utf-8") as out:
-        for _, line in zip(range(n), fh, strict=False):
-            out.write(line)
-    ctx = make_ctx(engine, folder / "out", [f"index.location={root / 'index'}", *overrides])
+    write_corpus_slice(n, folder / "in.jsonl", corpus)
+    config = bench_config(f"index.location={root / 'index'}", *overrides)
+    ctx = stage_context(engine, config, folder / "out")
     prepare_corpus.run(ctx, str(folder / "in.jsonl"))
     return ctx
 
@@ -144,7 +124,7 @@ def run_match(ctx: StageContext, version: str, root: Path) -> tuple[float, dict[
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=corpus_path())
     parser.add_argument("--docs", type=int, nargs="+", default=[1000])
     parser.add_argument("--index-sizes", type=int, nargs="+", default=[10_000, 100_000])
     parser.add_argument("--compare-ivfpq", action="store_true", help="also build IVF-PQ at sizes above flat_max")
@@ -157,43 +137,42 @@ def main() -> None:
         args.docs, args.index_sizes, args.compare_ivfpq = [1000, 10_000], [10_000, 100_000, 1_000_000], True
     logging.basicConfig(level=logging.WARNING)
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-match-"))
-    engine = start_engine(load_config("local").engine)
     try:
-        print(f"# index sweep (synthetic {DIM}-d clustered vectors, 1,000 held-back perturbed queries, k=10)")
-        print(f"{'vectors':>9} {'type':>6} {'factory':>16} {'build s':>8} {'index MB':>9} {'RSS+ MB':>8} "
-              f"{'search q/s':>10} {'recall@10':>9}")  # fmt: skip
-        sweeps = []
-        for n in sorted(args.index_sizes):
-            kinds = ["auto"] + (["ivfpq"] if args.compare_ivfpq and n > IndexConfig().flat_max else [])
-            for kind in kinds:
-                s = sweep_index(n, kind, root)
-                sweeps.append(s)
-                print(f"{n:>9,} {s['kind']:>6} {s['factory']:>16} {s['build_s']:>8.1f} {s['index_mb']:>9.1f} "
-                      f"{s['rss_mb']:>8.0f} {s['qps']:>10,.0f} {s['recall']:>9.3f}", flush=True)  # fmt: skip
+        with bench_engine(bench_config()) as engine:
+            print(f"# index sweep (synthetic {DIM}-d clustered vectors, 1,000 held-back perturbed queries, k=10)")
+            print(f"{'vectors':>9} {'type':>6} {'factory':>16} {'build s':>8} {'index MB':>9} {'RSS+ MB':>8} "
+                  f"{'search q/s':>10} {'recall@10':>9}")  # fmt: skip
+            sweeps = []
+            for n in sorted(args.index_sizes):
+                kinds = ["auto"] + (["ivfpq"] if args.compare_ivfpq and n > IndexConfig().flat_max else [])
+                for kind in kinds:
+                    s = sweep_index(n, kind, root)
+                    sweeps.append(s)
+                    print(f"{n:>9,} {s['kind']:>6} {s['factory']:>16} {s['build_s']:>8.1f} {s['index_mb']:>9.1f} "
+                          f"{s['rss_mb']:>8.0f} {s['qps']:>10,.0f} {s['recall']:>9.3f}", flush=True)  # fmt: skip
 
-        print("\n# match vs raw encode (embedded engine, model warm; raw = the same chunk texts, one process)")
-        print(f"{'docs':>6} {'chunks':>7} {'index':>9} {'raw enc s':>9} {'raw docs/s':>10} {'match s':>8} "
-              f"{'match docs/s':>12} {'ratio':>6} {'matched':>7} {'templates':>9}")  # fmt: skip
-        auto = [s for s in sweeps if s["kind"] != "ivfpq"]
-        targets = auto if args.full else auto[:1]
-        summary = None
-        for n_docs in sorted(args.docs):
-            ctx = prepare(engine, args.corpus, n_docs, root, args.overrides)
-            for s in targets:
-                # raw encode right before and after the match run, averaged: on a shared machine the load drifts
-                before_s, docs, chunks = raw_encode(ctx)
-                match_s, metrics = run_match(ctx, str(s["version"]), root)
-                raw_s = (before_s + raw_encode(ctx)[0]) / 2
-                ratio = (docs / match_s) / (docs / raw_s)
-                print(f"{docs:>6} {chunks:>7} {s['size']:>9,} {raw_s:>9.1f} {docs / raw_s:>10.1f} {match_s:>8.1f} "
-                      f"{docs / match_s:>12.1f} {ratio:>6.2f} {metrics.get('matches', 0):>7.0f} "
-                      f"{metrics.get('distinct_templates_used', 0):>9.0f}", flush=True)  # fmt: skip
-                summary = (docs / match_s, ratio)
-        recall = max(sweeps, key=lambda s: (s["kind"] != "ivfpq", s["size"]))["recall"]
-        if summary:
-            print(f"match: {summary[0]:.1f} docs/s = {summary[1]:.2f} x raw encode; recall@10 {recall:.3f}")
+            print("\n# match vs raw encode (embedded engine, model warm; raw = the same chunk texts, one process)")
+            print(f"{'docs':>6} {'chunks':>7} {'index':>9} {'raw enc s':>9} {'raw docs/s':>10} {'match s':>8} "
+                  f"{'match docs/s':>12} {'ratio':>6} {'matched':>7} {'templates':>9}")  # fmt: skip
+            auto = [s for s in sweeps if s["kind"] != "ivfpq"]
+            targets = auto if args.full else auto[:1]
+            summary = None
+            for n_docs in sorted(args.docs):
+                ctx = prepare(engine, args.corpus, n_docs, root, args.overrides)
+                for s in targets:
+                    # raw encode right before and after the match run, averaged: on a shared machine the load drifts
+                    before_s, docs, chunks = raw_encode(ctx)
+                    match_s, metrics = run_match(ctx, str(s["version"]), root)
+                    raw_s = (before_s + raw_encode(ctx)[0]) / 2
+                    ratio = (docs / match_s) / (docs / raw_s)
+                    print(f"{docs:>6} {chunks:>7} {s['size']:>9,} {raw_s:>9.1f} {docs / raw_s:>10.1f} {match_s:>8.1f} "
+                          f"{docs / match_s:>12.1f} {ratio:>6.2f} {metrics.get('matches', 0):>7.0f} "
+                          f"{metrics.get('distinct_templates_used', 0):>9.0f}", flush=True)  # fmt: skip
+                    summary = (docs / match_s, ratio)
+            recall = max(sweeps, key=lambda s: (s["kind"] != "ivfpq", s["size"]))["recall"]
+            if summary:
+                print(f"match: {summary[0]:.1f} docs/s = {summary[1]:.2f} x raw encode; recall@10 {recall:.3f}")
     finally:
-        engine.stop()
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
 

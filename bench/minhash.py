@@ -1,6 +1,6 @@
 """MinHash signature throughput, single process: the measurement behind fi_spark/dedup/minhash.py.
 
-Usage: .venv/bin/python bench/minhash.py [--docs 10000]
+Usage: python -m bench.minhash [--docs 10000]
 
 5-word shingles, 112 permutations, the first N documents of shared/bench/corpus.jsonl.gz. Rows:
 - python shingles (+ rensa / + datasketch): n-gram strings built in Python (the way both libraries'
@@ -15,23 +15,17 @@ datasketch is measured only when installed (it is not a dependency). The last li
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
-import os
 import re
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
 import rensa
 
+from bench.harness.data import corpus_texts
+from bench.harness.table import print_table, ratio
 from fi_spark.dedup.minhash import _SEP, MinHasher
 
-CORPUS = Path(
-    os.environ.get("FI_SPARK_BENCH_CORPUS")
-    or Path(__file__).resolve().parents[2] / "shared" / "bench" / "corpus.jsonl.gz"
-)
 WORD = re.compile(r"\w+")
 NUM_PERM, NGRAM = 112, 5
 
@@ -93,12 +87,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=10_000)
     args = parser.parse_args()
-    texts = []
-    with gzip.open(CORPUS, "rt", encoding="utf-8") as f:
-        for line in f:
-            texts.append(json.loads(line)["text"])
-            if len(texts) >= args.docs:
-                break
+    texts = [text for _, text in corpus_texts(args.docs)]
     candidates: dict[str, Callable[[list[str]], None]] = {
         "python shingles + rensa strings": with_rensa_strings,
         "python shingles + datasketch": with_datasketch,
@@ -106,20 +95,21 @@ def main() -> None:
         "vectorized shingles + rensa flat (fi-spark)": with_fispark,
     }
     print(f"{len(texts)} documents, {NGRAM}-word shingles, {NUM_PERM} permutations, one process\n")
-    print("| method | docs/s |")
-    print("|---|---|")
-    rates = {}
+    rates: dict[str, float] = {}
+    cells = []
     for name, fn in candidates.items():
         try:
             rates[name] = timed(fn, texts)
         except ImportError:
-            print(f"| {name} | (not installed) |")
+            cells.append([name, "(not installed)"])
             continue
-        print(f"| {name} | {rates[name]:.0f} |")
+        cells.append([name, f"{rates[name]:.0f}"])
+    print_table(["method", "docs/s"], cells)
     ours = rates["vectorized shingles + rensa flat (fi-spark)"]
     others = {k: v for k, v in rates.items() if "fi-spark" not in k}
     best_name = max(others, key=others.__getitem__)
-    print(f"\nminhash: fi-spark {ours:.0f} docs/s = {ours / others[best_name]:.1f} x the next best ({best_name})")
+    times = ratio(ours, others[best_name], ".1f")
+    print(f"\nminhash: fi-spark {ours:.0f} docs/s = {times} x the next best ({best_name})")
 
 
 if __name__ == "__main__":

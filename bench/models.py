@@ -10,19 +10,15 @@ seconds per stage, then one line per stage naming the better model.
 Start the servers first (each model is its own vLLM process; they can run side by side):
     fi-spark serve-llm --detach                                                     # SmolLM2, port 8011
     fi-spark serve-llm --detach --set llm.local.model=gemma3-270m --set llm.local.port=8012
-    .venv/bin/python bench/models.py --urls http://127.0.0.1:8011/v1 http://127.0.0.1:8012/v1
+    python -m bench.models --urls http://127.0.0.1:8011/v1 http://127.0.0.1:8012/v1
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-import excerpts as ex  # noqa: E402  (bench/excerpts.py: the pair set, the arms, the genericize sample)
+from bench.harness.real_model import PAIRS_FILE, genericize_sample, run_instantiate_arm, server_model
 
 
 def main() -> None:
@@ -31,14 +27,14 @@ def main() -> None:
     ap.add_argument("--queries", type=int, default=48)
     ap.add_argument("--pairs", type=int, default=20)
     args = ap.parse_args()
-    pairs = json.loads(ex.PAIRS_FILE.read_text(encoding="utf-8"))[: args.pairs]
+    pairs = json.loads(PAIRS_FILE.read_text(encoding="utf-8"))[: args.pairs]
     rows = []
     for url in args.urls:  # each result is printed as soon as it is measured: a cut-short run keeps its numbers
-        model = ex.server_model(url)
-        templates, g = ex.genericize_sample(url, model, args.queries)
+        model = server_model(url)
+        templates, g = genericize_sample(url, model, args.queries)
         print(f"{model}: genericize {len(templates)}/{g['sent']} valid, {g['gen_tokens']} generated tokens, "
               f"{g['seconds']:.0f} s; {g['reasons']}", flush=True)  # fmt: skip
-        arm = ex.run_arm("d", pairs, url, model)
+        arm = run_instantiate_arm("d", pairs, url, model)
         print(f"{model}: instantiate.v3 {arm['kept']}/{arm['sent']} kept, {arm['gen_tokens']} generated tokens, "
               f"{arm['seconds']:.0f} s; {arm['reasons']}", flush=True)  # fmt: skip
         rows.append((model, len(templates), g, arm))

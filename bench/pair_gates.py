@@ -1,8 +1,8 @@
 """The yardstick of issue #18: instantiated pairs labeled by reading, and each gate measured against the labels.
 
-    python bench/pair_gates.py collect RUN_DIR --name sample   # every instantiated pair of a run -> JSONL
-    python bench/pair_gates.py measure                         # gates vs labels: precision / recall / table
-    python bench/pair_gates.py measure --judge URL             # + judge.v4's likelihood lift (local vLLM)
+    python -m bench.pair_gates collect RUN_DIR --name sample   # every instantiated pair of a run -> JSONL
+    python -m bench.pair_gates measure                         # gates vs labels: precision / recall / table
+    python -m bench.pair_gates measure --judge URL             # + judge.v4's likelihood lift (local vLLM)
 
 `collect` takes every pair of a run that has an instruction and an answer (accepted, or rejected after both
 were built; not only the judged ones) as the stage wrote it, and evaluates every gate on it with the stage's
@@ -22,21 +22,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from bench.harness.data import BENCH
+from bench.harness.scoring import auc, likelihood_lift, run_table
+from fi_spark.config import EmbedConfig
+from fi_spark.instantiate import pair_gates
+from fi_spark.instantiate import prompts as gen
+from fi_spark.text import instructions
+from fi_spark.text.tags import parse_template
 
-from bench.judge_scores import auc, likelihood_lift, table  # noqa: E402
-from fi_spark.config import EmbedConfig  # noqa: E402
-from fi_spark.instantiate import pair_gates  # noqa: E402
-from fi_spark.instantiate import prompts as gen  # noqa: E402
-from fi_spark.text import instructions  # noqa: E402
-from fi_spark.text.tags import parse_template  # noqa: E402
-
-LABELED = ROOT / "bench" / "labeled"
+LABELED = BENCH / "labeled"
 MAX_SOURCE_CHARS, MAX_ANSWER_CHARS, MAX_INSTRUCTION_CHARS = 3000, 700, 200  # the local profile's
 GATES = (
     "placeholder", "needs_input", "not_extractive", "not_a_request", "instruction_cut", "slot_value_empty",
@@ -66,11 +63,11 @@ def features(pair: dict[str, Any], template: str, shown: str) -> dict[str, Any]:
 
 def collect(run: Path, name: str) -> None:
     """Every pair of a run with text (accepted, or rejected after its instruction and answer were built)."""
-    templates = {r["template_id"]: r["template"] for r in table(run, "templates")}
-    chunks = {r["chunk_id"]: r["text"] for r in table(run, "chunks")}
-    docs = {r["doc_id"]: r["text"] for r in table(run, "documents")}
-    rows = {r["pair_id"]: {**r, "reason": None} for r in table(run, "pairs")}
-    for r in table(run, "pair_rejects"):
+    templates = {r["template_id"]: r["template"] for r in run_table(run, "templates")}
+    chunks = {r["chunk_id"]: r["text"] for r in run_table(run, "chunks")}
+    docs = {r["doc_id"]: r["text"] for r in run_table(run, "documents")}
+    rows = {r["pair_id"]: {**r, "reason": None} for r in run_table(run, "pairs")}
+    for r in run_table(run, "pair_rejects"):
         if r.get("instruction") and r.get("answer") and not r["reason"].startswith("llm_"):
             rows.setdefault(r["pair_id"], r)
     out = []

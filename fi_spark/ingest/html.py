@@ -2,7 +2,7 @@
 
 Two extractors, both well-kept libraries, measured on the 165 real pages with gold snippets under
 shared/data/web (``with`` = strings a good extractor must output, ``without`` = boilerplate it must
-drop; command: ``.venv/bin/python bench/html_extract.py``, 2 shared cores):
+drop; command: ``python -m bench.html_extract``, 2 shared cores):
 
 | extractor | with-recall | without-precision | F1 | empty | pages/s |
 |---|---|---|---|---|---|

@@ -1,4 +1,4 @@
-"""The paper's recipe in one command: `fi-spark pipeline --profile fineinstructions` (run by bench/gpu_smoke.py
+"""The paper's recipe in one command: `fi-spark pipeline --profile fineinstructions` (run by `python -m bench.gpu_smoke`
 --dry-run) against three scripted OpenAI-compatible servers, one per released contract -- the templatizer's JSON,
 the instantiator's excerpt markers and `null`, Flow Judge's feedback and score (fi_spark.llm.released).
 
@@ -29,10 +29,10 @@ SERVER_LINE = re.compile(r"^(\w+) server (http://127\.0\.0\.1:\d+/v1) was asked 
 
 @pytest.fixture(scope="module")
 def recipe(tmp_path_factory) -> tuple[Path, str]:
-    """bench/gpu_smoke.py --dry-run once: (its output folder, its stdout)."""
+    """`python -m bench.gpu_smoke --dry-run` once: (its output folder, its stdout)."""
     out = tmp_path_factory.mktemp("recipe")
     done = subprocess.run(
-        [sys.executable, "bench/gpu_smoke.py", "--dry-run", "--output", str(out)],
+        [sys.executable, "-m", "bench.gpu_smoke", "--dry-run", "--output", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=420,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

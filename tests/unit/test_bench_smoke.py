@@ -1,0 +1,76 @@
+"""bench/ stays runnable: every bench module imports, the cheapest bench runs end to end and prints its table, and
+a peer that hangs or fails becomes a row of the table instead of a crash (bench.harness.peers.run_peer)."""
+
+from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import time
+
+import pytest
+
+from bench.harness.peers import run_peer
+from tests.conftest import REPO
+
+BENCHES = sorted(p.stem for p in (REPO / "bench").glob("*.py") if p.stem != "__init__")
+HARNESS = sorted(f"harness.{p.stem}" for p in (REPO / "bench" / "harness").glob("*.py") if p.stem != "__init__")
+
+
+def test_the_bench_list_is_the_folder():
+    """The parametrized import test below sees the benches that exist (a glob that found nothing would pass)."""
+    assert {"journal", "scale", "llm_client", "dedup", "run_all"} <= set(BENCHES)
+    assert "harness.peers" in HARNESS and "harness.fault_server" in HARNESS
+
+
+@pytest.mark.parametrize("name", BENCHES + HARNESS)
+def test_bench_module_imports(name: str):
+    """Each bench (and harness module) imports as bench.<name>: a broken import fails here, not in a long run."""
+    module = importlib.import_module(f"bench.{name}")
+    if name in BENCHES:
+        assert callable(getattr(module, "main", None)), f"bench/{name}.py has no main()"
+        assert module.__doc__, f"bench/{name}.py lost its docstring"
+
+
+def test_journal_bench_prints_its_table_and_summary():
+    """`python -m bench.journal`, small: the fault server from the harness, its four-row table, its last line."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.journal", "--answers", "500", "--requests", "100"],
+        cwd=REPO, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "| measured | rate |" and lines[1] == "|---|---|"
+    rows = [ln for ln in lines if ln.startswith("| ") and ln != lines[0]]
+    assert len(rows) == 4 and all(ln.rstrip().endswith(("answers/s |", "req/s |")) for ln in rows)
+    assert lines[-1].startswith("journal: per-answer ") and " req/s with, " in lines[-1]
+
+
+def test_a_peer_that_hangs_is_a_row_not_an_exception():
+    """A child that sleeps forever is ended at its deadline, with its whole session, and reported as hung."""
+    started = time.monotonic()
+    run = run_peer("sleeper", [sys.executable, "-c", "import time; time.sleep(3600)"], timeout_s=1.5)
+    assert time.monotonic() - started < 20
+    assert run.status == "hung" and run.returncode is None and run.result is None
+    assert run.row() == "sleeper: hung > 1.5 s (no figure)"
+
+
+def test_a_peer_that_fails_is_a_row_with_its_last_error_line():
+    """A child that exits non-zero is `failed`, its row names the exit code and its last stderr line."""
+    code = "import sys; print('working', file=sys.stderr); sys.exit('boom: no server')"
+    run = run_peer("broken", [sys.executable, "-c", code], timeout_s=30)
+    assert run.status == "failed" and run.returncode == 1
+    assert run.row() == "broken: failed (rc 1: boom: no server) (no figure)"
+
+
+def test_a_peer_that_answers_gives_its_last_json_line():
+    """A child that exits 0 is `ok`, its result is the last line of stdout that is a JSON object."""
+    code = "print('log line'); print('{\"seconds\": 1.5}'); print('{\"seconds\": 2.5, \"ok\": 3}')"
+    run = run_peer("fine", [sys.executable, "-c", code], timeout_s=30)
+    assert run.ok and run.result == {"seconds": 2.5, "ok": 3}
+
+
+def test_a_peer_that_exits_0_without_a_result_has_failed():
+    """Exit 0 but no JSON line: no figure to print, so `failed (no result)`."""
+    run = run_peer("silent", [sys.executable, "-c", "print('done')"], timeout_s=30)
+    assert run.status == "failed" and run.row() == "silent: failed (no result) (no figure)"
