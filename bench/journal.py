@@ -20,8 +20,9 @@ from fi_spark.config import LLMConfig
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
 from fi_spark.llm.journal import JournalWriter, to_table
-from fi_spark.llm.testserver import ServerSettings, TestServer
 from fi_spark.llm.types import LLMRequest, LLMResult, Sampling
+from fi_spark_testkit.fault_server import FaultServer as TestServer
+from fi_spark_testkit.fault_server import ServerSettings
 
 ANSWER = '{"template": "What is the capital of <fi>a country</fi>?", "compatible_document_description": "' + "x" * 200
 

@@ -27,7 +27,7 @@ its count() action); "steady" = answers per second between the 5th and 95th perc
 (`--summary-faults`, default 0.10) of fi-spark's default client (no hedging) and naive at 2 tasks, and
 DataTrove at its 2 workers; the table has both fault rates.
 
-Then tokens/s of the real local vLLM server (fi_spark.llm.local_server), if it is installed
+Then tokens/s of the real local vLLM server (fi_spark.serving.local), if it is installed
 (`fi-spark serve-llm --install-only`); `--no-local-model` skips it.
 
     python bench/llm_client.py            # default: about 6 minutes (+ DataTrove's venv on first use)
@@ -63,8 +63,8 @@ from bench.dedup import ensure_datatrove  # noqa: E402
 from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig  # noqa: E402
 from fi_spark.engine import start_engine  # noqa: E402
 from fi_spark.llm import complete  # noqa: E402
-from fi_spark.llm import local_server as ls  # noqa: E402
 from fi_spark.schemas import LLM_RESPONSES  # noqa: E402
+from fi_spark.serving import local as ls  # noqa: E402
 from fi_spark.stages.base import StageContext  # noqa: E402
 from fi_spark.tables import TableStore  # noqa: E402
 
@@ -143,7 +143,7 @@ def start_server(capacity: int, latency: str, fault_rate: float) -> tuple[subpro
     cmd = [
         sys.executable,
         "-m",
-        "fi_spark.llm.testserver",
+        "fi_spark_testkit.fault_server",
         "--capacity",
         str(capacity),
         "--latency-ms",

