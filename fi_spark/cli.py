@@ -189,7 +189,7 @@ def _cmd_show_config(args: argparse.Namespace, config: Config) -> int:
 
 def _probe_llm(config: Config, stages: Sequence[str]) -> None:
     """Before any Spark work: a configured endpoint that does not answer stops an LLM stage in seconds."""
-    from fi_spark.llm.probe import probe_endpoints
+    from fi_spark.serving.probe import probe_endpoints
 
     probed: set[tuple[str, ...]] = set()
     for name in (s for s in stages if s in LLM_STAGES):
@@ -253,7 +253,7 @@ def _add_serve_llm(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 
 def _cmd_serve_llm(args: argparse.Namespace, config: Config) -> int:
-    from fi_spark.llm import local_server
+    from fi_spark.serving import local as local_server
 
     cfg = config.llm.local
     try:
@@ -312,6 +312,7 @@ def setup_logging(verbose: bool = False) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
+    # urllib3 / httpx / httpcore: the HTTP clients of mlflow, huggingface_hub and the like, not ours (aiohttp)
     for noisy in ("py4j", "pyspark", "urllib3", "httpx", "httpcore", "filelock", "alembic", "mlflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 

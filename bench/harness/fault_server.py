@@ -1,11 +1,11 @@
 """The fault-injecting OpenAI-compatible test server, for the benches: in-process or in a subprocess of its own.
 
 This is the only module of bench/ that imports the server: it lives in `fi_spark_testkit.fault_server` (outside
-the wheel) and, before that move, in `fi_spark.llm.testserver`; both have TestServer and ServerSettings.
+the wheel).
 
 A subprocess keeps the server's CPU off the measured interpreter (bench/llm_client.py, bench/scale.py):
 `fault_server_process(settings)` runs `python -m bench.harness.fault_server` with the settings as JSON and, for
-a server with scripted answers, a `factory` ("module:function" returning a TestServer subclass, e.g.
+a server with scripted answers, a `factory` ("module:function" returning a FaultServer subclass, e.g.
 "bench.scale:scale_server_class"); it waits for its `listening URL` line and ends the process on the way out.
 """
 
@@ -24,16 +24,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-try:
-    from fi_spark_testkit.fault_server import ServerSettings, TestServer
-except ImportError as exc:  # before the server moved out of the wheel (a broken testkit still fails loudly)
-    if getattr(exc, "name", None) not in ("fi_spark_testkit", "fi_spark_testkit.fault_server"):
-        raise
-    from fi_spark.llm.testserver import ServerSettings, TestServer  # type: ignore[no-redef]
-
 from bench.harness.data import REPO
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 
-__all__ = ["ServerSettings", "TestServer", "fault_server_process", "unit"]
+__all__ = ["ServerSettings", "FaultServer", "fault_server_process", "unit"]
 
 
 def unit(*parts: object) -> float:
@@ -78,10 +72,10 @@ def settings_from_json(text: str) -> ServerSettings:
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="the fault server in this process until --max-seconds")
     ap.add_argument("--settings", default="{}", help="ServerSettings as JSON")
-    ap.add_argument("--factory", default=None, help="module:function returning a TestServer subclass")
+    ap.add_argument("--factory", default=None, help="module:function returning a FaultServer subclass")
     ap.add_argument("--max-seconds", type=float, default=6 * 3600)
     args = ap.parse_args(argv)
-    cls = TestServer
+    cls = FaultServer
     if args.factory:
         module, _, name = args.factory.partition(":")
         cls = getattr(importlib.import_module(module), name)()

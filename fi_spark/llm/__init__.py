@@ -5,7 +5,7 @@ Public interface (small on purpose; stages need nothing else)::
     from fi_spark.llm import LLMEnv, complete
 
     run = complete(
-        env,                          # LLMEnv(spark, store, cfg=LLMConfig, output, log, partitions);
+        env,                          # LLMEnv(spark, store, cfg=LLMConfig, output, log, partitions, server);
                                       #   a stage builds it with StageContext.llm_env()
         requests_df,                  # DataFrame: `key` (string) + `messages` (string: canonical_json of
                                       #   [{"role": "system"|"user"|"assistant", "content": str}, ...],
@@ -23,6 +23,7 @@ Public interface (small on purpose; stages need nothing else)::
     run.results   # DataFrame, one row per input row (same `key`s, nothing dropped):
                   #   key, request_id, content, parsed, logprobs, error_reason, error, prompt_tokens, cached_tokens,
                   #   completion_tokens, latency_ms, server_ms, attempts, endpoint, cached
+    run.model     # the model name the requests carried
     run.metrics   # dict[str, float] for StageResult.metrics: requests, http_calls, cached, ok, failed,
                   #   failed.<reason>, retries.<cause>, resumed, prompt_tokens, cached_prompt_tokens,
                   #   completion_tokens, server_seconds, latency_ms_p50/p95/p99, requests_per_s, tokens_per_s
@@ -58,19 +59,28 @@ What `complete` guarantees:
   and a token budget (`config.llm.token_budget`) that stops sending cleanly; rows cut off by the budget
   or by transient failures get an error row now and are sent again by the next run.
 - `env.cfg` is the calling stage's own settings (fi_spark.config.Config.stage_llm: `<section>.llm`, then `llm.*`).
-- With `config.llm.endpoints` empty, the shared local vLLM server is used (fi_spark.llm.local_server; on a
-  cluster or Spark Connect engine the stage refuses instead, fi_spark.stages.base.require_llm_servers):
-  started if none runs, kept while any process uses it, restarted when dead or wedged; rows that failed
-  with a transient error are sent once more after that check.
+- The servers come from `env.server` (fi_spark.serving.base.InferenceServer; `StageContext.llm_env` builds it
+  with fi_spark.serving.server_for): the configured `config.llm.endpoints`, or with none the shared local vLLM
+  server (fi_spark.serving.local; on a cluster or Spark Connect engine the stage refuses instead,
+  fi_spark.stages.base.require_llm_servers): started if none runs, kept while any process uses it, restarted
+  when dead or wedged. When rows failed with a transient server error, `server.heal()` is asked once; when it
+  says the server answers again (a restarted local one), those rows are sent once more. `complete(...,
+  server=srv)` uses another server for one call (a test's fault-injecting one).
+- `run.model` is the model name the requests carried (`llm.model`, else the one the server lists), so a stage
+  never reads the ledger to learn it.
+
+This package is the client only: it imports nothing of the servers' supervision; it sees a server through
+fi_spark.serving.base.InferenceServer alone (a Protocol that imports nothing, named for types only).
 
 Lower layers, for tests, benchmarks and notebooks (no Spark needed):
 - `fi_spark.llm.client.LLMClient` -- the async client (`await client.complete_all(requests)`).
 - `fi_spark.llm.types` -- `LLMRequest`, `LLMResult`, `request_id`, `ERROR_REASONS`.
 - `fi_spark.llm.adapter` -- the only module that knows OpenAI/vLLM request and response shapes.
-- `fi_spark.llm.testserver` -- a fault-injecting OpenAI-compatible server (tests and benchmarks only).
-- `fi_spark.llm.local_server` -- install, convert the bundled model, serve it with vLLM on CPU (shared).
-- `fi_spark.llm.lease` / `fi_spark.llm.supervise` -- one supervised server per port: the users' leases and
-  heal() / the supervisor process (idle timeout, restart).
+- `fi_spark.llm.policy` (retries, breaker, endpoint choice, budget), `.task` (one Spark task's sending),
+  `.journal` (the crash-safe answer journal), `.progress` (progress lines), `.config` (the `llm` section).
+- Servers: `fi_spark.serving` (the interface, the configured endpoints, the local vLLM server and its
+  supervision, the only `/models` and `/health` probes); the fault-injecting test server is
+  `fi_spark_testkit.fault_server` (outside the wheel: tests and benchmarks only).
 """
 
 from __future__ import annotations

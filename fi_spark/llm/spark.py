@@ -15,6 +15,8 @@ Flow of one call (see fi_spark.llm for the interface):
    earlier attempts of the same partition journaled in this run and skips those requests, so a Spark
    task retry does not pay twice;
 5. fold this run's journal: final answers -> `llm_responses`, transient failures -> `llm_failures`;
+   rows that failed with a transient server error make it ask the server to heal (`InferenceServer.heal`,
+   fi_spark.serving): when it says the server answers again (a restarted local one), they are sent once more;
 6. results = every input row joined to its answer (ledger) or this run's failure.
 The HTTP step runs eagerly inside `complete`, so the lazily evaluated results frame can be used any
 number of times without sending anything again.
@@ -46,7 +48,6 @@ from fi_spark import storage
 from fi_spark.config.llm import LLMConfig
 from fi_spark.llm.adapter import schema_dict
 from fi_spark.llm.journal import list_files, remove_run
-from fi_spark.llm.probe import served_model
 from fi_spark.llm.progress import ProgressLog
 from fi_spark.llm.task import ID_SCHEMA, SUMMARY_SCHEMA, CallSpec, add_ids, send_partition
 from fi_spark.llm.types import FINAL_REASONS, Sampling
@@ -58,6 +59,7 @@ if TYPE_CHECKING:
 
     from pyspark.sql import SparkSession
 
+    from fi_spark.serving.base import InferenceServer
     from fi_spark.tables import TableStore
 
 RESULT_COLUMNS = ["request_id", "content", "parsed", "logprobs", "error_reason", "error", "prompt_tokens",
@@ -75,12 +77,14 @@ class LLMEnv:
     output: str  # the run's output root: journals go under <output>/llm_journal/<stage>
     log: logging.Logger
     partitions: int  # Spark tasks that send requests (llm.partitions, else engine.shuffle_partitions)
+    server: InferenceServer  # where requests go and what heals it (fi_spark.serving.server_for, or a test's)
 
 
 @dataclass
 class LLMRun:
     results: DataFrame
     metrics: dict[str, float]
+    model: str = ""  # the model name the requests carried (the server's, when llm.model is empty)
     endpoints: tuple[str, ...] = ()  # where the requests went (the local server's URL when none is configured)
     failure: str | None = None  # one transient failure of this call, `endpoint: error`, for the stage's message
 
@@ -96,13 +100,16 @@ def complete(
     temperature: float | None = None,
     top_logprobs: int = 0,
     score_final_message: bool = False,
+    server: InferenceServer | None = None,
 ) -> LLMRun:
-    """Answer every row of `requests_df` (key + messages JSON or prompt); see fi_spark.llm for the contract."""
+    """Answer every row of `requests_df` (key + messages JSON or prompt); see fi_spark.llm for the contract.
+    `server` replaces `env.server` for this call (a test's fault-injecting server)."""
     cols = set(requests_df.columns)
     if "key" not in cols or not ({"messages", "prompt"} & cols):
         raise ValueError(f"complete(): requests_df needs a `key` column and `messages` or `prompt`; has {sorted(cols)}")
     cfg = env.cfg
-    endpoints, model = resolve_endpoints(cfg, env.log)
+    server = server or env.server
+    endpoints, model = server.endpoints(), server.model
     sampling = Sampling(
         max_tokens=max_tokens or cfg.max_tokens,
         temperature=cfg.temperature if temperature is None else temperature,
@@ -113,8 +120,8 @@ def complete(
         score_final_message=score_final_message,
     )
     tasks = env.partitions
-    if not cfg.endpoints:  # one small CPU server: more in flight than its batch only queues and times out
-        cfg = cfg.model_copy(update={"concurrency": min(cfg.concurrency, max(1, cfg.local.max_num_seqs // tasks))})
+    if server.capacity:  # one small server: more in flight than its batch only queues and times out
+        cfg = cfg.model_copy(update={"concurrency": min(cfg.concurrency, max(1, server.capacity // tasks))})
     spec = CallSpec(
         cfg=cfg, model=model, stage=stage, endpoints=tuple(endpoints), sampling=sampling,
         schema=schema_dict(response_schema), schema_name=schema_name,
@@ -151,10 +158,25 @@ def complete(
     with ProgressLog(stage, run_dir, total, cfg.progress_s, env.log):  # a line every llm.progress_s
         summaries = pending.mapInPandas(partial(send_partition, spec), SUMMARY_SCHEMA).collect()
     fold_journal(env, spec.journal_root)
-    if not cfg.endpoints:  # the local server: heal a dead or wedged engine, then retry the failed rows once
-        summaries += _heal_local_and_resend(env, spec, with_ids, tasks)
-    seconds = time.monotonic() - t0
+    results, metrics = _results(env, spec, with_ids, summaries, time.monotonic() - t0)
+    if metrics.get("failed.retries_exhausted") or metrics.get("failed.endpoints_unavailable"):
+        resent = _heal_and_resend(env, server, spec, with_ids, tasks)  # a restarted server: failed rows once more
+        if resent:
+            summaries += resent
+            results, metrics = _results(env, spec, with_ids, summaries, time.monotonic() - t0)
+    env.log.info("llm %s: %s", stage, ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
+    failure = None
+    if metrics.get("failed"):  # one example for the stage's failure message (fi_spark.stages.llm_stage)
+        failed_now = env.store.read(LLM_FAILURES).filter(F.col("run_id") == spec.run_id)
+        first = failed_now.where(F.col("error").isNotNull()).select("endpoint", "error").first()
+        failure = f"{first['endpoint'] or '?'}: {first['error']}" if first is not None else None
+    return LLMRun(results=results, metrics=metrics, model=model, endpoints=tuple(endpoints), failure=failure)
 
+
+def _results(
+    env: LLMEnv, spec: CallSpec, with_ids: DataFrame, summaries: list[Any], seconds: float
+) -> tuple[DataFrame, dict[str, float]]:
+    """Every input row joined to its answer (ledger) or this call's failure, and the call's metrics."""
     ledger = env.store.read(LLM_RESPONSES)
     failed_now = env.store.read(LLM_FAILURES).filter(F.col("run_id") == spec.run_id)
     answers = ledger.unionByName(failed_now.join(ledger.select("request_id"), "request_id", "left_anti"))
@@ -167,25 +189,19 @@ def complete(
         .withColumn("cached", F.col("run_id") != F.lit(spec.run_id))
         .drop("run_id")
     )
-    metrics = _metrics(env, results, summaries, seconds, spec.run_id)
-    env.log.info("llm %s: %s", stage, ", ".join(f"{k}={v:g}" for k, v in sorted(metrics.items())))
-    failure = None
-    if metrics.get("failed"):  # one example for the stage's failure message (fi_spark.stages.llm_stage)
-        first = failed_now.where(F.col("error").isNotNull()).select("endpoint", "error").first()
-        failure = f"{first['endpoint'] or '?'}: {first['error']}" if first is not None else None
-    return LLMRun(results=results, metrics=metrics, endpoints=tuple(endpoints), failure=failure)
+    return results, _metrics(env, results, summaries, seconds, spec.run_id)
 
 
-def _heal_local_and_resend(env: LLMEnv, spec: CallSpec, with_ids: DataFrame, tasks: int) -> list[Any]:
-    """Rows of this call that failed with a transient server error are sent once more after
-    fi_spark.llm.local_server's `ensure_healthy` restarted the local server (or found it answering)."""
-    from fi_spark.llm.local_server import ensure_healthy
-
+def _heal_and_resend(
+    env: LLMEnv, server: InferenceServer, spec: CallSpec, with_ids: DataFrame, tasks: int
+) -> list[Any]:
+    """Rows of this call that failed with a transient server error are sent once more when `server.heal`
+    says so (the local server restarted, or found answering; a remote server never asks for it)."""
     failed = env.store.read(LLM_FAILURES).filter(
         (F.col("run_id") == spec.run_id) & F.col("error_reason").isin("retries_exhausted", "endpoints_unavailable")
     )
     n = failed.count()
-    if not n or not ensure_healthy(spec.cfg.local, f"{spec.stage}: {n} requests failed", env.log):
+    if not n or not server.heal(f"{spec.stage}: {n} requests failed", env.log):
         return []
     env.log.info("llm %s: sending the %d failed requests once more", spec.stage, n)
     retry = with_ids.dropDuplicates(["request_id"]).join(failed.select("request_id"), "request_id", "left_semi")
@@ -194,17 +210,6 @@ def _heal_local_and_resend(env: LLMEnv, spec: CallSpec, with_ids: DataFrame, tas
     out = retry.mapInPandas(partial(send_partition, spec), SUMMARY_SCHEMA).collect()
     fold_journal(env, spec.journal_root)
     return out
-
-
-def resolve_endpoints(cfg: LLMConfig, log: logging.Logger) -> tuple[list[str], str]:
-    """(endpoint URLs, model name): the configured servers, or the local vLLM server started once per process."""
-    if cfg.endpoints:
-        model = cfg.model or served_model(cfg.endpoints[0], cfg)  # one line when it is dead or lists none
-        return list(cfg.endpoints), model
-    from fi_spark.llm.local_server import shared_server
-
-    log.info("llm.endpoints is empty: using the local vLLM server")
-    return [shared_server(cfg.local)], cfg.model or cfg.local.served_model_name
 
 
 def fold_journal(env: LLMEnv, journal_root: str) -> int:

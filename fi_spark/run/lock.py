@@ -40,6 +40,7 @@ from typing import Any
 
 from fi_spark import storage
 from fi_spark.config import ConfigError
+from fi_spark.procs import pid_alive
 
 log = logging.getLogger("fi_spark")
 
@@ -78,19 +79,6 @@ class LockInfo:
             )  # fmt: skip
         except (ValueError, KeyError, TypeError):
             return None
-
-
-def pid_alive(pid: int) -> bool:
-    """Whether a process with this pid exists on this host (another user's counts as alive)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def stale_reason(info: LockInfo, host: str, now: float, stale_after_s: float) -> str | None:

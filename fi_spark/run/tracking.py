@@ -33,8 +33,9 @@ from typing import Any
 import yaml
 
 from fi_spark.config import Config, ConfigError
+from fi_spark.procs import pid_alive
 from fi_spark.redact import redact, redact_config, redact_url
-from fi_spark.run.lock import LockInfo, pid_alive
+from fi_spark.run.lock import LockInfo
 from fi_spark.run.tracking_store import relocate_artifacts, resolve_tracking_uri
 from fi_spark.stages.base import StageResult
 

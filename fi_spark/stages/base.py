@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from fi_spark.engine import Engine
     from fi_spark.llm.spark import LLMEnv
     from fi_spark.schemas import TableSpec
+    from fi_spark.serving.base import InferenceServer
     from fi_spark.tables import TableStore
 
 
@@ -115,15 +116,17 @@ class StageContext:
         """The context over a table store opened by the caller (its root is the run's output)."""
         return cls(engine.spark, engine, config, store, store.root, log or logging.getLogger("fi_spark"), work_dir)
 
-    def llm_env(self, stage: str | None = None) -> LLMEnv:
+    def llm_env(self, stage: str | None = None, server: InferenceServer | None = None) -> LLMEnv:
         """What fi_spark.llm.complete needs from this run: the LLM stage's own settings (Config.stage_llm),
-        or `llm.*` for anything else (benches). Refuses a cluster without servers (`require_llm_servers`)."""
+        or `llm.*` for anything else (benches), and its server (fi_spark.serving.server_for, unless one is
+        given). Refuses a cluster without servers (`require_llm_servers`)."""
         from fi_spark.llm.spark import LLMEnv
+        from fi_spark.serving import server_for
 
         cfg = self.config.stage_llm(stage) if stage in LLM_STAGES else self.config.llm
         require_llm_servers(self.config, stage or "llm", cfg)
         partitions = cfg.partitions or self.config.engine.shuffle_partitions
-        return LLMEnv(self.spark, self.store, cfg, self.output, self.log, partitions)
+        return LLMEnv(self.spark, self.store, cfg, self.output, self.log, partitions, server or server_for(cfg))
 
 
 def require_llm_servers(config: Config, stage: str, cfg: LLMConfig | None = None) -> None:

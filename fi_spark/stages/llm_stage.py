@@ -76,6 +76,7 @@ class LLMStage:
         self.llm = self.env.cfg  # with none stops here, before anything is read or started
         self.llm_endpoints: list[str] = []  # where `complete` sent, and one failure, for the failure message
         self.llm_failure: str | None = None
+        self.llm_model: str | None = None  # the model `complete` sent to (LLMRun.model)
         self.setup()
 
     # ---- the hooks
@@ -158,6 +159,7 @@ class LLMStage:
         run = complete(self.env, requests, stage=self.name, **options)
         self.llm_endpoints += [e for e in run.endpoints if e not in self.llm_endpoints]
         self.llm_failure = self.llm_failure or run.failure
+        self.llm_model = run.model
         for key, value in run.metrics.items():
             peak = key.startswith("latency") or key.endswith("_per_s")
             old = self.llm_metrics.get(key)
@@ -165,13 +167,15 @@ class LLMStage:
         return run.results
 
     def answered(self, pending: DataFrame, results: DataFrame) -> DataFrame:
-        """Every pending row with its answer, the answering model and the checker's columns."""
+        """Every pending row with its answer, the answering model (null where no request was sent) and the
+        checker's columns."""
+        model = F.lit(self.llm_model).cast("string")
         answers = results.select(
             F.col("key").alias(self.key), "request_id", "parsed", "content", "logprobs",
             F.col("error_reason").alias("llm_reason"), "error",
+            F.when(F.col("request_id").isNotNull(), model).alias("model"),
         )  # fmt: skip
-        models = self.ctx.store.read(LLM_RESPONSES).select("request_id", "model").dropDuplicates(["request_id"])
-        rows = pending.join(answers, self.key, "left").join(models, "request_id", "left")
+        rows = pending.join(answers, self.key, "left")
         checks = rows.select(self.key, *ANSWER_COLUMNS, *self.check_columns).mapInArrow(
             partial(_check_batches, self.checker(), self.key, to_arrow_schema(self.checked)), self.checked
         )

@@ -23,11 +23,11 @@ from test_pairs_stages import ScriptedServer
 
 from fi_spark.config import load_config
 from fi_spark.engine import Engine
-from fi_spark.llm.testserver import ServerSettings
 from fi_spark.run.pipeline import run_pipeline
 from fi_spark.run.tracking import Tracker
 from fi_spark.stages.base import StageContext
 from fi_spark.stages.registry import PipelineInputs
+from fi_spark_testkit.fault_server import ServerSettings
 
 STAGES = ["instantiate", "judge", "export"]
 FAULTS = ServerSettings(fault_rate=0.15, fault_kinds=("500", "429"), retry_after_s=0.05, seed=13)

@@ -104,7 +104,7 @@ def submit_local_pipeline(bin_dir: Path, tmp_path: Path) -> str:
     our log lines."""
     from test_pairs_stages import ScriptedServer
 
-    from fi_spark.llm.testserver import ServerSettings
+    from fi_spark_testkit.fault_server import ServerSettings
     from tests.jvm_options import submit_conf
 
     spark_submit = shutil.which("spark-submit", path=str(bin_dir))

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 from submit_inputs import head, stage_lines
 
-from fi_spark.llm.testserver import ServerSettings, TestServer
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 from tests.conftest import REPO
 
 SAMPLE = REPO / "fi_spark" / "resources" / "sample"
@@ -74,7 +74,7 @@ def test_pipeline_on_a_separate_sail_server(sail_server: str, tmp_path: Path) ->
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
     env.pop("SPARK_CONNECT_MODE_ENABLED", None)
     env.pop("MLFLOW_TRACKING_URI", None)
-    with TestServer(ServerSettings(latency_ms=(1, 5))) as llm:
+    with FaultServer(ServerSettings(latency_ms=(1, 5))) as llm:
         out = subprocess.run(
             [sys.executable, "-m", "fi_spark.cli", "pipeline", "--engine", "connect"]
             + ["--documents", str(docs), "--queries", str(queries), "--output", str(tmp_path / "run")]

@@ -26,7 +26,7 @@ from submit_inputs import REPO, VENV_BIN, driver_log, pipeline_args, stage_lines
 from test_pairs_stages import ScriptedServer
 from test_standalone_cluster import free_port, pyfiles, submit, wait_until  # noqa: F401 - pyfiles is a fixture
 
-from fi_spark.llm.testserver import ServerSettings
+from fi_spark_testkit.fault_server import ServerSettings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(2400)]
 

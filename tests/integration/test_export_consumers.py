@@ -20,7 +20,7 @@ datasets = pytest.importorskip("datasets")
 from small_run import shared_run  # noqa: E402 - a helper module beside this file
 
 from fi_spark.config.llm import LocalLLMServerConfig  # noqa: E402
-from fi_spark.llm.local_server import model_dir  # noqa: E402
+from fi_spark.serving.local import model_dir  # noqa: E402
 
 SHARD = re.compile(r"^(?P<split>[a-z]+)-(?P<index>\d{5})-of-(?P<count>\d{5})\.(?P<ext>parquet|jsonl)$")
 MODEL_DIR = model_dir(LocalLLMServerConfig())  # the local server's converted default model (SmolLM2-135M-Instruct)

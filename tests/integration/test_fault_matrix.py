@@ -37,13 +37,13 @@ from fi_spark.engine import Engine
 from fi_spark.errors import OutputFullError
 from fi_spark.ingest import ingest_queries
 from fi_spark.llm.journal import list_files, read_rows
-from fi_spark.llm.testserver import ServerSettings, TestServer
 from fi_spark.run.pipeline import run_spec
 from fi_spark.schemas import LLM_RESPONSES, TEMPLATE_REJECTS, TEMPLATES
 from fi_spark.stages.base import StageContext, StageResult
 from fi_spark.stages.llm_stage import NOT_STORED
 from fi_spark.stages.registry import stage
 from fi_spark.tables import TableStore
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 
 pytestmark = pytest.mark.slow
 
@@ -65,7 +65,7 @@ def query(i: int) -> str:
     return f"how do I cook {DISHES[i % len(DISHES)]} {STYLES[i // len(DISHES) % len(STYLES)]} at home?"
 
 
-class TemplateServer(TestServer):
+class TemplateServer(FaultServer):
     """Answers each genericize request with a valid template of its query; every 6th has a repeated slot
     (a stored reject, so the matrix also shows stored rejects are never sent again)."""
 
@@ -240,7 +240,7 @@ def test_fault_class(name: str, engine: Engine, prepared: Path, reference: dict[
         assert tables(ctx) == reference["tables"]
 
 
-def clear_after_first_request(srv: TestServer, seconds: float) -> None:
+def clear_after_first_request(srv: FaultServer, seconds: float) -> None:
     while not srv.snapshot()["requests"]:
         time.sleep(0.01)
     time.sleep(seconds)
@@ -323,7 +323,7 @@ def fill(folder: Path) -> None:
         os.close(fd)
 
 
-def wait_quiet(srv: TestServer, quiet_s: float = 1.0) -> None:
+def wait_quiet(srv: FaultServer, quiet_s: float = 1.0) -> None:
     """Until the server saw no request for `quiet_s` (a task of the failed job may still be finishing)."""
     seen, since = -1, time.monotonic()
     while time.monotonic() - since < quiet_s:

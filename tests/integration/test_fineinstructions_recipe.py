@@ -1,6 +1,6 @@
 """The paper's recipe in one command: `fi-spark pipeline --profile fineinstructions` (run by `python -m bench.gpu_smoke`
 --dry-run) against three scripted OpenAI-compatible servers, one per released contract -- the templatizer's JSON,
-the instantiator's excerpt markers and `null`, Flow Judge's feedback and score (fi_spark.llm.released).
+the instantiator's excerpt markers and `null`, Flow Judge's feedback and score (fi_spark_testkit.released).
 
 One run (~30 s here); each test checks one property of it. The scripted answers (bench/gpu_smoke.py DRY_SCRIPT)
 decide every row: two of three queries become templates, the volcano document is declined, the glacier pair
@@ -19,9 +19,9 @@ import pytest
 from pyspark.sql import functions as F
 
 from fi_spark.config import load_config
-from fi_spark.llm.released import FLOW_JUDGE, INSTANTIATOR, TEMPLATIZER
 from fi_spark.schemas import DOCUMENTS, JUDGED, LLM_RESPONSES, PAIR_REJECTS, PAIRS, TEMPLATE_REJECTS, TEMPLATES
 from fi_spark.tables import TableStore, resolve_format
+from fi_spark_testkit.released import FLOW_JUDGE, INSTANTIATOR, TEMPLATIZER
 from tests.conftest import REPO
 
 SERVER_LINE = re.compile(r"^(\w+) server (http://127\.0\.0\.1:\d+/v1) was asked for model\(s\) (\{.*\})$", re.M)

@@ -15,9 +15,9 @@ from fi_spark.errors import LLMFailureError
 from fi_spark.export.lineage import _with_later_sources
 from fi_spark.genericize import genericize, import_templates
 from fi_spark.ingest import ingest_queries
-from fi_spark.llm.testserver import TestServer
 from fi_spark.schemas import TEMPLATE_REJECTS, TEMPLATE_SOURCES, TEMPLATES
 from fi_spark.stages.base import StageContext
+from fi_spark_testkit.fault_server import FaultServer
 
 DESC = "An encyclopedia article about a country that names its capital city and describes it."
 ANSWERS: dict[str, dict[str, str]] = {
@@ -30,7 +30,7 @@ ANSWERS: dict[str, dict[str, str]] = {
 }  # fmt: skip
 
 
-class GenericizeServer(TestServer):
+class GenericizeServer(FaultServer):
     """Answers genericize requests from a table keyed by the query in the last user turn."""
 
     def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
@@ -142,7 +142,7 @@ def test_genericize_every_request_failing_or_nothing_pending(
 ) -> None:
     """HTTP 500 on every attempt: every query counted as llm_retries_exhausted, nothing stored, the stage fails
     with those counts attached; with no queries pending, a run returns zero rows without a request."""
-    from fi_spark.llm.testserver import ServerSettings
+    from fi_spark_testkit.fault_server import ServerSettings
 
     queries = tmp_path / "q.jsonl"
     queries.write_text("\n".join(json.dumps({"id": str(i), "text": q}) for i, q in enumerate(ANSWERS)) + "\n")
@@ -168,7 +168,7 @@ def test_genericize_v2_builds_templates_from_the_query(
 ) -> None:
     """The local profile's genericize.v2: a writing task is skipped before any call, and the template is the
     query with the named span slotted (the test server names the query's last long word)."""
-    with TestServer() as srv:
+    with FaultServer() as srv:
         ctx = make_ctx(embedded_engine, [f"llm.endpoints=[{srv.url}]", "llm.model=test-model",
                                          "templates.prompt=genericize.v2", "templates.extractive_only=true",
                                          "templates.sample_queries=null"])  # fmt: skip

@@ -16,8 +16,8 @@ from fi_spark.config import LLMConfig, LocalLLMServerConfig, load_prompt
 from fi_spark.judge import rubric as gen
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
-from fi_spark.llm.local_server import shared_server
 from fi_spark.llm.types import LLMRequest, Sampling, request_id
+from fi_spark.serving.local import shared_server
 
 pytestmark = pytest.mark.llm
 

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from fi_spark.llm.testserver import ServerSettings, TestServer
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 
 pytestmark = pytest.mark.slow
 
@@ -114,7 +114,7 @@ def _tables(spark: Any, out: Path, stage: str) -> dict[str, list[tuple[Any, ...]
     return found
 
 
-def kill_and_resume(srv: TestServer, stage: str, prepared: Path, out: Path, kill_at: int) -> dict[str, Any]:
+def kill_and_resume(srv: FaultServer, stage: str, prepared: Path, out: Path, kill_at: int) -> dict[str, Any]:
     """Copy the prepared inputs, run the stage, SIGKILL it once `kill_at` requests were answered, run it again."""
     shutil.copytree(prepared, out)
     srv.reset()
@@ -145,12 +145,12 @@ def kill_and_resume(srv: TestServer, stage: str, prepared: Path, out: Path, kill
 
 @pytest.fixture(scope="module")
 def server():
-    with TestServer(SETTINGS) as srv:
+    with FaultServer(SETTINGS) as srv:
         yield srv
 
 
 @pytest.mark.parametrize("stage", ["genericize", "instantiate"])
-def test_killed_stage_resends_no_answered_request(stage: str, server: TestServer, spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+def test_killed_stage_resends_no_answered_request(stage: str, server: FaultServer, spark, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """SIGKILL at 15/50/85% answered: the re-run sends again only answers on the wire at the kill (at most one
     per connection), and the final tables equal an uninterrupted run's."""
     prepared = tmp_path / "prepared"
@@ -176,7 +176,7 @@ def test_killed_stage_resends_no_answered_request(stage: str, server: TestServer
 
 def report(stage: str, root: Path) -> None:
     """Print answered / re-sent per kill point (the numbers in the report), for the code on PYTHONPATH."""
-    with TestServer(SETTINGS) as srv:
+    with FaultServer(SETTINGS) as srv:
         prepared = root / "prepared"
         _run(f"prepare-{stage}", srv.url, prepared)
         total = N_QUERIES if stage == "genericize" else N_DOCS * 3

@@ -15,7 +15,7 @@ from fi_spark.run.pipeline import run_pipeline
 from fi_spark.run.tracking import Tracker
 from fi_spark.stages.registry import PipelineInputs
 
-NO_SERVER = "fi_spark.llm.local_server.shared_server"
+NO_SERVER = "fi_spark.serving.local.shared_server"
 
 
 def _no_local_server(*_args, **_kwargs):

@@ -12,11 +12,11 @@ from pyspark.sql import SparkSession
 
 from fi_spark.config import Config, EngineConfig, LLMConfig
 from fi_spark.llm import complete
-from fi_spark.llm.testserver import FAULT_KINDS, ServerSettings, TestServer
 from fi_spark.llm.types import ERROR_REASONS
 from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES
 from fi_spark.stages.base import StageContext
 from fi_spark.tables import TableStore
+from fi_spark_testkit.fault_server import FAULT_KINDS, FaultServer, ServerSettings
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
 FAST = {
@@ -47,7 +47,7 @@ def requests_frame(spark: SparkSession, n: int, distinct: int) -> object:
 def test_faults_of_every_kind_every_row_answered_once(spark: SparkSession, tmp_path: Path) -> None:
     """20% faults of every kind: every row gets an answer or a reasoned error, retries counted, no duplicates."""
     settings = ServerSettings(latency_ms=(2, 10), fault_rate=0.2, fault_kinds=FAULT_KINDS, retry_after_s=0.05, hang_s=3)
-    with TestServer(settings) as srv:
+    with FaultServer(settings) as srv:
         ctx = make_ctx(spark, tmp_path, srv.url, concurrency=8, max_attempts=8)
         df = requests_frame(spark, 120, distinct=100)
         run = complete(ctx.llm_env(), df, stage="faults", response_schema=SCHEMA)
@@ -80,7 +80,7 @@ def test_faults_of_every_kind_every_row_answered_once(spark: SparkSession, tmp_p
 
 def test_warm_ledger_makes_no_http_calls(spark: SparkSession, tmp_path: Path) -> None:
     """A re-run answers everything from the ledger: zero HTTP calls, same answers, all marked cached."""
-    with TestServer(ServerSettings(latency_ms=(1, 3))) as srv:
+    with FaultServer(ServerSettings(latency_ms=(1, 3))) as srv:
         ctx = make_ctx(spark, tmp_path, srv.url)
         df = requests_frame(spark, 30, distinct=30)
         first = {
@@ -98,7 +98,7 @@ def test_warm_ledger_makes_no_http_calls(spark: SparkSession, tmp_path: Path) ->
 
 def test_new_stage_or_params_are_new_requests(spark: SparkSession, tmp_path: Path) -> None:
     """The same prompt under another stage or max_tokens is a different request id and is sent."""
-    with TestServer(ServerSettings()) as srv:
+    with FaultServer(ServerSettings()) as srv:
         ctx = make_ctx(spark, tmp_path, srv.url)
         df = requests_frame(spark, 5, distinct=5)
         a = {r["key"]: r["request_id"] for r in complete(ctx.llm_env(), df, stage="s1").results.collect()}
@@ -111,13 +111,13 @@ def test_new_stage_or_params_are_new_requests(spark: SparkSession, tmp_path: Pat
 def test_transient_failures_are_sent_again_next_run(spark: SparkSession, tmp_path: Path) -> None:
     """Rows that failed transiently (server down) are not in the ledger and succeed on the next run."""
     ctx_down = None
-    with TestServer(ServerSettings(fault_kinds=("503",), fault_rate=1.0, retry_after_s=0)) as down:
+    with FaultServer(ServerSettings(fault_kinds=("503",), fault_rate=1.0, retry_after_s=0)) as down:
         ctx_down = make_ctx(spark, tmp_path, down.url, max_attempts=2, breaker_failures=100)
         df = requests_frame(spark, 10, distinct=10)
         failed = complete(ctx_down.llm_env(), df, stage="flaky").results.collect()
     assert {r["error_reason"] for r in failed if r["key"] != "bad"} == {"retries_exhausted"}
     assert ctx_down.store.read(LLM_RESPONSES).count() == 1  # only the (final) bad_request row
-    with TestServer(ServerSettings()) as up:
+    with FaultServer(ServerSettings()) as up:
         ctx_up = make_ctx(spark, tmp_path, up.url)
         ok = complete(ctx_up.llm_env(), df, stage="flaky").results.collect()
         assert up.snapshot()["requests"] == 10
@@ -128,7 +128,7 @@ def test_transient_failures_are_sent_again_next_run(spark: SparkSession, tmp_pat
 @pytest.mark.parametrize("budget", [600])
 def test_token_budget_keeps_what_was_done(spark: SparkSession, tmp_path: Path, budget: int) -> None:
     """With a small token budget some rows are answered, the rest are budget_exhausted and sent by a later run."""
-    with TestServer(ServerSettings()) as srv:
+    with FaultServer(ServerSettings()) as srv:
         ctx = make_ctx(spark, tmp_path, srv.url, token_budget=budget, concurrency=2, max_tokens=16)
         df = requests_frame(spark, 40, distinct=40)
         rows = complete(ctx.llm_env(), df, stage="budget", response_schema=SCHEMA).results.collect()
@@ -141,7 +141,7 @@ def test_token_budget_keeps_what_was_done(spark: SparkSession, tmp_path: Path, b
 
 def test_complete_on_each_engine(any_engine, make_ctx, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     """The same call works on Sail (Delta) and classic local Spark (Parquet, separate Python workers)."""
-    with TestServer(ServerSettings(latency_ms=(1, 3))) as srv:
+    with FaultServer(ServerSettings(latency_ms=(1, 3))) as srv:
         overrides = [f"llm.endpoints=['{srv.url}']", "llm.model=test-model", "engine.shuffle_partitions=2"]
         ctx = make_ctx(any_engine, overrides, output=tmp_path / any_engine.caps.mode)
         df = requests_frame(ctx.spark, 12, distinct=12)
@@ -160,7 +160,7 @@ def test_groups_are_sent_together_to_one_endpoint_and_costs_add_up(spark: SparkS
     rows = [(f"k{g}-{t}", json.dumps([{"role": "user", "content": f"{prefix[g]} template {t} ?"}]), f"doc-{g}")
             for t in range(5) for g in range(8)]  # fmt: skip
     settings = ServerSettings(prefix_cache=True, latency_ms=(2, 4))
-    with TestServer(settings) as a, TestServer(settings) as b, TestServer(settings) as c:
+    with FaultServer(settings) as a, FaultServer(settings) as b, FaultServer(settings) as c:
         ctx = make_ctx(spark, tmp_path, a.url, concurrency=1, partitions=1)
         cfg = ctx.config.model_copy(
             update={"llm": ctx.config.llm.model_copy(update={"endpoints": [a.url, b.url, c.url]})}

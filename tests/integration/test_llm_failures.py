@@ -14,9 +14,9 @@ from fi_spark.engine import Engine
 from fi_spark.errors import LLMFailureError
 from fi_spark.genericize import genericize
 from fi_spark.ingest import ingest_queries
-from fi_spark.llm.testserver import ServerSettings, TestServer
 from fi_spark.schemas import LLM_FAILURES
 from fi_spark.stages.base import StageContext
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 from tests.integration.test_cli_and_jobs import run_cli
 from tests.unit.test_llm_failure_budget import closed_port_url
 
@@ -49,7 +49,7 @@ def test_every_request_failing_fails_the_stage_after_storing(
 ) -> None:
     """A server answering 500 to everything: genericize raises LLMFailureError (the counts attached) after the
     transient failures reached the ledger's llm_failures; nothing is stored as a reject, so a re-run resends."""
-    with TestServer(ServerSettings(fault_rate=1.0, fault_kinds=("500",))) as srv:
+    with FaultServer(ServerSettings(fault_rate=1.0, fault_kinds=("500",))) as srv:
         ctx = make_ctx(embedded_engine, [f"llm.endpoints=[{srv.url}]", "llm.model=test-model", "llm.max_attempts=1",
                                          "templates.sample_queries=null", "llm.progress_s=0"])  # fmt: skip
         _queries(ctx, tmp_path)
@@ -65,7 +65,7 @@ def test_send_step_logs_progress_lines(
     embedded_engine: Engine, make_ctx: Callable[..., StageContext], tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     """A send step longer than llm.progress_s logs `llm genericize: N/3 requests done ...` lines with an ETA."""
-    with TestServer(ServerSettings(latency_ms=(700.0, 700.0))) as srv:
+    with FaultServer(ServerSettings(latency_ms=(700.0, 700.0))) as srv:
         ctx = make_ctx(embedded_engine, [f"llm.endpoints=[{srv.url}]", "llm.model=test-model", "llm.concurrency=1",
                                          "llm.partitions=1", "templates.sample_queries=null", "llm.progress_s=0.3",
                                          "llm.max_failed_share=1.0"])  # fmt: skip

@@ -14,10 +14,11 @@ import pytest
 from pyspark.sql import SparkSession
 
 from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig
-from fi_spark.llm import complete, local_server
-from fi_spark.llm.testserver import ServerSettings, TestServer
+from fi_spark.llm import complete
+from fi_spark.serving import local as local_server
 from fi_spark.stages.base import StageContext
 from fi_spark.tables import TableStore
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 
 # breaker_reset_s: every first attempt fails, so the endpoint's breaker opens and the rest of the rows wait for
 # its probes (10 s, then doubled: ~70 s of a 72 s test at the default); the counts do not depend on it
@@ -53,7 +54,7 @@ def test_failed_rows_are_sent_once_more_after_heal(
 
     monkeypatch.setattr(local_server, "ensure_healthy", fake_heal)
     settings = ServerSettings(model="smollm2-135m-instruct", fault_first_attempts=2, fault_kinds=("500",))
-    with TestServer(settings) as srv:
+    with FaultServer(settings) as srv:
         ctx = _ctx(spark, tmp_path, srv.port, max_attempts=2)
         run = complete(ctx.llm_env(), _frame(spark, 6), stage="heal")
         rows = run.results.collect()
@@ -62,3 +63,20 @@ def test_failed_rows_are_sent_once_more_after_heal(
     assert sum(r["error_reason"] is None for r in rows) == expected_ok
     assert sorted({r["error_reason"] for r in rows}, key=str) == ([None] if healed else ["retries_exhausted"])
     assert sorted(stats["per_request"].values()) == [3 if healed else 2] * 6  # the retry's first attempt passes
+
+
+@pytest.mark.parametrize(("healed", "expected_ok"), [(True, 4), (False, 0)])
+def test_an_injected_server_is_asked_to_heal(
+    spark: SparkSession, tmp_path: Path, healed: bool, expected_ok: int
+) -> None:
+    """`complete(..., server=srv)` sends to that server (no local one is started: llm.endpoints is empty and the
+    configured port is closed) and asks it, not the local server, to heal; its answer decides the resend."""
+    settings = ServerSettings(fault_first_attempts=2, fault_kinds=("500",))
+    with FaultServer(settings, heal_answer=healed) as srv:
+        ctx = _ctx(spark, tmp_path, port=1, max_attempts=2)
+        run = complete(ctx.llm_env(), _frame(spark, 4), stage="inject", server=srv)
+        rows = run.results.collect()
+        stats = srv.snapshot()
+    assert srv.heals == ["inject: 4 requests failed"] and run.model == "test-model"
+    assert sum(r["error_reason"] is None for r in rows) == expected_ok
+    assert sorted(stats["per_request"].values()) == [3 if healed else 2] * 4

@@ -19,9 +19,9 @@ from pathlib import Path
 from pyspark.sql import SparkSession
 
 from fi_spark.llm.journal import list_files, read_rows
-from fi_spark.llm.testserver import ServerSettings, TestServer
 from fi_spark.schemas import LLM_RESPONSES
 from fi_spark.tables import TableStore
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 
 N = 160
 CONCURRENCY = 4
@@ -55,7 +55,7 @@ def test_killed_job_resumes_without_resending(spark: SparkSession, tmp_path: Pat
     """SIGKILL mid-run, re-run: answers journaled before the kill are not sent again; ledger has each id once."""
     out = tmp_path / "out"
     journal = str(out / "llm_journal" / "resume")
-    with TestServer(ServerSettings(latency_ms=(100, 200))) as srv:
+    with FaultServer(ServerSettings(latency_ms=(100, 200))) as srv:
         job = _start(srv.url, out)
         deadline = time.monotonic() + 120
         while len(_journaled(journal)) < 24:
@@ -112,7 +112,7 @@ def test_task_retry_skips_what_its_failed_attempt_journaled(tmp_path: Path) -> N
         yield rows.iloc[:20]
         raise RuntimeError("executor lost")
 
-    with TestServer(ServerSettings(latency_ms=(5, 10))) as srv:
+    with FaultServer(ServerSettings(latency_ms=(5, 10))) as srv:
         spec = dataclasses.replace(spec, endpoints=(srv.url,))
         try:
             list(send_partition(spec, dying()))  # type: ignore[arg-type]

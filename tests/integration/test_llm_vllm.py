@@ -1,7 +1,7 @@
 """Against the real local vLLM CPU server (SmolLM2-135M-Instruct): structured output comes back schema-valid.
 
 Marked `llm`: the first run on a fresh machine installs vLLM into its own venv and converts the model
-(minutes, once; see fi_spark.llm.local_server); after that the module takes well under a minute.
+(minutes, once; see fi_spark.serving.local); after that the module takes well under a minute.
 Deselect with `-m "not llm"`.
 """
 
@@ -20,8 +20,8 @@ from fi_spark.engine import Engine
 from fi_spark.llm import complete
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
-from fi_spark.llm.local_server import shared_server
 from fi_spark.llm.types import LLMRequest, Sampling, request_id
+from fi_spark.serving.local import shared_server
 from fi_spark.stages.base import StageContext
 from fi_spark.tables import TableStore
 

@@ -30,13 +30,13 @@ from fi_spark.export.lineage import final_pairs
 from fi_spark.ingest import prepare_corpus
 from fi_spark.instantiate import instantiate
 from fi_spark.judge import judge
-from fi_spark.llm.testserver import TestServer
 from fi_spark.match.candidates import final_budget_keep
 from fi_spark.report import report as report_stage
 from fi_spark.run.pipeline import layout
 from fi_spark.schemas import CHUNKS, DOCUMENTS, JUDGED, LLM_RESPONSES, MATCHES, PAIR_REJECTS, PAIRS
 from fi_spark.stages.base import StageContext
 from fi_spark.text.words import word_tokens
+from fi_spark_testkit.fault_server import FaultServer
 
 
 def judge_score(instruction: str) -> int:
@@ -44,7 +44,7 @@ def judge_score(instruction: str) -> int:
     return hashlib.sha256(instruction.encode()).digest()[0] % 5 + 1
 
 
-class ScriptedServer(TestServer):
+class ScriptedServer(FaultServer):
     """The LLM test server, answering instantiate and judge requests from the prompt text."""
 
     def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
@@ -201,7 +201,7 @@ def test_rerun_makes_no_llm_calls_and_adds_no_rows(ran, embedded_engine, run_dir
 
 
 def _word_lift(instruction: str, answer: str) -> float:
-    """The lift fi_spark.llm.scripted's word model gives: answer words seen in the request cost -1, others -2."""
+    """The lift fi_spark_testkit.scripted's word model gives: answer words seen in the request cost -1, others -2."""
     words = answer.split()
 
     def mean(request: str) -> float:
@@ -337,7 +337,7 @@ def test_chain_on_classic_spark(local_engine, server, tmp_path):
 
 def test_llm_failures_transient_retried_final_stored(embedded_engine, tmp_path):
     """5xx on every attempt: counted, not stored, and answered next run; a 400 is a stored reject, never resent."""
-    from fi_spark.llm.testserver import ServerSettings
+    from fi_spark_testkit.fault_server import ServerSettings
 
     flaky_out, refused_out = tmp_path / "flaky", tmp_path / "refused"
     with ScriptedServer(ServerSettings(fault_rate=1.0, fault_kinds=("500",))) as down:
@@ -392,7 +392,7 @@ def test_judge_every_request_failing_is_counted_not_a_crash(ran, embedded_engine
     """HTTP 500 until retries are exhausted for every judge request: each pair is counted as
     llm_retries_exhausted, no verdict is stored, the stage fails (LLMFailureError with those counts), and the
     next run judges them all."""
-    from fi_spark.llm.testserver import ServerSettings
+    from fi_spark_testkit.fault_server import ServerSettings
 
     ctx, _, _ = ran
     out = tmp_path / "judge-down"

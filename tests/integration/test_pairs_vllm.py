@@ -3,7 +3,7 @@
 A 135M model writes poor pairs: this test does not judge content. It checks the machinery with a real
 model: every match ends as a pair or a reject with a known reason, every verdict is on the scale or
 carries a reason, and a re-run is answered from the ledger with no HTTP call. Marked `llm` (the first
-run on a machine installs and converts the model; see fi_spark.llm.local_server).
+run on a machine installs and converts the model; see fi_spark.serving.local).
 """
 
 from __future__ import annotations

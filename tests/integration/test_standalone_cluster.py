@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 from submit_inputs import REPO, VENV_BIN, assert_whole_pipeline, driver_log, pipeline_args, submit_env
 
-from fi_spark.llm.testserver import ServerSettings, TestServer
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 from tests.jvm_options import submit_conf
 
 PROBE = """
@@ -137,7 +137,7 @@ def test_executors_import_fi_spark_from_the_shipped_zip(cluster: str, pyfiles: P
 @pytest.mark.timeout(1800)  # minutes when idle, far more on a loaded 2-core machine
 def test_pipeline_on_a_two_worker_standalone_cluster(cluster: str, pyfiles: Path, tmp_path: Path) -> None:
     """The whole pipeline runs on the standalone cluster with default index settings (broadcast)."""
-    with TestServer(ServerSettings(latency_ms=(1, 5))) as llm:
+    with FaultServer(ServerSettings(latency_ms=(1, 5))) as llm:
         out = submit(cluster, pyfiles, REPO / "jobs" / "pipeline.py", pipeline_args(tmp_path, llm.url))
         stats = llm.snapshot()
     ours = driver_log(out)

@@ -168,7 +168,8 @@ def test_pyfiles_zip_holds_the_package_and_its_conf(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_wheel_builds_with_the_console_script_and_conf(tmp_path: Path) -> None:
-    """`python -m build --wheel` makes a wheel whose entry point, profiles and prompts are inside; no pyspark pin."""
+    """`python -m build --wheel` makes a wheel whose entry point, profiles and prompts are inside, and not the test
+    kit (fi_spark_testkit, the fault-injecting server); no pyspark pin."""
     out = subprocess.run(
         [sys.executable, "-m", "build", "--wheel", "--no-isolation", "--outdir", str(tmp_path)],
         capture_output=True,
@@ -181,6 +182,9 @@ def test_wheel_builds_with_the_console_script_and_conf(tmp_path: Path) -> None:
     zf = zipfile.ZipFile(wheel)
     names = set(zf.namelist())
     assert {"fi_spark/cli.py", "fi_spark/conf/local.yaml", "fi_spark/conf/prompts/judge.v1.yaml"} <= names
+    assert {"fi_spark/serving/local.py", "fi_spark/serving/probe.py", "fi_spark/llm/client.py"} <= names
+    testkit = [n for n in names if n.startswith("fi_spark_testkit/") or "fault_server" in n or "testserver" in n]
+    assert not testkit, testkit  # the fault-injecting server stays with the tests
     meta = next(n for n in names if n.endswith(".dist-info/METADATA"))
     entry = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     assert "fi-spark = fi_spark.cli:main" in zf.read(entry).decode()

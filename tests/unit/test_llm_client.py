@@ -12,8 +12,8 @@ import pytest
 from fi_spark.config import LLMConfig
 from fi_spark.llm.adapter import Adapter
 from fi_spark.llm.client import LLMClient
-from fi_spark.llm.testserver import FAULT_KINDS, ServerSettings, TestServer
 from fi_spark.llm.types import LLMRequest, LLMResult, Sampling, request_id
+from fi_spark_testkit.fault_server import FAULT_KINDS, FaultServer, ServerSettings
 
 SCHEMA = {"type": "object", "properties": {"answer": {"type": "string"}}, "required": ["answer"]}
 FAST = {
@@ -59,7 +59,7 @@ def test_clean_run_sends_each_request_once() -> None:
     """Without faults every request succeeds with one HTTP call, identified by its request id."""
     ad = _adapter()
     reqs = _requests(40, ad)
-    with TestServer(ServerSettings(latency_ms=(1, 5))) as srv:
+    with FaultServer(ServerSettings(latency_ms=(1, 5))) as srv:
         results, client = _run(LLMConfig(concurrency=8, **FAST), [srv.url], reqs, ad)
         stats = srv.snapshot()
     assert all(r.ok and r.parsed and r.attempts == 1 for r in results)
@@ -87,7 +87,7 @@ def test_each_fault_is_retried_with_its_cause(kind: str, cause: str) -> None:
     ad = _adapter()
     reqs = _requests(6, ad)
     settings = ServerSettings(fault_kinds=(kind,), fault_first_attempts=1, retry_after_s=0.05, hang_s=2.0)
-    with TestServer(settings) as srv:
+    with FaultServer(settings) as srv:
         results, client = _run(LLMConfig(concurrency=4, breaker_failures=100, **FAST), [srv.url], reqs, ad)
         stats = srv.snapshot()
     assert all(r.ok for r in results), [(r.error_reason, r.error) for r in results]
@@ -103,7 +103,7 @@ def test_tail_hedging_cuts_a_hung_request_short() -> None:
     reqs = _requests(6, ad)
     settings = ServerSettings(fault_kinds=("timeout",), fault_first_attempts=1, hang_s=3.0)
     cfg = LLMConfig(concurrency=8, **{**FAST, "request_timeout_s": 5.0}, hedge_after_s=0.1)
-    with TestServer(settings) as srv:
+    with FaultServer(settings) as srv:
         t0 = time.monotonic()
         results, client = _run(cfg, [srv.url], reqs, ad)
         seconds = time.monotonic() - t0
@@ -119,7 +119,7 @@ def test_tail_hedging_waits_for_the_tail() -> None:
     is free, although every attempt outlasts hedge_after_s."""
     ad = _adapter()
     reqs = _requests(16, ad)
-    with TestServer(ServerSettings(latency_ms=(50, 50))) as srv:
+    with FaultServer(ServerSettings(latency_ms=(50, 50))) as srv:
         results, client = _run(LLMConfig(concurrency=2, **FAST, hedge_after_s=0.01), [srv.url], reqs, ad)
     assert all(r.ok for r in results)
     hedged = [int(r.key or "") for r in results if r.attempts > 1]
@@ -131,7 +131,7 @@ def test_persistent_faults_end_in_reasoned_errors() -> None:
     """A request that always fails ends with retries_exhausted after max_attempts HTTP calls, never raising."""
     ad = _adapter()
     reqs = _requests(5, ad)
-    with TestServer(ServerSettings(fault_kinds=("503",), fault_rate=1.0, retry_after_s=0.0)) as srv:
+    with FaultServer(ServerSettings(fault_kinds=("503",), fault_rate=1.0, retry_after_s=0.0)) as srv:
         results, _ = _run(LLMConfig(concurrency=4, max_attempts=3, breaker_failures=100, **FAST), [srv.url], reqs, ad)
         stats = srv.snapshot()
     assert {r.error_reason for r in results} == {"retries_exhausted"}
@@ -143,7 +143,7 @@ def test_garbled_content_retried_boundedly_then_rejected() -> None:
     """Non-schema content is retried schema_retries times, then the row fails with not_json."""
     ad = _adapter()
     reqs = _requests(3, ad)
-    with TestServer(ServerSettings(fault_kinds=("bad_content",), fault_rate=1.0)) as srv:
+    with FaultServer(ServerSettings(fault_kinds=("bad_content",), fault_rate=1.0)) as srv:
         results, _ = _run(LLMConfig(concurrency=4, schema_retries=2, **FAST), [srv.url], reqs, ad)
         stats = srv.snapshot()
     assert {r.error_reason for r in results} == {"not_json"}
@@ -154,7 +154,7 @@ def test_garbled_content_retried_boundedly_then_rejected() -> None:
 def test_http_400_is_final_and_not_retried() -> None:
     """A 400 means the request itself is wrong: one call, final http_400 error."""
     ad = _adapter()
-    with TestServer(ServerSettings(fault_kinds=("400",), fault_rate=1.0)) as srv:
+    with FaultServer(ServerSettings(fault_kinds=("400",), fault_rate=1.0)) as srv:
         results, _ = _run(LLMConfig(**FAST), [srv.url], _requests(3, ad), ad)
         stats = srv.snapshot()
     assert {r.error_reason for r in results} == {"http_400"}
@@ -165,7 +165,7 @@ def test_http_400_is_final_and_not_retried() -> None:
 def test_retry_after_is_honoured() -> None:
     """After a 429 with Retry-After the request waits at least that long before its retry."""
     ad = _adapter()
-    with TestServer(ServerSettings(fault_kinds=("429",), fault_first_attempts=1, retry_after_s=0.4)) as srv:
+    with FaultServer(ServerSettings(fault_kinds=("429",), fault_first_attempts=1, retry_after_s=0.4)) as srv:
         t0 = time.monotonic()
         results, _ = _run(LLMConfig(**FAST), [srv.url], _requests(4, ad), ad)
         elapsed = time.monotonic() - t0
@@ -179,7 +179,7 @@ def test_breaker_stops_hammering_a_dead_endpoint() -> None:
     ad = _adapter()
     reqs = _requests(60, ad)
     cfg = LLMConfig(concurrency=4, breaker_failures=3, **{**FAST, "breaker_reset_s": 30.0})
-    with TestServer(ServerSettings(latency_ms=(2, 5))) as srv:
+    with FaultServer(ServerSettings(latency_ms=(2, 5))) as srv:
         results, client = _run(cfg, [_dead_url(), srv.url], reqs, ad)
     assert all(r.ok and r.endpoint == srv.url for r in results)
     dead = client.pool.endpoints[0]
@@ -202,7 +202,7 @@ def test_all_endpoints_down_gives_reasoned_errors_quickly() -> None:
 def test_concurrency_bound_holds() -> None:
     """The server never sees more requests in flight than llm.concurrency."""
     ad = _adapter()
-    with TestServer(ServerSettings(latency_ms=(20, 40))) as srv:
+    with FaultServer(ServerSettings(latency_ms=(20, 40))) as srv:
         _run(LLMConfig(concurrency=6, **FAST), [srv.url], _requests(60, ad), ad)
         stats = srv.snapshot()
     assert 4 <= stats["max_in_flight"] <= 6
@@ -211,7 +211,7 @@ def test_concurrency_bound_holds() -> None:
 def test_requests_spread_over_endpoints() -> None:
     """Two equal endpoints share the load (least outstanding)."""
     ad = _adapter()
-    with TestServer(ServerSettings(latency_ms=(5, 10))) as a, TestServer(ServerSettings(latency_ms=(5, 10))) as b:
+    with FaultServer(ServerSettings(latency_ms=(5, 10))) as a, FaultServer(ServerSettings(latency_ms=(5, 10))) as b:
         results, _ = _run(LLMConfig(concurrency=8, **FAST), [a.url, b.url], _requests(80, ad), ad)
         sa, sb = a.snapshot()["requests"], b.snapshot()["requests"]
     assert sa + sb == 80 and min(sa, sb) >= 25
@@ -223,7 +223,7 @@ def test_token_budget_stops_cleanly() -> None:
     ad = _adapter()
     reqs = _requests(30, ad)
     cfg = LLMConfig(concurrency=2, token_budget=400, **FAST)
-    with TestServer(ServerSettings()) as srv:
+    with FaultServer(ServerSettings()) as srv:
         results, client = _run(cfg, [srv.url], reqs, ad)
         stats = srv.snapshot()
     ok = [r for r in results if r.ok]
@@ -239,7 +239,7 @@ def test_mixed_faults_every_row_accounted() -> None:
     ad = _adapter()
     reqs = _requests(150, ad)
     settings = ServerSettings(latency_ms=(1, 5), fault_rate=0.2, fault_kinds=FAULT_KINDS, retry_after_s=0.05, hang_s=2)
-    with TestServer(settings) as srv:
+    with FaultServer(settings) as srv:
         results, client = _run(LLMConfig(concurrency=16, max_attempts=8, **FAST), [srv.url], reqs, ad)
         stats = srv.snapshot()
     assert len(results) == 150 and {r.id for r in reqs} == {r.request_id for r in results}
@@ -283,7 +283,7 @@ def test_a_group_goes_to_one_endpoint_and_moves_when_it_is_down() -> None:
     ad = _adapter()
     cfg = LLMConfig(concurrency=18, breaker_failures=1, **{**FAST, "breaker_reset_s": 30.0})  # share: 6 in flight
     moved = 0
-    with TestServer() as a, TestServer() as b, TestServer() as c:
+    with FaultServer() as a, FaultServer() as b, FaultServer() as c:
         cases = ((None, [a.url, b.url, c.url]), (1, [a.url, _dead_url(), c.url]))
         groups = _grouped(_names_covering([urls for _, urls in cases], each=2), 6, ad)
         for down, urls in cases:
@@ -303,7 +303,7 @@ def test_cached_tokens_and_server_time_are_reported() -> None:
     ad = _adapter()
     shared = "word " * 40
     reqs = [LLMRequest(id=f"r{i}", messages=[{"role": "user", "content": f"{shared} question {i}"}]) for i in range(3)]
-    with TestServer(ServerSettings(prefix_cache=True, latency_ms=(20, 20))) as srv:
+    with FaultServer(ServerSettings(prefix_cache=True, latency_ms=(20, 20))) as srv:
         results, _ = _run(LLMConfig(concurrency=1, **FAST), [srv.url], reqs, ad)
     by_id = {r.request_id: r for r in results}
     assert [by_id[f"r{i}"].cached_tokens for i in range(3)] == [0, 40, 40]  # 40 shared words = 10 blocks of 4
@@ -332,7 +332,7 @@ def test_a_failing_journal_stops_sending(caplog: pytest.LogCaptureFixture) -> No
         async with LLMClient(LLMConfig(concurrency=8, **FAST), [srv.url], ad, on_result=journal) as client:
             await client.complete_all(reqs)
 
-    with TestServer(ServerSettings(latency_ms=(5, 30))) as srv, pytest.raises(OSError) as failed:
+    with FaultServer(ServerSettings(latency_ms=(5, 30))) as srv, pytest.raises(OSError) as failed:
         asyncio.run(go())
     gc.collect()
     assert failed.value.errno == errno.ENOSPC

@@ -8,10 +8,10 @@ import pytest
 
 from fi_spark.config.llm import LLMConfig
 from fi_spark.errors import LLMFailureError
-from fi_spark.llm.probe import probe_endpoints, served_model
-from fi_spark.llm.testserver import ServerSettings, TestServer
 from fi_spark.section import ConfigError
+from fi_spark.serving.probe import probe_endpoints, served_model
 from fi_spark.stages.llm_stage import failure_message
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 
 
 def closed_port_url() -> str:
@@ -41,14 +41,14 @@ def test_model_unset_against_a_dead_endpoint_blames_the_endpoint():
 
 def test_probe_passes_a_live_endpoint_and_a_dead_one_beside_it():
     """One endpoint answering is enough (the breaker routes around the dead one); an empty model is found."""
-    with TestServer() as srv:
+    with FaultServer() as srv:
         probe_endpoints(LLMConfig(endpoints=[closed_port_url(), srv.url], connect_timeout_s=2))
         assert served_model(srv.url, LLMConfig(endpoints=[srv.url])) == "test-model"
 
 
 def test_model_unset_and_no_model_listed_says_what_to_set():
     """A server that answers but lists no model: a ConfigError saying to set llm.model."""
-    with TestServer(ServerSettings(model="")) as srv, pytest.raises(ConfigError, match=r"no model: set llm.model"):
+    with FaultServer(ServerSettings(model="")) as srv, pytest.raises(ConfigError, match=r"no model: set llm.model"):
         probe_endpoints(LLMConfig(endpoints=[srv.url]))
 
 

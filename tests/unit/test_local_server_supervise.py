@@ -1,4 +1,4 @@
-"""The shared, supervised local server (fi_spark.llm.lease, .supervise) with a tiny fake HTTP server, not vLLM.
+"""The shared, supervised local server (fi_spark.serving.lease, .supervise) with a tiny fake HTTP server, not vLLM.
 
 The fake serves /health, /v1/models and /v1/completions, appends its pid to `starts` when it starts, and
 misbehaves on request: a file `wedged-<pid>` makes its completions answer 500, `sick-<pid>` makes /health
@@ -25,8 +25,9 @@ import pytest
 
 from fi_spark.config import ConfigError, LocalLLMServerConfig, load_config
 from fi_spark.export.card import _model_license
-from fi_spark.llm import lease, local_server
-from fi_spark.llm.lease import ServerSpec
+from fi_spark.serving import lease
+from fi_spark.serving import local as local_server
+from fi_spark.serving.lease import ServerSpec
 
 FAKE = textwrap.dedent(
     """
@@ -105,7 +106,7 @@ def _flag(spec: ServerSpec, name: str, pid: int) -> None:
 def _in_other_process(spec: ServerSpec, code: str) -> str:
     """Run `code` in a fresh interpreter with `spec` and the lease module imported; returns its stdout."""
     prelude = (
-        "import json, sys\nfrom fi_spark.llm import lease\nfrom fi_spark.llm.lease import ServerSpec\n"
+        "import json, sys\nfrom fi_spark.serving import lease\nfrom fi_spark.serving.lease import ServerSpec\n"
         f"spec = ServerSpec(**json.loads({json.dumps(dataclasses.asdict(spec))!r}))\n"
     )
     done = subprocess.run([sys.executable, "-c", prelude + code], capture_output=True, text=True, timeout=60)
@@ -184,7 +185,7 @@ def test_wedged_server_is_restarted_once_for_many_callers(fake: ServerSpec, capl
     """Every completion answers 500: four concurrent heal() calls cause one restart, and all see it healthy."""
     lease.acquire(fake)
     _flag(fake, "wedged", _starts(fake)[0])
-    assert lease.probe(fake) == "a one-token completion answered HTTP 500"
+    assert lease.health_problem(fake) == "a one-token completion answered HTTP 500"
     results: list[bool] = []
     with caplog.at_level(logging.WARNING):
         threads = [
@@ -209,7 +210,7 @@ def test_failing_health_check_restarts_without_any_caller(fake: ServerSpec) -> N
     _flag(fake, "sick", _starts(fake)[0])
     assert _wait(lambda: (lease.read_state(fake.root) or {}).get("generation") == 1 and lease.is_serving(fake))
     assert "/health failed 2 times" in lease.read_state(fake.root)["incident"]  # type: ignore[index]
-    assert lease.probe(fake) is None
+    assert lease.health_problem(fake) is None
 
 
 def test_killed_supervisor_leaves_a_server_that_the_next_user_adopts(fake: ServerSpec) -> None:
@@ -300,7 +301,7 @@ def test_install_step_logs_progress_per_package(tmp_path: Path, caplog: pytest.L
     """pip's 'Collecting'/'Successfully installed' lines reach the log one by one; noise does not."""
     cfg = LocalLLMServerConfig(cache_dir=str(tmp_path))
     out = "Collecting a==1\\nRequirement already satisfied: b\\nCollecting c==2\\nSuccessfully installed a-1 c-2"
-    with caplog.at_level(logging.INFO, logger="fi_spark.llm.local_server"):
+    with caplog.at_level(logging.INFO, logger="fi_spark.serving.local"):
         local_server._run([sys.executable, "-c", f"print('{out}')"], "pip install a", cfg)
     assert [r.getMessage() for r in caplog.records] == [
         "install: Collecting a==1", "install: Collecting c==2", "install: Successfully installed a-1 c-2",
@@ -352,6 +353,6 @@ def test_model_choice_is_closed_and_names_its_license() -> None:
 
 
 def test_probe_of_a_closed_port_says_what_failed() -> None:
-    """probe() of a port nobody listens on returns the failure in words instead of raising."""
+    """health_problem() of a port nobody listens on returns the failure in words instead of raising."""
     spec = ServerSpec(name="x", cmd=[], host="127.0.0.1", port=_free_port(), model="m", run_dir="/nonexistent")
-    assert (lease.probe(spec) or "").startswith("ConnectError")
+    assert lease.health_problem(spec) == "connection refused"

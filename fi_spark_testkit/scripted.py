@@ -1,4 +1,5 @@
-"""Scripted model behaviour of the test server (fi_spark.llm.testserver): deterministic, explainable, no weights."""
+"""Scripted model behaviour of the fault server (fi_spark_testkit.fault_server): deterministic, explainable, no
+weights."""
 
 from __future__ import annotations
 

@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from fi_spark.llm.testserver import ServerSettings, TestServer
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings
 
 TEMPLATIZER = "fineinstructions/query_templatizer"
 INSTANTIATOR = "fineinstructions/template_instantiator"
@@ -42,10 +42,10 @@ class RecipeScript:
     default_score: int = 5
 
 
-class ReleasedModelServer(TestServer):
+class ReleasedModelServer(FaultServer):
     """The fault-injecting test server with one released model's scripted answers (`respond`)."""
 
-    model = ""
+    model = ""  # the released model it stands for (overrides FaultServer.model)
 
     def __init__(self, script: RecipeScript, settings: ServerSettings | None = None, port: int = 0) -> None:
         super().__init__(settings or ServerSettings(model=self.model), port)

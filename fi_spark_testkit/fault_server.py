@@ -1,8 +1,9 @@
-"""A fault-injecting OpenAI-compatible server for tests and benchmarks -- never a user's default.
+"""A fault-injecting OpenAI-compatible server for tests and benchmarks -- never a user's default, and not in the
+wheel (fi_spark_testkit is a dev-only package at the repository root).
 
 Serves `/v1/chat/completions`, `/v1/completions`, `/v1/models`, `/health`, plus `/stats` (GET) and
-`/reset` (POST) for tests. Listens on 127.0.0.1 only. Run it in-process (`TestServer(...).start()`, a
-daemon thread with its own event loop) or as `python -m fi_spark.llm.testserver --capacity 64 ...`
+`/reset` (POST) for tests. Listens on 127.0.0.1 only. Run it in-process (`FaultServer(...).start()`, a
+daemon thread with its own event loop) or as `python -m fi_spark_testkit.fault_server --capacity 64 ...`
 (a subprocess keeps its CPU off the benchmark's own interpreter). The subprocess stops by itself
 after `--max-seconds`.
 
@@ -17,7 +18,7 @@ Behaviour, all deterministic given the request:
   content is not valid for the schema), and, only when asked for, 400;
 - answers: with a `response_format` json_schema (or vLLM `structured_outputs.json`), a minimal valid
   instance of the schema; with vLLM `structured_outputs.choice`, its first value; otherwise an echo of
-  the last user message; with `prompt_logprobs`, scripted per-word prompt logprobs (fi_spark.llm.scripted);
+  the last user message; with `prompt_logprobs`, scripted per-word prompt logprobs (fi_spark_testkit.scripted);
 - counters: HTTP requests per request id (the `X-Request-Id` header, else a hash of the body), and
   *answered* requests per id (a 200 with a usable answer). An answer counts as *acknowledged* once the
   client sends another request on the same keep-alive connection: the client has then read it (and
@@ -26,6 +27,10 @@ Behaviour, all deterministic given the request:
 - prefix cache (`prefix_cache=True`): like vLLM's automatic prefix caching, the prompt is hashed in
   blocks of `prefix_block` words, and `usage.prompt_tokens_details.cached_tokens` reports the words of
   the longest block-aligned prefix this server saw before (each server instance has its own cache).
+
+It implements fi_spark.serving.base.InferenceServer (`endpoints()`, `model`, `capacity`, `heal()`), so a test
+hands it to `complete(..., server=srv)` or `StageContext.llm_env(server=srv)`; `heal()` records its reason in
+`heals` and answers `heal_answer`.
 
 It is a small hand-written HTTP/1.1 server on asyncio streams rather than a web framework, because
 the faults (half bodies, dropped connections) are written at the socket level.
@@ -45,7 +50,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fi_spark.llm.schema_instance import minimal_instance
-from fi_spark.llm.scripted import prompt_logprobs
+from fi_spark_testkit.scripted import prompt_logprobs
 
 FAULT_KINDS = ("429", "500", "503", "timeout", "drop", "truncate", "not_json", "bad_content")
 ALL_FAULT_KINDS = (*FAULT_KINDS, "400")  # a 400 is final (never retried), so it is not injected by default
@@ -118,14 +123,16 @@ class Stats:
         }
 
 
-class TestServer:
-    """`with TestServer(ServerSettings(...)) as srv: srv.url` -> 'http://127.0.0.1:PORT/v1'."""
+class FaultServer:
+    """`with FaultServer(ServerSettings(...)) as srv: srv.url` -> 'http://127.0.0.1:PORT/v1'."""
 
-    __test__ = False  # not a pytest test class
+    capacity: int | None = None  # InferenceServer: no batch limit for `complete` to respect
 
-    def __init__(self, settings: ServerSettings | None = None, port: int = 0) -> None:
+    def __init__(self, settings: ServerSettings | None = None, port: int = 0, heal_answer: bool = False) -> None:
         self.settings = settings or ServerSettings()
         self.port = port
+        self.heal_answer = heal_answer  # what heal() says: True makes `complete` send its failed rows once more
+        self.heals: list[str] = []  # the reason of every heal() call
         self.stats = Stats()
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,6 +146,18 @@ class TestServer:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
 
+    # ---------------------------------------------------------------- fi_spark.serving.base.InferenceServer
+    def endpoints(self) -> list[str]:
+        return [self.url]
+
+    @property
+    def model(self) -> str:
+        return self.settings.model
+
+    def heal(self, reason: str, logger: object = None) -> bool:
+        self.heals.append(reason)
+        return self.heal_answer
+
     # ---------------------------------------------------------------- lifecycle
     async def serve(self) -> None:
         """Bind and serve on the running loop (used by the thread and by `python -m`)."""
@@ -146,7 +165,7 @@ class TestServer:
         self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port, backlog=1024)
         self.port = self._server.sockets[0].getsockname()[1]
 
-    def start(self) -> TestServer:
+    def start(self) -> FaultServer:
         ready = threading.Event()
 
         def run() -> None:
@@ -157,7 +176,7 @@ class TestServer:
             loop.run_until_complete(self._drain())
             loop.close()
 
-        self._thread = threading.Thread(target=run, name="llm-testserver", daemon=True)
+        self._thread = threading.Thread(target=run, name="llm-fault-server", daemon=True)
         self._thread.start()
         if not ready.wait(10):
             raise RuntimeError("test server did not start within 10 s")
@@ -180,7 +199,7 @@ class TestServer:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
 
-    def __enter__(self) -> TestServer:  # noqa: PYI034 - typing.Self needs 3.11, we support 3.10
+    def __enter__(self) -> FaultServer:  # noqa: PYI034 - typing.Self needs 3.11, we support 3.10
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -397,7 +416,7 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         prefix_cache=args.prefix_cache,
     )
-    server = TestServer(settings, port=args.port)
+    server = FaultServer(settings, port=args.port)
 
     async def run() -> None:
         await server.serve()

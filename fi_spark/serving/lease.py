@@ -1,10 +1,10 @@
 """The users' side of the shared local server (one per port): its spec, the leases and state files in its
 run folder, health checks, and acquire / release / heal / stop. The supervisor process that owns the server
-is fi_spark.llm.supervise; this module only starts it (`python -m fi_spark.llm.supervise`) and talks to it
+is fi_spark.serving.supervise; this module only starts it (`python -m fi_spark.serving.supervise`) and talks to it
 through these files.
 
 It knows nothing about vLLM: a `ServerSpec` names a command that serves an OpenAI-compatible API with
-`/health` and `/v1/models` (fi_spark.llm.local_server builds the vLLM one; the tests use a tiny script).
+`/health` and `/v1/models` (fi_spark.serving.local builds the vLLM one; the tests use a tiny script).
 
 - `lock`: flock held while a process decides to start, heal or stop the server (start-up included, so a
   second process waits, then finds it ready);
@@ -40,7 +40,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
+from fi_spark.procs import pid_alive, proc_start_time
+from fi_spark.serving import probe
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +75,11 @@ class ServerSpec:
         return f"http://{self.host}:{self.port}/v1"
 
     @property
+    def root_url(self) -> str:
+        """The server's root (where /health is), without the /v1 of its API."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
     def root(self) -> Path:
         return Path(self.run_dir)
 
@@ -87,26 +93,7 @@ class Handle:
     started: bool  # this call spawned the supervisor
 
 
-# --------------------------------------------------------------------------- pids, leases, state
-def proc_start_time(pid: int) -> str | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks): with the pid, it names one process."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    return stat.rsplit(")", 1)[1].split()[19]
-
-
-def pid_alive(pid: int, start_time: str | None = None) -> bool:
-    """True when `pid` runs (and, given `start_time`, is the same process that had it then); zombies are dead."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    fields = stat.rsplit(")", 1)[1].split()
-    return fields[0] != "Z" and (start_time is None or fields[19] == start_time)
-
-
+# --------------------------------------------------------------------------- leases, state
 def add_lease(root: Path, pid: int | None = None) -> None:
     pid = os.getpid() if pid is None else pid
     (root / "users").mkdir(parents=True, exist_ok=True)
@@ -167,11 +154,7 @@ def locked(root: Path, why: str = "", name: str = "lock") -> Iterator[None]:
 # --------------------------------------------------------------------------- health
 def is_serving(spec: ServerSpec, timeout: float = 2.0) -> bool:
     """True when host:port answers /v1/models and lists the spec's model."""
-    try:
-        data = httpx.get(spec.url + "/models", timeout=timeout).json()
-    except (httpx.HTTPError, ValueError):
-        return False
-    return isinstance(data, dict) and any(m.get("id") == spec.model for m in data.get("data", []))
+    return probe.is_serving(spec.url, spec.model, timeout)
 
 
 def port_open(host: str, port: int) -> bool:
@@ -180,20 +163,9 @@ def port_open(host: str, port: int) -> bool:
     return False
 
 
-def probe(spec: ServerSpec) -> str | None:
+def health_problem(spec: ServerSpec) -> str | None:
     """None when /health answers 200 and a one-token completion succeeds; else what failed, in words."""
-    base = f"http://{spec.host}:{spec.port}"
-    try:
-        health = httpx.get(base + "/health", timeout=10.0)
-        if health.status_code != 200:
-            return f"/health answered HTTP {health.status_code}"
-        body = {"model": spec.model, "prompt": "Hi", "max_tokens": 1, "temperature": 0.0}
-        done = httpx.post(spec.url + "/completions", json=body, timeout=spec.probe_timeout_s)
-    except httpx.HTTPError as exc:
-        return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-    if done.status_code != 200:
-        return f"a one-token completion answered HTTP {done.status_code}"
-    return None
+    return probe.health_problem(spec.root_url, spec.url, spec.model, spec.probe_timeout_s)
 
 
 # --------------------------------------------------------------------------- the users' side
@@ -248,11 +220,11 @@ def heal(spec: ServerSpec, reason: str, progress: logging.Logger = log) -> bool:
     request for its current generation; a dead supervisor is replaced; a server fi-spark did not start is
     reported, never touched.
     """
-    if probe(spec) is None:
+    if health_problem(spec) is None:
         return True
     root = spec.root
     with locked(root, "heal"):
-        problem = probe(spec)
+        problem = health_problem(spec)
         if problem is None:
             return True
         state = read_state(root)
@@ -322,7 +294,8 @@ def _spawn(spec: ServerSpec, adopt: int | None = None) -> None:
     (root / "state.json").unlink(missing_ok=True)
     with open(root / "supervisor.log", "ab") as out:
         subprocess.Popen(
-            [sys.executable, "-m", "fi_spark.llm.supervise", str(root / "spec.json"), *([str(adopt)] if adopt else [])],
+            [sys.executable, "-m", "fi_spark.serving.supervise", str(root / "spec.json"),
+             *([str(adopt)] if adopt else [])],
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
 

@@ -1,7 +1,7 @@
 """The supervisor of the shared local server: one detached process per port that starts the server, restarts
-it when it dies or wedges, and stops it when nobody has used it for a while (`python -m fi_spark.llm.supervise
-spec.json [adopted-pid]`, spawned by fi_spark.llm.lease.acquire). It is the only writer of `state.json`; the
-files it shares with the server's users are described in fi_spark.llm.lease.
+it when it dies or wedges, and stops it when nobody has used it for a while (`python -m fi_spark.serving.supervise
+spec.json [adopted-pid]`, spawned by fi_spark.serving.lease.acquire). It is the only writer of `state.json`; the
+files it shares with the server's users are described in fi_spark.serving.lease.
 
 Why a detached supervisor with leases and an idle timeout rather than a plain refcount of users:
 - detached (its own session): Ctrl-C or SIGKILL of the process that started it does not reach it, and it can
@@ -27,24 +27,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-import httpx
-
-from fi_spark.llm.lease import (
-    RESTART_WINDOW_S,
-    ServerSpec,
-    is_serving,
-    live_users,
-    pid_alive,
-    proc_start_time,
-    write_json,
-)
+from fi_spark.procs import pid_alive, proc_start_time
+from fi_spark.serving.lease import RESTART_WINDOW_S, ServerSpec, is_serving, live_users, write_json
+from fi_spark.serving.probe import health_ok
 
 log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------- the supervisor process
 class Supervisor:
-    """Runs in its own session (`python -m fi_spark.llm.supervise spec.json`); the only writer of state.json."""
+    """Runs in its own session (`python -m fi_spark.serving.supervise spec.json`); the only writer of state.json."""
 
     def __init__(self, spec: ServerSpec, adopt: int | None = None) -> None:
         self.spec = spec
@@ -163,10 +155,7 @@ class Supervisor:
         return f"a user asked: {request.get('reason')}"
 
     def _health_ok(self) -> bool:
-        try:
-            return httpx.get(f"http://{self.spec.host}:{self.spec.port}/health", timeout=10.0).status_code == 200
-        except httpx.HTTPError:
-            return False
+        return health_ok(self.spec.root_url)
 
     def _stop_if_idle(self) -> bool:
         """Stop when still idle under the lock (an arriving user holds it while it checks the state)."""

