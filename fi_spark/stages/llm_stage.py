@@ -8,7 +8,8 @@
       -> write accepted rows and stored rejects -> StageResult with the counts checked
 
 A subclass sets `name`, `key`, `tables`, `checked` and implements `setup`, `pending`, `requests`,
-`checker`, `decide` (and overrides `send`, `write` or `finish` where it differs). Every pending row ends
+`checker`, `decide` (and overrides `teardown`, `send`, `write` or `finish` where it differs); `run` is
+setup -> loop -> teardown. Every pending row ends
 in exactly one place: accepted, a stored reject, or -- for transient LLM failures only (`NOT_STORED`) --
 a count in this run's result (`llm_<reason>`) with nothing stored, so the next run sends it again.
 An LLM failure is a row like any other: a stage whose every request failed, or that had nothing to
@@ -77,11 +78,13 @@ class LLMStage:
         self.llm_endpoints: list[str] = []  # where `complete` sent, and one failure, for the failure message
         self.llm_failure: str | None = None
         self.llm_model: str | None = None  # the model `complete` sent to (LLMRun.model)
-        self.setup()
 
     # ---- the hooks
     def setup(self) -> None:
-        """Load and check the prompt and settings (driver, once)."""
+        """Load and check the prompt and settings (driver, once per run, before any table is read)."""
+
+    def teardown(self) -> None:
+        """Release what `setup` took (driver, after the run, also when it failed). Default: nothing."""
 
     def pending(self) -> DataFrame:
         """Rows to decide, keyed by `key`; without request_id / model / answer columns (the answers bring them)."""
@@ -118,6 +121,14 @@ class LLMStage:
 
     # ---- the loop
     def run(self) -> StageResult:
+        """setup -> the loop -> teardown (NeMo Curator's stage lifecycle; teardown also after a failure)."""
+        self.setup()
+        try:
+            return self._loop()
+        finally:
+            self.teardown()
+
+    def _loop(self) -> StageResult:
         started = time.monotonic()
         pending = self.pending()
         rows_in = pending.count()
