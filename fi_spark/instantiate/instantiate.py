@@ -20,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DoubleType, IntegerType, StringType, StructField, StructType
 
 from fi_spark.config.embed import EmbedConfig
-from fi_spark.decontam.decontam import contamination, load_eval_index
+from fi_spark.decontam.eval_sets import contamination, load_eval_index
 from fi_spark.decontam.overlap import EvalNgramIndex
 from fi_spark.instantiate import prompts as gen
 from fi_spark.prompting.spec import PromptSpec, load_prompt
