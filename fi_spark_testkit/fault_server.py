@@ -416,12 +416,16 @@ def main(argv: list[str] | None = None) -> None:
         seed=args.seed,
         prefix_cache=args.prefix_cache,
     )
-    server = FaultServer(settings, port=args.port)
+    serve_for(FaultServer(settings, port=args.port), args.max_seconds)
+
+
+def serve_for(server: FaultServer, seconds: float) -> None:
+    """Serve in this process for `seconds`, after printing `listening <url>` (what a parent process waits for)."""
 
     async def run() -> None:
         await server.serve()
         print(f"listening {server.url}", flush=True)
-        await asyncio.sleep(args.max_seconds)
+        await asyncio.sleep(seconds)
 
     asyncio.run(run())
 

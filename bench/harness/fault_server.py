@@ -12,7 +12,6 @@ a server with scripted answers, a `factory` ("module:function" returning a Fault
 from __future__ import annotations
 
 import argparse
-import asyncio
 import dataclasses
 import hashlib
 import importlib
@@ -25,7 +24,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bench.harness.data import REPO
-from fi_spark_testkit.fault_server import FaultServer, ServerSettings
+from fi_spark_testkit.fault_server import FaultServer, ServerSettings, serve_for
 
 __all__ = ["ServerSettings", "FaultServer", "fault_server_process", "unit"]
 
@@ -79,14 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.factory:
         module, _, name = args.factory.partition(":")
         cls = getattr(importlib.import_module(module), name)()
-    server = cls(settings_from_json(args.settings))
-
-    async def run() -> None:
-        await server.serve()
-        print(f"listening {server.url}", flush=True)
-        await asyncio.sleep(args.max_seconds)
-
-    asyncio.run(run())
+    serve_for(cls(settings_from_json(args.settings)), args.max_seconds)
 
 
 if __name__ == "__main__":
