@@ -5,16 +5,17 @@
    -> `template_vectors`, pooled as the documents are (`embed_texts`). Vectors are
    kept in a table so changing index settings, or adding a few templates, never re-embeds the bank.
 2. Build the index the bank's size calls for (fi_spark.index.build.choose_index):
-   - exact Flat or HNSW (banks up to index.compress_min): the vectors come to the driver, sorted by
+   - exact Flat or HNSW (smaller banks): the vectors come to the driver, sorted by
      template_id, streamed with toLocalIterator as float32 bytes so the driver holds the matrix once
      (1.5 KB per template at 384-d), and the index is built there in one call;
-   - IVF-PQ (larger banks, ~18M x 1024-d in the paper: 73 GB as float32): nothing data-sized reaches the
-     driver. A hash of (template_id, seed) splits off the recall queries (index.recall_sample) and a training
-     sample (64 vectors per IVF list, at most index.train_sample); the index is trained on that sample, then
-     template_vectors stream through toLocalIterator in batches of index.add_batch, each added to the index,
-     scored exactly against the recall queries (the ground truth, kept as top-k ids only) and its ids written
-     to the artifact's id file. The driver holds one batch, the sample and the compressed index (128 bytes
-     per template at 1024-d). Rows keep the order Spark streams them in (no sort of the bank).
+   - IVF-PQ (above compress_min, or above flat_max with large_type=ivfpq; ~18M x 1024-d in the paper: 73 GB
+     as float32): nothing data-sized reaches the driver. A hash of (template_id, seed) splits off the recall
+     queries (index.recall_sample) and a training sample (64 vectors per IVF list, at most
+     index.train_sample); the index is trained on that sample, then template_vectors stream through
+     toLocalIterator in batches of index.add_batch, each added to the index, scored exactly against the
+     recall queries (the ground truth, kept as top-k ids only) and its ids written to the artifact's id file.
+     The driver holds one batch, the sample and the compressed index (128 bytes per template at 1024-d).
+     Rows keep the order Spark streams them in (no sort of the bank).
 """
 
 from __future__ import annotations
