@@ -2,7 +2,7 @@
 
     python -m bench.index_scale                            # 10k, 100k, 500k, 1M, 2M (about 20 min on 2 cores)
     python -m bench.index_scale --sizes 10000 100000       # a quick look
-    python -m bench.index_scale --compare 100000           # IVF-PQ variants side by side at one size
+    python -m bench.index_scale --compare 100000           # IVF-PQ, IVF-Flat, HNSW side by side at one size
 
 Vectors. The GPU profile (conf/fineinstructions.yaml) embeds with a 1024-d BGE-M3 derivative that is not
 installed here, so the bank is made from real text embedded with the installed all-MiniLM-L6-v2 (384-d): the
@@ -43,7 +43,7 @@ import numpy as np
 
 from fi_spark.config import load_config
 from fi_spark.index.artifact import save_artifact_files
-from fi_spark.index.build import ExactTopK, IndexBuilder, choose_index, train_size
+from fi_spark.index.build import ExactTopK, IndexBuilder, choose_index, ivf_lists, train_size
 from fi_spark.index.config import IndexConfig
 from fi_spark.index.distribute import IndexHandle
 
@@ -242,7 +242,7 @@ def main() -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 500_000, 1_000_000, 2_000_000])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--queries", type=int, default=200, help="documents whose exact top-10 is computed")
-    parser.add_argument("--compare", type=int, help="one size: IVF-PQ variants side by side")
+    parser.add_argument("--compare", type=int, help="one size: IVF-PQ (64 / 128 B), IVF-Flat, HNSW side by side")
     parser.add_argument("--folder", type=Path, default=None, help="where artifacts go (default: a temp folder)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "index_scale.json")
     parser.add_argument("--probe", nargs=5, help=argparse.SUPPRESS)
@@ -260,8 +260,13 @@ def main() -> None:
     sizes = args.sizes
     if args.compare:
         sizes = [args.compare]
-        variants = [(f"m={m} nprobe={p}", config.index.model_copy(update={"type": "ivfpq", "pq_m": m, "nprobe": p}))
-                    for m in (128, 256) for p in (32, 150)]  # fmt: skip
+        base = config.index
+        variants = [
+            ("IVF-PQ 64 B", base.model_copy(update={"type": "ivfpq", "pq_dims": 8})),
+            ("IVF-PQ 128 B (default)", base.model_copy(update={"type": "ivfpq"})),
+            ("IVF-Flat 4 KB", base.model_copy(update={"factory": f"IVF{ivf_lists(args.compare, base)},Flat"})),
+            ("HNSW32 4.3 KB", base.model_copy(update={"type": "hnsw"})),
+        ]
     print(f"index scale: {len(real)} real templates + {len(docs)} documents (MiniLM 384-d, lifted to {DIM}-d); "
           f"profile {PROFILE}: nprobe {config.index.nprobe}, k {k}; {args.threads} threads", flush=True)  # fmt: skip
     rows = []
