@@ -92,18 +92,29 @@ def save_artifact(
     index: faiss.Index, ids: list[str], manifest: dict[str, Any], root: str, version: str
 ) -> IndexArtifact:
     """Write the artifact `version` under `root` (local or s3://) unless it exists; point LATEST at it."""
-    if len(ids) != index.ntotal:
-        raise ValueError(f"id map has {len(ids)} ids but the index holds {index.ntotal} vectors")
     if any("\n" in i for i in ids):
         raise ValueError("template ids must not contain newlines")
+    with tempfile.TemporaryDirectory(prefix="fi-ids-") as tmp:
+        ids_file = Path(tmp, IDS_FILE)
+        ids_file.write_text("\n".join(ids), encoding="utf-8")
+        return save_artifact_files(index, ids_file, len(ids), manifest, root, version)
+
+
+def save_artifact_files(
+    index: faiss.Index, ids_file: Path, n_ids: int, manifest: dict[str, Any], root: str, version: str
+) -> IndexArtifact:
+    """save_artifact for an id map already on local disk (one id per line, `n_ids` of them), as build_index
+    writes it while streaming a bank; the index goes to disk with faiss.write_index, never as a bytes copy."""
+    if n_ids != index.ntotal:
+        raise ValueError(f"id map has {n_ids} ids but the index holds {index.ntotal} vectors")
     found = find_artifact(root, version)
     if found is None:
-        data = serialize(index)
-        full = {**manifest, "version": version, "n": int(index.ntotal), "dim": int(index.d), "bytes": len(data)}
         uri = storage.join(root, version)
         with tempfile.TemporaryDirectory(prefix="fi-index-") as tmp:
-            Path(tmp, INDEX_FILE).write_bytes(data)
-            Path(tmp, IDS_FILE).write_text("\n".join(ids), encoding="utf-8")
+            faiss.write_index(index, os.path.join(tmp, INDEX_FILE))
+            size = os.path.getsize(os.path.join(tmp, INDEX_FILE))
+            full = {**manifest, "version": version, "n": int(index.ntotal), "dim": int(index.d), "bytes": size}
+            shutil.copyfile(ids_file, os.path.join(tmp, IDS_FILE))
             Path(tmp, MANIFEST_FILE).write_text(json.dumps(full, indent=2, sort_keys=True), encoding="utf-8")
             _upload_folder(tmp, uri)  # the manifest goes last: its presence marks a complete artifact
         found = IndexArtifact(uri, version, full)

@@ -29,9 +29,13 @@ def clustered(n: int, dim: int = 32, centres: int = 20, seed: int = 0) -> np.nda
         (10, IndexConfig(), "flat", "Flat"),
         (50_000, IndexConfig(), "flat", "Flat"),
         (50_001, IndexConfig(), "hnsw", "HNSW32,Flat"),
-        (1_000_000, IndexConfig(large_type="ivfpq"), "ivfpq", "IVF4000,PQ48x8"),
-        (1_000_000, IndexConfig(large_type="ivfpq", ivf_nlist=1024, pq_m=64, pq_bits=4), "ivfpq", "IVF1024,PQ64x4"),
-        (5_000, IndexConfig(type="ivfpq"), "ivfpq", "IVF128,PQ48x8"),  # nlist capped at n/39
+        (250_000, IndexConfig(), "hnsw", "HNSW32,Flat"),
+        (250_001, IndexConfig(), "ivfpq", "IVF128,PQ96x4fs"),  # a bank-sized index is compressed, whatever large_type
+        (1_000_000, IndexConfig(large_type="ivfpq"), "ivfpq", "IVF256,PQ96x4fs"),  # nlist: power of 2 near sqrt(n)/4
+        (18_000_000, IndexConfig(), "ivfpq", "IVF1024,PQ96x4fs"),
+        (18_000_000, IndexConfig(train_sample=20_000), "ivfpq", "IVF512,PQ96x4fs"),  # 39 training vectors per list
+        (1_000_000, IndexConfig(large_type="ivfpq", ivf_nlist=4000, pq_m=64, pq_bits=8), "ivfpq", "IVF4000,PQ64x8"),
+        (5_000, IndexConfig(type="ivfpq"), "ivfpq", "IVF16,PQ96x4fs"),
         (10, IndexConfig(type="hnsw", hnsw_m=16), "hnsw", "HNSW16,Flat"),
         (10, IndexConfig(factory="IVF8,Flat"), "factory", "IVF8,Flat"),
     ],
@@ -43,8 +47,9 @@ def test_index_type_follows_size_and_config(n: int, cfg: IndexConfig, kind: str,
 
 
 def test_pq_m_falls_back_to_a_divisor_of_the_dimension() -> None:
-    """PQ needs m | dim: 48 sub-quantizers on 100-d vectors become 25."""
-    assert choose_index(10_000, 100, IndexConfig(type="ivfpq")).factory.endswith("PQ25x8")
+    """PQ needs m | dim: 48 sub-quantizers on 100-d vectors become 25; by default m = dim / 4 (1024-d: 256)."""
+    assert choose_index(10_000, 100, IndexConfig(type="ivfpq", pq_m=48)).factory.endswith("PQ25x4fs")
+    assert choose_index(10_000, 1024, IndexConfig(type="ivfpq")).factory.endswith("PQ256x4fs")
 
 
 def test_zero_templates_is_an_error() -> None:
@@ -58,7 +63,8 @@ def test_zero_templates_is_an_error() -> None:
     [
         (IndexConfig(type="flat"), 1.0),
         (IndexConfig(type="hnsw", hnsw_m=16), 0.9),
-        (IndexConfig(type="ivfpq", pq_m=16, nprobe=16, train_sample=1000), 0.5),
+        (IndexConfig(type="ivfpq", pq_m=16, pq_bits=8, nprobe=16, train_sample=1000), 0.5),
+        (IndexConfig(type="ivfpq", pq_m=32, nprobe=16, train_sample=1000), 0.3),  # 4-bit fast-scan, same bytes
     ],
 )
 def test_each_type_builds_searches_and_reports_recall(cfg: IndexConfig, min_recall: float) -> None:
@@ -87,7 +93,9 @@ def test_search_pads_when_the_bank_is_smaller_than_k() -> None:
     ("caps", "size_mb", "cfg", "expected"),
     [
         ({"spark_context": True, "artifacts": False}, 1, IndexConfig(), "broadcast"),
-        ({"spark_context": True, "artifacts": False}, 600, IndexConfig(), "addfile"),
+        ({"spark_context": True, "artifacts": False}, 80, IndexConfig(broadcast_max_mb=50), "addfile"),
+        ({"spark_context": True, "artifacts": False}, 600, IndexConfig(), "path"),  # bank-sized: no driver copy
+        ({"spark_context": False, "artifacts": True}, 101, IndexConfig(), "path"),
         ({"spark_context": False, "artifacts": True}, 1, IndexConfig(), "artifacts"),
         ({"spark_context": False, "artifacts": False}, 1, IndexConfig(), "path"),
         ({"spark_context": True, "artifacts": False}, 1, IndexConfig(distribute="path"), "path"),
@@ -96,7 +104,8 @@ def test_search_pads_when_the_bank_is_smaller_than_k() -> None:
 def test_distribution_strategy_follows_engine_capabilities(
     caps: dict[str, bool], size_mb: int, cfg: IndexConfig, expected: str
 ) -> None:
-    """Classic: broadcast small / addFile large; Connect: artifacts; Sail and the rest: shared path."""
+    """Above path_min_mb every engine reads the shared path; below it classic: broadcast small / addFile larger;
+    Connect: artifacts; Sail and the rest: shared path."""
     assert choose_strategy(SimpleNamespace(**caps), size_mb * 1024 * 1024, cfg) == expected
 
 
