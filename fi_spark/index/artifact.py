@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import tempfile
-import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +32,7 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from fi_spark import storage
+from fi_spark import storage, worker_cache
 from fi_spark.section import ConfigError
 
 INDEX_FILE, IDS_FILE, MANIFEST_FILE, LATEST_FILE = "index.faiss", "ids.txt", "manifest.json", "LATEST"
@@ -141,19 +140,9 @@ def latest_artifact(root: str) -> IndexArtifact:
 
 
 # --------------------------------------------------------------------------- per-process loading
-_LOADED: dict[str, LoadedIndex] = {}
-_LOCK = threading.Lock()
-
-
 def load_cached(version: str, loader: Callable[[], LoadedIndex]) -> LoadedIndex:
-    """The index for `version` from the per-process cache, calling `loader` only on the first request."""
-    hit = _LOADED.get(version)
-    if hit is not None:
-        return hit
-    with _LOCK:
-        if version not in _LOADED:
-            _LOADED[version] = loader()
-        return _LOADED[version]
+    """The index for `version`, loaded once per worker process (fi_spark.worker_cache)."""
+    return worker_cache.acquire(("index", version), loader)
 
 
 def load_artifact(uri: str, version: str, cache_dir: str = "~/.cache/fi-spark/index") -> LoadedIndex:
@@ -182,8 +171,7 @@ def load_folder(folder: str) -> LoadedIndex:
 
 def clear_cache() -> None:
     """Forget loaded indexes (tests; a long-lived process switching banks)."""
-    with _LOCK:
-        _LOADED.clear()
+    worker_cache.release("index")
 
 
 # --------------------------------------------------------------------------- moving artifact folders

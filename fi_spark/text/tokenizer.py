@@ -6,16 +6,17 @@ returns character offsets). Chunks are sized in the very tokens the embedding st
 so a chunk of ``chunk_tokens`` <= the model's max sequence length is embedded whole. tiktoken was
 rejected: it downloads its BPE files at run time, which fails offline. On clusters, ``prepare.tokenizer``
 can name another tokenizer.json path or a hub model name (loaded with ``Tokenizer.from_pretrained``).
-One instance per Python process (``lru_cache``), never per row.
+One instance per Python process (fi_spark.worker_cache), never per row.
 """
 
 from __future__ import annotations
 
-import functools
 import glob
 import os
 
 from tokenizers import Tokenizer
+
+from fi_spark import worker_cache
 
 
 def minilm_tokenizer_path() -> str:
@@ -32,9 +33,13 @@ def minilm_tokenizer_path() -> str:
     return found[0]
 
 
-@functools.lru_cache(maxsize=4)
 def load_tokenizer(name: str = "minilm") -> Tokenizer:
-    """'minilm' -> the packaged MiniLM tokenizer; a path -> that tokenizer.json; else a hub name."""
+    """'minilm' -> the packaged MiniLM tokenizer; a path -> that tokenizer.json; else a hub name (once per
+    worker process: fi_spark.worker_cache)."""
+    return worker_cache.acquire(("tokenizer", name), lambda: _load_tokenizer(name))
+
+
+def _load_tokenizer(name: str) -> Tokenizer:
     if name == "minilm":
         tok = Tokenizer.from_file(minilm_tokenizer_path())
     elif os.path.exists(name):
