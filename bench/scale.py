@@ -17,9 +17,12 @@ is not the measured interpreter's -- as a fixed-capacity "GPU": `--capacity` req
 vLLM's default max_num_seqs), each 200-800 ms, 2% injected faults (429/500/503, dropped connections, half
 bodies, non-JSON and schema-invalid 200s; no hangs, whose fixed 30 s tail would swamp small sizes). Its
 answers are scripted (ScaleServer below): genericize turns a query's lowercase words into a template with
-one slot and one of six document descriptions; instantiate (instantiate.v3, the local default) fills the
-slot with the document's first words and answers with its first one or two numbered sentences; judge
-(judge.v4, likelihood) gets the test server's scripted prompt logprobs.
+one slot and one of six document descriptions (genericize.v1's schema: SCRIPTED_PROMPTS sets that prompt, and
+templates.extractive_only=false, since the local profile's genericize.v2 asks a 135M model to name spans, a
+contract the script does not play); instantiate (instantiate.v3, also set there) fills the slot with the
+document's first words and answers with its first one or two numbered sentences; judge (judge.v4,
+likelihood) gets the test server's scripted prompt logprobs. The LLM stages' cost here is the server's
+latency and the client's work, which do not depend on the prompt version.
 
 Sampling knobs set so the LLM stages scale with the documents (the local profile caps them for a 135M CPU
 model): templates.sample_queries=null (every query, a constant 427 requests), instantiate.sample_pairs=null
@@ -75,6 +78,14 @@ SLOTS = ("a topic", "a person or group", "a place", "an event", "an opinion", "a
 
 
 # ------------------------------------------------------------------------------------------- the LLM server
+# the prompt contracts ScaleServer's scripted answers follow (the local profile's own need a model that names spans)
+SCRIPTED_PROMPTS = (
+    "templates.prompt=genericize.v1",
+    "templates.extractive_only=false",
+    "instantiate.prompt=instantiate.v3",
+)
+
+
 def scale_server_class():  # type: ignore[no-untyped-def]
     """The test server with scripted genericize and instantiate.v3 answers (built lazily: in the server's process,
     bench.harness.fault_server --factory bench.scale:scale_server_class)."""
@@ -174,7 +185,7 @@ def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], r
     config = load_config("local", [
         f"llm.endpoints=[{url}]", "llm.model=test-model",
         "templates.sample_queries=null", "instantiate.sample_pairs=null", "match.max_per_template=null",
-        *overrides,
+        *SCRIPTED_PROMPTS, *overrides,
     ])  # fmt: skip
     inputs = PipelineInputs(documents=str(docs), queries=sample_path("queries.jsonl"))
     stages: list[StageRun] = []

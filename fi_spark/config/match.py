@@ -41,3 +41,12 @@ class MatchConfig(Section):
         description="or at most this fraction of all planned pairs (paper: 0.0009); the tighter cap wins",
     )  # fmt: skip
     partitions: int | None = Field(default=None, ge=1, description="repartition the input to this many tasks")
+    gpu: bool | Literal["auto"] = Field(
+        default="auto",
+        description="run the encoder tasks under a GPU resource profile: auto = on classic Spark whose executors "
+        "have GPUs (spark.executor.resource.gpu.amount); true = require them; false = never",
+    )
+    gpu_amount: float = Field(default=1.0, gt=0.0, description="GPUs per encoder task (0.5: two tasks share one)")
+    gpu_batch_size: int = Field(
+        default=256, ge=1, description="encoder batch size in a task given a GPU (tasks without one: embed.batch_size)"
+    )

@@ -38,6 +38,7 @@ from fi_spark import storage
 from fi_spark.config.embed import EmbedConfig
 from fi_spark.config.index import IndexConfig
 from fi_spark.embed.encoder import encode, encode_windows, load_encoder, require_encoder_packages
+from fi_spark.embed.placement import on_encoder_thread
 from fi_spark.embed.pooling import pool_windows
 from fi_spark.index.artifact import (
     IndexArtifact,
@@ -122,8 +123,9 @@ def embed_descriptions(templates: DataFrame, cfg: EmbedConfig) -> DataFrame:
 
 def _embed_batches(cfg: EmbedConfig, batches: Iterator[pd.DataFrame]) -> Iterator[pd.DataFrame]:
     model = load_encoder(cfg)
-    for batch in batches:
-        vecs = embed_texts(model, batch["compatible_doc_description"].astype(str).tolist(), cfg)
+    for batch in batches:  # on the process's one encoder thread: a thread per task grew memory per task
+        texts = batch["compatible_doc_description"].astype(str).tolist()
+        vecs = on_encoder_thread(embed_texts, model, texts, cfg)
         yield pd.DataFrame(
             {
                 "template_id": batch["template_id"],

@@ -29,12 +29,15 @@ matches already stored. Documents matched under an older index keep their matche
 
 from __future__ import annotations
 
+import inspect
 import json
+import logging
 import math
 import os
 import time
 from collections.abc import Iterable, Iterator
 from functools import partial
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -47,6 +50,7 @@ from fi_spark.config.embed import EmbedConfig
 from fi_spark.config.match import MatchConfig
 from fi_spark.embed.documents import complete_documents, pool_chunks, pool_tokens
 from fi_spark.embed.encoder import load_encoder, require_encoder_packages
+from fi_spark.embed.placement import gpu_profile, on_encoder_thread, placed_embed
 from fi_spark.index.artifact import IndexArtifact, latest_artifact
 from fi_spark.index.build_index import index_root
 from fi_spark.index.distribute import IndexHandle, ship_index
@@ -66,6 +70,7 @@ from fi_spark.section import ConfigError
 from fi_spark.stages.base import FunnelStep, StageContext, StageResult, StageTables
 from fi_spark.text.words import word_tokens
 
+log = logging.getLogger(__name__)
 STAGE = "match"
 TABLES = StageTables(
     reads=(DOCUMENTS, CHUNKS, TEMPLATES),  # and the index artifact build_index wrote
@@ -104,8 +109,9 @@ def run(ctx: StageContext) -> StageResult:
                  artifact.manifest.get("factory"), handle.strategy)  # fmt: skip
     units = unit_rows(ctx, pending, cfg.embed)
     partitions = cfg.match.partitions or cfg.engine.shuffle_partitions
+    profile = match_profile(ctx, cfg.match)
     candidates = ctx.store.materialize(
-        find_candidates(units, handle, cfg.embed, cfg.match, partitions), f"{STAGE}/candidates"
+        find_candidates(units, handle, cfg.embed, cfg.match, partitions, profile), f"{STAGE}/candidates"
     )
     stored = ctx.store.read(MATCHES)
     usage = stored.groupBy("template_id").agg(F.count("*").alias("used"))
@@ -153,30 +159,70 @@ def unit_rows(ctx: StageContext, pending: DataFrame, cfg: EmbedConfig) -> DataFr
     return ctx.store.read(CHUNKS).select(*cols).join(pending.select("doc_id"), "doc_id", "left_semi")
 
 
+def match_profile(ctx: StageContext, cfg: MatchConfig) -> Any | None:
+    """The GPU task profile for match's encoder tasks (fi_spark.embed.placement.gpu_profile), or None.
+
+    match.gpu=auto: on classic Spark whose executors have GPUs (spark.executor.resource.gpu.amount > 0);
+    true: there, and an error on classic Spark without executor GPUs (the tasks would never be scheduled);
+    Sail and Spark Connect have no stage-level scheduling: one log line, and match runs without a profile.
+    """
+    if cfg.gpu is False:
+        return None
+    if not ctx.engine.caps.spark_context:
+        if cfg.gpu is True:
+            log.info("%s: match.gpu=true but the %s engine has no stage-level scheduling; running without a "
+                     "GPU profile (the encoder uses embed.device)", STAGE, ctx.engine.caps.mode)  # fmt: skip
+        return None
+    amount = float(ctx.spark.conf.get("spark.executor.resource.gpu.amount", None) or 0)
+    if amount <= 0:
+        if cfg.gpu is True:
+            raise ConfigError(
+                "match.gpu=true but the executors have no GPUs (spark.executor.resource.gpu.amount is not set); "
+                "set it on the cluster or use match.gpu=auto"
+            )
+        return None
+    if "profile" not in inspect.signature(DataFrame.mapInPandas).parameters:  # Spark 3.5 (EMR 7) has no profile=
+        log.info("%s: this pyspark's mapInPandas takes no resource profile (Spark >= 4.0 does); running without "
+                 "a GPU profile (tasks given a GPU by spark.task.resource.gpu.amount still use it)", STAGE)  # fmt: skip
+        return None
+    ctx.log.info("%s: encoder tasks ask for %g GPU each (stage-level scheduling)", STAGE, cfg.gpu_amount)
+    return gpu_profile(cfg.gpu_amount)
+
+
 def find_candidates(
-    units: DataFrame, handle: IndexHandle, embed: EmbedConfig, cfg: MatchConfig, partitions: int
+    units: DataFrame,
+    handle: IndexHandle,
+    embed: EmbedConfig,
+    cfg: MatchConfig,
+    partitions: int,
+    profile: Any | None = None,
 ) -> DataFrame:
-    """Per partition: encode, pool, search -> CANDIDATE_DDL rows (fi_spark.match.candidates)."""
+    """Per partition: encode, pool, search -> CANDIDATE_DDL rows (fi_spark.match.candidates); `profile`: the
+    resource profile its tasks run under (`match_profile`), passed only when there is one."""
     order = ["doc_id", "ordinal"] if embed.pooling_unit == "chunks" else ["doc_id"]
     grouped = units.repartition(partitions, "doc_id").sortWithinPartitions(*order)
-    return grouped.mapInPandas(
-        partial(_match_partition, handle, embed, cfg.top_k, cfg.min_score, cfg.candidates_per_doc), CANDIDATE_DDL
-    )
+    fn = partial(_match_partition, handle, embed, cfg.gpu_batch_size, cfg.top_k, cfg.min_score, cfg.candidates_per_doc)
+    if profile is None:
+        return grouped.mapInPandas(fn, CANDIDATE_DDL)
+    return grouped.mapInPandas(fn, CANDIDATE_DDL, profile=profile)
 
 
 def _match_partition(
     handle: IndexHandle,
     embed: EmbedConfig,
+    gpu_batch_size: int,
     top_k: int,
     min_score: float,
     per_doc: int,
     batches: Iterator[pd.DataFrame],
 ) -> Iterator[pd.DataFrame]:
-    model = load_encoder(embed)  # once per worker process (cached)
+    embed = placed_embed(embed, gpu_batch_size)  # this task's GPU, if Spark gave it one
+    # the encoder runs on the process's one encoder thread: a thread per task grew memory per task (placement.py)
+    model = on_encoder_thread(load_encoder, embed)  # once per worker process and device (cached)
     loaded = handle.load()  # once per worker process (cached by index version)
     pool = pool_chunks if embed.pooling_unit == "chunks" else pool_tokens
     for docs in complete_documents(batches):
-        yield top_candidates(pool(docs, model, embed), loaded, top_k, min_score, per_doc)
+        yield top_candidates(on_encoder_thread(pool, docs, model, embed), loaded, top_k, min_score, per_doc)
 
 
 def plan_rules(cfg: MatchConfig) -> PlanRules:
