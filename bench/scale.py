@@ -96,7 +96,9 @@ def scale_server_class():  # type: ignore[no-untyped-def]
         def _answer(self, chat: bool, req: dict[str, Any], rid: str, bad: bool) -> dict[str, Any]:
             out = super()._answer(chat, req, rid, bad)
             schema = ((req.get("response_format") or {}).get("json_schema") or {}).get("schema") or {}
-            props = schema.get("properties") or {}
+            props = dict(schema.get("properties") or {})
+            for branch in schema.get("anyOf") or ():  # instantiate's schema is a union (answer | decline)
+                props.update(branch.get("properties") or {})
             if bad or not chat:
                 return out
             last = str(req["messages"][-1]["content"])
