@@ -77,7 +77,7 @@ class OnnxEncoder:
                 )["sentence_embedding"]
             out[rows] = pooled.float().numpy()
         norms = np.linalg.norm(out, axis=1, keepdims=True)
-        return out / np.where(norms > 0, norms, 1.0)
+        return (out / np.where(norms > 0, norms, 1.0)).astype(np.float32)
 
     def _run(self, features: Any) -> npt.NDArray[np.float32]:
         mask = np.asarray(features["attention_mask"], dtype=np.int64)
