@@ -24,14 +24,15 @@ class EmbedConfig(Section):
         default="torch",
         description="torch: sentence-transformers on PyTorch; onnx: the model's transformer exported once to ONNX "
         "(cached under cache_dir) and run by ONNX Runtime on CPU, the model's own pooling kept: the same vectors "
-        "(cosine 1.0000), but not faster on the 2-core dev machine (bench/RESULTS.md, 0.8-1.05x torch), so torch "
-        "stays the default. onnx falls back to torch, with one warning, where onnxruntime is missing, the export "
+        "(cosine 1.0000), but not clearly faster on the 2-core dev machine (bench/RESULTS.md: 0.8-1.3x torch), so "
+        "torch stays the default. onnx falls back to torch, with one warning, where onnxruntime is missing, the export "
         "fails or device is not cpu; choose from both",
     )
     quantize: Literal["none", "int8"] = Field(
         default="none",
-        description="onnx only: int8 dynamic quantization (per channel) of the exported weights; 1.6-1.8x torch but "
-        "cosine to torch's vectors as low as 0.86 on real chunks, under the 0.99 bar, so it stays off (it changes "
+        description="onnx only: int8 dynamic quantization (per channel) of the exported weights; 1.9-2.9x torch but "
+        "cosine to torch's vectors as low as 0.98 and the same top-1 template for only ~84% of real chunks (bar: "
+        "0.99 and 99%), so it stays off (it changes "
         "the vectors: it is part of identity()); choose from none, int8",
     )
     threads: int | None = Field(
