@@ -33,6 +33,11 @@ EMBED = [
     "torch>=2.13",  # sentence-transformers' runtime
     "sentence-transformers>=6.2",
     "transformers>=5.24",  # not imported by fi_spark: sentence-transformers runs on it
+    # embed.backend=onnx (fi_spark.embed.onnx): ONNX Runtime runs the exported transformer; onnx + onnxscript are
+    # torch.onnx.export's (dynamo exporter) own requirements. optimum-onnx is not used: it needs transformers<4.58.
+    "onnxruntime>=1.32",
+    "onnx>=1.23",
+    "onnxscript>=0.7",
 ]
 
 INSTALL_REQUIRES = [

@@ -20,6 +20,30 @@ class EmbedConfig(Section):
         default=None, description="hub revision (a commit) of embed.model, passed to sentence-transformers; pin it"
     )
     device: str = Field(default="cpu", description="cpu, cuda, cuda:0, mps ...")
+    backend: Literal["torch", "onnx"] = Field(
+        default="torch",
+        description="torch: sentence-transformers on PyTorch; onnx: the model's transformer exported once to ONNX "
+        "(cached under cache_dir) and run by ONNX Runtime on CPU, the model's own pooling kept: the same vectors "
+        "(cosine 1.0000), but not clearly faster on the 2-core dev machine (bench/RESULTS.md: 0.8-1.3x torch), so "
+        "torch stays the default. onnx falls back to torch, with one warning, where onnxruntime is missing, the export "
+        "fails or device is not cpu; choose from both",
+    )
+    quantize: Literal["none", "int8"] = Field(
+        default="none",
+        description="onnx only: int8 dynamic quantization (per channel) of the exported weights; 1.9-2.9x torch but "
+        "cosine to torch's vectors as low as 0.98 and the same top-1 template for only ~84% of real chunks (bar: "
+        "0.99 and 99%), so it stays off (it changes "
+        "the vectors: it is part of identity()); choose from none, int8",
+    )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="onnx only: intra-op threads per encoder; default OMP_NUM_THREADS where the engine sets it "
+        "(classic Spark workers: spark.task.cpus), else every core",
+    )
+    cache_dir: str | None = Field(
+        default=None, description="where exported ONNX models are kept; default <XDG cache or ~/.cache>/fi-spark/onnx"
+    )
     batch_size: int = Field(default=64, ge=1)
     max_seq_length: int | None = Field(default=None, ge=8, description="default: the model's own limit")
     pooling_unit: Literal["chunks", "tokens"] = Field(
@@ -41,6 +65,9 @@ class EmbedConfig(Section):
     def identity(self) -> str:
         """The name stored with template vectors and index manifests: model@revision when a revision is pinned,
         plus `+tokens` when descriptions are token-pooled, so vectors made another way are never mixed into an
-        index or matched against."""
+        index or matched against. The ONNX export gives the same vectors as torch (cosine ~1.0), so it keeps the name;
+        a quantized export does not, so it adds `+int8`."""
         name = f"{self.model}@{self.revision}" if self.revision else self.model
+        if self.backend == "onnx" and self.quantize != "none":
+            name = f"{name}+{self.quantize}"
         return f"{name}+tokens" if self.pooling_unit == "tokens" else name

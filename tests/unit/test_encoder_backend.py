@@ -1,0 +1,141 @@
+"""The encoder's backends (fi_spark.embed.encoder, fi_spark.embed.onnx): selection, fallback, order, same vectors."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+
+pytest.importorskip("sentence_transformers")
+pytest.importorskip("onnxruntime")
+pytest.importorskip("onnxscript")
+
+from fi_spark.config.embed import EmbedConfig  # noqa: E402
+from fi_spark.embed import encoder as enc  # noqa: E402
+from fi_spark.embed import onnx as onnx_backend  # noqa: E402
+from fi_spark.embed.onnx import OnnxEncoder  # noqa: E402
+
+SENTENCES = [
+    "The French police system is very marvellous, said Poirot, looking after them.",
+    "Stock markets fell sharply on Monday after the central bank raised interest rates.",
+    "Preheat the oven to 200 degrees and butter a shallow dish.",
+    "ok",
+    "Which is a species of fish? Tope or Rope",
+    "The committee will meet again next week to review the proposal in detail. " * 12,
+]
+
+
+@pytest.fixture(scope="session")
+def onnx_cfg(tmp_path_factory: pytest.TempPathFactory) -> EmbedConfig:
+    """An ONNX config whose export lands in one temporary folder for the whole session (exported once)."""
+    return EmbedConfig(backend="onnx", cache_dir=str(tmp_path_factory.mktemp("onnx-cache")))
+
+
+@pytest.fixture(scope="session")
+def onnx_model(onnx_cfg: EmbedConfig) -> OnnxEncoder:
+    model = enc.load_encoder(onnx_cfg)
+    assert isinstance(model, OnnxEncoder), "the MiniLM export must load on ONNX Runtime"
+    return model
+
+
+def test_backend_torch_is_the_default_and_gives_sentence_transformers() -> None:
+    """embed.backend defaults to torch (ONNX measured no faster here) and torch loads sentence-transformers."""
+    from sentence_transformers import SentenceTransformer
+
+    assert EmbedConfig().backend == "torch"
+    assert isinstance(enc.load_encoder(EmbedConfig(backend="torch")), SentenceTransformer)
+
+
+def test_backend_onnx_exports_once_into_the_cache(onnx_cfg: EmbedConfig, onnx_model: OnnxEncoder) -> None:
+    """embed.backend=onnx runs on ONNX Runtime from one cached export folder, keyed by model and options."""
+    folders = [p for p in onnx_backend.cache_root(onnx_cfg).iterdir() if not p.name.startswith(".")]
+    assert [p.name.split("-")[1] for p in folders] == ["none"]
+    assert (folders[0] / onnx_backend.MODEL_FILE).is_file()
+    assert enc.load_encoder(onnx_cfg) is onnx_model
+
+
+def test_onnx_vectors_match_torch_on_real_sentences(onnx_model: OnnxEncoder) -> None:
+    """The ONNX encoder gives torch's unit vectors (cosine >= 0.99, in practice 1.0) on real sentences."""
+    torch_model = enc.load_encoder(EmbedConfig(backend="torch"))
+    a = enc.encode(onnx_model, SENTENCES, 4)
+    b = enc.encode(torch_model, SENTENCES, 4)
+    assert a.shape == b.shape == (len(SENTENCES), 384)
+    np.testing.assert_allclose(np.linalg.norm(a, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() >= 0.99
+
+
+def test_onnx_token_windows_match_torch(onnx_model: OnnxEncoder) -> None:
+    """Token pooling reads the same token embeddings through ONNX as through torch (windows included)."""
+    torch_model = enc.load_encoder(EmbedConfig(backend="torch"))
+    a = enc.encode_windows(onnx_model, SENTENCES, 4, 8, 4096)
+    b = enc.encode_windows(torch_model, SENTENCES, 4, 8, 4096)
+    assert [n for n, _ in a] == [n for n, _ in b]
+    for (_, wa), (_, wb) in zip(a, b, strict=True):
+        assert [(s, e) for s, e, _ in wa] == [(s, e) for s, e, _ in wb]
+        for (_, _, x), (_, _, y) in zip(wa, wb, strict=True):
+            np.testing.assert_allclose(x, y, atol=1e-3)
+
+
+def test_length_sorted_batches_return_vectors_in_input_order(onnx_model: OnnxEncoder) -> None:
+    """Texts are batched by length, but each vector comes back at its text's position."""
+    rng = np.random.default_rng(0)
+    order = rng.permutation(len(SENTENCES))
+    shuffled = [SENTENCES[i] for i in order]
+    whole = enc.encode(onnx_model, SENTENCES, 2)
+    again = enc.encode(onnx_model, shuffled, 2)
+    one_by_one = np.vstack([enc.encode(onnx_model, [t], 1) for t in SENTENCES])
+    np.testing.assert_allclose(again, whole[order], atol=1e-5)
+    np.testing.assert_allclose(whole, one_by_one, atol=1e-4)
+
+
+def test_failed_export_falls_back_to_torch_with_one_warning(
+    tmp_path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An export that fails leaves the torch encoder in use and says so in one warning line, never a crash."""
+    from sentence_transformers import SentenceTransformer
+
+    def broken(*_args: object, **_kw: object) -> None:
+        raise OSError("read-only file system")
+
+    monkeypatch.setattr(onnx_backend, "export", broken)
+    cfg = EmbedConfig(backend="onnx", cache_dir=str(tmp_path / "ro"))  # its own cache_dir: its own encoder
+    with caplog.at_level(logging.WARNING, logger=onnx_backend.__name__):
+        model = enc.load_encoder(cfg)
+    assert isinstance(model, SentenceTransformer)
+    warnings = [r for r in caplog.records if r.name == onnx_backend.__name__]
+    assert len(warnings) == 1 and "read-only file system" in warnings[0].getMessage()
+    assert "\n" not in warnings[0].getMessage()
+
+
+def test_quantized_export_failure_raises(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """With quantize=int8 the identity promises quantized vectors, so a failed export raises instead."""
+
+    def broken(*_args: object, **_kw: object) -> None:
+        raise RuntimeError("no quantizer")
+
+    monkeypatch.setattr(onnx_backend, "export", broken)
+    cfg = EmbedConfig(backend="onnx", quantize="int8", cache_dir=str(tmp_path))
+    assert cfg.identity() == "minilm+int8"
+    with pytest.raises(RuntimeError, match="no quantizer"):
+        enc.load_encoder(cfg)
+
+
+def test_onnx_on_a_gpu_device_falls_back_without_exporting(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ONNX Runtime runs on cpu here: another device keeps the torch model and never starts an export."""
+
+    def must_not_run(*_args: object, **_kw: object) -> None:
+        raise AssertionError("exported for a gpu device")
+
+    monkeypatch.setattr(onnx_backend, "load_onnx", must_not_run)
+    sentinel = object()
+    assert onnx_backend.onnx_or_torch(sentinel, EmbedConfig(backend="onnx", device="cuda"), "ref") is sentinel
+
+
+def test_intra_op_threads_follow_the_setting_then_omp(monkeypatch: pytest.MonkeyPatch) -> None:
+    """embed.threads wins; else OMP_NUM_THREADS (spark.task.cpus on classic workers); else 0 (all cores)."""
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    assert onnx_backend.intra_op_threads(EmbedConfig(threads=2)) == 2
+    assert onnx_backend.intra_op_threads(EmbedConfig()) == 3
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    assert onnx_backend.intra_op_threads(EmbedConfig()) == 0
