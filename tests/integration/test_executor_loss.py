@@ -22,9 +22,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from submit_inputs import REPO, VENV_BIN, driver_log, pipeline_args, stage_lines, submit_env
+from standalone import standalone_cluster, wait_until
+from submit_inputs import REPO, driver_log, pipeline_args, stage_lines
 from test_pairs_stages import ScriptedServer
-from test_standalone_cluster import free_port, pyfiles, submit, wait_until  # noqa: F401 - pyfiles is a fixture
+from test_standalone_cluster import pyfiles, submit  # noqa: F401 - pyfiles is a fixture
 
 from fi_spark_testkit.fault_server import ServerSettings
 
@@ -59,41 +60,8 @@ def descendants(pid: int) -> list[int]:
 @pytest.fixture(scope="module")
 def workers(tmp_path_factory) -> Iterator[tuple[str, list[subprocess.Popen]]]:
     """Its own master and two 1-core workers (the shared cluster fixture's must survive for the other tests)."""
-    spark_class = shutil.which("spark-class", path=str(VENV_BIN))
-    assert spark_class
-    logs = tmp_path_factory.mktemp("loss-cluster")
-    port = free_port()
-    env = submit_env(SPARK_WORKER_DIR=str(logs / "work"), SPARK_LOG_DIR=str(logs))
-    procs: list[subprocess.Popen] = []
-
-    def start(name: str, *args: str) -> subprocess.Popen:
-        out = (logs / f"{name}.log").open("w")
-        proc = subprocess.Popen([spark_class, *args], stdout=out, stderr=subprocess.STDOUT, env=env)
-        procs.append(proc)
-        return proc
-
-    master = f"spark://127.0.0.1:{port}"
-    try:
-        start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-              "--webui-port", str(free_port()))  # fmt: skip
-        nodes = [
-            start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1",
-                  "--cores", "1", "--memory", "1g", "--webui-port", str(free_port()))
-            for i in (1, 2)
-        ]  # fmt: skip
-        master_log = logs / "master.log"
-        wait_until(lambda: master_log.read_text(errors="replace").count("Registering worker") >= 2, 300,
-                   f"two workers did not register: {master_log.read_text(errors='replace')[-2000:]}")  # fmt: skip
+    with standalone_cluster(tmp_path_factory.mktemp("loss-cluster"), workers=2, cores=1) as (master, nodes):
         yield master, nodes
-    finally:
-        for proc in reversed(procs):
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 def table(out: Path, name: str, drop: tuple[str, ...] = ()) -> list[dict]:

@@ -16,8 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from standalone import standalone_cluster
 from submit_inputs import REPO, VENV_BIN, submit_env
-from test_standalone_cluster import free_port, wait_until
 
 PROBE = """
 import json
@@ -47,42 +47,13 @@ print("PROFILED", json.dumps(sorted({(r.device, r.batch) for r in profiled})))
 @pytest.fixture(scope="module")
 def gpu_cluster(tmp_path_factory) -> Iterator[str]:
     """spark://127.0.0.1:PORT with one worker (2 cores) offering two fake GPUs, addresses 0 and 1."""
-    spark_class = shutil.which("spark-class", path=str(VENV_BIN))
-    assert spark_class, "pyspark ships spark-class next to the interpreter"
     logs = tmp_path_factory.mktemp("gpu-cluster")
     script = logs / "gpus.sh"
     script.write_text('#!/bin/sh\necho \'{"name": "gpu", "addresses": ["0", "1"]}\'\n', encoding="utf-8")
     script.chmod(0o755)
-    port = free_port()
     worker_opts = f"-Dspark.worker.resource.gpu.amount=2 -Dspark.worker.resource.gpu.discoveryScript={script}"
-    env = submit_env(SPARK_WORKER_DIR=str(logs / "work"), SPARK_LOG_DIR=str(logs), SPARK_WORKER_OPTS=worker_opts)
-    procs: list[subprocess.Popen] = []
-
-    def start(name: str, *args: str) -> None:
-        out = (logs / f"{name}.log").open("w")
-        procs.append(subprocess.Popen([spark_class, *args], stdout=out, stderr=subprocess.STDOUT, env=env))
-
-    master = f"spark://127.0.0.1:{port}"
-    try:
-        start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-              "--webui-port", str(free_port()))  # fmt: skip
-        start("worker", "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1", "--cores", "2",
-              "--memory", "1g", "--webui-port", str(free_port()))  # fmt: skip
-        master_log = logs / "master.log"
-        wait_until(
-            lambda: "Registering worker" in master_log.read_text(errors="replace"),
-            300,
-            f"the worker did not register with {master}: {master_log.read_text(errors='replace')[-2000:]}",
-        )
+    with standalone_cluster(logs, workers=1, cores=2, SPARK_WORKER_OPTS=worker_opts) as (master, _):
         yield master
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 @pytest.mark.slow

@@ -11,14 +11,13 @@ from __future__ import annotations
 import importlib
 import json
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from standalone import standalone_cluster
 from submit_inputs import REPO, VENV_BIN, assert_whole_pipeline, driver_log, pipeline_args, submit_env
 
 from fi_spark_testkit.fault_server import FaultServer, ServerSettings
@@ -44,57 +43,11 @@ print("DRIVER", fi_spark.__file__)
 """
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_until(check, seconds: float, what: str) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.5)
-    raise TimeoutError(what)
-
-
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory) -> Iterator[str]:
     """spark://127.0.0.1:PORT with two registered workers (1 core, 1 GiB each)."""
-    spark_class = shutil.which("spark-class", path=str(VENV_BIN))
-    assert spark_class, "pyspark ships spark-class next to the interpreter"
-    logs = tmp_path_factory.mktemp("cluster")
-    port, ui = free_port(), free_port()
-    env = submit_env(SPARK_WORKER_DIR=str(logs / "work"), SPARK_LOG_DIR=str(logs))
-    procs: list[subprocess.Popen] = []
-
-    def start(name: str, *args: str) -> None:
-        out = (logs / f"{name}.log").open("w")
-        procs.append(subprocess.Popen([spark_class, *args], stdout=out, stderr=subprocess.STDOUT, env=env))
-
-    master = f"spark://127.0.0.1:{port}"
-    try:
-        start("master", "org.apache.spark.deploy.master.Master", "--host", "127.0.0.1", "--port", str(port),
-              "--webui-port", str(ui))  # fmt: skip
-        for i in (1, 2):
-            start(f"worker{i}", "org.apache.spark.deploy.worker.Worker", master, "--host", "127.0.0.1",
-                  "--cores", "1", "--memory", "1g", "--webui-port", str(free_port()))  # fmt: skip
-        master_log = logs / "master.log"
-        wait_until(
-            lambda: master_log.read_text(errors="replace").count("Registering worker") >= 2,
-            300,  # JVM start-up: seconds on an idle machine, minutes on a loaded 2-core one
-            f"two workers did not register with {master}: {master_log.read_text(errors='replace')[-2000:]}",
-        )
+    with standalone_cluster(tmp_path_factory.mktemp("cluster"), workers=2, cores=1) as (master, _):
         yield master
-    finally:
-        for proc in reversed(procs):
-            proc.terminate()
-        for proc in procs:
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
 
 
 @pytest.fixture(scope="module")
