@@ -119,7 +119,7 @@ def stage_datasets(ctx: StageContext, name: str, inputs: PipelineInputs, result:
     listing) and the output folder (rows now in each table the stage writes, a fingerprint of those counts)."""
     spec = stage(name)
     refs = []
-    for field in spec.inputs:  # "documents" | "queries"
+    for field in (f for f in spec.inputs if f in ("documents", "queries")):  # files; "layout" is no dataset
         given = getattr(inputs, field)
         paths = [given] if given else list(ctx.config.queries.inputs if field == "queries" else [])
         if paths:
