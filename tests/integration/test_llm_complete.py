@@ -11,6 +11,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from fi_spark.config import Config, EngineConfig, LLMConfig
+from fi_spark.engine import Engine
 from fi_spark.llm import complete
 from fi_spark.llm.types import ERROR_REASONS
 from fi_spark.schemas import LLM_FAILURES, LLM_RESPONSES
@@ -29,13 +30,13 @@ FAST = {
 }
 
 
-def make_ctx(spark: SparkSession, out: Path, url: str, **llm: object) -> StageContext:
+def make_ctx(engine: Engine, out: Path, url: str, **llm: object) -> StageContext:
     cfg = Config(
         engine=EngineConfig(shuffle_partitions=2),
         llm=LLMConfig(endpoints=[url], model="test-model", **{**FAST, **llm}),  # type: ignore[arg-type]
     )
-    store = TableStore(spark, str(out), "delta")
-    return StageContext(spark=spark, engine=None, config=cfg, store=store, output=str(out), log=logging.getLogger("t"))  # type: ignore[arg-type]
+    store = TableStore(engine.spark, str(out), "delta")
+    return StageContext.for_store(engine, cfg, store, log=logging.getLogger("t"))
 
 
 def requests_frame(spark: SparkSession, n: int, distinct: int) -> object:
@@ -44,12 +45,12 @@ def requests_frame(spark: SparkSession, n: int, distinct: int) -> object:
     return spark.createDataFrame(rows, "key string, messages string")
 
 
-def test_faults_of_every_kind_every_row_answered_once(spark: SparkSession, tmp_path: Path) -> None:
+def test_faults_of_every_kind_every_row_answered_once(embedded_engine: Engine, tmp_path: Path) -> None:
     """20% faults of every kind: every row gets an answer or a reasoned error, retries counted, no duplicates."""
     settings = ServerSettings(latency_ms=(2, 10), fault_rate=0.2, fault_kinds=FAULT_KINDS, retry_after_s=0.05, hang_s=3)
     with FaultServer(settings) as srv:
-        ctx = make_ctx(spark, tmp_path, srv.url, concurrency=8, max_attempts=8)
-        df = requests_frame(spark, 120, distinct=100)
+        ctx = make_ctx(embedded_engine, tmp_path, srv.url, concurrency=8, max_attempts=8)
+        df = requests_frame(embedded_engine.spark, 120, distinct=100)
         run = complete(ctx.llm_env(), df, stage="faults", response_schema=SCHEMA)
         rows = run.results.collect()
         stats = srv.snapshot()
@@ -78,11 +79,11 @@ def test_faults_of_every_kind_every_row_answered_once(spark: SparkSession, tmp_p
     assert ledger.select("request_id").distinct().count() == ledger.count()
 
 
-def test_warm_ledger_makes_no_http_calls(spark: SparkSession, tmp_path: Path) -> None:
+def test_warm_ledger_makes_no_http_calls(embedded_engine: Engine, tmp_path: Path) -> None:
     """A re-run answers everything from the ledger: zero HTTP calls, same answers, all marked cached."""
     with FaultServer(ServerSettings(latency_ms=(1, 3))) as srv:
-        ctx = make_ctx(spark, tmp_path, srv.url)
-        df = requests_frame(spark, 30, distinct=30)
+        ctx = make_ctx(embedded_engine, tmp_path, srv.url)
+        df = requests_frame(embedded_engine.spark, 30, distinct=30)
         first = {
             r["key"]: r["parsed"]
             for r in complete(ctx.llm_env(), df, stage="warm", response_schema=SCHEMA).results.collect()
@@ -96,11 +97,11 @@ def test_warm_ledger_makes_no_http_calls(spark: SparkSession, tmp_path: Path) ->
     assert again.metrics["http_calls"] == 0 and again.metrics["cached"] == 31
 
 
-def test_new_stage_or_params_are_new_requests(spark: SparkSession, tmp_path: Path) -> None:
+def test_new_stage_or_params_are_new_requests(embedded_engine: Engine, tmp_path: Path) -> None:
     """The same prompt under another stage or max_tokens is a different request id and is sent."""
     with FaultServer(ServerSettings()) as srv:
-        ctx = make_ctx(spark, tmp_path, srv.url)
-        df = requests_frame(spark, 5, distinct=5)
+        ctx = make_ctx(embedded_engine, tmp_path, srv.url)
+        df = requests_frame(embedded_engine.spark, 5, distinct=5)
         a = {r["key"]: r["request_id"] for r in complete(ctx.llm_env(), df, stage="s1").results.collect()}
         b = {r["key"]: r["request_id"] for r in complete(ctx.llm_env(), df, stage="s2").results.collect()}
         c = {r["key"]: r["request_id"] for r in complete(ctx.llm_env(), df, stage="s1", max_tokens=7).results.collect()}
@@ -108,17 +109,17 @@ def test_new_stage_or_params_are_new_requests(spark: SparkSession, tmp_path: Pat
     assert not (set(a.values()) & set(b.values())) and not (set(a.values()) & set(c.values()))
 
 
-def test_transient_failures_are_sent_again_next_run(spark: SparkSession, tmp_path: Path) -> None:
+def test_transient_failures_are_sent_again_next_run(embedded_engine: Engine, tmp_path: Path) -> None:
     """Rows that failed transiently (server down) are not in the ledger and succeed on the next run."""
     ctx_down = None
     with FaultServer(ServerSettings(fault_kinds=("503",), fault_rate=1.0, retry_after_s=0)) as down:
-        ctx_down = make_ctx(spark, tmp_path, down.url, max_attempts=2, breaker_failures=100)
-        df = requests_frame(spark, 10, distinct=10)
+        ctx_down = make_ctx(embedded_engine, tmp_path, down.url, max_attempts=2, breaker_failures=100)
+        df = requests_frame(embedded_engine.spark, 10, distinct=10)
         failed = complete(ctx_down.llm_env(), df, stage="flaky").results.collect()
     assert {r["error_reason"] for r in failed if r["key"] != "bad"} == {"retries_exhausted"}
     assert ctx_down.store.read(LLM_RESPONSES).count() == 1  # only the (final) bad_request row
     with FaultServer(ServerSettings()) as up:
-        ctx_up = make_ctx(spark, tmp_path, up.url)
+        ctx_up = make_ctx(embedded_engine, tmp_path, up.url)
         ok = complete(ctx_up.llm_env(), df, stage="flaky").results.collect()
         assert up.snapshot()["requests"] == 10
     assert all(r["error_reason"] is None for r in ok if r["key"] != "bad")
@@ -126,11 +127,11 @@ def test_transient_failures_are_sent_again_next_run(spark: SparkSession, tmp_pat
 
 
 @pytest.mark.parametrize("budget", [600])
-def test_token_budget_keeps_what_was_done(spark: SparkSession, tmp_path: Path, budget: int) -> None:
+def test_token_budget_keeps_what_was_done(embedded_engine: Engine, tmp_path: Path, budget: int) -> None:
     """With a small token budget some rows are answered, the rest are budget_exhausted and sent by a later run."""
     with FaultServer(ServerSettings()) as srv:
-        ctx = make_ctx(spark, tmp_path, srv.url, token_budget=budget, concurrency=2, max_tokens=16)
-        df = requests_frame(spark, 40, distinct=40)
+        ctx = make_ctx(embedded_engine, tmp_path, srv.url, token_budget=budget, concurrency=2, max_tokens=16)
+        df = requests_frame(embedded_engine.spark, 40, distinct=40)
         rows = complete(ctx.llm_env(), df, stage="budget", response_schema=SCHEMA).results.collect()
         ok = [r for r in rows if r["error_reason"] is None]
         cut = [r for r in rows if r["error_reason"] == "budget_exhausted"]
@@ -153,7 +154,7 @@ def test_complete_on_each_engine(any_engine, make_ctx, tmp_path: Path) -> None: 
     assert ctx.store.read(LLM_RESPONSES).count() == 13
 
 
-def test_groups_are_sent_together_to_one_endpoint_and_costs_add_up(spark: SparkSession, tmp_path: Path) -> None:
+def test_groups_are_sent_together_to_one_endpoint_and_costs_add_up(embedded_engine: Engine, tmp_path: Path) -> None:
     """With a `group` column and 3 prefix-caching servers, each document's requests reach one server one after
     the other, so all but its first hit the prefix cache; complete's cost metrics equal the servers' counts."""
     prefix = {g: " ".join([f"doc{g}"] + [f"w{g}x{j}" for j in range(39)]) for g in range(8)}  # 40 shared words
@@ -161,13 +162,15 @@ def test_groups_are_sent_together_to_one_endpoint_and_costs_add_up(spark: SparkS
             for t in range(5) for g in range(8)]  # fmt: skip
     settings = ServerSettings(prefix_cache=True, latency_ms=(2, 4))
     with FaultServer(settings) as a, FaultServer(settings) as b, FaultServer(settings) as c:
-        ctx = make_ctx(spark, tmp_path, a.url, concurrency=1, partitions=1)
+        ctx = make_ctx(embedded_engine, tmp_path, a.url, concurrency=1, partitions=1)
         cfg = ctx.config.model_copy(
             update={"llm": ctx.config.llm.model_copy(update={"endpoints": [a.url, b.url, c.url]})}
         )
         ctx = dataclasses.replace(ctx, config=cfg)
         run = complete(
-            ctx.llm_env(), spark.createDataFrame(rows, "key string, messages string, group string"), stage="aff"
+            ctx.llm_env(),
+            embedded_engine.spark.createDataFrame(rows, "key string, messages string, group string"),
+            stage="aff",
         )
         results = run.results.collect()
         stats = [s.snapshot() for s in (a, b, c)]

@@ -14,6 +14,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from fi_spark.config import Config, EngineConfig, LLMConfig, LocalLLMServerConfig
+from fi_spark.engine import Engine
 from fi_spark.llm import complete
 from fi_spark.serving import local as local_server
 from fi_spark.stages.base import StageContext
@@ -26,14 +27,14 @@ FAST = {"request_timeout_s": 1.0, "connect_timeout_s": 1.0, "backoff_base_s": 0.
         "breaker_reset_s": 0.2}  # fmt: skip
 
 
-def _ctx(spark: SparkSession, out: Path, port: int, max_attempts: int) -> StageContext:
+def _ctx(engine: Engine, out: Path, port: int, max_attempts: int) -> StageContext:
     local = LocalLLMServerConfig(cache_dir=str(out / "cache"), port=port)
     cfg = Config(
         engine=EngineConfig(shuffle_partitions=2),
         llm=LLMConfig(endpoints=[], local=local, max_attempts=max_attempts, **FAST),  # type: ignore[arg-type]
     )
-    store = TableStore(spark, str(out), "delta")
-    return StageContext(spark=spark, engine=None, config=cfg, store=store, output=str(out), log=logging.getLogger("t"))  # type: ignore[arg-type]
+    store = TableStore(engine.spark, str(out), "delta")
+    return StageContext.for_store(engine, cfg, store, log=logging.getLogger("t"))
 
 
 def _frame(spark: SparkSession, n: int) -> object:
@@ -43,7 +44,7 @@ def _frame(spark: SparkSession, n: int) -> object:
 
 @pytest.mark.parametrize(("healed", "expected_ok"), [(True, 6), (False, 0)])
 def test_failed_rows_are_sent_once_more_after_heal(
-    spark: SparkSession, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, healed: bool, expected_ok: int
+    embedded_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, healed: bool, expected_ok: int
 ) -> None:
     """Every first 2 attempts fail (500): after heal() says the server answers, each row is sent once more; else not."""
     calls: list[str] = []
@@ -55,8 +56,8 @@ def test_failed_rows_are_sent_once_more_after_heal(
     monkeypatch.setattr(local_server, "ensure_healthy", fake_heal)
     settings = ServerSettings(model="smollm2-135m-instruct", fault_first_attempts=2, fault_kinds=("500",))
     with FaultServer(settings) as srv:
-        ctx = _ctx(spark, tmp_path, srv.port, max_attempts=2)
-        run = complete(ctx.llm_env(), _frame(spark, 6), stage="heal")
+        ctx = _ctx(embedded_engine, tmp_path, srv.port, max_attempts=2)
+        run = complete(ctx.llm_env(), _frame(embedded_engine.spark, 6), stage="heal")
         rows = run.results.collect()
         stats = srv.snapshot()
     assert calls == ["heal: 6 requests failed"]
@@ -67,14 +68,14 @@ def test_failed_rows_are_sent_once_more_after_heal(
 
 @pytest.mark.parametrize(("healed", "expected_ok"), [(True, 4), (False, 0)])
 def test_an_injected_server_is_asked_to_heal(
-    spark: SparkSession, tmp_path: Path, healed: bool, expected_ok: int
+    embedded_engine: Engine, tmp_path: Path, healed: bool, expected_ok: int
 ) -> None:
     """`complete(..., server=srv)` sends to that server (no local one is started: llm.endpoints is empty and the
     configured port is closed) and asks it, not the local server, to heal; its answer decides the resend."""
     settings = ServerSettings(fault_first_attempts=2, fault_kinds=("500",))
     with FaultServer(settings, heal_answer=healed) as srv:
-        ctx = _ctx(spark, tmp_path, port=1, max_attempts=2)
-        run = complete(ctx.llm_env(), _frame(spark, 4), stage="inject", server=srv)
+        ctx = _ctx(embedded_engine, tmp_path, port=1, max_attempts=2)
+        run = complete(ctx.llm_env(), _frame(embedded_engine.spark, 4), stage="inject", server=srv)
         rows = run.results.collect()
         stats = srv.snapshot()
     assert srv.heals == ["inject: 4 requests failed"] and run.model == "test-model"
