@@ -1,13 +1,14 @@
 """The contract every stage follows.
 
-A stage is a module ``fi_spark/stages/<name>.py`` with
+A stage is a module ``fi_spark/<family>/<name>.py`` (its family's package, named in fi_spark.stages.registry) with
 
 - ``TABLES = StageTables(reads=(...), writes=(...), funnel=(...))``: the tables (fi_spark.schemas
   TableSpecs) it needs, the tables it appends to, and the report-funnel steps it owns;
 - ``run(ctx, ...) -> StageResult``: reads its inputs through ``ctx.store``, transforms DataFrame ->
-  DataFrame, writes through ``ctx.store`` and returns counts.
+  DataFrame, writes through ``ctx.store`` and returns counts (``...``: the file inputs its registry entry names,
+  or the ``PipelineLayout`` for export and report).
 
-The registry (fi_spark.run.pipeline) reads the declaration: before ``run`` every declared read must exist
+The pipeline loop (fi_spark.run.pipeline) reads the declaration: before ``run`` every declared read must exist
 (else ``MissingInputError`` names the stage that writes it), after ``run`` the result may only report
 declared tables and its rows must add up (``StageResult.check_accounting``). A stage never talks to
 MLflow: the job / pipeline layer logs the result (fi_spark.run.tracking), so the library stays testable
