@@ -43,7 +43,8 @@ def test_a_pipeline_on_a_cluster_stops_before_its_first_stage(embedded_engine, m
 
 
 def test_flow_judge_on_another_scale_is_refused(embedded_engine, make_ctx):
-    """judge.flow's rubric is Flow Judge's 1-5 Likert scale: another scale is one error at the judge's start."""
+    """judge.flow's rubric is Flow Judge's 1-5 Likert scale: another scale is one error at the judge's start
+    (its setup, the first step of its run, before any table is read)."""
     ctx = make_ctx(embedded_engine, ["judge.prompt=judge.flow", "judge.scale_max=10", "judge.threshold=8"])
     with pytest.raises(ConfigError, match="Flow Judge's 1-5 Likert rubric: set judge.scale_min=1 and"):
-        judge.Judge(ctx)
+        judge.Judge(ctx).run()

@@ -48,7 +48,8 @@ def run_job(url: str, out: str) -> None:
 
 
 def _start(url: str, out: Path) -> subprocess.Popen[bytes]:
-    return subprocess.Popen([sys.executable, __file__, url, str(out)], start_new_session=True)
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}  # fi_spark_testkit: not installed
+    return subprocess.Popen([sys.executable, __file__, url, str(out)], start_new_session=True, env=env)
 
 
 def test_killed_job_resumes_without_resending(spark: SparkSession, tmp_path: Path) -> None:
