@@ -167,9 +167,8 @@ def build_artifact(
     plan = choose_index(len(ids), matrix.shape[1], cfg)
     params = build_params(plan, embed, cfg)
     version = artifact_version(ids, matrix, params)
-    found = find_artifact(root, version)
+    found = reuse_artifact(root, version)
     if found is not None:
-        set_latest(root, version)
         return found, 0.0
     started = time.monotonic()
     sample = held_back_sample(len(ids), cfg.recall_sample, cfg.seed)
@@ -187,6 +186,14 @@ def build_artifact(
     return save_artifact(index, ids, manifest, root, version), max(build_s, 1e-6)
 
 
+def reuse_artifact(root: str, version: str) -> IndexArtifact | None:
+    """The artifact already built for `version` (same vectors and settings), made the latest again; else None."""
+    found = find_artifact(root, version)
+    if found is not None:
+        set_latest(root, version)
+    return found
+
+
 def build_params(plan: IndexPlan, embed: EmbedConfig, cfg: IndexConfig) -> dict[str, Any]:
     """What besides the vectors determines an index (part of its version and manifest)."""
     return {
@@ -202,9 +209,8 @@ def stream_artifact(
     """Find or build+save a trained (IVF-PQ) index over `vectors` without collecting them (module docstring, 2)."""
     params = build_params(plan, embed, cfg)
     version = streamed_version(vectors, n, params)
-    found = find_artifact(root, version)
+    found = reuse_artifact(root, version)
     if found is not None:
-        set_latest(root, version)
         return found, 0.0
     started = time.monotonic()
     share = _share(cfg.seed)
