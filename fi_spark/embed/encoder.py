@@ -40,6 +40,7 @@ import numpy.typing as npt
 from fi_spark import worker_cache
 from fi_spark.config.embed import EmbedConfig
 from fi_spark.embed.onnx import OnnxEncoder, onnx_or_torch
+from fi_spark.embed.placement import on_encoder_thread
 from fi_spark.embed.pooling import window_spans
 from fi_spark.section import ConfigError
 
@@ -113,9 +114,15 @@ def _load(cfg: EmbedConfig) -> SentenceTransformer | OnnxEncoder:
 
 
 def encode(model: Any, texts: list[str], batch_size: int) -> npt.NDArray[np.float32]:
-    """Unit-length float32 sentence vectors (n, d), ready for inner-product search."""
+    """Unit-length float32 sentence vectors (n, d), ready for inner-product search; computed on the process's one
+    encoder thread (fi_spark.embed.placement: a thread per Spark task grew memory per task), so every caller --
+    match, build_index, instantiate's relevance and slot choices -- gets that."""
     if not texts:
         return np.zeros((0, model.get_sentence_embedding_dimension()), dtype=np.float32)
+    return on_encoder_thread(_encode, model, texts, batch_size)
+
+
+def _encode(model: Any, texts: list[str], batch_size: int) -> npt.NDArray[np.float32]:
     with _ENCODE_LOCK:
         if isinstance(model, OnnxEncoder):
             return model.encode(texts, batch_size)
@@ -131,7 +138,14 @@ Windows = list[tuple[int, int, npt.NDArray[np.float32]]]
 def encode_windows(
     model: Any, texts: list[str], batch_size: int, overlap: int, max_batch_tokens: int
 ) -> list[tuple[int, Windows]]:
-    """Per text: (its number of tokens, [(start, end, token embeddings (end - start, d)) per window])."""
+    """Per text: (its number of tokens, [(start, end, token embeddings (end - start, d)) per window]), on the
+    process's one encoder thread (as `encode`)."""
+    return on_encoder_thread(_encode_windows, model, texts, batch_size, overlap, max_batch_tokens)
+
+
+def _encode_windows(
+    model: Any, texts: list[str], batch_size: int, overlap: int, max_batch_tokens: int
+) -> list[tuple[int, Windows]]:
     tok = model.tokenizer
     prefix, suffix = special_frame(tok)
     size = int(model.max_seq_length) - len(prefix) - len(suffix)

@@ -28,6 +28,7 @@ from typing import Any, TypeVar
 from fi_spark.config.embed import EmbedConfig
 
 T = TypeVar("T")
+ENCODER_THREAD = "fi-encoder"  # the name prefix of the process's one encoder thread
 GPU = "gpu"  # Spark's resource name for GPUs (spark.executor.resource.gpu.amount)
 
 _THREAD: tuple[int, ThreadPoolExecutor] | None = None  # (pid, executor): a forked worker makes its own
@@ -37,9 +38,11 @@ _THREAD_LOCK = threading.Lock()
 def on_encoder_thread(fn: Callable[..., T], *args: Any) -> T:
     """fn(*args) on this process's single encoder thread (created on first use), its result or its exception."""
     global _THREAD
+    if threading.current_thread().name.startswith(ENCODER_THREAD):  # a nested call: already there
+        return fn(*args)
     with _THREAD_LOCK:
         if _THREAD is None or _THREAD[0] != os.getpid():
-            _THREAD = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="fi-encoder"))
+            _THREAD = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix=ENCODER_THREAD))
         pool = _THREAD[1]
     return pool.submit(fn, *args).result()
 

@@ -150,3 +150,27 @@ def test_a_pyspark_without_profile_argument_runs_without_one(
     with caplog.at_level(logging.INFO, logger="fi_spark.match.match"):
         assert match_profile(fake_ctx(True, "1"), MatchConfig(gpu="auto")) is None
     assert [r for r in caplog.records if "takes no resource profile" in r.getMessage()]
+
+
+def test_encode_runs_on_the_encoder_thread_and_nested_calls_do_not_wait_on_themselves() -> None:
+    """Every encode call (match, build_index, instantiate's relevance) runs on the process's one encoder thread;
+    a call made from that thread (match wraps pooling, which encodes) runs in place instead of deadlocking."""
+    import threading
+
+    import numpy as np
+
+    from fi_spark.embed.encoder import encode
+    from fi_spark.embed.placement import ENCODER_THREAD, on_encoder_thread
+
+    seen: list[str] = []
+
+    class Model:
+        def encode(self, texts, **_: object):  # type: ignore[no-untyped-def]
+            seen.append(threading.current_thread().name)
+            return np.ones((len(texts), 3), dtype=np.float32)
+
+    assert encode(Model(), ["a", "b"], 8).shape == (2, 3)
+    nested = on_encoder_thread(lambda: encode(Model(), ["c"], 8))
+    assert nested.shape == (1, 3)
+    assert len(seen) == 2 and all(name.startswith(ENCODER_THREAD) for name in seen)
+    assert threading.current_thread().name not in seen
