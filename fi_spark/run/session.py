@@ -10,6 +10,7 @@ artifact), redacted (secrets and URL credentials), not into every command's log.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib
 import json
@@ -119,7 +120,8 @@ def stage_datasets(ctx: StageContext, name: str, inputs: PipelineInputs, result:
     listing) and the output folder (rows now in each table the stage writes, a fingerprint of those counts)."""
     spec = stage(name)
     refs = []
-    for field in (f for f in spec.inputs if f in ("documents", "queries")):  # files; "layout" is no dataset
+    files = {f.name for f in dataclasses.fields(PipelineInputs)}  # "layout" (export, report) is no dataset
+    for field in (f for f in spec.inputs if f in files):
         given = getattr(inputs, field)
         paths = [given] if given else list(ctx.config.queries.inputs if field == "queries" else [])
         if paths:
