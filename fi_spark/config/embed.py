@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from fi_spark.section import Section
 
@@ -35,6 +35,15 @@ class EmbedConfig(Section):
         "0.99 and 99%), so it stays off (it changes "
         "the vectors: it is part of identity()); choose from none, int8",
     )
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="torch only: the arithmetic of the transformer's matrix products. bf16 runs them in bfloat16 "
+        "under torch.autocast (layer norms, softmax and pooling stay float32): 1.9-2.0x fp32 on a CPU with "
+        "native bf16 dot products (AVX512-BF16, AMX) at cosine >= 0.9999 to fp32's vectors and the same best "
+        "template for 99.7% of real chunks (bench/encoder.py). auto: bf16 on such a CPU, fp32 anywhere else "
+        "(older CPUs emulate bf16 slowly; GPUs are not measured here: set bf16 there yourself); choose from "
+        "auto, fp32, bf16",
+    )
     threads: int | None = Field(
         default=None,
         ge=1,
@@ -62,11 +71,18 @@ class EmbedConfig(Section):
         default=2, ge=1, description="documents with fewer chunks/tokens get only the global vector (1: always regions)"
     )
 
+    @model_validator(mode="after")
+    def _precision_on_torch(self) -> EmbedConfig:
+        if self.precision == "bf16" and self.backend != "torch":
+            raise ValueError("embed.precision=bf16 runs on torch; the onnx backend is float32 (or quantize: int8)")
+        return self
+
     def identity(self) -> str:
         """The name stored with template vectors and index manifests: model@revision when a revision is pinned,
         plus `+tokens` when descriptions are token-pooled, so vectors made another way are never mixed into an
-        index or matched against. The ONNX export gives the same vectors as torch (cosine ~1.0), so it keeps the name;
-        a quantized export does not, so it adds `+int8`."""
+        index or matched against. The ONNX export gives the same vectors as torch (cosine ~1.0), and so does bf16
+        (cosine >= 0.9999: vectors of either precision search one index alike), so both keep the name; a quantized
+        export does not, so it adds `+int8`."""
         name = f"{self.model}@{self.revision}" if self.revision else self.model
         if self.backend == "onnx" and self.quantize != "none":
             name = f"{name}+{self.quantize}"
