@@ -1,12 +1,14 @@
 """Document vectors inside a Spark partition: chunk (or whole-document token) embeddings -> coverage-pooled vectors.
 
-The match stage repartitions chunks by doc_id, so every chunk of a document sits in one partition,
-and sorts them by (doc_id, ordinal). mapInPandas then hands us Arrow batches that may cut a
-document in two; `complete_documents` carries the tail of each batch over to the next, so every
-document is pooled from all its chunks while the encoder still sees large batches (throughput
-comes from batching across documents, not from per-document calls). Chunks of one document must
-arrive contiguously; if an engine ever breaks that, we stop with an error instead of silently
-pooling half a document twice.
+The match stage repartitions chunks by doc_id, so every chunk of a document sits in one partition, and
+each row carries its document's number of rows (`n_units`). mapInPandas hands us Arrow batches that may cut
+a document in two and, on some engines, interleave documents: Sail drops a `sortWithinPartitions` whose
+consumer is mapInPandas (its physical plan has no sort), so at 100k documents, read from many files, the
+chunks of one document arrived in separate batches with other documents between them. `complete_documents`
+therefore keeps the rows of each unfinished document until all `n_units` of them are in, then yields it,
+whatever order the rows came in; the encoder still sees large batches (throughput comes from batching across
+documents, not from per-document calls). A document whose rows never all arrive (an engine that broke the
+hash partitioning) stops the task with an error instead of being pooled from half its chunks.
 
 For each pooled vector we also name the chunk it stands for, the text the instantiator will see:
 for region j the chunk nearest its centre (the largest Gaussian weight), for the global vector the
@@ -47,31 +49,32 @@ class DocVectors:
         return len(self.doc_ids)
 
 
-def complete_documents(batches: Iterable[pd.DataFrame], key: str = "doc_id") -> Iterator[pd.DataFrame]:
-    """Re-cut a stream of row batches so no document is split across yielded frames."""
+def complete_documents(
+    batches: Iterable[pd.DataFrame], key: str = "doc_id", count: str = "n_units"
+) -> Iterator[pd.DataFrame]:
+    """Re-cut a stream of row batches into frames of whole documents: a document is yielded once `count` (its
+    number of rows, carried on every row) of its rows have arrived, in any order and across any batches."""
     carry: pd.DataFrame | None = None
-    done: set[str] = set()
     for batch in batches:
         if carry is not None and len(carry):
             batch = pd.concat([carry, batch], ignore_index=True)
         if not len(batch):
             continue
-        ids = batch[key]
-        runs = int((ids != ids.shift()).sum())
-        if runs != ids.nunique() or not done.isdisjoint(ids.unique().tolist()):
-            raise RuntimeError(
-                f"rows of one {key} arrived non-contiguously in a partition; the input must be "
-                f"repartitioned by {key} and sorted within partitions"
-            )
-        last = ids.iloc[-1]
-        tail = (ids == last).to_numpy()
-        carry = batch[tail]
-        head = batch[~tail]
-        if len(head):
-            done.update(head[key].unique().tolist())
-            yield head.reset_index(drop=True)
+        groups = batch.groupby(key, sort=False)[count]
+        have, need = groups.transform("size"), groups.transform("first")
+        if bool((have > need).any()):
+            extra = batch.loc[have > need, key].iloc[0]
+            raise RuntimeError(f"{key} {extra} has more rows than its {count} says: the input holds duplicate rows")
+        done = (have == need).to_numpy()
+        carry = batch[~done]
+        if done.any():
+            yield batch[done].reset_index(drop=True)
     if carry is not None and len(carry):
-        yield carry.reset_index(drop=True)
+        missing = carry[key].nunique()
+        raise RuntimeError(
+            f"{missing} document(s) in this partition never got all their rows (first: {carry[key].iloc[0]}): "
+            f"the input must be repartitioned by {key} so every row of a document lands in one partition"
+        )
 
 
 def pool_chunks(chunks: pd.DataFrame, model: Any, cfg: EmbedConfig) -> DocVectors:

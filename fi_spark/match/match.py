@@ -1,11 +1,12 @@
 """Stage `match`: documents (chunks) + the template index -> `matches`, `match_rejects`.
 
-Per partition (mapInPandas, fi_spark.embed.documents + fi_spark.match.candidates): chunks arrive
-grouped by document, are batch-encoded, coverage-pooled into 1 + N vectors per document, and each
-vector retrieves its top-k templates; a document keeps `match.candidates_per_doc` candidates at or
-above the cosine threshold `match.min_score`; only (doc, template, score, region, chunk) rows leave
-the worker. With `embed.pooling_unit=tokens` the units are whole documents, whose token embeddings are
-pooled over overlapping encoder windows (the released retriever's way, fi_spark.embed.pooling).
+Per partition (mapInPandas, fi_spark.embed.documents + fi_spark.match.candidates): every chunk of a
+document arrives in one partition (in any order: complete_documents waits for all of them), chunks are
+batch-encoded, coverage-pooled into 1 + N vectors per document, and each vector retrieves its top-k
+templates; a document keeps `match.candidates_per_doc` candidates at or above the cosine threshold
+`match.min_score`; only (doc, template, score, region, chunk) rows leave the worker. With
+`embed.pooling_unit=tokens` the units are whole documents, whose token embeddings are pooled over
+overlapping encoder windows (the released retriever's way, fi_spark.embed.pooling).
 Then, in Spark (no collect of data-sized things; the share cap needs one count of the planned pairs):
 
 1. global per-template cap: each template keeps its best-scoring documents, at most
@@ -152,11 +153,14 @@ def read_pending(ctx: StageContext) -> DataFrame:
 
 
 def unit_rows(ctx: StageContext, pending: DataFrame, cfg: EmbedConfig) -> DataFrame:
-    """What gets embedded: the pending documents' chunks, or the documents themselves for token pooling."""
+    """What gets embedded: the pending documents' chunks, or the documents themselves for token pooling; each row
+    with its document's number of rows (`n_units`), so a partition knows when a document is complete whatever
+    order its rows arrive in (fi_spark.embed.documents.complete_documents)."""
     if cfg.pooling_unit == "tokens":
-        return pending
+        return pending.withColumn("n_units", F.lit(1))
     cols = ["doc_id", "chunk_id", "ordinal", "char_start", "char_end", "text", "n_tokens"]
-    return ctx.store.read(CHUNKS).select(*cols).join(pending.select("doc_id"), "doc_id", "left_semi")
+    chunks = ctx.store.read(CHUNKS).select(*cols).join(pending.select("doc_id"), "doc_id", "left_semi")
+    return chunks.join(chunks.groupBy("doc_id").agg(F.count("*").cast("int").alias("n_units")), "doc_id")
 
 
 def match_profile(ctx: StageContext, cfg: MatchConfig) -> Any | None:
@@ -200,6 +204,8 @@ def find_candidates(
     """Per partition: encode, pool, search -> CANDIDATE_DDL rows (fi_spark.match.candidates); `profile`: the
     resource profile its tasks run under (`match_profile`), passed only when there is one."""
     order = ["doc_id", "ordinal"] if embed.pooling_unit == "chunks" else ["doc_id"]
+    # every row of a document in one partition; the sort keeps a document's rows together on classic Spark (Sail
+    # drops it before mapInPandas: complete_documents does not need it, it only keeps its carry-over small)
     grouped = units.repartition(partitions, "doc_id").sortWithinPartitions(*order)
     fn = partial(_match_partition, handle, embed, cfg.gpu_batch_size, cfg.top_k, cfg.min_score, cfg.candidates_per_doc)
     if profile is None:

@@ -98,8 +98,9 @@ STARS = ("Astronomers pointed the telescope at a distant galaxy. Its stars shine
 NONSENSE = "Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt."
 
 
-def seed_tables(ctx: StageContext) -> None:
-    """Templates, documents and chunks written directly, so the test controls every chunk."""
+def seed_tables(ctx: StageContext, chunk_order: Callable[[tuple], object] | None = None) -> None:
+    """Templates, documents and chunks written directly, so the test controls every chunk (and, with
+    `chunk_order`, the order the chunks are stored in)."""
     spark = ctx.spark
     templates = [(tid, text, ["slot"], 1, desc, [], "test", None) for tid, text, desc in TEMPLATES_ROWS]
     ctx.store.write(spark.createDataFrame(templates, TEMPLATES.schema), TEMPLATES)
@@ -115,6 +116,8 @@ def seed_tables(ctx: StageContext) -> None:
         for i, part in enumerate(parts):
             chunk_rows.append((f"{doc_id}#{i}", doc_id, i, pos, pos + len(part), part, len(part.split())))
             pos += len(part) + 2
+    if chunk_order is not None:
+        chunk_rows.sort(key=chunk_order)
     ctx.store.write(spark.createDataFrame(doc_rows, DOCUMENTS.schema), DOCUMENTS)
     ctx.store.write(spark.createDataFrame(chunk_rows, CHUNKS.schema), CHUNKS)
 
@@ -186,3 +189,25 @@ def test_match_pools_the_tokens_of_whole_documents(
     assert by_doc["mixed"] == {"t-bake", "t-football"}
     assert by_doc["football"] == {"t-football"} and "t-bake" in by_doc["bake-1"]
     assert {r.doc_id: r.reason for r in ctx.store.read(MATCH_REJECTS).collect()}["nonsense"] == "below_min_score"
+
+
+def test_match_pools_whole_documents_when_the_engine_drops_the_sort(
+    embedded_engine: Engine, make_ctx: Callable[..., StageContext]
+) -> None:
+    """Sail drops match's sortWithinPartitions before mapInPandas, so chunks reach a partition in the order they
+    were stored. Stored interleaved (each document's chunks apart, last chunk first), every document is still
+    pooled once from all its chunks: the mixed document finds both its topics, accounting holds."""
+    ctx = make_ctx(embedded_engine, [
+        "match.max_per_template=null", "match.max_per_doc=2", "match.min_score=0.3", "match.top_k=4",
+        "embed.regions=2", "embed.sigma=0.15", "embed.alpha=0.8", "match.partitions=1", "match.token_budget=null",
+    ])  # fmt: skip
+    seed_tables(ctx, chunk_order=lambda row: (-row[2], row[1]))  # mixed#3, mixed#2, mixed#1, then the others
+    stored = [r.doc_id for r in ctx.store.read(CHUNKS).collect()]
+    assert stored[:4] == ["mixed", "mixed", "mixed", "bake-1"] and stored[-1] == "nonsense"
+    build_index.run(ctx)
+    result = match.run(ctx)
+    assert result.accounting_ok and result.rows_in == 7
+    by_doc: dict[str, set[str]] = {}
+    for r in ctx.store.read(MATCHES).collect():
+        by_doc.setdefault(r.doc_id, set()).add(r.template_id)
+    assert by_doc["mixed"] == {"t-bake", "t-football"} and by_doc["football"] == {"t-football"}

@@ -39,18 +39,41 @@ def chunks(rows: list[tuple[str, int, str]]) -> pd.DataFrame:
     return frame
 
 
+def with_counts(frame: pd.DataFrame, counts: dict[str, int]) -> pd.DataFrame:
+    """`frame` with each row's document row count (match.unit_rows adds it in Spark)."""
+    return frame.assign(n_units=frame["doc_id"].map(counts))
+
+
 def test_complete_documents_carries_split_documents_over() -> None:
     """A document cut by a batch boundary comes out whole, in the next frame."""
+    counts = {"a": 1, "b": 3, "c": 1}
     batches = [chunks([("a", 0, "x"), ("b", 0, "x"), ("b", 1, "x")]), chunks([("b", 2, "x"), ("c", 0, "x")])]
-    frames = list(complete_documents(iter(batches)))
-    assert [f["doc_id"].tolist() for f in frames] == [["a"], ["b", "b", "b"], ["c"]]
+    frames = list(complete_documents(with_counts(b, counts) for b in batches))
+    assert [f["doc_id"].tolist() for f in frames] == [["a"], ["b", "b", "b", "c"]]
 
 
-def test_complete_documents_refuses_interleaved_input() -> None:
-    """Chunks of a document that reappear after it was emitted are an error, not a silent split."""
-    batches = [chunks([("a", 0, "x"), ("b", 0, "x")]), chunks([("a", 1, "x"), ("c", 0, "x")])]
-    with pytest.raises(RuntimeError, match="non-contiguously"):
-        list(complete_documents(iter(batches)))
+def test_complete_documents_takes_rows_in_any_order() -> None:
+    """Rows of documents interleaved across batches (Sail drops the sort before mapInPandas) still come out as
+    whole documents, each exactly once, as soon as its last row is in."""
+    counts = {"a": 3, "b": 2, "c": 1}
+    batches = [chunks([("a", 2, "x"), ("b", 0, "x")]), chunks([("c", 0, "x"), ("a", 0, "x")]),
+               chunks([("b", 1, "x"), ("a", 1, "x")])]  # fmt: skip
+    frames = list(complete_documents(with_counts(b, counts) for b in batches))
+    assert [sorted(set(f["doc_id"])) for f in frames] == [["c"], ["a", "b"]]
+    whole = pd.concat(frames)
+    assert sorted(zip(whole["doc_id"], whole["ordinal"], strict=True)) == [
+        ("a", 0), ("a", 1), ("a", 2), ("b", 0), ("b", 1), ("c", 0)
+    ]  # fmt: skip
+
+
+def test_complete_documents_refuses_a_document_that_never_completes() -> None:
+    """A document missing rows at the end of the partition (split across partitions) is an error, not half a
+    document pooled; so is a document with more rows than it should have."""
+    batches = [chunks([("a", 0, "x"), ("b", 0, "x")])]
+    with pytest.raises(RuntimeError, match="1 document.* never got all their rows"):
+        list(complete_documents(with_counts(b, {"a": 1, "b": 2}) for b in batches))
+    with pytest.raises(RuntimeError, match="more rows than its n_units"):
+        list(complete_documents(with_counts(b, {"a": 1, "b": 1}) for b in [chunks([("b", 0, "x"), ("b", 1, "x")])]))
 
 
 def test_pool_chunks_names_the_chunk_behind_each_vector() -> None:
