@@ -3,6 +3,7 @@
     python -m bench.scale                            # 1k, 10k, 100k documents (100k: hours on 2 cores)
     python -m bench.scale --sizes 1000,10000 --save /tmp/scale.json
     python -m bench.scale --quick                    # 100 and 1,000 documents (5-8 minutes)
+    python -m bench.scale --table a.json b.json      # the table of sizes saved by earlier runs (--save), together
 
 Documents: the first N of the benchmark corpus (shared/bench/corpus.jsonl.gz: real reviews, Usenet posts,
 news, book paragraphs); queries: the bundled sample (427 real instructions), the same at every size. Each size
@@ -289,13 +290,22 @@ def measure(n: int, corpus: Path, root: Path, url: str, overrides: list[str], ti
     run = run_peer(f"size {size_label(n)}", cmd, timeout_s=timeout_s, cwd=REPO, echo=True)
     if not run.ok or not result.exists():
         return run.row()
-    data = json.loads(result.read_text())
-    return SizeRun(data["docs"], data["start_s"], [StageRun(**s) for s in data["stages"]])
+    return size_run(json.loads(result.read_text()))
+
+
+def table_of_saved(paths: list[Path]) -> None:
+    """`--table`: sizes measured by separate runs (each saved with --save; a long size run on its own), one table."""
+    runs = sorted((r for p in paths for r in load_runs(p)), key=lambda r: r.docs)
+    print_table(runs)
+    print_summary(runs)
 
 
 def main() -> None:
     if sys.argv[1:2] == ["--one-size"]:
         one_size(sys.argv[2:])
+        return
+    if sys.argv[1:2] == ["--table"]:
+        table_of_saved([Path(a) for a in sys.argv[2:]])
         return
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", type=Path, default=corpus_path())
@@ -339,6 +349,19 @@ def main() -> None:
     print_table(runs)
     for line in failed:
         print(line)
+    print_summary(runs)
+
+
+def load_runs(path: Path) -> list[SizeRun]:
+    """The sizes a `--save` file holds."""
+    return [size_run(d) for d in json.loads(path.read_text())]
+
+
+def size_run(data: dict[str, Any]) -> SizeRun:
+    return SizeRun(data["docs"], data["start_s"], [StageRun(**s) for s in data["stages"]])
+
+
+def print_summary(runs: list[SizeRun]) -> None:
     totals = ", ".join(f"{size_label(r.docs)} {r.total_s:.0f}s" for r in runs)
     worst = worst_growth(runs)
     tail = f"worst growth {worst[0]:.2f} per 10x (stage {worst[1]})" if worst else "worst growth n/a (one size)"

@@ -15,10 +15,10 @@ window costs what 16 chunks of 512 do). Special tokens ([CLS]/[SEP], <s>/</s>) a
 pooled tokens, so a window boundary adds nothing in the middle of a document.
 
 `embed.backend=torch` (the default) runs the model on PyTorch, its matrix products in bfloat16 where the CPU
-has native bf16 dot products (`embed.precision=auto`: AVX512-BF16 or AMX; 1.9-2.0x float32 on this project's
-AMD EPYC at cosine >= 0.9999 to float32's vectors, bench/encoder.py), float32 elsewhere; `onnx` runs its transformer on ONNX Runtime
-(fi_spark.embed.onnx: exported once and cached, the model's own pooling kept; the same vectors, not faster on
-2 CPU cores: bench/encoder.py, bench/RESULTS.md). Both go through `encode` and `encode_windows` below.
+has native bf16 dot products (`embed.precision=auto`: AVX512-BF16 or AMX; 1.9x float32 on this project's AMD
+EPYC at cosine >= 0.9999 to float32's vectors, bench/encoder.py), float32 elsewhere; `onnx` runs its
+transformer on ONNX Runtime in float32 (fi_spark.embed.onnx: exported once and cached, the model's own pooling
+kept; fp32's vectors at 1.2x: bench/RESULTS.md). Both go through `encode` and `encode_windows` below.
 
 sentence-transformers is used rather than raw transformers because it carries each model's own
 pooling and normalization modules (sentence_bert_config / modules.json), so any model the user
@@ -124,7 +124,8 @@ def _load(cfg: EmbedConfig) -> SentenceTransformer | OnnxEncoder:
         import torch
 
         setattr(loaded, AUTOCAST, torch.bfloat16)
-    log.info("encoder %s on %s: %s matrix products (embed.precision=%s)", cfg.model, cfg.device, precision, cfg.precision)
+    log.info("encoder %s on %s: %s matrix products (embed.precision=%s)", cfg.model, cfg.device, precision,
+             cfg.precision)  # fmt: skip
     return loaded
 
 

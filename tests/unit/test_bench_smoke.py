@@ -4,6 +4,7 @@ a peer that hangs or fails becomes a row of the table instead of a crash (bench.
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 import time
@@ -74,3 +75,23 @@ def test_a_peer_that_exits_0_without_a_result_has_failed():
     """Exit 0 but no JSON line: no figure to print, so `failed (no result)`."""
     run = run_peer("silent", [sys.executable, "-c", "print('done')"], timeout_s=30)
     assert run.status == "failed" and run.row() == "silent: failed (no result) (no figure)"
+
+
+def test_scale_table_joins_sizes_saved_by_separate_runs(tmp_path, capsys):
+    """`python -m bench.scale --table a.json b.json`: a long size run on its own joins the earlier sizes in one
+    table, and the growth per 10x is computed across the files (here match: 10x the time for 10x the documents)."""
+    from dataclasses import asdict
+
+    from bench import scale
+
+    def size(docs: int, match_s: float) -> dict:
+        stages = [scale.StageRun("prepare_corpus", 1.0 * docs / 1000, 500.0, 1.0, docs, docs, 0),
+                  scale.StageRun("match", match_s, 900.0, match_s, docs, docs // 2, 0)]  # fmt: skip
+        return asdict(scale.SizeRun(docs, 3.0, stages))
+
+    (tmp_path / "small.json").write_text(json.dumps([size(1000, 10.0)]))
+    (tmp_path / "large.json").write_text(json.dumps([size(10000, 150.0)]))
+    scale.table_of_saved([tmp_path / "large.json", tmp_path / "small.json"])
+    out = capsys.readouterr().out.strip().splitlines()
+    assert out[0].split()[1:3] == ["s@1k", "cpu@1k"]
+    assert out[-1] == "scale: 1k 14s, 10k 163s, peak 900 MB; worst growth 1.50 per 10x (stage match)"
