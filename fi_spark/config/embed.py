@@ -38,9 +38,9 @@ class EmbedConfig(Section):
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",
         description="torch only: the arithmetic of the transformer's matrix products. bf16 runs them in bfloat16 "
-        "under torch.autocast (layer norms, softmax and pooling stay float32): 1.9-2.0x fp32 on a CPU with "
+        "under torch.autocast (layer norms, softmax and pooling stay float32): 1.9x fp32 on a CPU with "
         "native bf16 dot products (AVX512-BF16, AMX) at cosine >= 0.9999 to fp32's vectors and the same best "
-        "template for 99.7% of real chunks (bench/encoder.py). auto: bf16 on such a CPU, fp32 anywhere else "
+        "template for 99.6% of real chunks (bench/encoder.py). auto: bf16 on such a CPU, fp32 anywhere else "
         "(older CPUs emulate bf16 slowly; GPUs are not measured here: set bf16 there yourself); choose from "
         "auto, fp32, bf16",
     )
