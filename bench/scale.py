@@ -364,7 +364,9 @@ def size_run(data: dict[str, Any]) -> SizeRun:
 def print_summary(runs: list[SizeRun]) -> None:
     totals = ", ".join(f"{size_label(r.docs)} {r.total_s:.0f}s" for r in runs)
     worst = worst_growth(runs)
-    tail = f"worst growth {worst[0]:.2f} per 10x (stage {worst[1]})" if worst else "worst growth n/a (one size)"
+    tail = "worst growth n/a (one size)"
+    if worst:  # growth is the ratio to linear between two consecutive sizes: "per 10x" for 1k -> 10k
+        tail = f"worst growth {worst[0]:.2f} per {worst[3] / worst[2]:g}x (stage {worst[1]})"
     print(f"scale: {totals}, peak {max(r.peak_mb for r in runs):.0f} MB; {tail}")
 
 
