@@ -30,7 +30,8 @@ import socket
 import sys
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,13 +165,36 @@ def _apply_session_conf(spark: SparkSession, cfg: EngineConfig) -> None:
             log.warning("could not set %s=%s on this engine: %s", key, redact(value, key), exc)
 
 
+SAIL_BATCH_ENV = "SAIL_EXECUTION__BATCH_SIZE"
+
+
+@contextmanager
+def _sail_settings(cfg: EngineConfig) -> Iterator[None]:
+    """Sail reads its settings from SAIL_* environment variables once, when a server starts: set
+    engine.batch_rows there for this start only (a later engine in this process gets its own), unless the
+    user exported the variable themselves."""
+    if cfg.batch_rows is None or SAIL_BATCH_ENV in os.environ:
+        if cfg.batch_rows is not None:
+            log.info(
+                "%s=%s from the environment overrides engine.batch_rows", SAIL_BATCH_ENV, os.environ[SAIL_BATCH_ENV]
+            )
+        yield
+        return
+    os.environ[SAIL_BATCH_ENV] = str(cfg.batch_rows)
+    try:
+        yield
+    finally:
+        os.environ.pop(SAIL_BATCH_ENV, None)
+
+
 def _embedded(cfg: EngineConfig, app_name: str) -> Engine:
     try:
         from pysail.spark import SparkConnectServer
     except ImportError as exc:  # pragma: no cover - pysail is a hard dependency
         raise RuntimeError("engine.mode=embedded needs the pysail package: pip install pysail") from exc
-    server = SparkConnectServer("127.0.0.1", 0)
-    server.start(background=True)
+    with _sail_settings(cfg):
+        server = SparkConnectServer("127.0.0.1", 0)
+        server.start(background=True)
     host, port = server.listening_address
     # create(), not getOrCreate(): another Connect session in this process must not be reused (and stopped).
     spark = SparkSession.builder.remote(f"sc://{host}:{port}").appName(app_name).create()

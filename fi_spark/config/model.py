@@ -36,6 +36,14 @@ class EngineConfig(Section):
     )
     local_master: str = "local[*]"
     shuffle_partitions: int = Field(default=8, ge=1)
+    batch_rows: int | None = Field(
+        default=1024,
+        ge=64,
+        description="rows per batch inside the embedded engine (Sail's execution batch size): a shuffle buffers "
+        "partitions x batches, so with wide rows (documents, prompts) Sail's own 8192 made its memory grow with "
+        "the data (bench.engine_memory); null: Sail's default. A SAIL_EXECUTION__BATCH_SIZE set in the "
+        "environment wins. Other engines size their batches themselves (spark.sql.execution.arrow.*)",
+    )
     spark_conf: dict[str, str] = Field(default_factory=dict, description="extra Spark conf (local / cluster)")
     delta_package: str | None = Field(
         default=None,

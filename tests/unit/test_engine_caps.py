@@ -103,3 +103,26 @@ def test_a_missing_index_is_a_config_error_naming_the_command(tmp_path) -> None:
 
     with pytest.raises(ConfigError, match=r"no index under .*: run build_index first \(fi-spark build-index\)"):
         latest_artifact(str(tmp_path / "index"))
+
+
+def test_batch_rows_reach_sail_for_its_start_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Sail reads SAIL_EXECUTION__BATCH_SIZE when its server starts: set then, removed after, so a later engine
+    in this process (another batch_rows, or none) starts with its own."""
+    monkeypatch.delenv(engine_mod.SAIL_BATCH_ENV, raising=False)
+    with engine_mod._sail_settings(EngineConfig(batch_rows=512)):
+        assert os.environ[engine_mod.SAIL_BATCH_ENV] == "512"
+    assert engine_mod.SAIL_BATCH_ENV not in os.environ
+    with engine_mod._sail_settings(EngineConfig(batch_rows=None)):
+        assert engine_mod.SAIL_BATCH_ENV not in os.environ
+
+
+def test_a_batch_size_the_user_exported_wins(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(engine_mod.SAIL_BATCH_ENV, "4096")
+    with engine_mod._sail_settings(EngineConfig(batch_rows=1024)):
+        assert os.environ[engine_mod.SAIL_BATCH_ENV] == "4096"
+    assert os.environ[engine_mod.SAIL_BATCH_ENV] == "4096"
+
+
+def test_batch_rows_below_a_useful_batch_are_refused() -> None:
+    with pytest.raises(ValueError, match="batch_rows"):
+        EngineConfig(batch_rows=8)
