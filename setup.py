@@ -38,6 +38,9 @@ EMBED = [
     "onnxruntime>=1.32",
     "onnx>=1.23",
     "onnxscript>=0.7",
+    # embed.backend=openvino (fi_spark.embed.onnx): OpenVINO compiles that same export for the CPU, in bf16 where
+    # the CPU has native bf16 dot products
+    "openvino>=2026.4",
 ]
 
 INSTALL_REQUIRES = [

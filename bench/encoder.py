@@ -46,6 +46,10 @@ OPTIONS = {  # name -> EmbedConfig overrides; the baseline first
     "torch bf16 batch 32": {"backend": "torch", "precision": "bf16", "batch_size": 32},
     "onnx": {"backend": "onnx"},
     "onnx int8": {"backend": "onnx", "quantize": "int8"},
+    "openvino": {"backend": "openvino"},  # precision auto: bf16 on a CPU with native bf16
+    "openvino fp32": {"backend": "openvino", "precision": "fp32"},
+    "openvino batch 16": {"backend": "openvino", "batch_size": 16},
+    "openvino batch 256": {"backend": "openvino", "batch_size": 256},
     "onnx batch 16": {"backend": "onnx", "batch_size": 16},
     "onnx 1 thread": {"backend": "onnx", "threads": 1},
 }

@@ -20,13 +20,15 @@ class EmbedConfig(Section):
         default=None, description="hub revision (a commit) of embed.model, passed to sentence-transformers; pin it"
     )
     device: str = Field(default="cpu", description="cpu, cuda, cuda:0, mps ...")
-    backend: Literal["torch", "onnx"] = Field(
-        default="torch",
-        description="torch: sentence-transformers on PyTorch; onnx: the model's transformer exported once to ONNX "
-        "(cached under cache_dir) and run by ONNX Runtime on CPU, the model's own pooling kept: the same vectors "
-        "(cosine 1.0000), but not clearly faster on the 2-core dev machine (bench/RESULTS.md: 0.8-1.3x torch), so "
-        "torch stays the default. onnx falls back to torch, with one warning, where onnxruntime is missing, the export "
-        "fails or device is not cpu; choose from both",
+    backend: Literal["torch", "onnx", "openvino"] = Field(
+        default="openvino",
+        description="openvino: the model's transformer exported once to ONNX (cached under cache_dir) and compiled "
+        "by OpenVINO for this CPU, in bf16 where the CPU multiplies bf16 natively (embed.precision), the model's "
+        "own pooling kept: 2.6x torch fp32 on the 2-core dev machine, same best template for every chunk measured "
+        "(bench/encoder.py); torch: sentence-transformers on PyTorch (what a GPU runs: on a device other than "
+        "cpu, onnx and openvino hand over to torch); onnx: the export on ONNX Runtime, float32 (1.2x). onnx and "
+        "openvino fall back to torch, with one warning, where their runtime is missing or the export fails; "
+        "choose from torch, onnx, openvino",
     )
     quantize: Literal["none", "int8"] = Field(
         default="none",
@@ -37,17 +39,17 @@ class EmbedConfig(Section):
     )
     precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",
-        description="torch only: the arithmetic of the transformer's matrix products. bf16 runs them in bfloat16 "
-        "under torch.autocast (layer norms, softmax and pooling stay float32): 1.9x fp32 on a CPU with "
-        "native bf16 dot products (AVX512-BF16, AMX) at cosine >= 0.9999 to fp32's vectors and the same best "
-        "template for 99.6% of real chunks (bench/encoder.py). auto: bf16 on such a CPU, fp32 anywhere else "
-        "(older CPUs emulate bf16 slowly; GPUs are not measured here: set bf16 there yourself); choose from "
+        description="torch and openvino: the arithmetic of the transformer's matrix products. bf16 runs them in "
+        "bfloat16 (torch: under torch.autocast; layer norms, softmax and pooling stay float32): torch 1.9x fp32 "
+        "on a CPU with native bf16 dot products (AVX512-BF16, AMX) at cosine >= 0.9999 to fp32's vectors and the "
+        "same best template for 99.6% of real chunks (bench/encoder.py). auto: bf16 on such a CPU, fp32 anywhere "
+        "else (older CPUs emulate bf16 slowly; GPUs are not measured here: set bf16 there yourself); choose from "
         "auto, fp32, bf16",
     )
     threads: int | None = Field(
         default=None,
         ge=1,
-        description="onnx only: intra-op threads per encoder; default OMP_NUM_THREADS where the engine sets it "
+        description="onnx and openvino: intra-op threads per encoder; default OMP_NUM_THREADS where the engine sets it "
         "(classic Spark workers: spark.task.cpus), else every core",
     )
     cache_dir: str | None = Field(
@@ -73,8 +75,12 @@ class EmbedConfig(Section):
 
     @model_validator(mode="after")
     def _precision_on_torch(self) -> EmbedConfig:
-        if self.precision == "bf16" and self.backend != "torch":
-            raise ValueError("embed.precision=bf16 runs on torch; the onnx backend is float32 (or quantize: int8)")
+        if self.precision == "bf16" and self.backend == "onnx":
+            raise ValueError(
+                "embed.precision=bf16 runs on torch or openvino; the onnx backend is float32 (or quantize: int8)"
+            )
+        if self.quantize != "none" and self.backend != "onnx":
+            raise ValueError(f"embed.quantize={self.quantize} runs on the onnx backend; set embed.backend=onnx")
         return self
 
     def identity(self) -> str:

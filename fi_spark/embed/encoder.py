@@ -117,9 +117,9 @@ def _load(cfg: EmbedConfig) -> SentenceTransformer | OnnxEncoder:
     if cfg.max_seq_length:
         loaded.max_seq_length = cfg.max_seq_length
     loaded.eval()
-    if cfg.backend == "onnx":
-        return onnx_or_torch(loaded, cfg, ref)
     precision = resolve_precision(cfg)
+    if cfg.backend in ("onnx", "openvino"):
+        return onnx_or_torch(loaded, cfg, ref, precision)
     if precision == "bf16":
         import torch
 
@@ -130,9 +130,10 @@ def _load(cfg: EmbedConfig) -> SentenceTransformer | OnnxEncoder:
 
 
 def resolve_precision(cfg: EmbedConfig) -> str:
-    """fp32 or bf16 for a torch encoder: the setting, or for `auto` bf16 on a CPU with native bf16 dot products
-    (emulated bf16 on older CPUs is slower than fp32; GPUs are not measured here, so auto keeps fp32 there)."""
-    if cfg.backend != "torch":
+    """fp32 or bf16 for a torch or OpenVINO encoder: the setting, or for `auto` bf16 on a CPU with native bf16 dot
+    products (emulated bf16 on older CPUs is slower than fp32; GPUs are not measured here, so auto keeps fp32
+    there). ONNX Runtime runs float32."""
+    if cfg.backend == "onnx":
         return "fp32"
     if cfg.precision != "auto":
         return cfg.precision

@@ -17,12 +17,15 @@ translate, a GPU device) leaves the torch encoder in use, with one warning line.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
 import os
 import shutil
 import tempfile
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -86,39 +89,102 @@ class OnnxEncoder:
         return np.asarray(self.session.run(None, feed)[0], dtype=np.float32)
 
 
-def onnx_or_torch(model: Any, cfg: EmbedConfig, ref: str) -> Any:
-    """`model` (a loaded SentenceTransformer) with its transformer on ONNX Runtime, or `model` itself, with one
-    warning, where that cannot be had. A quantized export is never replaced by torch vectors: its identity
-    (`+int8`) promises quantized ones, so a failure there raises."""
-    reason = None if cfg.device == "cpu" else f"device {cfg.device!r} (ONNX Runtime runs on cpu here)"
-    if reason is None:
-        try:
-            return load_onnx(model, cfg, ref)
-        except Exception as exc:  # anything: the torch encoder gives the same vectors
-            if cfg.quantize != "none":
-                raise
-            reason = f"{type(exc).__name__}: {exc}"
-    log.warning("embed.backend=onnx unavailable (%s); encoding with torch", str(reason).splitlines()[0][:300])
+def onnx_or_torch(model: Any, cfg: EmbedConfig, ref: str, precision: str = "fp32") -> Any:
+    """`model` (a loaded SentenceTransformer) with its transformer on ONNX Runtime or OpenVINO (embed.backend), or
+    `model` itself, with one warning, where that cannot be had. A quantized export is never replaced by torch
+    vectors: its identity (`+int8`) promises quantized ones, so a failure there raises."""
+    if cfg.device != "cpu":  # expected, not a failure: the default backend is a CPU one, a GPU runs torch
+        log.info("embed.backend=%s runs on cpu; on %s the encoder runs on torch", cfg.backend, cfg.device)
+        return model
+    try:
+        return load_openvino(model, cfg, ref, precision) if cfg.backend == "openvino" else load_onnx(model, cfg, ref)
+    except Exception as exc:  # anything: the torch encoder gives the same vectors
+        if cfg.quantize != "none":
+            raise
+        why = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
+    log.warning("embed.backend=%s unavailable (%s); encoding with torch", cfg.backend, why)
     return model
+
+
+def exported(model: Any, cfg: EmbedConfig, ref: str) -> Path:
+    """The cached ONNX export of `model`'s transformer for `cfg`, made on first use."""
+    folder = cache_root(cfg) / export_key(ref, cfg)
+    if not (folder / MODEL_FILE).is_file():
+        export(model, folder, cfg.quantize)
+    return folder / MODEL_FILE
 
 
 def load_onnx(model: Any, cfg: EmbedConfig, ref: str) -> OnnxEncoder:
     import onnxruntime as ort
 
-    folder = cache_root(cfg) / export_key(ref, cfg)
-    if not (folder / MODEL_FILE).is_file():
-        export(model, folder, cfg.quantize)
+    path = exported(model, cfg, ref)
     options = ort.SessionOptions()
     options.intra_op_num_threads = intra_op_threads(cfg)
     options.inter_op_num_threads = 1
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    session = ort.InferenceSession(str(folder / MODEL_FILE), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    return _with_tail(model, session)
+
+
+class OpenVinoSession:
+    """A model compiled by OpenVINO, answering as an ONNX Runtime session does (`get_inputs`, `run`), so
+    OnnxEncoder's batching, padding and pooling serve both. One infer request: the process's one encoder thread
+    (fi_spark.embed.placement) is its only caller."""
+
+    def __init__(self, compiled: Any) -> None:
+        self.compiled = compiled
+        self.request = compiled.create_infer_request()
+        self.names = [port.get_any_name() for port in compiled.inputs]
+
+    def get_inputs(self) -> list[Any]:
+        from types import SimpleNamespace
+
+        return [SimpleNamespace(name=name) for name in self.names]
+
+    def run(self, _outputs: Any, feed: dict[str, Any]) -> list[Any]:
+        return [self.request.infer(feed)[self.compiled.outputs[0]]]
+
+
+def load_openvino(model: Any, cfg: EmbedConfig, ref: str, precision: str = "fp32") -> OnnxEncoder:
+    """The same export, compiled by OpenVINO for this CPU: bf16 matrix products when `precision` (the encoder's
+    resolve_precision) is bf16 (OpenVINO keeps normalizations in float32), float32 otherwise."""
+    import openvino as ov
+
+    settings = {
+        "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32",
+        "INFERENCE_NUM_THREADS": intra_op_threads(cfg),
+        "PERFORMANCE_HINT": "LATENCY",  # one request at a time, every thread on it
+    }
+    compiled = ov.Core().compile_model(str(exported(model, cfg, ref)), "CPU", settings)
+    version = ov.__version__.split("-")[0]
+    log.info("encoder %s on OpenVINO %s: %s matrix products (embed.precision=%s)", cfg.model, version, precision,
+             cfg.precision)  # fmt: skip
+    return _with_tail(model, OpenVinoSession(compiled))
+
+
+def _with_tail(model: Any, session: Any) -> OnnxEncoder:
     import torch
 
     tail = torch.nn.Sequential(*list(model)[1:])
-    return OnnxEncoder(
-        session, model.tokenizer, tail, int(model.max_seq_length), int(model.get_sentence_embedding_dimension())
-    )
+    dimension = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+    return OnnxEncoder(session, model.tokenizer, tail, int(model.max_seq_length), int(dimension()))
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """The exporter's own chatter (warnings, "torchvision is not installed" log lines) kept off a user's screen: the
+    export either works or fails with an exception, which onnx_or_torch reports in one line."""
+    loggers = [logging.getLogger(name) for name in ("torch.onnx", "onnx_ir", "onnxscript")]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        for logger, level in zip(loggers, levels, strict=True):
+            logger.setLevel(level)
 
 
 def intra_op_threads(cfg: EmbedConfig) -> int:
@@ -172,7 +238,7 @@ def export(model: Any, folder: Path, quantize: str) -> None:
     batch, length = torch.export.Dim("batch"), torch.export.Dim("length")
     work = Path(tempfile.mkdtemp(prefix=".export-", dir=folder.parent))
     try:
-        with torch.inference_mode():
+        with torch.inference_mode(), _quiet_exporter():
             torch.onnx.export(
                 Wrapped(),
                 tuple(sample[n] for n in names),

@@ -39,11 +39,12 @@ def onnx_model(onnx_cfg: EmbedConfig) -> OnnxEncoder:
     return model
 
 
-def test_backend_torch_is_the_default_and_gives_sentence_transformers() -> None:
-    """embed.backend defaults to torch (ONNX measured no faster here) and torch loads sentence-transformers."""
+def test_backend_openvino_is_the_default_and_torch_gives_sentence_transformers() -> None:
+    """embed.backend defaults to openvino (2.6x torch fp32 on CPU, bench/encoder.py); torch loads
+    sentence-transformers."""
     from sentence_transformers import SentenceTransformer
 
-    assert EmbedConfig().backend == "torch"
+    assert EmbedConfig().backend == "openvino"
     assert isinstance(enc.load_encoder(EmbedConfig(backend="torch")), SentenceTransformer)
 
 
@@ -139,3 +140,43 @@ def test_intra_op_threads_follow_the_setting_then_omp(monkeypatch: pytest.Monkey
     assert onnx_backend.intra_op_threads(EmbedConfig()) == 3
     monkeypatch.delenv("OMP_NUM_THREADS")
     assert onnx_backend.intra_op_threads(EmbedConfig()) == 0
+
+
+def test_openvino_compiles_the_same_export_and_keeps_the_vectors(onnx_cfg: EmbedConfig) -> None:
+    """The default backend: the ONNX export compiled by OpenVINO. fp32 gives torch's vectors; bf16 (where `auto`
+    picks it) stays within the cosine that lets either search one index."""
+    pytest.importorskip("openvino")
+    torch_vecs = enc.encode(enc.load_encoder(EmbedConfig(backend="torch", precision="fp32")), SENTENCES, 4)
+    for precision, floor in (("fp32", 0.9999), ("bf16", 0.999)):
+        cfg = onnx_cfg.model_copy(update={"backend": "openvino", "precision": precision})
+        model = enc.load_encoder(cfg)
+        assert isinstance(model.session, onnx_backend.OpenVinoSession)
+        vecs = enc.encode(model, SENTENCES, 4)
+        assert vecs.shape == torch_vecs.shape and vecs.dtype == np.float32
+        assert float((vecs * torch_vecs).sum(axis=1).min()) >= floor, precision
+
+
+def test_openvino_on_a_gpu_device_hands_over_to_torch_without_a_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def must_not_run(*_args: object, **_kw: object) -> None:
+        raise AssertionError("compiled for a gpu device")
+
+    monkeypatch.setattr(onnx_backend, "load_openvino", must_not_run)
+    sentinel = object()
+    with caplog.at_level(logging.INFO, logger=onnx_backend.__name__):
+        assert onnx_backend.onnx_or_torch(sentinel, EmbedConfig(device="cuda"), "ref") is sentinel
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+def test_a_missing_openvino_falls_back_to_torch_with_one_warning(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def missing(*_args: object, **_kw: object) -> None:
+        raise ImportError("No module named 'openvino'")
+
+    monkeypatch.setattr(onnx_backend, "load_openvino", missing)
+    sentinel = object()
+    with caplog.at_level(logging.WARNING, logger=onnx_backend.__name__):
+        assert onnx_backend.onnx_or_torch(sentinel, EmbedConfig(backend="openvino"), "ref") is sentinel
+    assert "embed.backend=openvino unavailable (ImportError" in caplog.text

@@ -35,7 +35,7 @@ def test_auto_is_bf16_only_on_a_cpu_with_native_bf16(monkeypatch: pytest.MonkeyP
 
 
 def test_bf16_on_the_onnx_backend_is_a_config_error() -> None:
-    with pytest.raises(ValidationError, match="precision=bf16 runs on torch"):
+    with pytest.raises(ValidationError, match="precision=bf16 runs on torch or openvino"):
         EmbedConfig(backend="onnx", precision="bf16")
 
 
@@ -59,8 +59,8 @@ def test_native_bf16_falls_back_to_cpuinfo_without_torch_probes(monkeypatch: pyt
 def test_bf16_vectors_stay_at_cosine_0999_of_fp32_on_real_sentences() -> None:
     """bf16 is really in effect (the vectors differ from fp32's in the last digits) and keeps them: unit length,
     cosine >= 0.999 (bench/encoder.py measures >= 0.9999 on 1,000 real chunks), token embeddings alike too."""
-    bf16 = enc.load_encoder(EmbedConfig(precision="bf16"))
-    fp32 = enc.load_encoder(EmbedConfig(precision="fp32"))
+    bf16 = enc.load_encoder(EmbedConfig(backend="torch", precision="bf16"))
+    fp32 = enc.load_encoder(EmbedConfig(backend="torch", precision="fp32"))
     assert bf16 is not fp32 and getattr(bf16, enc.AUTOCAST) == torch.bfloat16
     assert getattr(fp32, enc.AUTOCAST, None) is None
     a, b = enc.encode(bf16, SENTENCES, 4), enc.encode(fp32, SENTENCES, 4)
