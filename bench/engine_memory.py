@@ -12,12 +12,12 @@ every 0.05 s. Reported: the RSS growth from the moment the data is written to th
 the seconds of the shuffle. "vs linear" is the ratio of a size's growth to the next smaller size's, divided by
 the ratio of their rows (1.0: memory proportional to the data; near 0: flat).
 
-What it showed on this 2-core machine (2026-12-07): the growth is the shuffle's buffered batches, about
-partitions x batch rows x row width, up to a ceiling: more output partitions than running tasks queue their
-batches in memory (DataFusion's repartition, outside Sail's memory pool: a greedy pool of 256 MB changed
-nothing). At 8 partitions and Sail's default 8,192 rows per batch the growth climbs to ~1.3 GB at 300k rows,
-then stays; with 1,024 rows per batch it stays under 0.5 GB at every size. fi-spark's rows are wide (a
-document's text, an LLM prompt), which is why engine.batch_rows sets the embedded engine's batch size.
+What it showed on this 2-core machine (2026-12-07, `--partitions 2,8`, beside other jobs): the growth is the
+shuffle's buffered batches, about partitions x batch rows x row width, up to a ceiling: output partitions that no
+running task reads yet queue their batches in memory (DataFusion's repartition, outside Sail's memory pool: a
+greedy pool of 256 MB changed nothing). At 8 partitions and Sail's default 8,192 rows per batch the growth was
+309, 1,078 and 1,403 MB at 30k, 300k and 1M rows; at 1,024 rows per batch 236, 295 and 260 MB. fi-spark's rows
+are wide (a document's text, an LLM prompt), which is why engine.batch_rows sets the embedded engine's batch size.
 """
 
 from __future__ import annotations

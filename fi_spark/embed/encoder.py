@@ -14,11 +14,12 @@ so padding stays small, at most `embed.max_batch_tokens` padded tokens per pass 
 window costs what 16 chunks of 512 do). Special tokens ([CLS]/[SEP], <s>/</s>) are dropped from the
 pooled tokens, so a window boundary adds nothing in the middle of a document.
 
-`embed.backend=torch` (the default) runs the model on PyTorch, its matrix products in bfloat16 where the CPU
-has native bf16 dot products (`embed.precision=auto`: AVX512-BF16 or AMX; 1.9x float32 on this project's AMD
-EPYC at cosine >= 0.9999 to float32's vectors, bench/encoder.py), float32 elsewhere; `onnx` runs its
-transformer on ONNX Runtime in float32 (fi_spark.embed.onnx: exported once and cached, the model's own pooling
-kept; fp32's vectors at 1.2x: bench/RESULTS.md). Both go through `encode` and `encode_windows` below.
+`embed.backend=openvino` (the default) runs the transformer's cached ONNX export on OpenVINO (fi_spark.embed.onnx:
+the model's own pooling kept; 2.6x torch float32 on this project's AMD EPYC at the same best template for every
+chunk measured, bench/RESULTS.md); `torch` runs the model on PyTorch (what a GPU device always uses); `onnx` runs
+the export on ONNX Runtime in float32 (1.2x). On CPU, torch and openvino compute the matrix products in bfloat16
+where the CPU has native bf16 dot products (`embed.precision=auto`: AVX512-BF16 or AMX; cosine >= 0.9999 to
+float32's vectors), float32 elsewhere. All go through `encode` and `encode_windows` below.
 
 sentence-transformers is used rather than raw transformers because it carries each model's own
 pooling and normalization modules (sentence_bert_config / modules.json), so any model the user

@@ -95,3 +95,17 @@ def test_scale_table_joins_sizes_saved_by_separate_runs(tmp_path, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     assert out[0].split()[1:3] == ["s@1k", "cpu@1k"]
     assert out[-1] == "scale: 1k 14s, 10k 163s, peak 900 MB; worst growth 1.50 per 10x (stage match)"
+
+
+def test_engine_memory_bench_prints_a_row_per_cell_and_the_batch_comparison():
+    """`python -m bench.engine_memory`, tiny: each cell a process with its own Sail server, one row each, and the
+    summary line comparing batch sizes at the largest size."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.engine_memory", "--rows", "200,400", "--batch-rows", "128,64",
+         "--partitions", "2"],
+        cwd=REPO, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 200") or line.startswith("| 400")]
+    assert len(rows) == 4 and all("failed" not in r for r in rows), done.stdout
+    assert "engine_memory: 400 rows, 2 partitions: batch 64 grows" in done.stdout
