@@ -40,15 +40,19 @@ CORPUS = REPO.parent / "shared" / "bench" / "corpus.jsonl.gz"
 SAMPLE = REPO / "fi_spark" / "resources" / "sample"
 BASELINE = "torch fp32"
 OPTIONS = {  # name -> EmbedConfig overrides; the baseline first
-    BASELINE: {"backend": "torch", "precision": "fp32"},
+    BASELINE: {"backend": "torch", "precision": "fp32", "batch_size": 64},  # the baseline as first measured
     "default": {},  # EmbedConfig() as shipped: torch, precision auto (bf16 on a CPU with native bf16)
     "torch bf16": {"backend": "torch", "precision": "bf16"},
+    "torch fp32 batch 16": {"backend": "torch", "precision": "fp32", "batch_size": 16},
     "torch bf16 batch 32": {"backend": "torch", "precision": "bf16", "batch_size": 32},
     "onnx": {"backend": "onnx"},
     "onnx int8": {"backend": "onnx", "quantize": "int8"},
     "openvino": {"backend": "openvino"},  # precision auto: bf16 on a CPU with native bf16
     "openvino fp32": {"backend": "openvino", "precision": "fp32"},
+    "openvino batch 8": {"backend": "openvino", "batch_size": 8},
     "openvino batch 16": {"backend": "openvino", "batch_size": 16},
+    "openvino batch 32": {"backend": "openvino", "batch_size": 32},
+    "openvino batch 64": {"backend": "openvino", "batch_size": 64},
     "openvino batch 256": {"backend": "openvino", "batch_size": 256},
     "onnx batch 16": {"backend": "onnx", "batch_size": 16},
     "onnx 1 thread": {"backend": "onnx", "threads": 1},

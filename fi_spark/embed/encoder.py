@@ -15,7 +15,7 @@ window costs what 16 chunks of 512 do). Special tokens ([CLS]/[SEP], <s>/</s>) a
 pooled tokens, so a window boundary adds nothing in the middle of a document.
 
 `embed.backend=openvino` (the default) runs the transformer's cached ONNX export on OpenVINO (fi_spark.embed.onnx:
-the model's own pooling kept; 2.6x torch float32 on this project's AMD EPYC at the same best template for every
+the model's own pooling kept; 3.1x torch float32 on this project's AMD EPYC at the same best template for every
 chunk measured, bench/RESULTS.md); `torch` runs the model on PyTorch (what a GPU device always uses); `onnx` runs
 the export on ONNX Runtime in float32 (1.2x). On CPU, torch and openvino compute the matrix products in bfloat16
 where the CPU has native bf16 dot products (`embed.precision=auto`: AVX512-BF16 or AMX; cosine >= 0.9999 to
@@ -36,6 +36,7 @@ import importlib.util
 import logging
 import os
 import threading
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -218,24 +219,31 @@ def _encode_windows(
     jobs = [(i, a, b) for i, seq in enumerate(ids) for a, b in window_spans(len(seq), size, min(overlap, size - 1))]
     jobs.sort(key=lambda job: job[1] - job[2])  # longest first
     out: list[Windows] = [[] for _ in texts]
+    batches = _batches(jobs, batch_size, max_batch_tokens)
     with _ENCODE_LOCK:
-        for batch in _batches(jobs, batch_size, max_batch_tokens):
-            hidden = token_embeddings(model, [[*prefix, *ids[i][a:b], *suffix] for i, a, b in batch])
-            for row, (i, a, b) in enumerate(batch):  # the content tokens sit right after the prefix
+        for n, hidden in token_batches(model, ([[*prefix, *ids[i][a:b], *suffix] for i, a, b in batch]
+                                               for batch in batches)):  # fmt: skip
+            for row, (i, a, b) in enumerate(batches[n]):  # the content tokens sit right after the prefix
                 out[i].append((a, b, hidden[row, len(prefix) : len(prefix) + b - a].copy()))
+    for windows in out:  # batches finish in any order
+        windows.sort(key=lambda window: window[0])
     return [(len(seq), windows) for seq, windows in zip(ids, out, strict=True)]
 
 
-def token_embeddings(model: Any, ids: list[list[int]]) -> npt.NDArray[np.float32]:
-    """The transformer's token embeddings (rows, longest, d) of token id lists, padded to the longest."""
+def token_batches(model: Any, batches: Iterable[list[list[int]]]) -> Iterator[tuple[int, npt.NDArray[np.float32]]]:
+    """(batch number, the transformer's token embeddings (rows, longest, d)) per batch of token id lists, each
+    padded to its longest; in the order they finish (OpenVINO runs several at once)."""
     if isinstance(model, OnnxEncoder):
-        return model.token_embeddings(ids)
+        for n, _mask, hidden in model.hidden_batches(batches):
+            yield n, hidden
+        return
     import torch
 
-    features = model.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
-    with torch.inference_mode(), precision_context(model):
-        hidden = model[0]({k: v.to(model.device) for k, v in features.items()})["token_embeddings"]
-    return hidden.float().cpu().numpy()
+    for n, ids in enumerate(batches):
+        features = model.tokenizer.pad({"input_ids": ids}, padding=True, return_tensors="pt")
+        with torch.inference_mode(), precision_context(model):
+            hidden = model[0]({k: v.to(model.device) for k, v in features.items()})["token_embeddings"]
+        yield n, hidden.float().cpu().numpy()
 
 
 def special_frame(tok: Any) -> tuple[list[int], list[int]]:

@@ -40,7 +40,7 @@ def onnx_model(onnx_cfg: EmbedConfig) -> OnnxEncoder:
 
 
 def test_backend_openvino_is_the_default_and_torch_gives_sentence_transformers() -> None:
-    """embed.backend defaults to openvino (2.6x torch fp32 on CPU, bench/encoder.py); torch loads
+    """embed.backend defaults to openvino (3.1x torch fp32 on CPU, bench/encoder.py); torch loads
     sentence-transformers."""
     from sentence_transformers import SentenceTransformer
 
@@ -78,8 +78,57 @@ def test_onnx_token_windows_match_torch(onnx_model: OnnxEncoder) -> None:
             np.testing.assert_allclose(x, y, atol=1e-3)
 
 
-def test_length_sorted_batches_return_vectors_in_input_order(onnx_model: OnnxEncoder) -> None:
-    """Texts are batched by length, but each vector comes back at its text's position."""
+@pytest.fixture(scope="session")
+def openvino_model(onnx_cfg: EmbedConfig, onnx_model: OnnxEncoder) -> OnnxEncoder:
+    """The same export on OpenVINO in float32 (torch's vectors), throughput streams as shipped."""
+    pytest.importorskip("openvino")
+    model = enc.load_encoder(onnx_cfg.model_copy(update={"backend": "openvino", "precision": "fp32"}))
+    assert isinstance(model, OnnxEncoder) and isinstance(model.session, onnx_backend.OpenVinoSession)
+    return model
+
+
+@pytest.fixture(params=["onnx", "openvino"])
+def exported_model(request: pytest.FixtureRequest) -> OnnxEncoder:
+    return request.getfixturevalue(f"{request.param}_model")  # type: ignore[no-any-return]
+
+
+def test_openvino_token_windows_come_back_in_order_with_torchs_embeddings(openvino_model: OnnxEncoder) -> None:
+    """OpenVINO finishes batches in any order (one in flight per stream); each text still gets its windows in
+    document order, with torch's token embeddings."""
+    long_text = " ".join(f"Sentence number {i} of a long report on river ecology and fish." for i in range(60))
+    texts = [long_text, *SENTENCES]
+    torch_model = enc.load_encoder(EmbedConfig(backend="torch", precision="fp32"))
+    a = enc.encode_windows(openvino_model, texts, 1, 8, 4096)  # one window per batch: many in flight
+    b = enc.encode_windows(torch_model, texts, 1, 8, 4096)
+    assert len(a[0][1]) >= 3, "the long text must span several windows"
+    assert [n for n, _ in a] == [n for n, _ in b]
+    for (_, wa), (_, wb) in zip(a, b, strict=True):
+        assert [(s, e) for s, e, _ in wa] == [(s, e) for s, e, _ in wb]
+        for (_, _, x), (_, _, y) in zip(wa, wb, strict=True):
+            np.testing.assert_allclose(x, y, atol=1e-3)
+
+
+def test_openvino_runs_every_batch_once_and_recovers_from_a_failed_one(openvino_model: OnnxEncoder) -> None:
+    """run_many yields each key once; a batch the runtime rejects raises to its caller, and neither that nor a
+    reader that stops early leaves anything behind for the next call."""
+    session = openvino_model.session
+    ids = openvino_model.tokenizer(SENTENCES)["input_ids"]
+    feeds = [openvino_model._feed(n, openvino_model.tokenizer.pad({"input_ids": [row]}, return_tensors="np"))
+             for n, row in enumerate(ids)]  # fmt: skip
+    assert sorted(n for (n, _), _ in session.run_many(feeds)) == list(range(len(ids)))
+    broken = {name: np.ones((2, 3 + i), dtype=np.int64) for i, name in enumerate(session.names)}  # shapes disagree
+    with pytest.raises(RuntimeError):
+        list(session.run_many([feeds[0], (("broken", None), broken), feeds[1]]))
+    reader = session.run_many(feeds)
+    next(reader)
+    reader.close()
+    assert sorted(n for (n, _), _ in session.run_many(feeds)) == list(range(len(ids)))
+
+
+def test_length_sorted_batches_return_vectors_in_input_order(exported_model: OnnxEncoder) -> None:
+    """Texts are batched by length (on OpenVINO, finished in any order), but each vector comes back at its
+    text's position, the same whatever the batch size."""
+    onnx_model = exported_model
     rng = np.random.default_rng(0)
     order = rng.permutation(len(SENTENCES))
     shuffled = [SENTENCES[i] for i in order]
