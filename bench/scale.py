@@ -45,6 +45,7 @@ out of the table; the other sizes are still measured and printed. The last line 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -157,6 +158,7 @@ class StageRun:
     rows_out: int
     rejected: int
     metrics: dict[str, float] = field(default_factory=dict)
+    start_mb: float = 0.0  # RSS when the stage began: what earlier stages left behind (0: not recorded)
 
 
 @dataclass
@@ -174,7 +176,20 @@ class SizeRun:
         return max(s.peak_mb for s in self.stages)
 
 
-def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], rss: PeakRss) -> SizeRun:
+def release_freed_memory() -> None:
+    """Python's garbage collected and glibc's freed heap handed back to the OS (malloc_trim), so a stage starts
+    from what earlier stages still hold, not from what they once used."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):  # not glibc
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
+def run_size(
+    n: int, corpus: Path, root: Path, url: str, overrides: list[str], rss: PeakRss, trim: bool = False
+) -> SizeRun:
     """The pipeline on the first n documents, as `fi-spark pipeline` runs it, timed stage by stage."""
     from fi_spark.cli import sample_path
     from fi_spark.config import load_config
@@ -197,14 +212,17 @@ def run_size(n: int, corpus: Path, root: Path, url: str, overrides: list[str], r
         start_s = time.monotonic() - started
         with tracker.run("pipeline", tags={"fi_spark.stage": "pipeline"}):  # run_pipeline's loop, timed
             for spec in STAGES:
-                rss.reset()
+                if trim:
+                    release_freed_memory()
+                start_mb = rss.reset() / 2**20
                 cpu0, t0 = rss.cpu_seconds(), time.monotonic()
                 result = run_stage(tracker, spec.name, lambda spec=spec: run_spec(spec, ctx, inputs))
                 seconds = time.monotonic() - t0
                 run = StageRun(spec.name, seconds, rss.read() / 2**20, rss.cpu_seconds() - cpu0, result.rows_in,
-                               result.rows_out, result.rows_rejected, dict(result.metrics))  # fmt: skip
+                               result.rows_out, result.rows_rejected, dict(result.metrics), start_mb)  # fmt: skip
                 stages.append(run)
                 print(f"  {n:>7} {spec.name:<16} {seconds:>8.1f} s {run.cpu_s:>8.1f} cpu-s {run.peak_mb:>7.0f} MB "
+                      f"(from {start_mb:.0f}) "
                       f"{run.rows_in:>8} -> {run.rows_out}", flush=True)  # fmt: skip
     return SizeRun(n, start_s, stages)
 
@@ -271,22 +289,26 @@ def one_size(argv: list[str]) -> None:
         ap.add_argument(name, required=True)
     ap.add_argument("n", type=int)
     ap.add_argument("--set", dest="overrides", action="append", default=[])
+    ap.add_argument("--trim", action="store_true")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     os.environ["SPARK_CONNECT_MODE_ENABLED"] = "1"
     rss = PeakRss(exclude=set()).start()
     try:
-        run = run_size(args.n, Path(args.corpus), Path(args.root), args.url, args.overrides, rss)
+        run = run_size(args.n, Path(args.corpus), Path(args.root), args.url, args.overrides, rss, args.trim)
     finally:
         rss.stop()
     Path(args.result).write_text(json.dumps(asdict(run)))
 
 
-def measure(n: int, corpus: Path, root: Path, url: str, overrides: list[str], timeout_s: float) -> SizeRun | str:
+def measure(
+    n: int, corpus: Path, root: Path, url: str, overrides: list[str], timeout_s: float, trim: bool = False
+) -> SizeRun | str:
     """One size in its own process (its progress lines shown as they come); what it failed with, if it did."""
     result = root / f"result-{n}.json"
     cmd = [sys.executable, "-m", "bench.scale", "--one-size", str(n), "--url", url, "--root", str(root),
            "--corpus", str(corpus), "--result", str(result), *(f"--set={o}" for o in overrides)]  # fmt: skip
+    cmd += ["--trim"] if trim else []
     run = run_peer(f"size {size_label(n)}", cmd, timeout_s=timeout_s, cwd=REPO, echo=True)
     if not run.ok or not result.exists():
         return run.row()
@@ -318,6 +340,11 @@ def main() -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="SECTION.KEY=VALUE",
                         help="extra config override for every size, e.g. --set match.max_per_doc=1")  # fmt: skip
     parser.add_argument("--keep", type=Path, default=None, help="work folder to keep (default: a temp folder)")
+    parser.add_argument(
+        "--trim",
+        action="store_true",
+        help="before each stage: gc and glibc's malloc_trim (what is held vs what was freed)",
+    )
     parser.add_argument("--size-timeout", type=float, default=6 * 3600, help="seconds one size may run (then: a line)")
     args = parser.parse_args()
     sizes = [100, 1000] if args.quick else sorted(int(s) for s in args.sizes.split(","))
@@ -331,7 +358,7 @@ def main() -> None:
             print(f"# pipeline per stage ({os.cpu_count()} cores; LLM: {args.capacity} slots, {args.latency_ms} ms, "
                   f"{args.fault_rate:.0%} faults)", flush=True)  # fmt: skip
             for n in sizes:
-                run = measure(n, args.corpus, root, url, args.overrides, args.size_timeout)
+                run = measure(n, args.corpus, root, url, args.overrides, args.size_timeout, args.trim)
                 if isinstance(run, str):
                     print(run, flush=True)
                     failed.append(run)

@@ -82,8 +82,10 @@ class PeakRss:
         self._thread.start()
         return self
 
-    def reset(self) -> None:
+    def reset(self) -> int:
+        """Start a new peak from the RSS now, which it returns."""
         self.peak = self.tree_rss()
+        return self.peak
 
     def read(self) -> int:
         self.peak = max(self.peak, self.tree_rss())
