@@ -43,6 +43,10 @@ from fi_spark.config.embed import EmbedConfig
 
 log = logging.getLogger(__name__)
 
+# OpenVINO's CPU plugin keeps compiled kernels per input shape (5,000 by default); texts batched by length bring
+# a new (rows, tokens) shape on most batches, so the cache grew the process by ~0.3 GB per 9,000 chunks and kept
+# growing. Off, memory stays flat at the same speed (bench/encoder_memory.py). None: OpenVINO's default.
+RUNTIME_CACHE_CAPACITY: int | None = 0
 EXPORT_FORMAT = 2  # bump when the exported graph changes, so old cache entries are not reused
 MODEL_FILE = "model.onnx"
 
@@ -163,6 +167,7 @@ class OpenVinoSession:
             self.requests.wait_all()
             yield from self._drain()
         except BaseException:  # a failed request stays failed, and a reader may stop early: start the next clean
+            self._settle()
             self._fresh_queue()
             raise
 
@@ -175,6 +180,12 @@ class OpenVinoSession:
         # on OpenVINO's thread: hand a copy over, into this queue's own box, nothing else
         requests.set_callback(lambda request, key: finished.put((key, request.get_output_tensor(0).data.copy())))
         self.requests, self.finished = requests, finished
+
+    def _settle(self) -> None:
+        """Wait for every request still running: a queue dropped with work in flight crashes the process."""
+        for i in range(len(self.requests)):
+            with contextlib.suppress(RuntimeError):  # the failure already raised to the caller
+                self.requests[i].wait()
 
     def _drain(self) -> Iterator[tuple[Any, Any]]:
         while not self.finished.empty():
@@ -191,6 +202,8 @@ def load_openvino(model: Any, cfg: EmbedConfig, ref: str, precision: str = "fp32
         "INFERENCE_NUM_THREADS": intra_op_threads(cfg),  # 0: every core
         "PERFORMANCE_HINT": "THROUGHPUT",  # streams share the threads; OpenVinoSession.run_many keeps them busy
     }
+    if RUNTIME_CACHE_CAPACITY is not None:
+        settings["CPU_RUNTIME_CACHE_CAPACITY"] = RUNTIME_CACHE_CAPACITY
     compiled = ov.Core().compile_model(str(exported(model, cfg, ref)), "CPU", settings)
     version = ov.__version__.split("-")[0]
     log.info("encoder %s on OpenVINO %s: %s matrix products (embed.precision=%s)", cfg.model, version, precision,

@@ -109,3 +109,17 @@ def test_engine_memory_bench_prints_a_row_per_cell_and_the_batch_comparison():
     rows = [line for line in done.stdout.splitlines() if line.startswith("| 200") or line.startswith("| 400")]
     assert len(rows) == 4 and all("failed" not in r for r in rows), done.stdout
     assert "engine_memory: 400 rows, 2 partitions: batch 64 grows" in done.stdout
+
+
+def test_encoder_memory_bench_prints_both_settings_side_by_side(tmp_path):
+    """`python -m bench.encoder_memory`, tiny: each setting in a process of its own, a row per step with both."""
+    pytest.importorskip("openvino")
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.encoder_memory", "--chunks", "500", "--step", "250",
+         "--cache-dir", str(tmp_path)],
+        cwd=REPO, capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line for line in done.stdout.splitlines() if line.startswith("| 250 ") or line.startswith("| 500 ")]
+    assert len(rows) == 2 and all(len(r.split("|")) == 6 for r in rows), done.stdout
+    assert "growth after the first step: off (fi-spark)" in done.stdout

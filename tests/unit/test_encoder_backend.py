@@ -92,6 +92,26 @@ def exported_model(request: pytest.FixtureRequest) -> OnnxEncoder:
     return request.getfixturevalue(f"{request.param}_model")  # type: ignore[no-any-return]
 
 
+def test_openvino_compiles_for_throughput_without_a_per_shape_cache(
+    onnx_cfg: EmbedConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Throughput streams, capped at embed.threads; and no per-shape kernel cache: batches by length bring a new
+    input shape on most calls, and that cache grew the process with every one (bench/encoder_memory.py)."""
+    ov = pytest.importorskip("openvino")
+    seen: dict[str, object] = {}
+    compile_model = ov.Core.compile_model
+
+    def spy(core: object, model: object, device: str, config: dict[str, object]) -> object:
+        seen.update(config)
+        return compile_model(core, model, device, config)
+
+    monkeypatch.setattr(ov.Core, "compile_model", spy)
+    model = enc.load_encoder(onnx_cfg.model_copy(update={"backend": "openvino", "threads": 1}))
+    assert seen["PERFORMANCE_HINT"] == "THROUGHPUT" and seen["INFERENCE_NUM_THREADS"] == 1
+    assert seen["CPU_RUNTIME_CACHE_CAPACITY"] == onnx_backend.RUNTIME_CACHE_CAPACITY == 0
+    assert int(model.session.compiled.get_property("NUM_STREAMS")) == 1  # one thread: one stream
+
+
 def test_openvino_token_windows_come_back_in_order_with_torchs_embeddings(openvino_model: OnnxEncoder) -> None:
     """OpenVINO finishes batches in any order (one in flight per stream); each text still gets its windows in
     document order, with torch's token embeddings."""
