@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from bench.harness.peers import run_peer
+from bench.harness.table import print_table
 
 CALL = 250  # chunks per encode call
 SETTINGS = {"off (fi-spark)": 0, "OpenVINO default": None}
@@ -43,7 +45,7 @@ def one(capacity: int | None, n_chunks: int, step: int, cache_dir: str | None) -
         done = min(lo + CALL, len(chunks))
         if done % step == 0 or done == len(chunks):
             points.append((done, me.memory_info().rss / 2**20, time.perf_counter() - start))
-    print(json.dumps(points))
+    print(json.dumps({"points": points}))
 
 
 def main() -> None:
@@ -51,6 +53,7 @@ def main() -> None:
     ap.add_argument("--chunks", type=int, default=9000)
     ap.add_argument("--step", type=int, default=1500, help="a multiple of 250")
     ap.add_argument("--cache-dir", default=None, help="embed.cache_dir for the ONNX export (default: the user's)")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds one setting may run")
     ap.add_argument("--one", default=None, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one is not None:
@@ -61,15 +64,17 @@ def main() -> None:
         cmd = [sys.executable, "-m", "bench.encoder_memory", "--one", str(capacity).lower(), "--chunks",
                str(args.chunks), "--step", str(args.step)]  # fmt: skip
         cmd += ["--cache-dir", args.cache_dir] if args.cache_dir else []
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=Path(__file__).resolve().parents[1], check=True)
-        columns[name] = json.loads(out.stdout.strip().splitlines()[-1])
-        print(f"{name}: done", flush=True)
+        run = run_peer(name, cmd, timeout_s=args.timeout, cwd=Path(__file__).resolve().parents[1])
+        print(run.row(), flush=True)
+        if not run.ok or run.result is None:
+            raise SystemExit(f"encoder_memory: {run.row()}")
+        columns[name] = run.result["points"]
     names = list(columns)
-    print("\n| chunks | " + " | ".join(f"RSS MB, runtime cache {n}" for n in names) + " | seconds, off / default |")
-    print("|---|" + "---|" * len(names) + "---|")
-    for rows in zip(*columns.values(), strict=True):
-        line = f"| {rows[0][0]:,} | " + " | ".join(f"{r[1]:,.0f}" for r in rows)
-        print(line + f" | {rows[0][2]:.0f} / {rows[1][2]:.0f} |")
+    headers = ["chunks", *(f"RSS MB, runtime cache {n}" for n in names), "seconds, off / default"]
+    rows = [[f"{r[0][0]:,}", *(f"{x[1]:,.0f}" for x in r), f"{r[0][2]:.0f} / {r[1][2]:.0f}"]
+            for r in zip(*columns.values(), strict=True)]  # fmt: skip
+    print()
+    print_table(headers, rows)
     growth = {n: c[-1][1] - c[0][1] for n, c in columns.items()}
     print("\ngrowth after the first step: " + ", ".join(f"{n} {g:+,.0f} MB" for n, g in growth.items()))
 
