@@ -60,8 +60,8 @@ class EmbedConfig(Section):
         default=16,
         ge=1,
         description="texts per encoder pass on a CPU (a task given a GPU: match.gpu_batch_size). Small batches of "
-        "similar length pad little, and OpenVINO's streams each run one: 16 measured fastest of 8-64 there, and "
-        "torch is 1.1x faster at 16 than at 64 (bench/encoder.py)",
+        "similar length pad little, and OpenVINO's streams each run one: 8-64 measured within noise of each other "
+        "there, and torch is 1.1-1.2x faster at 16 than at 64 (bench/encoder.py)",
     )
     max_seq_length: int | None = Field(default=None, ge=8, description="default: the model's own limit")
     pooling_unit: Literal["chunks", "tokens"] = Field(
